@@ -1,0 +1,170 @@
+"""The models catalog (models.yaml): load and validate it, and apply edits as transactions."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from vllmctl.catalog.fileio import atomic_write, locked, read_bytes, real_path
+from vllmctl.catalog.schema import Model, Problem, Validation, did_you_mean, validate
+from vllmctl.catalog.yamldoc import IndentStyle, YamlText, compose, decode, detect_style, find_key
+from vllmctl.errors import CatalogError, ConcurrentEditError, UsageError
+
+if TYPE_CHECKING:
+    from ruamel.yaml.nodes import Node
+
+__all__ = ["Catalog", "Model", "Problem", "apply_edit", "load", "parse"]
+
+
+@dataclass
+class Catalog:
+    """A parsed models.yaml: the text, its node tree, and what validation found."""
+
+    path: Path
+    raw: bytes | None  # None: the file does not exist (yet)
+    doc: YamlText
+    root: Node | None
+    validation: Validation
+
+    @property
+    def exists(self) -> bool:
+        return self.raw is not None
+
+    @property
+    def models(self) -> list[Model]:
+        return self.validation.models
+
+    @property
+    def problems(self) -> list[Problem]:
+        return self.validation.problems
+
+    @property
+    def style(self) -> IndentStyle:
+        return detect_style(self.doc.text, self.root)
+
+    def names(self) -> list[str]:
+        """Names of all entries that have one, valid or not, in file order."""
+        names = []
+        for item in self.items():
+            pair = find_key(item, "name") if item.id == "mapping" else None
+            if pair and pair[1].id == "scalar":
+                names.append(str(pair[1].value))
+        return names
+
+    def items(self) -> list[Node]:
+        if self.root is None or self.root.id != "sequence":
+            return []
+        return list(self.root.value)
+
+    def index_of(self, name: str) -> int:
+        """Position of the entry called `name`; a clear error when there is none."""
+        for index, item in enumerate(self.items()):
+            pair = find_key(item, "name") if item.id == "mapping" else None
+            if pair and pair[1].value == name:
+                return index
+        known = self.names()
+        listing = ", ".join(known) if known else "none yet"
+        raise UsageError(
+            f"no model named {name!r} in {self.path}{did_you_mean(name, known)} (models: {listing})."
+        )
+
+    def model(self, name: str) -> Model:
+        """The valid entry called `name`."""
+        self.require_valid()
+        index = self.index_of(name)
+        return next(m for m in self.models if m.index == index)
+
+    def require_valid(self) -> None:
+        """Stop with every problem listed when the file is not valid."""
+        if self.problems:
+            count = len(self.problems)
+            raise CatalogError(
+                f"{self.path} has {count} problem{'s' if count > 1 else ''}; "
+                "fix them and try again (nothing was changed).",
+                details=[str(p) for p in self.problems],
+            )
+
+
+def parse(path: Path, raw: bytes | None) -> Catalog:
+    """Parse bytes read from `path` (None: a missing file, read as an empty list)."""
+    doc = decode(path, raw or b"")
+    root = compose(doc)
+    return Catalog(path, raw, doc, root, validate(doc, root))
+
+
+def load(path: Path) -> Catalog:
+    """Read and parse models.yaml; a missing file is an empty catalog (`exists` is False)."""
+    return parse(path, read_bytes(real_path(path)))
+
+
+Edit = Callable[[Catalog], str]
+_UNSET = object()
+_INDEX = re.compile(r"models\[\d+\] ?")
+_LINE = re.compile(r"line \d+")
+
+
+def apply_edit(
+    path: Path,
+    edit: Edit,
+    *,
+    based_on: bytes | None | object = _UNSET,
+    create_from: bytes | None = None,
+) -> Catalog:
+    """Run one edit under the lock, check the result, write it atomically; return it parsed.
+
+    `based_on`: the bytes the user's choices were made on (e.g. before prompting); if the
+    file no longer holds them, nothing is written. `create_from`: the text to start from
+    when the file does not exist. An edit that adds problems to the file is refused.
+    """
+    target = real_path(path)
+    with locked(target):
+        current = read_bytes(target)
+        if based_on is not _UNSET and current != based_on:
+            raise ConcurrentEditError(
+                f"{path} changed on disk since vllmctl read it; nothing was written. "
+                "Run the command again."
+            )
+        before = parse(path, current if current is not None else create_from)
+        new_text = edit(before)
+        after = parse_after_edit(path, before.doc, new_text)
+        introduced = _new_problems(before.problems, after.problems)
+        if introduced:
+            raise CatalogError(
+                f"the change would make {path} invalid; nothing was written.",
+                details=[f"{p.key_path}: {p.message}" for p in introduced],
+            )
+        atomic_write(target, before.doc.encode(new_text), expected=current)
+        return after
+
+
+def parse_after_edit(path: Path, doc: YamlText, new_text: str) -> Catalog:
+    """Parse an edit's result; a failure here is vllmctl's bug, and nothing gets written."""
+    raw = doc.encode(new_text)
+    try:
+        return parse(path, raw)
+    except CatalogError as exc:  # pragma: no cover - guards against a faulty splice
+        raise CatalogError(
+            f"vllmctl produced text it cannot parse back ({exc.message}); nothing was written. "
+            "Please report this with your models.yaml."
+        ) from exc
+
+
+def _comparable(problem: Problem) -> tuple[str, str]:
+    # An edit elsewhere moves entries and lines: compare problems without those numbers.
+    return (_INDEX.sub("", problem.key_path), _LINE.sub("", problem.message))
+
+
+def _new_problems(before: list[Problem], after: list[Problem]) -> list[Problem]:
+    """Problems in `after` that `before` did not have (line numbers may have moved)."""
+    seen = [_comparable(p) for p in before]
+    introduced = []
+    for problem in after:
+        key = _comparable(problem)
+        if key in seen:
+            seen.remove(key)
+        else:
+            introduced.append(problem)
+    return introduced

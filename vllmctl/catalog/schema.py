@@ -1,0 +1,454 @@
+"""What a models.yaml entry may hold, and validation that names file:line:column and the fix.
+
+The keys are the vllm-stack chart's `servingEngineSpec.modelSpec[]` keys, so an entry
+reads like the chart values it becomes. Keys vllmctl validates itself are in FIELDS;
+other modelSpec keys of the chart pass through to the values unchanged (CHART_KEYS,
+checked against the chart's values.schema.json, see docs/chart-facts.md); anything else
+is an error with a did-you-mean.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from vllmctl.catalog.quantity import QuantityError, format_bytes, parse_quantity
+from vllmctl.catalog.yamldoc import (
+    YamlText,
+    construct,
+    find_key,
+    is_mapping,
+    is_scalar,
+    is_sequence,
+)
+
+if TYPE_CHECKING:
+    from ruamel.yaml.nodes import MappingNode, Node
+
+# Derived object names ("<release>-<name>-deployment-vllm", 63 max) must stay valid.
+NAME_MAX = 40
+NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+# A HuggingFace repo id: "org/name", letters, digits, '-', '_', '.', no '--' or '..'.
+REPO_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
+URI_SCHEMES = ("pvc://", "s3://", "oci://")
+DTYPES = ("auto", "half", "float16", "bfloat16", "float", "float32")  # vLLM's --dtype choices
+MIN_MEMORY = Decimal(1024**2)
+STR_TAG = "tag:yaml.org,2002:str"
+
+# The old tool's defaults for a new entry.
+DEFAULTS: dict[str, Any] = {
+    "replicaCount": 1,
+    "requestCPU": 6,
+    "requestMemory": "16Gi",
+    "requestGPU": 1,
+    "pvcStorage": "50Gi",
+}
+
+# modelSpec keys of the vllm-stack chart that vllmctl passes through as given, with the
+# first chart version whose templates read them (docs/chart-facts.md). The chart does
+# not apply its values.schema.json, so a misspelt key would be silently ignored there:
+# this list is what catches it.
+CHART_KEYS: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "affinity annotations chatTemplate chatTemplateConfigMap enableLoRA enableTool env "
+            "envFromSecret extraVolumeMounts extraVolumes hf_token imagePullSecret initContainer "
+            "limitCPU limitGPUCores limitGPUMem limitGPUMemPercentage lmcacheConfig nodeName "
+            "nodeSelectorTerms podAnnotations priorityClassName pvcAccessMode pvcLabels "
+            "pvcMatchLabels raySpec repository requestGPUCores requestGPUMem "
+            "requestGPUMemPercentage requestGPUType runtimeClassName serviceAccountName shmSize "
+            "storageClass tag toolCallParser"
+        ).split(),
+        "0.1.8",
+    ),
+    **dict.fromkeys(("keda", "resources"), "0.1.9"),
+    "pvcAnnotations": "0.1.10",
+    **dict.fromkeys(("enabled", "pdb", "tolerations", "tolerationsPolicy"), "0.1.11"),
+    **dict.fromkeys(("labels", "podLabels", "serviceAnnotations", "modelRevision"), "0.1.12"),
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the file: where, which key, and what to do."""
+
+    where: str
+    key_path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.key_path}: {self.message}"
+
+
+Check = Callable[[Any], str | None]
+
+
+@dataclass(frozen=True)
+class Field:
+    """A key vllmctl understands: its check returns the problem text, or None when fine."""
+
+    check: Check
+    help: str
+    children: dict[str, Field] = field(default_factory=dict)
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "an empty value"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"
+
+
+def check_name(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return f"must be a text name, not {_type_name(value)}"
+    if len(value) > NAME_MAX:
+        return f"{value!r} is {len(value)} characters; use at most {NAME_MAX}"
+    if not NAME_RE.fullmatch(value):
+        suggestion = re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-")[:NAME_MAX].strip("-")
+        hint = f"; for example {suggestion!r}" if suggestion and NAME_RE.fullmatch(suggestion) else ""
+        return (
+            f"{value!r} is not a valid name: use lowercase letters, digits and '-', "
+            f"starting and ending with a letter or digit{hint}"
+        )
+    return None
+
+
+def check_model_url(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return f"must be a HuggingFace repo id like 'org/model', not {_type_name(value)}"
+    if value.startswith(URI_SCHEMES):
+        rest = value.split("://", 1)[1]
+        if not rest or any(c.isspace() for c in value):
+            return f"{value!r} is not a valid URI; give a location after the scheme, without spaces"
+        return None
+    if "://" in value:
+        return (
+            f"{value!r} uses an unsupported scheme; use a HuggingFace repo id 'org/model' "
+            f"or a {', '.join(URI_SCHEMES)} URI"
+        )
+    if not REPO_ID_RE.fullmatch(value) or "--" in value or ".." in value:
+        return (
+            f"{value!r} is not a HuggingFace repo id; write it as 'org/model', "
+            "e.g. 'meta-llama/Llama-3.1-8B-Instruct'"
+        )
+    return None
+
+
+def int_check(minimum: int) -> Check:
+    def check(value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            hint = f"; write {value.strip()} without quotes" if _is_int_text(value) else ""
+            return f"must be a whole number, not {_type_name(value)}{hint}"
+        if value < minimum:
+            return f"must be {minimum} or more, not {value}"
+        return None
+
+    return check
+
+
+def _is_int_text(value: Any) -> bool:
+    return isinstance(value, str) and value.strip().isdigit()
+
+
+def check_cpu(value: Any) -> str | None:
+    try:
+        amount = parse_quantity(value)
+    except QuantityError:
+        return f"{value!r} is not a CPU quantity; use cores like 6 or 0.5, or millicores like 500m"
+    if amount <= 0:
+        return f"must be more than 0, not {value!r}"
+    return None
+
+
+def check_memory(value: Any) -> str | None:
+    try:
+        amount = parse_quantity(value)
+    except QuantityError:
+        hint = ""
+        if isinstance(value, str):
+            fixed = re.sub(r"([KMGTPE])[bB]?$", r"\1i", value.strip())
+            if fixed != value and _is_quantity(fixed):
+                hint = f"; did you mean {fixed!r}?"
+        return f"{value!r} is not a Kubernetes quantity; use a binary suffix like 16Gi{hint}"
+    if amount < MIN_MEMORY:
+        return f"{value!r} means {format_bytes(amount)} bytes; give a unit, e.g. '{value}Gi'"
+    return None
+
+
+def _is_quantity(text: str) -> bool:
+    try:
+        parse_quantity(text)
+    except QuantityError:
+        return False
+    return True
+
+
+def check_dtype(value: Any) -> str | None:
+    if value not in DTYPES:
+        close = difflib.get_close_matches(str(value), DTYPES, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"{value!r} is not a dtype vLLM accepts; use one of {', '.join(DTYPES)}{hint}"
+    return None
+
+
+def check_fraction(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"must be a number between 0 and 1, not {_type_name(value)}"
+    if not 0 < value <= 1:
+        return f"must be more than 0 and at most 1 (a fraction of GPU memory), not {value}"
+    return None
+
+
+def check_bool(value: Any) -> str | None:
+    if not isinstance(value, bool):
+        return f"must be true or false, not {_type_name(value)}"
+    return None
+
+
+def check_str_list(value: Any) -> str | None:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return f"must be a list of strings (one per argument), not {_type_name(value)}"
+    return None
+
+
+def check_mapping(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return f"must be a mapping of keys to values, not {_type_name(value)}"
+    return None
+
+
+def check_text(value: Any) -> str | None:
+    if not isinstance(value, str) or not value:
+        return f"must be text, not {_type_name(value)}"
+    return None
+
+
+# The vllmConfig keys the chart turns into `vllm serve` flags. Others would be dropped
+# silently by the chart (e.g. pipelineParallelSize outside Ray), so they are errors here;
+# anything else goes in extraArgs.
+VLLM_CONFIG_FIELDS: dict[str, Field] = {
+    "maxModelLen": Field(int_check(1), "context length in tokens (--max-model-len)"),
+    "dtype": Field(check_dtype, "weight dtype (--dtype)"),
+    "tensorParallelSize": Field(int_check(1), "GPUs one replica spans (--tensor-parallel-size)"),
+    "gpuMemoryUtilization": Field(check_fraction, "share of GPU memory vLLM may use"),
+    "enablePrefixCaching": Field(check_bool, "prefix caching (vLLM's default: on)"),
+    "enableChunkedPrefill": Field(check_bool, "chunked prefill"),
+    "maxNumSeqs": Field(int_check(1), "maximum concurrent sequences (--max-num-seqs)"),
+    "maxLoras": Field(int_check(1), "LoRA adapters per batch (--max-loras)"),
+    "runner": Field(check_text, "model runner (--runner; chart 0.1.9+)"),
+    "convert": Field(check_text, "model conversion (--convert; chart 0.1.9+)"),
+    "v0": Field(check_text, 'set "1" to use vLLM\'s V0 engine'),
+    "extraArgs": Field(check_str_list, "more `vllm serve` arguments, one per item"),
+}
+
+FIELDS: dict[str, Field] = {
+    "name": Field(check_name, "the model's name: API model id and Kubernetes name"),
+    "modelURL": Field(check_model_url, "HuggingFace repo id, or pvc://, s3://, oci:// URI"),
+    "replicaCount": Field(int_check(0), "engine replicas"),
+    "requestCPU": Field(check_cpu, "CPU request per replica"),
+    "requestMemory": Field(check_memory, "memory request per replica"),
+    "limitMemory": Field(check_memory, "memory limit per replica"),
+    "requestGPU": Field(int_check(0), "GPUs per replica"),
+    "pvcStorage": Field(check_memory, "size of the model cache volume"),
+    "gated": Field(check_bool, "the model needs a HuggingFace token"),
+    "vllmConfig": Field(check_mapping, "vLLM engine options", VLLM_CONFIG_FIELDS),
+}
+REQUIRED = ("name", "modelURL")
+
+
+@dataclass
+class Model:
+    """One validated entry: its values as written, and where it sits in the file."""
+
+    index: int
+    data: dict[str, Any]
+    node: MappingNode
+
+    @property
+    def name(self) -> str:
+        return str(self.data["name"])
+
+    def effective(self) -> dict[str, Any]:
+        """The entry with vllmctl's defaults filled in, in the file's key order."""
+        merged = dict(self.data)
+        for key, default in DEFAULTS.items():
+            merged.setdefault(key, default)
+        return merged
+
+
+@dataclass
+class Validation:
+    """What validating the file found: the models that are whole, and every problem."""
+
+    models: list[Model]
+    problems: list[Problem]
+
+
+def did_you_mean(key: str, known: list[str]) -> str:
+    lowered = {k.lower(): k for k in known}
+    if key.lower() in lowered:
+        return f"; did you mean {lowered[key.lower()]!r}?"
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def validate(doc: YamlText, root: Node | None) -> Validation:
+    """Check every entry; collect all problems rather than stopping at the first."""
+    models: list[Model] = []
+    problems: list[Problem] = []
+    if root is None:
+        return Validation(models, problems)
+    if not is_sequence(root):
+        found = "a mapping" if is_mapping(root) else "a single value"
+        problems.append(
+            Problem(
+                doc.where(root.start_mark.index),
+                "top level",
+                f"models.yaml must be a list of models ('- name: ...'), found {found}",
+            )
+        )
+        return Validation(models, problems)
+    first_seen: dict[str, int] = {}
+    for index, item in enumerate(root.value):
+        label = f"models[{index}]"
+        if not is_mapping(item):
+            problems.append(
+                Problem(
+                    doc.where(item.start_mark.index),
+                    label,
+                    f"each model must be a mapping with name and modelURL, found {_node_kind(item)}",
+                )
+            )
+            continue
+        name_pair = find_key(item, "name")
+        name = name_pair[1].value if name_pair and is_scalar(name_pair[1]) else None
+        if isinstance(name, str) and check_name(name) is None:
+            label = f"{label} ({name})"
+        entry_problems: list[Problem] = []
+        data = _check_mapping(doc, item, FIELDS, label, entry_problems, top=True)
+        if name_pair and isinstance(data.get("name"), str) and check_name(data["name"]) is None:
+            name_node = name_pair[1]
+            if name in first_seen:
+                entry_problems.append(
+                    Problem(
+                        doc.where(name_node.start_mark.index),
+                        f"{label}.name",
+                        f"the name {name!r} is already used by the model at line "
+                        f"{first_seen[name]}; names must be unique",
+                    )
+                )
+            else:
+                first_seen[name] = doc.position(name_node.start_mark.index).line
+        for key in REQUIRED:
+            if key not in data:
+                entry_problems.append(
+                    Problem(doc.where(item.start_mark.index), label, f"{key} is missing; add '{key}: ...'")
+                )
+        entry_problems.extend(_cross_checks(doc, item, data, label))
+        problems.extend(entry_problems)
+        if not entry_problems:
+            models.append(Model(index, data, item))
+    return Validation(models, problems)
+
+
+def _node_kind(node: Node) -> str:
+    if is_sequence(node):
+        return "a list"
+    return f"the value {node.value!r}" if is_scalar(node) else "something else"
+
+
+def _value_node(mapping: MappingNode, key: str) -> Node:
+    for key_node, value in mapping.value:
+        if key_node.value == key:
+            return value
+    raise KeyError(key)
+
+
+def _check_mapping(
+    doc: YamlText,
+    node: MappingNode,
+    fields: dict[str, Field],
+    label: str,
+    problems: list[Problem],
+    top: bool = False,
+) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    known = list(fields) + (list(CHART_KEYS) if top else [])
+    for key_node, value_node in node.value:
+        where = doc.where(key_node.start_mark.index)
+        if not is_scalar(key_node) or key_node.tag != STR_TAG:
+            problems.append(Problem(where, label, "keys must be plain text"))
+            continue
+        key = key_node.value
+        path = f"{label}.{key}"
+        if key in data:
+            problems.append(Problem(where, path, f"{key!r} appears twice in this mapping; keep one"))
+            continue
+        try:
+            value = construct(value_node)
+        except Exception as exc:  # ruamel's ConstructorError: an unknown tag such as !!python/...
+            problems.append(Problem(doc.where(value_node.start_mark.index), path, _tag_message(exc)))
+            continue
+        data[key] = value
+        spec = fields.get(key)
+        if spec is None:
+            if top and key in CHART_KEYS:
+                continue
+            hint = did_you_mean(key, known) or "; remove it (docs/models-yaml.md lists the keys)"
+            problems.append(Problem(where, path, f"unknown key {key!r}{hint}"))
+            continue
+        message = spec.check(value)
+        if message:
+            problems.append(Problem(doc.where(value_node.start_mark.index), path, message))
+            continue
+        if spec.children and is_mapping(value_node):
+            _check_mapping(doc, value_node, spec.children, path, problems)
+    return data
+
+
+def _tag_message(exc: Exception) -> str:
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{problem}; remove the tag and write a plain value"
+
+
+def _cross_checks(doc: YamlText, item: MappingNode, data: dict[str, Any], label: str) -> list[Problem]:
+    problems: list[Problem] = []
+    config = data.get("vllmConfig")
+    gpus = data.get("requestGPU", DEFAULTS["requestGPU"])
+    if isinstance(config, dict) and isinstance(gpus, int) and not isinstance(gpus, bool):
+        tp = config.get("tensorParallelSize")
+        if isinstance(tp, int) and not isinstance(tp, bool) and tp >= 1:
+            if tp > gpus or gpus % tp:
+                node = _value_node(_value_node(item, "vllmConfig"), "tensorParallelSize")  # type: ignore[arg-type]
+                problems.append(
+                    Problem(
+                        doc.where(node.start_mark.index),
+                        f"{label}.vllmConfig.tensorParallelSize",
+                        f"{tp} does not divide requestGPU {gpus}; "
+                        f"set requestGPU to a multiple of {tp} or lower tensorParallelSize",
+                    )
+                )
+    request, limit = data.get("requestMemory", DEFAULTS["requestMemory"]), data.get("limitMemory")
+    if limit is not None and check_memory(limit) is None and check_memory(request) is None:
+        if parse_quantity(limit) < parse_quantity(request):
+            node = _value_node(item, "limitMemory")
+            problems.append(
+                Problem(
+                    doc.where(node.start_mark.index),
+                    f"{label}.limitMemory",
+                    f"{limit} is less than requestMemory {request}; raise limitMemory or lower the request",
+                )
+            )
+    return problems

@@ -1,0 +1,296 @@
+"""models.yaml as text plus a positioned node tree, and byte-exact edits spliced into that text.
+
+Why not load and re-dump? ruamel.yaml's round-trip mode keeps comments but still
+re-emits the whole file (spacing, some quoting and line breaks can move) and takes
+1.7 s for a 1,000-model file. Instead the file is composed by libyaml (through
+ruamel.yaml.clib: 80 ms for 1,000 models), every node keeps its character offsets, and
+an edit replaces exactly the characters of the entry or value it changes. Everything
+else is, by construction, the same bytes. ruamel.yaml's emitter writes the new text.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache, cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vllmctl.errors import CatalogError
+
+if TYPE_CHECKING:
+    from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+# The line breaks libyaml recognises (YAML 1.1): node marks count lines by these, so
+# "start of line" and "end of line" must use the same set.
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+_BREAK_CHARS = "\r\n\x85\u2028\u2029"
+BOM = "\ufeff"
+
+
+@dataclass(frozen=True)
+class Position:
+    """A 1-based line and column in the file, for messages."""
+
+    line: int
+    column: int
+
+
+@dataclass
+class YamlText:
+    """The decoded file: its text without a BOM, and the conventions edits must follow."""
+
+    path: Path
+    text: str
+    bom: bool
+    newline: str
+
+    def encode(self, text: str | None = None) -> bytes:
+        """The file's bytes for `text` (default: the current text), BOM restored."""
+        body = self.text if text is None else text
+        return ((BOM if self.bom else "") + body).encode("utf-8")
+
+    @cached_property
+    def _line_starts(self) -> list[int]:
+        return [0] + [match.end() for match in _LINE_BREAK.finditer(self.text)]
+
+    def position(self, index: int) -> Position:
+        """The line and column of a character offset, counted as libyaml counts them."""
+        line = bisect_right(self._line_starts, index) - 1
+        return Position(line + 1, index - self._line_starts[line] + 1)
+
+    def where(self, index: int) -> str:
+        """`file:line:column` of a character offset."""
+        pos = self.position(index)
+        return f"{self.path}:{pos.line}:{pos.column}"
+
+
+def decode(path: Path, data: bytes) -> YamlText:
+    """Decode the file's bytes as UTF-8, keeping its BOM and newline convention."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        head = data[: exc.start]
+        line = head.count(b"\n") + 1
+        column = exc.start - (head.rfind(b"\n") + 1) + 1
+        raise CatalogError(
+            f"{path}:{line}:{column}: the file is not UTF-8 text (byte 0x{data[exc.start]:02x}); "
+            "save it as UTF-8."
+        ) from None
+    bom = text.startswith(BOM)
+    if bom:
+        text = text[1:]
+    newline = "\r\n" if "\r\n" in text else "\n"
+    return YamlText(path, text, bom, newline)
+
+
+def compose(doc: YamlText) -> Node | None:
+    """Parse the text into libyaml's node tree; None for a document with no content."""
+    from ruamel.yaml.cyaml import CSafeLoader
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    try:
+        node: Node | None = CSafeLoader(doc.text).get_single_node()
+    except MarkedYAMLError as exc:
+        raise CatalogError(_syntax_message(doc, exc)) from None
+    except YAMLError as exc:  # pragma: no cover - libyaml marks every error it reports
+        raise CatalogError(f"{doc.path}: not valid YAML: {exc}") from None
+    return node
+
+
+def _syntax_message(doc: YamlText, exc: Any) -> str:
+    mark = exc.problem_mark or exc.context_mark
+    where = f"{doc.path}:{mark.line + 1}:{mark.column + 1}" if mark else str(doc.path)
+    problem = exc.problem or exc.context or "invalid YAML"
+    if "expected a single document" in str(exc):
+        problem = "the file holds more than one YAML document (---); keep one list of models"
+    context = ""
+    if exc.context and exc.context_mark and exc.problem:
+        context = f" ({exc.context} at line {exc.context_mark.line + 1})"
+    return f"{where}: YAML syntax error: {problem}{context}; fix the YAML and try again."
+
+
+@cache
+def _constructor() -> Any:
+    from ruamel.yaml.cyaml import CSafeLoader
+
+    return CSafeLoader("")
+
+
+def construct(node: Node) -> Any:
+    """The plain Python value of a node, built by ruamel's safe constructor."""
+    return _constructor().construct_object(node, deep=True)
+
+
+# ---------------------------------------------------------------- positions of nodes
+
+
+def is_scalar(node: Node) -> bool:
+    return node.id == "scalar"
+
+
+def is_mapping(node: Node) -> bool:
+    return node.id == "mapping"
+
+
+def is_sequence(node: Node) -> bool:
+    return node.id == "sequence"
+
+
+def content_end(text: str, node: Node) -> int:
+    """Offset just after the node's last character of content.
+
+    A block collection's own end mark lies at the next token, past trailing blank
+    lines and comments, so the end is taken from its last child instead. A block
+    scalar's (`|`, `>`) end mark lies past its trailing line breaks, which may reach
+    into the comment lines after it: step back to its last line of text.
+    """
+    if is_scalar(node):
+        end: int = node.end_mark.index
+        if node.style in ("|", ">"):
+            while end > node.start_mark.index and text[end - 1] in _BREAK_CHARS + " \t":
+                end -= 1
+        return end
+    if getattr(node, "flow_style", False) or not node.value:
+        return int(node.end_mark.index)
+    last = node.value[-1]
+    return content_end(text, last[1] if is_mapping(node) else last)
+
+
+def line_start(text: str, index: int) -> int:
+    """Offset of the first character of the line holding `index`."""
+    i = index
+    while i > 0 and text[i - 1] not in _BREAK_CHARS:
+        i -= 1
+    return i
+
+
+def line_end(text: str, index: int) -> int:
+    """Offset just past the line break ending the line that holds `index` (or EOF)."""
+    if index > 0 and text[index - 1] in _BREAK_CHARS and index == len(text):
+        return index
+    match = _LINE_BREAK.search(text, index)
+    return match.end() if match else len(text)
+
+
+def ends_with_break(text: str, index: int) -> bool:
+    """Whether the character before `index` is a line break."""
+    return index > 0 and text[index - 1] in _BREAK_CHARS
+
+
+def find_dash(text: str, region_start: int, item_start: int) -> int:
+    """Offset of the `-` that introduces a block sequence item starting at `item_start`.
+
+    Between the previous item's content (or the sequence start) and the item, the text
+    holds only white space, comments and that one dash: the last line whose first
+    non-blank character is `-` has it.
+    """
+    segments = []
+    start = region_start
+    for match in _LINE_BREAK.finditer(text, region_start, item_start):
+        segments.append((start, match.start()))
+        start = match.end()
+    segments.append((start, item_start))
+    for seg_start, seg_end in reversed(segments):
+        body = text[seg_start:seg_end]
+        stripped = body.lstrip(" \t")
+        if stripped.startswith("-") and (len(stripped) == 1 or stripped[1] in " \t"):
+            return seg_start + len(body) - len(stripped)
+    raise CatalogError(f"cannot locate the '-' of the list item at offset {item_start}")
+
+
+# ---------------------------------------------------------------- the style of the file
+
+
+@dataclass(frozen=True)
+class IndentStyle:
+    """How the file lays out its list: where dashes sit, where keys start, nesting step."""
+
+    dash_column: int = 0
+    key_offset: int = 2  # from the dash to the entry's keys
+    mapping_step: int = 2  # nested mapping indent
+
+    def dump(self, value: Any, newline: str, flow: bool = False) -> str:
+        """YAML text for `value` laid out in this style, starting at column 0."""
+        import io
+
+        from ruamel.yaml import YAML
+
+        yaml = YAML(typ="rt", pure=True)  # "rt" keeps the key order it is given
+        yaml.default_flow_style = flow
+        yaml.allow_unicode = True
+        yaml.width = 1 << 20  # never fold long strings across lines
+        yaml.indent(
+            mapping=self.mapping_step,
+            sequence=self.key_offset + self.dash_column,
+            offset=self.dash_column,
+        )
+        stream = io.StringIO()
+        yaml.dump(_quote_ambiguous(value), stream)
+        out = stream.getvalue()
+        if out.endswith("...\n"):
+            out = out[: -len("...\n")]
+        return out.replace("\n", newline)
+
+
+# Plain words that YAML 1.1 readers (yq, PyYAML, go-yaml v2) take for booleans, while
+# YAML 1.2 reads them as strings: quote them so every reader sees the same string.
+_YAML11_BOOLS = frozenset("y yes n no on off true false".split())
+
+
+def _quote_ambiguous(value: Any) -> Any:
+    from ruamel.yaml.scalarstring import SingleQuotedScalarString
+
+    if isinstance(value, dict):
+        return {k: _quote_ambiguous(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_quote_ambiguous(v) for v in value]
+    if isinstance(value, str) and value.lower() in _YAML11_BOOLS:
+        return SingleQuotedScalarString(value)
+    return value
+
+
+def detect_style(text: str, root: SequenceNode | None) -> IndentStyle:
+    """Read the indentation the file already uses, so new entries look like old ones."""
+    if root is None or not root.value:
+        return IndentStyle()
+    first = root.value[0]
+    dash = find_dash(text, root.start_mark.index, first.start_mark.index)
+    dash_column = dash - line_start(text, dash)
+    key_offset = first.start_mark.column - dash_column
+    if not is_mapping(first) or getattr(first, "flow_style", False) or key_offset < 2:
+        return IndentStyle(dash_column=dash_column)
+    step = 2
+    for entry in root.value:
+        nested = _first_nested_block_mapping(entry)
+        if nested is not None:
+            parent_column, child_column = nested
+            step = max(1, child_column - parent_column)
+            break
+    return IndentStyle(dash_column=dash_column, key_offset=key_offset, mapping_step=step)
+
+
+def _first_nested_block_mapping(entry: Node) -> tuple[int, int] | None:
+    if not is_mapping(entry) or getattr(entry, "flow_style", False):
+        return None
+    for key, value in entry.value:
+        if is_mapping(value) and not value.flow_style and value.value:
+            return key.start_mark.column, value.value[0][0].start_mark.column
+    return None
+
+
+def mapping_items(node: MappingNode) -> Iterator[tuple[ScalarNode, Node]]:
+    """Key/value node pairs of a mapping whose keys are scalars."""
+    for key, value in node.value:
+        if is_scalar(key):
+            yield key, value
+
+
+def find_key(node: MappingNode, key: str) -> tuple[ScalarNode, Node] | None:
+    """The key/value node pair for `key` in a mapping, if present."""
+    for key_node, value in mapping_items(node):
+        if key_node.value == key:
+            return key_node, value
+    return None

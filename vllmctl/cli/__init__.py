@@ -1,0 +1,92 @@
+"""vllmctl's command line: the group, its shared options, and the one error handler."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from vllmctl import __version__
+from vllmctl.cli.options import pass_app, shared_options
+from vllmctl.errors import EXIT_INTERRUPTED, EXIT_NEGATIVE, EXIT_USAGE, VllmctlError
+from vllmctl.ui import App
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class VllmctlGroup(click.Group):
+    """Lists commands by topic, and turns every error into one line and an exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+    def main(self, args: Any = None, prog_name: str | None = None, *rest: Any, **extra: Any) -> Any:
+        """Run the CLI: a red line on stderr and an exit code per error, tracebacks only with -v."""
+        app = extra.pop("obj", None) or App()
+        extra.pop("standalone_mode", None)
+        try:
+            result = super().main(args, prog_name or "vllmctl", *rest, standalone_mode=False, obj=app, **extra)
+        except VllmctlError as exc:
+            _report(app, exc.message, exc.details)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
+        except (KeyboardInterrupt, click.exceptions.Abort):
+            app.error("Interrupted; nothing was changed.")
+            sys.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:
+            # The reader went away (e.g. `| head`): nothing more to say to anyone.
+            sys.stderr.close()
+            sys.exit(EXIT_NEGATIVE)
+        except Exception as exc:  # a bug: one line, and the traceback with -v
+            _report(app, f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)", [])
+            sys.exit(EXIT_NEGATIVE)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+@click.group(cls=VllmctlGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "--version", prog_name="vllmctl", message="%(prog)s %(version)s")
+@shared_options
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Serve LLMs with vLLM on Kubernetes, from one models.yaml.
+
+    \b
+    Quick start:
+      vllmctl add-model            # add a model (asks, or give flags and --yes)
+      vllmctl list-models          # what models.yaml says is served
+      vllmctl validate             # check models.yaml, with file:line:column errors
+
+    Options shown here also work after the command name (vllmctl list-models -o json).
+    """
+
+
+def _register() -> None:
+    # Command modules import only light code at module level: heavy libraries are
+    # imported inside the commands that need them, so --help stays instant.
+    from vllmctl.cli import config, models
+
+    for command in (*models.COMMANDS, *config.COMMANDS):
+        cli.add_command(command)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The console entry point."""
+    cli.main(args=argv, prog_name="vllmctl")
+
+
+def _report(app: App, message: str, details: list[str]) -> None:
+    if app.verbose:
+        traceback.print_exc()
+    app.error(message)
+    for line in details:
+        print(f"  {line}", file=sys.stderr)
+
+
+__all__ = ["cli", "main", "pass_app"]

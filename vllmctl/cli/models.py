@@ -1,0 +1,301 @@
+"""Commands that read and edit models.yaml: list, add, remove, show, set, validate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vllmctl.cli.options import command
+from vllmctl.ui import App
+
+EXAMPLE_NAME = "models.example.yaml"
+
+
+def _example_bytes() -> bytes:
+    from importlib.resources import files
+
+    return (files("vllmctl") / "data" / EXAMPLE_NAME).read_bytes()
+
+
+def _missing_hint(path: Path) -> str:
+    return (
+        f"{path} does not exist yet. Start from the example (cp {EXAMPLE_NAME} {path}) "
+        "or run `vllmctl add-model`, which creates it."
+    )
+
+
+def _load_existing(app: App) -> Any:
+    from vllmctl.catalog import load
+    from vllmctl.errors import CatalogError
+
+    path = app.settings.models_path
+    catalog = load(path)
+    if not catalog.exists:
+        raise CatalogError(_missing_hint(path))
+    return catalog
+
+
+@command("list-models")
+def list_models(app: App) -> None:
+    """List the models in models.yaml (-o json for scripts)."""
+    from vllmctl.catalog import load
+
+    path = app.settings.models_path
+    catalog = load(path)
+    if not catalog.exists:
+        app.info(_missing_hint(path))
+        if app.output != "table":
+            app.emit([], lambda: None)
+        return
+    catalog.require_valid()
+    models = [m.effective() for m in catalog.models]
+
+    def table() -> None:
+        if not models:
+            app.info(f"No models in {path} yet; add one with `vllmctl add-model`.")
+            return
+        rows = [
+            (m["name"], m["modelURL"], m["requestGPU"], m["replicaCount"], m["requestMemory"], m["pvcStorage"])
+            for m in models
+        ]
+        app.table(("name", "model url", "gpus", "replicas", "memory", "storage"), rows)
+
+    app.emit(models, table)
+
+
+def _add_model_options(func: Any) -> Any:
+    from vllmctl.catalog.questions import QUESTIONS
+
+    for question in reversed(QUESTIONS):
+        help_text = question.prompt or "memory limit per replica (default: none)"
+        if question.default is not None:
+            help_text += f" [default {question.default}]"
+        if question.choices:
+            help_text += f" ({', '.join(question.choices)})"
+        func = click.option(question.flag, question.param, metavar="VALUE", help=help_text)(func)
+    return func
+
+
+@command("add-model")
+@_add_model_options
+def add_model(app: App, **flags: str | None) -> None:
+    """Add a model to models.yaml: asks for each field, or takes flags (with --yes, no prompts).
+
+    Creates models.yaml from models.example.yaml when it does not exist.
+    """
+    from vllmctl.catalog import apply_edit, load
+    from vllmctl.catalog.edits import add_entry
+    from vllmctl.catalog.questions import build_entry
+
+    path = app.settings.models_path
+    catalog = load(path)
+    catalog.require_valid()
+    answers = _collect_answers(app, flags, taken=set(catalog.names()))
+    entry = build_entry(answers)
+    if app.interactive:
+        from vllmctl.ui import to_yaml
+
+        app.info(to_yaml([entry]).rstrip())
+        if not app.confirm(f"Add {entry['name']} to {path}?", default=True):
+            app.info("Nothing was changed.")
+            return
+    example = None if catalog.exists else _example_bytes()
+    apply_edit(
+        path,
+        lambda current: add_entry(current.doc, current.root, current.style, entry),
+        based_on=catalog.raw,
+        create_from=example,
+    )
+    created = "" if catalog.exists else f" (created {path} from {EXAMPLE_NAME})"
+    app.success(f"Added {entry['name']} to {path}{created}.")
+    app.info("Deploy it with `vllmctl upgrade` (or `vllmctl install` for a new release).")
+
+
+def _collect_answers(app: App, flags: dict[str, str | None], taken: set[str]) -> dict[tuple[str, ...], Any]:
+    """Each field from its flag, else a prompt, else its default; errors name the flag."""
+    from vllmctl.catalog.questions import QUESTIONS
+    from vllmctl.errors import UsageError
+
+    def unique(value: Any) -> str | None:
+        return f"{value!r} is already in models.yaml; choose another name" if value in taken else None
+
+    answers: dict[tuple[str, ...], Any] = {}
+    for question in QUESTIONS:
+        text = flags.get(question.param)
+        if text is None:
+            continue
+        value, problem = question.parse(text)
+        if problem is None and question.path == ("name",):
+            problem = unique(value)
+        if problem:
+            raise UsageError(f"{question.flag}: {problem}.")
+        answers[question.path] = value
+
+    engine_flags_given = any(q.engine_option and q.path in answers for q in QUESTIONS)
+    ask_engine = False
+    for question in QUESTIONS:
+        if question.path in answers:
+            continue
+        if question.default is None and not question.engine_option and question.prompt:
+            app.require_interactive(f"{question.flag}")  # a required field without a flag
+        if not app.interactive or not question.prompt:
+            if question.default is not None:
+                answers[question.path] = question.default
+            continue
+        if question.engine_option:
+            if engine_flags_given:
+                continue
+            if not ask_engine:
+                ask_engine = app.confirm("Set vLLM engine options (max model length, dtype, ...)?")
+                if not ask_engine:
+                    break
+        answers[question.path] = _ask(app, question, unique if question.path == ("name",) else None)
+    return answers
+
+
+def _ask(app: App, question: Any, extra_check: Any) -> Any:
+    optional = question.engine_option
+    if question.choices:
+        choice = app.ask_select(question.prompt, ["(vLLM's default)", *question.choices])
+        return None if choice.startswith("(") else choice
+
+    def validate(text: str) -> str | None:
+        if optional and not text.strip():
+            return None
+        value, problem = question.parse(text)
+        return problem or (extra_check(value) if extra_check else None)
+
+    default = "" if question.default is None else str(question.default)
+    text = app.ask_text(question.prompt, default=default, validate=validate)
+    if optional and not text.strip():
+        return None
+    return question.parse(text)[0]
+
+
+@command("remove-model")
+@click.argument("name", required=False)
+def remove_model(app: App, name: str | None) -> None:
+    """Remove a model from models.yaml (choose from a list when NAME is omitted)."""
+    from vllmctl.catalog import apply_edit
+    from vllmctl.catalog.edits import remove_entry
+    from vllmctl.errors import UsageError
+
+    catalog = _load_existing(app)
+    path = catalog.path
+    if name is None:
+        names = catalog.names()
+        if not names:
+            raise UsageError(f"{path} has no models to remove.")
+        if not app.interactive:
+            raise UsageError("give the model to remove: vllmctl remove-model NAME.")
+        name = app.ask_select("Model to remove", names)
+    catalog.index_of(name)  # a clear error for an unknown name, before asking to confirm
+    if not app.confirm(f"Remove {name} from {path}?", default=False):
+        app.info("Nothing was changed.")
+        return
+    apply_edit(
+        path,
+        lambda current: remove_entry(current.doc, current.root, current.index_of(name)),
+        based_on=catalog.raw,
+    )
+    app.success(f"Removed {name} from {path}.")
+    app.info("Apply it to the cluster with `vllmctl upgrade`.")
+
+
+@command("show-model")
+@click.argument("name")
+def show_model(app: App, name: str) -> None:
+    """Show one model's fields, with vllmctl's defaults filled in."""
+    from vllmctl.catalog.schema import DEFAULTS
+
+    model = _load_existing(app).model(name)
+    effective = model.effective()
+
+    def table() -> None:
+        rows = []
+        for key, value in _flatten(effective):
+            rows.append((key, value, "(default)" if key in DEFAULTS and key not in model.data else ""))
+        app.table(("field", "value", ""), rows)
+
+    app.emit(effective, table)
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            rows.extend(_flatten(value, f"{prefix}{key}."))
+        else:
+            rows.append((f"{prefix}{key}", _inline(value)))
+    return rows
+
+
+def _inline(value: Any) -> str:
+    import json
+
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+@command("set-model")
+@click.argument("name")
+@click.argument("assignments", nargs=-1, required=True, metavar="KEY.PATH=VALUE...")
+def set_model(app: App, name: str, assignments: tuple[str, ...]) -> None:
+    """Set fields of one model, e.g. `set-model llama3 replicaCount=2 vllmConfig.maxModelLen=8192`.
+
+    VALUE is read as YAML: 2 is a number, true a boolean, '"2"' a string.
+    """
+    from vllmctl.catalog import apply_edit, parse_after_edit
+    from vllmctl.catalog.edits import set_value
+
+    parsed = [_parse_assignment(text) for text in assignments]
+    catalog = _load_existing(app)
+    catalog.model(name)  # the file must be valid and hold the model
+
+    def edit(current: Any) -> str:
+        # Apply one assignment at a time, re-reading the text between them.
+        for path, value in parsed:
+            entry = current.items()[current.index_of(name)]
+            text = set_value(current.doc, entry, path, value, current.style)
+            current = parse_after_edit(current.path, current.doc, text)
+        return str(current.doc.text)
+
+    apply_edit(catalog.path, edit, based_on=catalog.raw)
+    changes = ", ".join(assignments)
+    app.success(f"Set {changes} on {name} in {catalog.path}.")
+
+
+def _parse_assignment(text: str) -> tuple[list[str], Any]:
+    from vllmctl.catalog.yamldoc import YamlText, compose, construct
+    from vllmctl.errors import CatalogError, UsageError
+
+    key, sep, raw = text.partition("=")
+    path = key.strip().split(".")
+    if not sep or not all(path):
+        raise UsageError(f"{text!r}: write KEY.PATH=VALUE, e.g. vllmConfig.maxModelLen=8192.")
+    if not raw.strip():
+        raise UsageError(f"{text!r}: give a value after '='.")
+    try:
+        node = compose(YamlText(Path("<value>"), raw, False, "\n"))
+    except CatalogError:
+        raise UsageError(f"{text!r}: the value is not valid YAML; quote it, e.g. {key}='\"...\"'.") from None
+    return path, construct(node) if node is not None else None
+
+
+@command("validate")
+def validate_models(app: App) -> None:
+    """Check models.yaml: exit 0 when valid, else every problem with file:line:column (exit 2)."""
+    catalog = _load_existing(app)
+    if app.output != "table":
+        app.emit(
+            {"valid": not catalog.problems, "problems": [str(p) for p in catalog.problems]}, lambda: None
+        )
+    catalog.require_valid()
+    count = len(catalog.models)
+    app.success(f"{catalog.path} is valid: {count} model{'s' if count != 1 else ''}.")
+
+
+COMMANDS = (list_models, add_model, remove_model, show_model, set_model, validate_models)

@@ -1,0 +1,49 @@
+"""One error hierarchy; `vllmctl.cli.main` turns these into a line on stderr and an exit code.
+
+Exit codes (docs/ARCHITECTURE.md): 0 ok; 1 the operation ran and reports a negative
+result; 2 bad input or usage; 3 an external system failed; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_NEGATIVE = 1
+EXIT_USAGE = 2
+EXIT_EXTERNAL = 3
+EXIT_INTERRUPTED = 130
+
+
+class VllmctlError(Exception):
+    """An error the user can act on: its message is shown as is, without a traceback."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, *, details: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        # Extra lines shown under the message, e.g. one per validation problem.
+        self.details = details or []
+
+
+class UsageError(VllmctlError):
+    """A flag, argument or answer is missing or wrong."""
+
+
+class CatalogError(VllmctlError):
+    """models.yaml cannot be read, parsed, validated or safely written."""
+
+
+class ConcurrentEditError(CatalogError):
+    """models.yaml changed on disk between our read and our write."""
+
+
+class ExternalError(VllmctlError):
+    """helm, Kubernetes, Vault or the Hub failed or refused."""
+
+    exit_code = EXIT_EXTERNAL
+
+
+class Interrupted(VllmctlError):
+    """The user pressed Ctrl-C or ended a prompt; nothing was written."""
+
+    exit_code = EXIT_INTERRUPTED

@@ -1,0 +1,189 @@
+"""Every setting vllmctl reads, resolved in one place: flag, then environment, then default.
+
+The names and defaults of the old justfile's VLLM_* variables are kept so existing
+shell set-ups keep working. Each resolved value remembers where it came from, which
+`vllmctl config` shows.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Environment variable names: constants here, referenced by option help texts.
+ENV_MODELS_FILE = "VLLM_MODELS_FILE"
+ENV_NAMESPACE = "VLLM_NAMESPACE"
+ENV_CONTEXT = "VLLM_KUBE_CONTEXT"
+ENV_RELEASE = "VLLM_RELEASE"
+ENV_CHART = "VLLM_CHART"
+ENV_CHART_REPO = "VLLM_CHART_REPO"
+ENV_CHART_VERSION = "VLLM_CHART_VERSION"
+ENV_HELM_TIMEOUT = "VLLM_HELM_TIMEOUT"
+ENV_MODEL_IMAGE = "VLLM_MODEL_IMAGE"
+ENV_MODEL_TAG = "VLLM_MODEL_TAG"
+ENV_STORAGE_CLASS = "VLLM_STORAGE_CLASS"
+ENV_HF_TOKEN = "VLLM_HF_TOKEN"
+ENV_API_KEY = "VLLM_API_KEY"
+ENV_HF_TOKEN_FROM_SECRET = "VLLM_HF_TOKEN_FROM_SECRET"
+ENV_API_KEY_FROM_SECRET = "VLLM_API_KEY_FROM_SECRET"
+ENV_ROUTER_ENABLED = "VLLM_ROUTER_ENABLED"
+ENV_ROUTER_REPLICAS = "VLLM_ROUTER_REPLICAS"
+ENV_ROUTER_REQUEST_CPU = "VLLM_ROUTER_REQUEST_CPU"
+ENV_ROUTER_REQUEST_MEMORY = "VLLM_ROUTER_REQUEST_MEMORY"
+ENV_ROUTER_LIMIT_MEMORY = "VLLM_ROUTER_LIMIT_MEMORY"
+ENV_EXTERNAL_SECRETS_NAMESPACE = "EXTERNAL_SECRETS_NAMESPACE"
+ENV_VAULT_NAMESPACE = "K8S_VAULT_NAMESPACE"
+ENV_HELM = "VLLM_HELM"
+ENV_TEMPLATES_DIR = "VLLM_TEMPLATES_DIR"
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """One setting: its attribute name, env variable, default and whether it is secret."""
+
+    name: str
+    env: str
+    default: str | None
+    help: str
+    secret: bool = False
+    kind: str = "str"  # "str", "bool", "int" or "path": how the raw text is parsed
+
+
+SPECS: tuple[SettingSpec, ...] = (
+    SettingSpec("models_file", ENV_MODELS_FILE, "models.yaml", "the models catalog", kind="path"),
+    SettingSpec("namespace", ENV_NAMESPACE, "vllm", "Kubernetes namespace"),
+    SettingSpec("context", ENV_CONTEXT, None, "kube context (default: kubeconfig's current)"),
+    SettingSpec("release", ENV_RELEASE, "vllm", "helm release name"),
+    SettingSpec("chart", ENV_CHART, "vllm/vllm-stack", "chart: repo/name, directory, .tgz or oci://"),
+    SettingSpec(
+        "chart_repo",
+        ENV_CHART_REPO,
+        "https://vllm-project.github.io/production-stack",
+        "helm repository URL of the chart",
+    ),
+    SettingSpec("chart_version", ENV_CHART_VERSION, "0.1.8", "chart version"),
+    SettingSpec("helm_timeout", ENV_HELM_TIMEOUT, "30m", "helm --timeout"),
+    SettingSpec("model_image", ENV_MODEL_IMAGE, "vllm/vllm-openai", "engine image repository"),
+    SettingSpec("model_tag", ENV_MODEL_TAG, "latest", "engine image tag"),
+    SettingSpec("storage_class", ENV_STORAGE_CLASS, "", "storage class of model PVCs"),
+    SettingSpec("hf_token", ENV_HF_TOKEN, None, "HuggingFace token", secret=True),
+    SettingSpec("api_key", ENV_API_KEY, None, "API key of the endpoint", secret=True),
+    SettingSpec(
+        "hf_token_from_secret",
+        ENV_HF_TOKEN_FROM_SECRET,
+        "false",
+        "reference the hf-token Secret in values",
+        kind="bool",
+    ),
+    SettingSpec(
+        "api_key_from_secret",
+        ENV_API_KEY_FROM_SECRET,
+        "false",
+        "reference the vllm-api-key Secret in values",
+        kind="bool",
+    ),
+    SettingSpec("router_enabled", ENV_ROUTER_ENABLED, "true", "deploy the router", kind="bool"),
+    SettingSpec("router_replicas", ENV_ROUTER_REPLICAS, "1", "router replicas", kind="int"),
+    SettingSpec("router_request_cpu", ENV_ROUTER_REQUEST_CPU, "100m", "router CPU request"),
+    SettingSpec("router_request_memory", ENV_ROUTER_REQUEST_MEMORY, "256Mi", "router memory request"),
+    SettingSpec("router_limit_memory", ENV_ROUTER_LIMIT_MEMORY, "768Mi", "router memory limit"),
+    SettingSpec(
+        "external_secrets_namespace",
+        ENV_EXTERNAL_SECRETS_NAMESPACE,
+        "external-secrets",
+        "namespace of the External Secrets Operator",
+    ),
+    SettingSpec("vault_namespace", ENV_VAULT_NAMESPACE, "vault", "namespace of Vault in the cluster"),
+    SettingSpec("helm", ENV_HELM, None, "helm binary (default: helm on PATH)"),
+    SettingSpec("templates_dir", ENV_TEMPLATES_DIR, None, "directory of custom templates", kind="path"),
+)
+SPECS_BY_NAME = {spec.name: spec for spec in SPECS}
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A setting's raw text and where it came from: "flag", "env" or "default"."""
+
+    raw: str | None
+    source: str
+
+
+@dataclass
+class Settings:
+    """Resolved settings. Attribute access returns the parsed value (`settings.namespace`)."""
+
+    resolved: dict[str, Resolved] = field(default_factory=dict)
+
+    @classmethod
+    def resolve(
+        cls, flags: Mapping[str, str | None], environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Resolve every setting: a flag given on the command line wins over the env, then the default."""
+        env = os.environ if environ is None else environ
+        resolved: dict[str, Resolved] = {}
+        for spec in SPECS:
+            flag_value = flags.get(spec.name)
+            if flag_value is not None:
+                resolved[spec.name] = Resolved(flag_value, "flag")
+            elif spec.env in env:
+                resolved[spec.name] = Resolved(env[spec.env], "env")
+            else:
+                resolved[spec.name] = Resolved(spec.default, "default")
+        return cls(resolved)
+
+    def raw(self, name: str) -> str | None:
+        """The setting's text as given."""
+        return self.resolved[name].raw
+
+    def source(self, name: str) -> str:
+        """Where the setting's value came from."""
+        return self.resolved[name].source
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for names that are not real attributes: the settings themselves.
+        spec = SPECS_BY_NAME.get(name)
+        if spec is None:
+            raise AttributeError(name)
+        return parse_setting(spec, self.resolved[name].raw)
+
+    # Typed accessors for the settings the core uses most, so mypy sees their types.
+    @property
+    def models_path(self) -> Path:
+        """The models catalog path."""
+        return Path(self.raw("models_file") or "models.yaml")
+
+
+def parse_setting(spec: SettingSpec, raw: str | None) -> object:
+    """Parse a setting's text by its kind; a bad value names the env variable to fix."""
+    from vllmctl.errors import UsageError
+
+    if raw is None:
+        return None
+    if spec.kind == "bool":
+        word = raw.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+        raise UsageError(f"{spec.env}={raw!r} is not a boolean; use true or false.")
+    if spec.kind == "int":
+        try:
+            return int(raw)
+        except ValueError:
+            raise UsageError(f"{spec.env}={raw!r} is not a whole number.") from None
+    if spec.kind == "path":
+        return Path(raw).expanduser()
+    return raw
+
+
+def masked(spec: SettingSpec, raw: str | None) -> str | None:
+    """The text `config` may show for a setting: secrets are replaced, never partly shown."""
+    if raw is None or not spec.secret:
+        return raw
+    return "<set, hidden>" if raw else "<empty>"
