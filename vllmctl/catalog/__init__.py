@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from vllmctl.catalog.fileio import atomic_write, locked, read_bytes, real_path
 from vllmctl.catalog.schema import Model, Problem, Validation, did_you_mean, validate
@@ -16,7 +16,18 @@ from vllmctl.errors import CatalogError, ConcurrentEditError, UsageError
 if TYPE_CHECKING:
     from ruamel.yaml.nodes import Node
 
-__all__ = ["Catalog", "Model", "Problem", "apply_edit", "load", "parse"]
+__all__ = [
+    "Catalog",
+    "Model",
+    "Problem",
+    "adding",
+    "apply_edit",
+    "edit_text",
+    "load",
+    "parse",
+    "removing",
+    "setting",
+]
 
 
 @dataclass
@@ -128,16 +139,21 @@ def apply_edit(
                 "Run the command again."
             )
         before = parse(path, current if current is not None else create_from)
-        new_text = edit(before)
-        after = parse_after_edit(path, before.doc, new_text)
-        introduced = _new_problems(before.problems, after.problems)
-        if introduced:
-            raise CatalogError(
-                f"the change would make {path} invalid; nothing was written.",
-                details=[f"{p.key_path}: {p.message}" for p in introduced],
-            )
-        atomic_write(target, before.doc.encode(new_text), expected=current)
+        after = edit_text(before, edit)
+        atomic_write(target, after.doc.encode(), expected=current)
         return after
+
+
+def edit_text(before: Catalog, edit: Edit) -> Catalog:
+    """Run `edit` on a parsed catalog and check its result: parseable, and no new problems."""
+    after = parse_after_edit(before.path, before.doc, edit(before))
+    introduced = _new_problems(before.problems, after.problems)
+    if introduced:
+        raise CatalogError(
+            f"the change would make {before.path} invalid; nothing was written.",
+            details=[f"{p.key_path}: {p.message}" for p in introduced],
+        )
+    return after
 
 
 def parse_after_edit(path: Path, doc: YamlText, new_text: str) -> Catalog:
@@ -168,3 +184,38 @@ def _new_problems(before: list[Problem], after: list[Problem]) -> list[Problem]:
         else:
             introduced.append(problem)
     return introduced
+
+
+# ---------------------------------------------------------------- the edits commands make
+
+
+def adding(entry: dict[str, Any]) -> Edit:
+    """Edit: append `entry` after the last model."""
+    from vllmctl.catalog.edits import add_entry
+
+    return lambda current: add_entry(current.doc, current.root, current.style, entry)
+
+
+def removing(name: str) -> Edit:
+    """Edit: remove the model called `name`."""
+    from vllmctl.catalog.edits import remove_entry
+
+    def edit(current: Catalog) -> str:
+        assert current.root is not None  # index_of found the entry, so there is a list
+        return remove_entry(current.doc, current.root, current.index_of(name))
+
+    return edit
+
+
+def setting(name: str, assignments: list[tuple[list[str], Any]]) -> Edit:
+    """Edit: set each key path of the model called `name`, one after the other."""
+    from vllmctl.catalog.edits import set_value
+
+    def edit(current: Catalog) -> str:
+        for path, value in assignments:
+            entry = current.items()[current.index_of(name)]
+            text = set_value(current.doc, entry, path, value, current.style)
+            current = parse_after_edit(current.path, current.doc, text)
+        return current.doc.text
+
+    return edit

@@ -52,7 +52,7 @@ def add_entry(doc: YamlText, root: Node | None, style: IndentStyle, entry: dict[
     """The text with `entry` appended after the last model, in the file's own layout."""
     _require_block_list(doc, root)
     text = doc.text
-    block = style.dump([entry], doc.newline)
+    block = style.dump_item(entry, doc.newline)
     if root is None or not root.value:
         if root is not None and root.flow_style:  # an empty "[]": the new list replaces it
             text = text[: root.start_mark.index] + text[root.end_mark.index :]

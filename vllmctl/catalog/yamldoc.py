@@ -206,14 +206,16 @@ def find_dash(text: str, region_start: int, item_start: int) -> int:
 
 @dataclass(frozen=True)
 class IndentStyle:
-    """How the file lays out its list: where dashes sit, where keys start, nesting step."""
+    """How the file lays out its list and the blocks inside entries, so new text matches."""
 
-    dash_column: int = 0
-    key_offset: int = 2  # from the dash to the entry's keys
+    dash_column: int = 0  # column of the '-' of each model
+    key_offset: int = 2  # from that dash to the entry's keys
     mapping_step: int = 2  # nested mapping indent
+    sequence_indent: int = 4  # nested list: from its key to the item content
+    sequence_dash: int = 2  # nested list: from its key to the '-'
 
     def dump(self, value: Any, newline: str, flow: bool = False) -> str:
-        """YAML text for `value` laid out in this style, starting at column 0."""
+        """YAML text for `value` (a mapping), laid out in this style from column 0."""
         import io
 
         from ruamel.yaml import YAML
@@ -222,17 +224,20 @@ class IndentStyle:
         yaml.default_flow_style = flow
         yaml.allow_unicode = True
         yaml.width = 1 << 20  # never fold long strings across lines
-        yaml.indent(
-            mapping=self.mapping_step,
-            sequence=self.key_offset + self.dash_column,
-            offset=self.dash_column,
-        )
+        yaml.indent(mapping=self.mapping_step, sequence=self.sequence_indent, offset=self.sequence_dash)
         stream = io.StringIO()
         yaml.dump(_quote_ambiguous(value), stream)
         out = stream.getvalue()
         if out.endswith("...\n"):
             out = out[: -len("...\n")]
         return out.replace("\n", newline)
+
+    def dump_item(self, entry: dict[str, Any], newline: str) -> str:
+        """A whole list item: '- ' at the file's dash column, keys at its key column."""
+        lines = self.dump(entry, newline).rstrip("\r\n").split(newline)
+        first = " " * self.dash_column + "-" + " " * (self.key_offset - 1) + lines[0]
+        rest = [" " * (self.dash_column + self.key_offset) + line if line else line for line in lines[1:]]
+        return newline.join([first, *rest]) + newline
 
 
 # Plain words that YAML 1.1 readers (yq, PyYAML, go-yaml v2) take for booleans, while
@@ -241,44 +246,64 @@ _YAML11_BOOLS = frozenset("y yes n no on off true false".split())
 
 
 def _quote_ambiguous(value: Any) -> Any:
-    from ruamel.yaml.scalarstring import SingleQuotedScalarString
+    """Force the quoting under which every YAML reader reads back the same string.
+
+    Line breaks and control characters go in double quotes, as escapes: ruamel may
+    otherwise write a NEL or U+2028 raw, which libyaml (YAML 1.1) folds into a space.
+    """
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 
     if isinstance(value, dict):
         return {k: _quote_ambiguous(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_quote_ambiguous(v) for v in value]
-    if isinstance(value, str) and value.lower() in _YAML11_BOOLS:
-        return SingleQuotedScalarString(value)
+    if isinstance(value, str):
+        if any(ch in _BREAK_CHARS or ch < " " or "\x7f" <= ch <= "\x9f" for ch in value):
+            return DoubleQuotedScalarString(value)
+        if value.lower() in _YAML11_BOOLS:
+            return SingleQuotedScalarString(value)
     return value
 
 
 def detect_style(text: str, root: SequenceNode | None) -> IndentStyle:
     """Read the indentation the file already uses, so new entries look like old ones."""
-    if root is None or not root.value:
+    if root is None or not root.value or not is_sequence(root) or root.flow_style:
         return IndentStyle()
     first = root.value[0]
     dash = find_dash(text, root.start_mark.index, first.start_mark.index)
     dash_column = dash - line_start(text, dash)
     key_offset = first.start_mark.column - dash_column
-    if not is_mapping(first) or getattr(first, "flow_style", False) or key_offset < 2:
+    if not is_mapping(first) or first.flow_style or key_offset < 2:
         return IndentStyle(dash_column=dash_column)
-    step = 2
+    found: dict[str, int] = {}
     for entry in root.value:
-        nested = _first_nested_block_mapping(entry)
-        if nested is not None:
-            parent_column, child_column = nested
-            step = max(1, child_column - parent_column)
+        _nested_layout(text, entry, found)
+        if len(found) == 3:
             break
-    return IndentStyle(dash_column=dash_column, key_offset=key_offset, mapping_step=step)
+    default = IndentStyle()
+    step = found.get("mapping_step", default.mapping_step)
+    return IndentStyle(
+        dash_column=dash_column,
+        key_offset=key_offset,
+        mapping_step=step,
+        sequence_indent=found.get("sequence_indent", step + 2),
+        sequence_dash=found.get("sequence_dash", step),
+    )
 
 
-def _first_nested_block_mapping(entry: Node) -> tuple[int, int] | None:
-    if not is_mapping(entry) or getattr(entry, "flow_style", False):
-        return None
+def _nested_layout(text: str, entry: Node, found: dict[str, int]) -> None:
+    """Note the first nested block mapping's and block list's indentation in `entry`."""
+    if not is_mapping(entry) or entry.flow_style:
+        return
     for key, value in entry.value:
+        column = key.start_mark.column
         if is_mapping(value) and not value.flow_style and value.value:
-            return key.start_mark.column, value.value[0][0].start_mark.column
-    return None
+            found.setdefault("mapping_step", max(1, value.value[0][0].start_mark.column - column))
+        elif is_sequence(value) and not value.flow_style and value.value:
+            item = value.value[0]
+            dash = find_dash(text, value.start_mark.index, item.start_mark.index)
+            found.setdefault("sequence_dash", dash - line_start(text, dash) - column)
+            found.setdefault("sequence_indent", item.start_mark.column - column)
 
 
 def mapping_items(node: MappingNode) -> Iterator[tuple[ScalarNode, Node]]:

@@ -85,8 +85,7 @@ def add_model(app: App, **flags: str | None) -> None:
 
     Creates models.yaml from models.example.yaml when it does not exist.
     """
-    from vllmctl.catalog import apply_edit, load
-    from vllmctl.catalog.edits import add_entry
+    from vllmctl.catalog import adding, apply_edit, load
     from vllmctl.catalog.questions import build_entry
 
     path = app.settings.models_path
@@ -102,12 +101,7 @@ def add_model(app: App, **flags: str | None) -> None:
             app.info("Nothing was changed.")
             return
     example = None if catalog.exists else _example_bytes()
-    apply_edit(
-        path,
-        lambda current: add_entry(current.doc, current.root, current.style, entry),
-        based_on=catalog.raw,
-        create_from=example,
-    )
+    apply_edit(path, adding(entry), based_on=catalog.raw, create_from=example)
     created = "" if catalog.exists else f" (created {path} from {EXAMPLE_NAME})"
     app.success(f"Added {entry['name']} to {path}{created}.")
     app.info("Deploy it with `vllmctl upgrade` (or `vllmctl install` for a new release).")
@@ -178,8 +172,7 @@ def _ask(app: App, question: Any, extra_check: Any) -> Any:
 @click.argument("name", required=False)
 def remove_model(app: App, name: str | None) -> None:
     """Remove a model from models.yaml (choose from a list when NAME is omitted)."""
-    from vllmctl.catalog import apply_edit
-    from vllmctl.catalog.edits import remove_entry
+    from vllmctl.catalog import apply_edit, removing
     from vllmctl.errors import UsageError
 
     catalog = _load_existing(app)
@@ -195,11 +188,7 @@ def remove_model(app: App, name: str | None) -> None:
     if not app.confirm(f"Remove {name} from {path}?", default=False):
         app.info("Nothing was changed.")
         return
-    apply_edit(
-        path,
-        lambda current: remove_entry(current.doc, current.root, current.index_of(name)),
-        based_on=catalog.raw,
-    )
+    apply_edit(path, removing(name), based_on=catalog.raw)
     app.success(f"Removed {name} from {path}.")
     app.info("Apply it to the cluster with `vllmctl upgrade`.")
 
@@ -248,22 +237,12 @@ def set_model(app: App, name: str, assignments: tuple[str, ...]) -> None:
 
     VALUE is read as YAML: 2 is a number, true a boolean, '"2"' a string.
     """
-    from vllmctl.catalog import apply_edit, parse_after_edit
-    from vllmctl.catalog.edits import set_value
+    from vllmctl.catalog import apply_edit, setting
 
     parsed = [_parse_assignment(text) for text in assignments]
     catalog = _load_existing(app)
     catalog.model(name)  # the file must be valid and hold the model
-
-    def edit(current: Any) -> str:
-        # Apply one assignment at a time, re-reading the text between them.
-        for path, value in parsed:
-            entry = current.items()[current.index_of(name)]
-            text = set_value(current.doc, entry, path, value, current.style)
-            current = parse_after_edit(current.path, current.doc, text)
-        return str(current.doc.text)
-
-    apply_edit(catalog.path, edit, based_on=catalog.raw)
+    apply_edit(catalog.path, setting(name, parsed), based_on=catalog.raw)
     changes = ", ".join(assignments)
     app.success(f"Set {changes} on {name} in {catalog.path}.")
 

@@ -1,0 +1,52 @@
+"""Shared fixtures: every test runs in its own directory with a clean environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from vllmctl.cli import cli
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh working directory and HOME; no VLLM_* or colour settings leak in."""
+    for name in list(os.environ):
+        if name.startswith(("VLLM_", "VAULT_", "KUBECONFIG", "HF_")) or name in (
+            "EXTERNAL_SECRETS_NAMESPACE",
+            "K8S_VAULT_NAMESPACE",
+        ):
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "200")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return work
+
+
+Run = Callable[..., Result]
+
+
+@pytest.fixture
+def run() -> Run:
+    """Invoke vllmctl in-process, as a user would type it: `run("list-models", "-o", "json")`."""
+
+    def invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
+        return CliRunner().invoke(cli, list(args), input=input, env=env, catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def models_file(isolated: Path) -> Path:
+    return isolated / "models.yaml"
