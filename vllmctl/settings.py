@@ -121,9 +121,7 @@ class Settings:
     resolved: dict[str, Resolved] = field(default_factory=dict)
 
     @classmethod
-    def resolve(
-        cls, flags: Mapping[str, str | None], environ: Mapping[str, str] | None = None
-    ) -> Settings:
+    def resolve(cls, flags: Mapping[str, str | None], environ: Mapping[str, str] | None = None) -> Settings:
         """Resolve every setting: a flag given on the command line wins over the env, then the default."""
         env = os.environ if environ is None else environ
         resolved: dict[str, Resolved] = {}

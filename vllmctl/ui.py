@@ -103,13 +103,13 @@ class App:
             return True if problem is None else problem
 
         answer = questionary.text(message, default=default, validate=check).ask()
-        return self._answered(answer)
+        return str(self._answered(answer))
 
     def ask_select(self, message: str, choices: Sequence[str], default: str | None = None) -> str:
         import questionary
 
         answer = questionary.select(message, choices=list(choices), default=default).ask()
-        return self._answered(answer)
+        return str(self._answered(answer))
 
     def confirm(self, message: str, *, default: bool = False, flag: str = "--yes") -> bool:
         """Yes under --yes; a prompt on a terminal; else an error naming `flag`."""
@@ -133,7 +133,10 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Columns padded to their widest cell, three spaces apart, headers in capitals."""
     cells = [[str(h).upper() for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines = [
+        "   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in cells
+    ]
     return "\n".join(lines) + "\n"
 
 

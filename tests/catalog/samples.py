@@ -64,7 +64,7 @@ CRLF = "# windows\r\n- name: win\r\n  modelURL: org/win\r\n\r\n# end\r\n"
 
 BOM = "\ufeff# with a byte order mark\n- name: bom\n  modelURL: org/bom\n"
 
-UNICODE_COMMENTS = "# Modèle — 模型 🚀\n- name: uni  # ünïcödé\n  modelURL: org/uni\n# ‘quotes’ “here”\n"
+UNICODE_COMMENTS = "# Modèle — 模型 🚀\n- name: uni  # ünïcödé\n  modelURL: org/uni\n# ‘quotes’ “here”\n"  # noqa: RUF001
 
 EMPTY = ""
 

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.catalog import samples
+from tests.catalog.textdiff import is_insertion, only_replaced
 from vllmctl.catalog import Catalog, adding, edit_text, parse, removing, setting
 from vllmctl.catalog.edits import entry_span
 from vllmctl.errors import CatalogError
@@ -71,22 +72,6 @@ def models_of(catalog: Catalog) -> dict[str, dict[str, Any]]:
     return {m.name: m.data for m in catalog.models}
 
 
-def only_replaced(old: str, new: str, start: int, end: int) -> bool:
-    """Whether `new` is `old` with at most old[start:end] replaced by something."""
-    return (
-        new.startswith(old[:start])
-        and new.endswith(old[end:])
-        and len(new) >= start + len(old) - end
-    )
-
-
-def common_prefix(old: str, new: str) -> int:
-    n = 0
-    while n < min(len(old), len(new)) and old[n] == new[n]:
-        n += 1
-    return n
-
-
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(base=st.sampled_from(sorted(samples.ALL)), steps=operations())
 def test_edits_keep_untouched_bytes(base: str, steps: list[tuple[str, Any, Any]]) -> None:
@@ -98,8 +83,7 @@ def test_edits_keep_untouched_bytes(base: str, steps: list[tuple[str, Any, Any]]
             if arg["name"] in oracle:
                 continue
             after = edit_text(catalog, adding(arg))
-            at = common_prefix(old, after.doc.text)
-            assert only_replaced(old, after.doc.text, at, at), "an add changed existing text"
+            assert is_insertion(old, after.doc.text), "an add changed existing text"
             assert edit_text(after, removing(arg["name"])).doc.text == old
             oracle[arg["name"]] = arg
         else:

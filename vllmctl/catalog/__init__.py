@@ -6,17 +6,15 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from vllmctl.catalog.fileio import atomic_write, locked, read_bytes, real_path
 from vllmctl.catalog.schema import Model, Problem, Validation, did_you_mean, validate
-from vllmctl.catalog.yamldoc import IndentStyle, YamlText, compose, decode, detect_style, find_key
+from vllmctl.catalog.yamldoc import IndentStyle, Node, YamlText, compose, decode, detect_style, find_key
 from vllmctl.errors import CatalogError, ConcurrentEditError, UsageError
 
-if TYPE_CHECKING:
-    from ruamel.yaml.nodes import Node
-
 __all__ = [
+    "ANY_CONTENT",
     "Catalog",
     "Model",
     "Problem",
@@ -112,7 +110,7 @@ def load(path: Path) -> Catalog:
 
 
 Edit = Callable[[Catalog], str]
-_UNSET = object()
+ANY_CONTENT = object()  # `apply_edit(based_on=...)`: apply the edit to whatever the file holds
 _INDEX = re.compile(r"models\[\d+\] ?")
 _LINE = re.compile(r"line \d+")
 
@@ -121,22 +119,22 @@ def apply_edit(
     path: Path,
     edit: Edit,
     *,
-    based_on: bytes | None | object = _UNSET,
+    based_on: bytes | object | None = ANY_CONTENT,
     create_from: bytes | None = None,
 ) -> Catalog:
     """Run one edit under the lock, check the result, write it atomically; return it parsed.
 
-    `based_on`: the bytes the user's choices were made on (e.g. before prompting); if the
-    file no longer holds them, nothing is written. `create_from`: the text to start from
+    `based_on`: the bytes the user saw when answering prompts; if the file no longer
+    holds them, nothing is written. Without prompts, the edit applies to the file as
+    read under the lock, so concurrent vllmctl runs lose nothing. `create_from`: the text to start from
     when the file does not exist. An edit that adds problems to the file is refused.
     """
     target = real_path(path)
     with locked(target):
         current = read_bytes(target)
-        if based_on is not _UNSET and current != based_on:
+        if based_on is not ANY_CONTENT and current != based_on:
             raise ConcurrentEditError(
-                f"{path} changed on disk since vllmctl read it; nothing was written. "
-                "Run the command again."
+                f"{path} changed on disk since vllmctl read it; nothing was written. Run the command again."
             )
         before = parse(path, current if current is not None else create_from)
         after = edit_text(before, edit)

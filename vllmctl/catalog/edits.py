@@ -7,10 +7,14 @@ parses and validates the result before anything is written.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from vllmctl.catalog.yamldoc import (
     IndentStyle,
+    MappingNode,
+    Node,
+    ScalarNode,
+    YamlText,
     content_end,
     ends_with_break,
     find_dash,
@@ -22,11 +26,6 @@ from vllmctl.catalog.yamldoc import (
     line_start,
 )
 from vllmctl.errors import CatalogError
-
-if TYPE_CHECKING:
-    from ruamel.yaml.nodes import MappingNode, Node, ScalarNode
-
-    from vllmctl.catalog.yamldoc import YamlText
 
 
 def _require_block_list(doc: YamlText, root: Node | None) -> None:
@@ -83,9 +82,7 @@ def remove_entry(doc: YamlText, root: Node, index: int) -> str:
     return doc.text[:start] + doc.text[end:]
 
 
-def set_value(
-    doc: YamlText, entry: MappingNode, path: list[str], value: Any, style: IndentStyle
-) -> str:
+def set_value(doc: YamlText, entry: MappingNode, path: list[str], value: Any, style: IndentStyle) -> str:
     """The text with `path` (e.g. ['vllmConfig', 'maxModelLen']) set to `value` in `entry`."""
     mapping = entry
     for depth, key in enumerate(path):
@@ -98,7 +95,7 @@ def set_value(
             if depth < len(path) - 1 and not _is_empty(value_node):
                 raise CatalogError(
                     f"{doc.where(value_node.start_mark.index)}: {'.'.join(path[: depth + 1])} "
-                    f"is not a mapping, so it cannot hold {'.'.join(path[depth + 1:])}."
+                    f"is not a mapping, so it cannot hold {'.'.join(path[depth + 1 :])}."
                 )
             return _replace_pair(doc, mapping, key_node, value_node, _nest(rest, value), style)
         mapping = value_node
@@ -126,7 +123,7 @@ def _replace_pair(
 ) -> str:
     """Replace `key: <old value>` with the new pair; text after the old value's end stays."""
     text = doc.text
-    (key, value), = pair.items()
+    ((key, value),) = pair.items()
     if is_scalar(value_node) and value_node.style in ('"', "'") and isinstance(value, str):
         pair = {key: _quoted(value, value_node.style)}  # keep the quoting the user chose
     start = key_node.start_mark.index
@@ -155,9 +152,7 @@ def _render_pair(pair: dict[str, Any], style: IndentStyle, newline: str, flow: b
     return (newline + " " * indent).join(lines)
 
 
-def _insert_key(
-    doc: YamlText, mapping: MappingNode, path: list[str], value: Any, style: IndentStyle
-) -> str:
+def _insert_key(doc: YamlText, mapping: MappingNode, path: list[str], value: Any, style: IndentStyle) -> str:
     """Add a new key (with any missing parent mappings) at the end of `mapping`."""
     text = doc.text
     pair = _nest(path, value)

@@ -77,11 +77,12 @@ def atomic_write(path: Path, data: bytes, expected: bytes | None) -> None:
     """
     directory = path.parent
     try:
-        mode = os.stat(path).st_mode & 0o7777
+        mode = path.stat().st_mode & 0o7777
     except FileNotFoundError:
         umask = os.umask(0)
         os.umask(umask)
         mode = 0o666 & ~umask
+    _remove_stale_temp_files(path)
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as temp:
@@ -94,12 +95,20 @@ def atomic_write(path: Path, data: bytes, expected: bytes | None) -> None:
                 f"{path} changed on disk while vllmctl was working on it; nothing was written. "
                 "Check the file and run the command again."
             )
-        os.replace(temp_name, path)
+        Path(temp_name).replace(path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_name)
+            Path(temp_name).unlink()
         raise
     _fsync_directory(directory)
+
+
+def _remove_stale_temp_files(path: Path) -> None:
+    # Temp files exist only while a writer holds the lock, which the caller now holds:
+    # any left over belong to a writer that was killed mid-write.
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
 
 
 def _fsync_directory(directory: Path) -> None:

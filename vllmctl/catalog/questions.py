@@ -75,7 +75,11 @@ QUESTIONS: tuple[Question, ...] = (
     Question(("replicaCount",), "--replicas", "Replicas", D["replicaCount"], _field("replicaCount")),
     Question(("requestCPU",), "--cpu", "CPU request per replica", D["requestCPU"], _field("requestCPU")),
     Question(
-        ("requestMemory",), "--memory", "Memory request per replica", D["requestMemory"], _field("requestMemory")
+        ("requestMemory",),
+        "--memory",
+        "Memory request per replica",
+        D["requestMemory"],
+        _field("requestMemory"),
     ),
     Question(("limitMemory",), "--limit-memory", "", None, _field("limitMemory")),
     Question(("pvcStorage",), "--storage", "Model cache volume size", D["pvcStorage"], _field("pvcStorage")),

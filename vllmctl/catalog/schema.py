@@ -14,10 +14,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from vllmctl.catalog.quantity import QuantityError, format_bytes, parse_quantity
 from vllmctl.catalog.yamldoc import (
+    MappingNode,
+    Node,
     YamlText,
     construct,
     find_key,
@@ -25,9 +27,6 @@ from vllmctl.catalog.yamldoc import (
     is_scalar,
     is_sequence,
 )
-
-if TYPE_CHECKING:
-    from ruamel.yaml.nodes import MappingNode, Node
 
 # Derived object names ("<release>-<name>-deployment-vllm", 63 max) must stay valid.
 NAME_MAX = 40
@@ -54,15 +53,45 @@ DEFAULTS: dict[str, Any] = {
 # this list is what catches it.
 CHART_KEYS: dict[str, str] = {
     **dict.fromkeys(
-        (
-            "affinity annotations chatTemplate chatTemplateConfigMap enableLoRA enableTool env "
-            "envFromSecret extraVolumeMounts extraVolumes hf_token imagePullSecret initContainer "
-            "limitCPU limitGPUCores limitGPUMem limitGPUMemPercentage lmcacheConfig nodeName "
-            "nodeSelectorTerms podAnnotations priorityClassName pvcAccessMode pvcLabels "
-            "pvcMatchLabels raySpec repository requestGPUCores requestGPUMem "
-            "requestGPUMemPercentage requestGPUType runtimeClassName serviceAccountName shmSize "
-            "storageClass tag toolCallParser"
-        ).split(),
+        [
+            "affinity",
+            "annotations",
+            "chatTemplate",
+            "chatTemplateConfigMap",
+            "enableLoRA",
+            "enableTool",
+            "env",
+            "envFromSecret",
+            "extraVolumeMounts",
+            "extraVolumes",
+            "hf_token",
+            "imagePullSecret",
+            "initContainer",
+            "limitCPU",
+            "limitGPUCores",
+            "limitGPUMem",
+            "limitGPUMemPercentage",
+            "lmcacheConfig",
+            "nodeName",
+            "nodeSelectorTerms",
+            "podAnnotations",
+            "priorityClassName",
+            "pvcAccessMode",
+            "pvcLabels",
+            "pvcMatchLabels",
+            "raySpec",
+            "repository",
+            "requestGPUCores",
+            "requestGPUMem",
+            "requestGPUMemPercentage",
+            "requestGPUType",
+            "runtimeClassName",
+            "serviceAccountName",
+            "shmSize",
+            "storageClass",
+            "tag",
+            "toolCallParser",
+        ],
         "0.1.8",
     ),
     **dict.fromkeys(("keda", "resources"), "0.1.9"),
@@ -149,7 +178,7 @@ def check_model_url(value: Any) -> str | None:
 def int_check(minimum: int) -> Check:
     def check(value: Any) -> str | None:
         if isinstance(value, bool) or not isinstance(value, int):
-            hint = f"; write {value.strip()} without quotes" if _is_int_text(value) else ""
+            hint = f"; write {str(value).strip()} without quotes" if _is_int_text(value) else ""
             return f"must be a whole number, not {_type_name(value)}{hint}"
         if value < minimum:
             return f"must be {minimum} or more, not {value}"
@@ -333,12 +362,12 @@ def validate(doc: YamlText, root: Node | None) -> Validation:
             )
             continue
         name_pair = find_key(item, "name")
-        name = name_pair[1].value if name_pair and is_scalar(name_pair[1]) else None
+        name: str | None = name_pair[1].value if name_pair and is_scalar(name_pair[1]) else None
         if isinstance(name, str) and check_name(name) is None:
             label = f"{label} ({name})"
         entry_problems: list[Problem] = []
         data = _check_mapping(doc, item, FIELDS, label, entry_problems, top=True)
-        if name_pair and isinstance(data.get("name"), str) and check_name(data["name"]) is None:
+        if name is not None and name_pair and data.get("name") == name and check_name(name) is None:
             name_node = name_pair[1]
             if name in first_seen:
                 entry_problems.append(
@@ -423,32 +452,36 @@ def _tag_message(exc: Exception) -> str:
     return f"{problem}; remove the tag and write a plain value"
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _cross_checks(doc: YamlText, item: MappingNode, data: dict[str, Any], label: str) -> list[Problem]:
+    """Checks that involve two fields: GPUs vs tensor parallelism, memory limit vs request."""
     problems: list[Problem] = []
     config = data.get("vllmConfig")
     gpus = data.get("requestGPU", DEFAULTS["requestGPU"])
-    if isinstance(config, dict) and isinstance(gpus, int) and not isinstance(gpus, bool):
-        tp = config.get("tensorParallelSize")
-        if isinstance(tp, int) and not isinstance(tp, bool) and tp >= 1:
-            if tp > gpus or gpus % tp:
-                node = _value_node(_value_node(item, "vllmConfig"), "tensorParallelSize")  # type: ignore[arg-type]
-                problems.append(
-                    Problem(
-                        doc.where(node.start_mark.index),
-                        f"{label}.vllmConfig.tensorParallelSize",
-                        f"{tp} does not divide requestGPU {gpus}; "
-                        f"set requestGPU to a multiple of {tp} or lower tensorParallelSize",
-                    )
-                )
-    request, limit = data.get("requestMemory", DEFAULTS["requestMemory"]), data.get("limitMemory")
-    if limit is not None and check_memory(limit) is None and check_memory(request) is None:
-        if parse_quantity(limit) < parse_quantity(request):
-            node = _value_node(item, "limitMemory")
-            problems.append(
-                Problem(
-                    doc.where(node.start_mark.index),
-                    f"{label}.limitMemory",
-                    f"{limit} is less than requestMemory {request}; raise limitMemory or lower the request",
-                )
+    tp = config.get("tensorParallelSize") if isinstance(config, dict) else None
+    if isinstance(tp, int) and _is_int(tp) and _is_int(gpus) and tp >= 1 and (tp > gpus or gpus % tp):
+        node = _value_node(_value_node(item, "vllmConfig"), "tensorParallelSize")
+        problems.append(
+            Problem(
+                doc.where(node.start_mark.index),
+                f"{label}.vllmConfig.tensorParallelSize",
+                f"{tp} does not divide requestGPU {gpus}; "
+                f"set requestGPU to a multiple of {tp} or lower tensorParallelSize",
             )
+        )
+    request, limit = data.get("requestMemory", DEFAULTS["requestMemory"]), data.get("limitMemory")
+    if limit is None or check_memory(limit) or check_memory(request):
+        return problems
+    if parse_quantity(limit) < parse_quantity(request):
+        node = _value_node(item, "limitMemory")
+        problems.append(
+            Problem(
+                doc.where(node.start_mark.index),
+                f"{label}.limitMemory",
+                f"{limit} is less than requestMemory {request}; raise limitMemory or lower the request",
+            )
+        )
     return problems

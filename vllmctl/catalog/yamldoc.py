@@ -16,12 +16,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from vllmctl.errors import CatalogError
 
-if TYPE_CHECKING:
-    from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+# ruamel's node classes (filled in by libyaml's composer) declare few of the attributes
+# they carry (`id`, `style`, `flow_style`, marks), so nodes are typed loosely here.
+Node = Any
+MappingNode = Any
+ScalarNode = Any
+SequenceNode = Any
 
 # The line breaks libyaml recognises (YAML 1.1): node marks count lines by these, so
 # "start of line" and "end of line" must use the same set.
@@ -128,15 +132,15 @@ def construct(node: Node) -> Any:
 
 
 def is_scalar(node: Node) -> bool:
-    return node.id == "scalar"
+    return bool(node.id == "scalar")
 
 
 def is_mapping(node: Node) -> bool:
-    return node.id == "mapping"
+    return bool(node.id == "mapping")
 
 
 def is_sequence(node: Node) -> bool:
-    return node.id == "sequence"
+    return bool(node.id == "sequence")
 
 
 def content_end(text: str, node: Node) -> int:
@@ -242,7 +246,7 @@ class IndentStyle:
 
 # Plain words that YAML 1.1 readers (yq, PyYAML, go-yaml v2) take for booleans, while
 # YAML 1.2 reads them as strings: quote them so every reader sees the same string.
-_YAML11_BOOLS = frozenset("y yes n no on off true false".split())
+_YAML11_BOOLS = frozenset(["y", "yes", "n", "no", "on", "off", "true", "false"])
 
 
 def _quote_ambiguous(value: Any) -> Any:

@@ -26,8 +26,11 @@ class VllmctlGroup(click.Group):
         """Run the CLI: a red line on stderr and an exit code per error, tracebacks only with -v."""
         app = extra.pop("obj", None) or App()
         extra.pop("standalone_mode", None)
+        complete_var = rest[0] if rest else extra.pop("complete_var", None)
         try:
-            result = super().main(args, prog_name or "vllmctl", *rest, standalone_mode=False, obj=app, **extra)
+            result = super().main(
+                args, prog_name or "vllmctl", complete_var, standalone_mode=False, obj=app, **extra
+            )
         except VllmctlError as exc:
             _report(app, exc.message, exc.details)
             sys.exit(exc.exit_code)

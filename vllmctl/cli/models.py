@@ -26,6 +26,13 @@ def _missing_hint(path: Path) -> str:
     )
 
 
+def _seen(app: App, catalog: Any) -> Any:
+    """What the user's answers were based on: the file as read before prompting, if we did."""
+    from vllmctl.catalog import ANY_CONTENT
+
+    return catalog.raw if app.interactive else ANY_CONTENT
+
+
 def _load_existing(app: App) -> Any:
     from vllmctl.catalog import load
     from vllmctl.errors import CatalogError
@@ -57,7 +64,14 @@ def list_models(app: App) -> None:
             app.info(f"No models in {path} yet; add one with `vllmctl add-model`.")
             return
         rows = [
-            (m["name"], m["modelURL"], m["requestGPU"], m["replicaCount"], m["requestMemory"], m["pvcStorage"])
+            (
+                m["name"],
+                m["modelURL"],
+                m["requestGPU"],
+                m["replicaCount"],
+                m["requestMemory"],
+                m["pvcStorage"],
+            )
             for m in models
         ]
         app.table(("name", "model url", "gpus", "replicas", "memory", "storage"), rows)
@@ -101,7 +115,7 @@ def add_model(app: App, **flags: str | None) -> None:
             app.info("Nothing was changed.")
             return
     example = None if catalog.exists else _example_bytes()
-    apply_edit(path, adding(entry), based_on=catalog.raw, create_from=example)
+    apply_edit(path, adding(entry), based_on=_seen(app, catalog), create_from=example)
     created = "" if catalog.exists else f" (created {path} from {EXAMPLE_NAME})"
     app.success(f"Added {entry['name']} to {path}{created}.")
     app.info("Deploy it with `vllmctl upgrade` (or `vllmctl install` for a new release).")
@@ -188,7 +202,7 @@ def remove_model(app: App, name: str | None) -> None:
     if not app.confirm(f"Remove {name} from {path}?", default=False):
         app.info("Nothing was changed.")
         return
-    apply_edit(path, removing(name), based_on=catalog.raw)
+    apply_edit(path, removing(name), based_on=_seen(app, catalog))
     app.success(f"Removed {name} from {path}.")
     app.info("Apply it to the cluster with `vllmctl upgrade`.")
 
@@ -242,7 +256,7 @@ def set_model(app: App, name: str, assignments: tuple[str, ...]) -> None:
     parsed = [_parse_assignment(text) for text in assignments]
     catalog = _load_existing(app)
     catalog.model(name)  # the file must be valid and hold the model
-    apply_edit(catalog.path, setting(name, parsed), based_on=catalog.raw)
+    apply_edit(catalog.path, setting(name, parsed))
     changes = ", ".join(assignments)
     app.success(f"Set {changes} on {name} in {catalog.path}.")
 

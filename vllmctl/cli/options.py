@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -106,6 +106,7 @@ def command(name: str, **kwargs: Any) -> Callable[[F], click.Command]:
     """A vllmctl command: shared options added, App passed first."""
 
     def decorator(func: F) -> click.Command:
-        return click.command(name, **kwargs)(shared_options(pass_app(func)))
+        make = cast(Callable[[Callable[..., Any]], click.Command], click.command(name, **kwargs))
+        return make(shared_options(pass_app(func)))
 
     return decorator
