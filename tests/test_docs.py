@@ -1,0 +1,39 @@
+"""The docs stay true mechanically: every command, flag and variable is documented."""
+
+from __future__ import annotations
+
+import re
+
+from tests.conftest import REPO
+from vllmctl.catalog.questions import QUESTIONS
+from vllmctl.catalog.schema import FIELDS, VLLM_CONFIG_FIELDS
+from vllmctl.cli import cli
+from vllmctl.settings import SPECS
+
+README = (REPO / "README.md").read_text()
+MODELS_DOC = (REPO / "docs" / "models-yaml.md").read_text()
+
+
+def test_every_command_is_in_the_readme() -> None:
+    for name in cli.commands:
+        assert f"`vllmctl {name}" in README, name
+
+
+def test_every_add_model_flag_is_in_the_readme() -> None:
+    for question in QUESTIONS:
+        assert question.flag in README, question.flag
+
+
+def test_every_setting_is_in_the_readme() -> None:
+    for spec in SPECS:
+        assert re.search(rf"\| `{spec.env}` \| `?{re.escape(spec.default or '')}", README), spec.env
+
+
+def test_every_field_is_in_the_models_doc() -> None:
+    for key in [*FIELDS, *VLLM_CONFIG_FIELDS]:
+        assert f"`{key}`" in MODELS_DOC, key
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    assert "scripts/test" in README
+    assert "bash scripts/test" in (REPO / ".ci" / "run").read_text()
