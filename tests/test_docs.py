@@ -7,7 +7,7 @@ import re
 from tests.conftest import REPO
 from vllmctl.catalog.questions import QUESTIONS
 from vllmctl.catalog.schema import FIELDS, VLLM_CONFIG_FIELDS
-from vllmctl.cli import cli
+from vllmctl.cli import COMMANDS, cli
 from vllmctl.settings import SPECS
 
 README = (REPO / "README.md").read_text()
@@ -15,7 +15,7 @@ MODELS_DOC = (REPO / "docs" / "models-yaml.md").read_text()
 
 
 def test_every_command_is_in_the_readme() -> None:
-    for name in cli.commands:
+    for name in COMMANDS:
         assert f"`vllmctl {name}" in README, name
 
 
@@ -37,3 +37,13 @@ def test_every_field_is_in_the_models_doc() -> None:
 def test_ci_runs_the_readme_test_command() -> None:
     assert "scripts/test" in README
     assert "bash scripts/test" in (REPO / ".ci" / "run").read_text()
+
+
+def test_the_help_listing_matches_each_commands_docstring() -> None:
+    import click
+
+    with click.Context(cli) as ctx:
+        for name, (_, help_line) in COMMANDS.items():
+            command = cli.get_command(ctx, name)
+            assert command is not None and command.name == name
+            assert (command.help or "").splitlines()[0] == help_line, name

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 # Environment variable names: constants here, referenced by option help texts.
 ENV_MODELS_FILE = "VLLM_MODELS_FILE"
@@ -40,8 +39,7 @@ ENV_HELM = "VLLM_HELM"
 ENV_TEMPLATES_DIR = "VLLM_TEMPLATES_DIR"
 
 
-@dataclass(frozen=True)
-class SettingSpec:
+class SettingSpec(NamedTuple):
     """One setting: its attribute name, env variable, default and whether it is secret."""
 
     name: str
@@ -106,19 +104,18 @@ TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 
 
-@dataclass(frozen=True)
-class Resolved:
+class Resolved(NamedTuple):
     """A setting's raw text and where it came from: "flag", "env" or "default"."""
 
     raw: str | None
     source: str
 
 
-@dataclass
 class Settings:
     """Resolved settings. Attribute access returns the parsed value (`settings.namespace`)."""
 
-    resolved: dict[str, Resolved] = field(default_factory=dict)
+    def __init__(self, resolved: dict[str, Resolved]) -> None:
+        self.resolved = resolved
 
     @classmethod
     def resolve(cls, flags: Mapping[str, str | None], environ: Mapping[str, str] | None = None) -> Settings:

@@ -8,7 +8,6 @@ missing answer is an error naming the flag or variable that supplies it. questio
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -72,6 +71,8 @@ class App:
     def emit(self, data: Any, table: Callable[[], None]) -> None:
         """Print `data` as JSON or YAML when asked for, else call `table` to show it."""
         if self.output == "json":
+            import json
+
             print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
         elif self.output == "yaml":
             print(to_yaml(data), end="")

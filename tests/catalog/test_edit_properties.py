@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from tests.catalog import samples
 from tests.catalog.textdiff import is_insertion, only_replaced
-from vllmctl.catalog import Catalog, adding, edit_text, parse, removing, setting
 from vllmctl.catalog.edits import entry_span
+from vllmctl.catalog.store import Catalog, adding, edit_text, parse, removing, setting
 from vllmctl.errors import CatalogError
 
 NAMES = st.from_regex(r"[a-z][a-z0-9-]{0,12}[a-z0-9]", fullmatch=True)

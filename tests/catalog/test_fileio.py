@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.catalog.textdiff import is_insertion
-from vllmctl.catalog import adding, apply_edit, load
 from vllmctl.catalog.fileio import atomic_write, locked
+from vllmctl.catalog.store import adding, apply_edit, load
 from vllmctl.errors import ConcurrentEditError
 
 BASE = "# models\n- name: base\n  modelURL: org/base\n"

@@ -8,7 +8,7 @@ import pytest
 
 from tests.catalog import samples
 from tests.catalog.textdiff import is_insertion
-from vllmctl.catalog import Catalog, adding, edit_text, parse, removing, setting
+from vllmctl.catalog.store import Catalog, adding, edit_text, parse, removing, setting
 from vllmctl.errors import CatalogError
 
 NEW = {"name": "added", "modelURL": "org/added", "replicaCount": 1, "vllmConfig": {"maxModelLen": 2048}}
@@ -152,3 +152,15 @@ def test_empty_flow_list_becomes_a_block_list() -> None:
     assert text_of(edit_text(catalog_of("[]\n"), adding({"name": "x", "modelURL": "o/x"}))) == (
         "\n- name: x\n  modelURL: o/x\n"
     )
+
+
+def test_files_with_aliases_are_read_but_not_edited() -> None:
+    text = (
+        "- name: a\n  modelURL: org/a\n  vllmConfig: &cfg {maxModelLen: 1024}\n"
+        "- name: b\n  modelURL: org/b\n  vllmConfig: *cfg\n"
+    )
+    catalog = catalog_of(text)
+    assert not catalog.problems
+    assert catalog.models[1].data["vllmConfig"] == {"maxModelLen": 1024}
+    with pytest.raises(CatalogError, match=r"models.yaml:6:15: this file uses YAML aliases"):
+        edit_text(catalog, adding(NEW))

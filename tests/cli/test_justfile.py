@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from vllmctl.cli import cli
+from vllmctl.cli import COMMANDS
 
 JUST = shutil.which("just")
 pytestmark = pytest.mark.skipif(JUST is None, reason="just is installed by scripts/test (rust-just)")
@@ -30,7 +30,7 @@ def just(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_every_command_has_a_recipe() -> None:
     result = just("--justfile", str(REPO / "justfile"), "--summary", cwd=REPO)
     recipes = set(result.stdout.split())
-    assert set(cli.commands) <= recipes, set(cli.commands) - recipes
+    assert set(COMMANDS) <= recipes, set(COMMANDS) - recipes
 
 
 def test_recipes_work_as_a_module_of_another_justfile(isolated: Path) -> None:

@@ -229,4 +229,4 @@ def test_config_shows_sources_and_hides_secrets(run: Run) -> None:
 def test_unknown_command_is_a_usage_error(run: Run) -> None:
     result = run("list-modles")
     assert result.exit_code == 2
-    assert "No such command 'list-modles'" in result.stderr
+    assert "No such command 'list-modles'. Did you mean 'list-models'?" in result.stderr

@@ -61,6 +61,13 @@ def spawn(*args: str, cwd: Path) -> pexpect.spawn:
     )
 
 
+def finish(child: pexpect.spawn) -> int:
+    """Wait for the child to exit; its exit status."""
+    child.expect(pexpect.EOF)
+    child.close()
+    return int(child.exitstatus) if child.exitstatus is not None else -int(child.signalstatus)
+
+
 def test_interactive_add_model_validates_as_you_type(isolated: Path) -> None:
     child = spawn("add-model", cwd=isolated)
     child.expect("Model name")
@@ -84,9 +91,7 @@ def test_interactive_add_model_validates_as_you_type(isolated: Path) -> None:
     child.send("0.85\r")
     child.expect("Add qwen to models.yaml")
     child.send("y")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
+    assert finish(child) == 0
     text = (isolated / "models.yaml").read_text()
     assert text.endswith(
         "- name: qwen\n  modelURL: Qwen/Qwen2.5-1.5B-Instruct\n  replicaCount: 1\n  requestCPU: 6\n"
@@ -102,9 +107,7 @@ def test_ctrl_c_in_a_prompt_writes_nothing(isolated: Path) -> None:
     child.expect("Model name")
     child.send("half")
     child.sendintr()
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 130
+    assert finish(child) == 130
     assert models.read_text() == "# mine\n"
 
 
@@ -117,7 +120,5 @@ def test_interactive_remove_model_chooses_from_a_list(isolated: Path) -> None:
     child.send("\r")
     child.expect("Remove b from models.yaml")
     child.send("y")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
+    assert finish(child) == 0
     assert models.read_text() == "- name: a\n  modelURL: org/a\n"

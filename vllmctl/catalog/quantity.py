@@ -37,6 +37,8 @@ def parse_quantity(value: str | int | float) -> Decimal:
         raise QuantityError(f"{value!r} is not a quantity")
     if isinstance(value, int | float):
         value = str(value)
+    if not isinstance(value, str):
+        raise QuantityError(f"{value!r} is not a quantity")
     match = _QUANTITY.fullmatch(value)
     if match is None:
         raise QuantityError(f"{value!r} is not a quantity")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from vllmctl.catalog import schema
+from vllmctl.catalog.constants import DEFAULTS, DTYPES
 
 _INT = re.compile(r"[+-]?[0-9]+")
 _FLOAT = re.compile(r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
@@ -27,15 +26,13 @@ def as_number_or_text(text: str) -> Any:
     return stripped
 
 
-@dataclass(frozen=True)
-class Question:
+class Question(NamedTuple):
     """One field of a new entry: where it goes, its flag, its prompt, default and check."""
 
     path: tuple[str, ...]
     flag: str
     prompt: str
     default: Any
-    check: Callable[[Any], str | None]
     convert: Callable[[str], Any] = as_number_or_text
     engine_option: bool = False  # asked only when the user wants to set engine options
     choices: tuple[str, ...] = ()
@@ -51,44 +48,40 @@ class Question:
         value = self.convert(text)
         return value, self.check(value)
 
+    def check(self, value: Any) -> str | None:
+        """The schema's check of this field (imported only when a value is checked)."""
+        from vllmctl.catalog import schema
 
-def _vllm(key: str) -> Callable[[Any], str | None]:
-    return schema.VLLM_CONFIG_FIELDS[key].check
+        fields = schema.VLLM_CONFIG_FIELDS if self.path[0] == "vllmConfig" else schema.FIELDS
+        return fields[self.path[-1]].check(value)
 
 
-def _field(key: str) -> Callable[[Any], str | None]:
-    return schema.FIELDS[key].check
-
-
-D = schema.DEFAULTS
+D = DEFAULTS
 QUESTIONS: tuple[Question, ...] = (
-    Question(("name",), "--name", "Model name (the API model id)", None, _field("name"), as_text),
+    Question(("name",), "--name", "Model name (the API model id)", None, as_text),
     Question(
         ("modelURL",),
         "--model-url",
         "HuggingFace model id (org/model) or pvc://, s3://, oci:// URI",
         None,
-        _field("modelURL"),
         as_text,
     ),
-    Question(("requestGPU",), "--gpus", "GPUs per replica", D["requestGPU"], _field("requestGPU")),
-    Question(("replicaCount",), "--replicas", "Replicas", D["replicaCount"], _field("replicaCount")),
-    Question(("requestCPU",), "--cpu", "CPU request per replica", D["requestCPU"], _field("requestCPU")),
+    Question(("requestGPU",), "--gpus", "GPUs per replica", D["requestGPU"]),
+    Question(("replicaCount",), "--replicas", "Replicas", D["replicaCount"]),
+    Question(("requestCPU",), "--cpu", "CPU request per replica", D["requestCPU"]),
     Question(
         ("requestMemory",),
         "--memory",
         "Memory request per replica",
         D["requestMemory"],
-        _field("requestMemory"),
     ),
-    Question(("limitMemory",), "--limit-memory", "", None, _field("limitMemory")),
-    Question(("pvcStorage",), "--storage", "Model cache volume size", D["pvcStorage"], _field("pvcStorage")),
+    Question(("limitMemory",), "--limit-memory", "", None),
+    Question(("pvcStorage",), "--storage", "Model cache volume size", D["pvcStorage"]),
     Question(
         ("vllmConfig", "maxModelLen"),
         "--max-model-len",
         "Max model length in tokens (blank: the model's own)",
         None,
-        _vllm("maxModelLen"),
         engine_option=True,
     ),
     Question(
@@ -96,17 +89,15 @@ QUESTIONS: tuple[Question, ...] = (
         "--dtype",
         "dtype",
         None,
-        _vllm("dtype"),
         as_text,
         engine_option=True,
-        choices=schema.DTYPES,
+        choices=DTYPES,
     ),
     Question(
         ("vllmConfig", "tensorParallelSize"),
         "--tensor-parallel-size",
         "Tensor parallel size (blank: 1)",
         None,
-        _vllm("tensorParallelSize"),
         engine_option=True,
     ),
     Question(
@@ -114,7 +105,6 @@ QUESTIONS: tuple[Question, ...] = (
         "--gpu-memory-utilization",
         "GPU memory utilization, 0-1 (blank: vLLM's 0.9)",
         None,
-        _vllm("gpuMemoryUtilization"),
         engine_option=True,
     ),
 )

@@ -9,23 +9,27 @@ is an error with a did-you-mean.
 
 from __future__ import annotations
 
-import difflib
 import re
+import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
+from vllmctl.catalog.constants import DEFAULTS, DTYPES
 from vllmctl.catalog.quantity import QuantityError, format_bytes, parse_quantity
 from vllmctl.catalog.yamldoc import (
+    MAP_TAG,
+    SEQ_TAG,
+    STR_TAG,
+    Constructor,
     MappingNode,
     Node,
     YamlText,
-    construct,
     find_key,
     is_mapping,
     is_scalar,
     is_sequence,
+    tag_of,
 )
 
 # Derived object names ("<release>-<name>-deployment-vllm", 63 max) must stay valid.
@@ -34,18 +38,9 @@ NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 # A HuggingFace repo id: "org/name", letters, digits, '-', '_', '.', no '--' or '..'.
 REPO_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 URI_SCHEMES = ("pvc://", "s3://", "oci://")
-DTYPES = ("auto", "half", "float16", "bfloat16", "float", "float32")  # vLLM's --dtype choices
 MIN_MEMORY = Decimal(1024**2)
-STR_TAG = "tag:yaml.org,2002:str"
+MERGE_TAG = "tag:yaml.org,2002:merge"
 
-# The old tool's defaults for a new entry.
-DEFAULTS: dict[str, Any] = {
-    "replicaCount": 1,
-    "requestCPU": 6,
-    "requestMemory": "16Gi",
-    "requestGPU": 1,
-    "pvcStorage": "50Gi",
-}
 
 # modelSpec keys of the vllm-stack chart that vllmctl passes through as given, with the
 # first chart version whose templates read them (docs/chart-facts.md). The chart does
@@ -101,8 +96,7 @@ CHART_KEYS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(NamedTuple):
     """One thing wrong with the file: where, which key, and what to do."""
 
     where: str
@@ -116,13 +110,12 @@ class Problem:
 Check = Callable[[Any], str | None]
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(NamedTuple):
     """A key vllmctl understands: its check returns the problem text, or None when fine."""
 
     check: Check
     help: str
-    children: dict[str, Field] = field(default_factory=dict)
+    children: dict[str, Field] | None = None
 
 
 def _type_name(value: Any) -> str:
@@ -140,12 +133,15 @@ def _type_name(value: Any) -> str:
 
 
 def check_name(value: Any) -> str | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"must be a text name, not the number {value}; quote it: name: '{value}'"
     if not isinstance(value, str):
         return f"must be a text name, not {_type_name(value)}"
     if len(value) > NAME_MAX:
         return f"{value!r} is {len(value)} characters; use at most {NAME_MAX}"
     if not NAME_RE.fullmatch(value):
-        suggestion = re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-")[:NAME_MAX].strip("-")
+        ascii_name = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode()
+        suggestion = re.sub(r"[^a-z0-9-]+", "-", ascii_name.lower()).strip("-")[:NAME_MAX].strip("-")
         hint = f"; for example {suggestion!r}" if suggestion and NAME_RE.fullmatch(suggestion) else ""
         return (
             f"{value!r} is not a valid name: use lowercase letters, digits and '-', "
@@ -191,7 +187,15 @@ def _is_int_text(value: Any) -> bool:
     return isinstance(value, str) and value.strip().isdigit()
 
 
+def _not_a_quantity(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return f"must be a quantity like 16Gi or 500m, not {_type_name(value)}"
+    return None
+
+
 def check_cpu(value: Any) -> str | None:
+    if problem := _not_a_quantity(value):
+        return problem
     try:
         amount = parse_quantity(value)
     except QuantityError:
@@ -202,6 +206,8 @@ def check_cpu(value: Any) -> str | None:
 
 
 def check_memory(value: Any) -> str | None:
+    if problem := _not_a_quantity(value):
+        return problem
     try:
         amount = parse_quantity(value)
     except QuantityError:
@@ -226,6 +232,8 @@ def _is_quantity(text: str) -> bool:
 
 def check_dtype(value: Any) -> str | None:
     if value not in DTYPES:
+        import difflib
+
         close = difflib.get_close_matches(str(value), DTYPES, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         return f"{value!r} is not a dtype vLLM accepts; use one of {', '.join(DTYPES)}{hint}"
@@ -297,13 +305,15 @@ FIELDS: dict[str, Field] = {
 REQUIRED = ("name", "modelURL")
 
 
-@dataclass
 class Model:
     """One validated entry: its values as written, and where it sits in the file."""
 
-    index: int
-    data: dict[str, Any]
-    node: MappingNode
+    __slots__ = ("data", "index", "node")
+
+    def __init__(self, index: int, data: dict[str, Any], node: MappingNode) -> None:
+        self.index = index
+        self.data = data
+        self.node = node
 
     @property
     def name(self) -> str:
@@ -317,8 +327,7 @@ class Model:
         return merged
 
 
-@dataclass
-class Validation:
+class Validation(NamedTuple):
     """What validating the file found: the models that are whole, and every problem."""
 
     models: list[Model]
@@ -329,6 +338,8 @@ def did_you_mean(key: str, known: list[str]) -> str:
     lowered = {k.lower(): k for k in known}
     if key.lower() in lowered:
         return f"; did you mean {lowered[key.lower()]!r}?"
+    import difflib
+
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 
@@ -349,9 +360,16 @@ def validate(doc: YamlText, root: Node | None) -> Validation:
             )
         )
         return Validation(models, problems)
+    if tag_of(root) != SEQ_TAG:
+        problems.append(Problem(doc.where(root.start_mark.index), "top level", _tag_refused(tag_of(root))))
+        return Validation(models, problems)
     first_seen: dict[str, int] = {}
+    construct = Constructor()
     for index, item in enumerate(root.value):
         label = f"models[{index}]"
+        if is_mapping(item) and tag_of(item) != MAP_TAG:
+            problems.append(Problem(doc.where(item.start_mark.index), label, _tag_refused(tag_of(item))))
+            continue
         if not is_mapping(item):
             problems.append(
                 Problem(
@@ -366,22 +384,22 @@ def validate(doc: YamlText, root: Node | None) -> Validation:
         if isinstance(name, str) and check_name(name) is None:
             label = f"{label} ({name})"
         entry_problems: list[Problem] = []
-        data = _check_mapping(doc, item, FIELDS, label, entry_problems, top=True)
+        data, present = _check_mapping(doc, construct, item, FIELDS, label, entry_problems, top=True)
         if name is not None and name_pair and data.get("name") == name and check_name(name) is None:
-            name_node = name_pair[1]
+            name_at = value_index(doc, *name_pair)
             if name in first_seen:
                 entry_problems.append(
                     Problem(
-                        doc.where(name_node.start_mark.index),
+                        doc.where(name_at),
                         f"{label}.name",
                         f"the name {name!r} is already used by the model at line "
                         f"{first_seen[name]}; names must be unique",
                     )
                 )
             else:
-                first_seen[name] = doc.position(name_node.start_mark.index).line
+                first_seen[name] = doc.position(name_at).line
         for key in REQUIRED:
-            if key not in data:
+            if key not in present:
                 entry_problems.append(
                     Problem(doc.where(item.start_mark.index), label, f"{key} is missing; add '{key}: ...'")
                 )
@@ -395,6 +413,8 @@ def validate(doc: YamlText, root: Node | None) -> Validation:
 def _node_kind(node: Node) -> str:
     if is_sequence(node):
         return "a list"
+    if is_scalar(node) and node.tag.endswith(":null"):
+        return "an empty entry"
     return f"the value {node.value!r}" if is_scalar(node) else "something else"
 
 
@@ -405,46 +425,95 @@ def _value_node(mapping: MappingNode, key: str) -> Node:
     raise KeyError(key)
 
 
+def value_index(doc: YamlText, key_node: Node, value_node: Node) -> int:
+    """Where a key's value starts. An alias (`*x`) shares its anchor's node, and so its
+    position, which lies before the key: then find the alias itself after the key."""
+    start: int = value_node.start_mark.index
+    key_end: int = key_node.end_mark.index
+    if start >= key_end:
+        return start
+    return next((at for at in doc.aliases if at >= key_end), int(key_node.start_mark.index))
+
+
 def _check_mapping(
     doc: YamlText,
+    construct: Constructor,
     node: MappingNode,
     fields: dict[str, Field],
     label: str,
     problems: list[Problem],
     top: bool = False,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], set[str]]:
+    """The mapping's valid values, and every key it has (valid or not)."""
     data: dict[str, Any] = {}
+    present: set[str] = set()
     known = list(fields) + (list(CHART_KEYS) if top else [])
+    # Positions are formatted only where a problem is reported: most keys have none.
     for key_node, value_node in node.value:
-        where = doc.where(key_node.start_mark.index)
-        if not is_scalar(key_node) or key_node.tag != STR_TAG:
-            problems.append(Problem(where, label, "keys must be plain text"))
+        if not is_scalar(key_node) or tag_of(key_node) != STR_TAG:
+            problems.append(Problem(doc.where(key_node.start_mark.index), label, _key_problem(key_node)))
             continue
         key = key_node.value
         path = f"{label}.{key}"
-        if key in data:
-            problems.append(Problem(where, path, f"{key!r} appears twice in this mapping; keep one"))
+        if key in present:
+            problems.append(
+                Problem(
+                    doc.where(key_node.start_mark.index),
+                    path,
+                    f"{key!r} appears twice in this mapping; keep one",
+                )
+            )
             continue
+        present.add(key)
         try:
             value = construct(value_node)
-        except Exception as exc:  # ruamel's ConstructorError: an unknown tag such as !!python/...
-            problems.append(Problem(doc.where(value_node.start_mark.index), path, _tag_message(exc)))
+        except Exception as exc:  # ruamel's ConstructorError: a tag, or a duplicate key inside
+            problems.append(_construct_problem(doc, exc, path, _value_at(doc, key_node, value_node)))
             continue
-        data[key] = value
         spec = fields.get(key)
         if spec is None:
             if top and key in CHART_KEYS:
+                data[key] = value
                 continue
             hint = did_you_mean(key, known) or "; remove it (docs/models-yaml.md lists the keys)"
-            problems.append(Problem(where, path, f"unknown key {key!r}{hint}"))
+            problems.append(Problem(doc.where(key_node.start_mark.index), path, f"unknown key {key!r}{hint}"))
             continue
         message = spec.check(value)
         if message:
-            problems.append(Problem(doc.where(value_node.start_mark.index), path, message))
+            problems.append(Problem(_value_at(doc, key_node, value_node), path, message))
             continue
+        data[key] = value
         if spec.children and is_mapping(value_node):
-            _check_mapping(doc, value_node, spec.children, path, problems)
-    return data
+            _check_mapping(doc, construct, value_node, spec.children, path, problems)
+    return data, present
+
+
+def _value_at(doc: YamlText, key_node: Node, value_node: Node) -> str:
+    return doc.where(value_index(doc, key_node, value_node))
+
+
+def _key_problem(key_node: Node) -> str:
+    if tag_of(key_node) == MERGE_TAG:
+        return "merge keys (<<: *anchor) are not supported; write the keys out in each entry"
+    if is_scalar(key_node):
+        return f"the key {key_node.value!r} must be text; quote it: '{key_node.value}'"
+    return "keys must be plain text, not a list or mapping"
+
+
+def _construct_problem(doc: YamlText, exc: Exception, path: str, value_at: str) -> Problem:
+    problem = str(getattr(exc, "problem", None) or str(exc).splitlines()[0])
+    duplicate = re.search(r'duplicate key "(.*?)"', problem)
+    mark = getattr(exc, "problem_mark", None)
+    if duplicate and mark is not None:
+        key = duplicate.group(1)
+        return Problem(
+            doc.where(mark.index), f"{path}.{key}", f"{key!r} appears twice in this mapping; keep one"
+        )
+    return Problem(value_at, path, _tag_message(exc))
+
+
+def _tag_refused(tag: str) -> str:
+    return f"the tag {tag} is not allowed here; remove the tag"
 
 
 def _tag_message(exc: Exception) -> str:
@@ -468,7 +537,7 @@ def _cross_checks(doc: YamlText, item: MappingNode, data: dict[str, Any], label:
             Problem(
                 doc.where(node.start_mark.index),
                 f"{label}.vllmConfig.tensorParallelSize",
-                f"{tp} does not divide requestGPU {gpus}; "
+                f"{tp} does not divide requestGPU {gpus}{'' if 'requestGPU' in data else ' (the default)'}; "
                 f"set requestGPU to a multiple of {tp} or lower tensorParallelSize",
             )
         )

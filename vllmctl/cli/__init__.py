@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import traceback
 from typing import Any
 
 import click
@@ -16,11 +15,52 @@ from vllmctl.ui import App
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+# Every command: the module that defines it, and the one line `vllmctl --help` shows.
+# A command's module is imported only when that command runs (or its own --help is
+# shown), so start-up cost does not grow with the number of commands. A test checks
+# that each line here matches the first line of the command's docstring.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "list-models": ("models", "List the models in models.yaml (-o json for scripts)."),
+    "add-model": ("models", "Add a model to models.yaml, by prompts or by flags."),
+    "remove-model": ("models", "Remove a model from models.yaml."),
+    "show-model": ("models", "Show one model's fields, with vllmctl's defaults filled in."),
+    "set-model": ("models", "Set fields of one model: set-model NAME KEY.PATH=VALUE..."),
+    "validate": ("models", "Check models.yaml; every problem with file:line:column."),
+    "config": ("config", "Show the resolved settings and where each came from."),
+}
+
+
 class VllmctlGroup(click.Group):
-    """Lists commands by topic, and turns every error into one line and an exit code."""
+    """Loads commands lazily, lists them by topic, and turns every error into one line."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(self.commands)
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        import importlib
+
+        module = importlib.import_module(f"vllmctl.cli.{COMMANDS[name][0]}")
+        command: click.Command = module.COMMANDS[name]
+        return command
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name in COMMANDS or name.startswith("-"):
+            return super().resolve_command(ctx, args)
+        import difflib
+
+        close = difflib.get_close_matches(name, list(COMMANDS), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise click.UsageError(f"No such command {name!r}.{hint} (vllmctl --help lists them)", ctx)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # From the table above, without importing any command module.
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, help_line) for name, (_, help_line) in COMMANDS.items()])
 
     def main(self, args: Any = None, prog_name: str | None = None, *rest: Any, **extra: Any) -> Any:
         """Run the CLI: a red line on stderr and an exit code per error, tracebacks only with -v."""
@@ -67,18 +107,6 @@ def cli(ctx: click.Context) -> None:
     """
 
 
-def _register() -> None:
-    # Command modules import only light code at module level: heavy libraries are
-    # imported inside the commands that need them, so --help stays instant.
-    from vllmctl.cli import config, models
-
-    for command in (*models.COMMANDS, *config.COMMANDS):
-        cli.add_command(command)
-
-
-_register()
-
-
 def main(argv: list[str] | None = None) -> None:
     """The console entry point."""
     cli.main(args=argv, prog_name="vllmctl")
@@ -86,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def _report(app: App, message: str, details: list[str]) -> None:
     if app.verbose:
+        import traceback
+
         traceback.print_exc()
     app.error(message)
     for line in details:

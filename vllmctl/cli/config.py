@@ -8,7 +8,10 @@ from vllmctl.ui import App
 
 @command("config")
 def show_config(app: App) -> None:
-    """Show the resolved settings and where each came from (flag, env, default); secrets hidden."""
+    """Show the resolved settings and where each came from.
+
+    The source is flag, env or default. Secrets are never shown, not even in part.
+    """
     from vllmctl.settings import SPECS, masked
 
     settings = app.settings
@@ -30,4 +33,4 @@ def show_config(app: App) -> None:
     )
 
 
-COMMANDS = (show_config,)
+COMMANDS = {c.name: c for c in (show_config,)}

@@ -28,13 +28,13 @@ def _missing_hint(path: Path) -> str:
 
 def _seen(app: App, catalog: Any) -> Any:
     """What the user's answers were based on: the file as read before prompting, if we did."""
-    from vllmctl.catalog import ANY_CONTENT
+    from vllmctl.catalog.store import ANY_CONTENT
 
     return catalog.raw if app.interactive else ANY_CONTENT
 
 
 def _load_existing(app: App) -> Any:
-    from vllmctl.catalog import load
+    from vllmctl.catalog.store import load
     from vllmctl.errors import CatalogError
 
     path = app.settings.models_path
@@ -47,7 +47,7 @@ def _load_existing(app: App) -> Any:
 @command("list-models")
 def list_models(app: App) -> None:
     """List the models in models.yaml (-o json for scripts)."""
-    from vllmctl.catalog import load
+    from vllmctl.catalog.store import load
 
     path = app.settings.models_path
     catalog = load(path)
@@ -95,12 +95,15 @@ def _add_model_options(func: Any) -> Any:
 @command("add-model")
 @_add_model_options
 def add_model(app: App, **flags: str | None) -> None:
-    """Add a model to models.yaml: asks for each field, or takes flags (with --yes, no prompts).
+    """Add a model to models.yaml, by prompts or by flags.
+
+    Asks for each field not given as a flag; with --yes (or without a terminal) it never
+    asks: give --name and --model-url, the rest have defaults.
 
     Creates models.yaml from models.example.yaml when it does not exist.
     """
-    from vllmctl.catalog import adding, apply_edit, load
     from vllmctl.catalog.questions import build_entry
+    from vllmctl.catalog.store import adding, apply_edit, load
 
     path = app.settings.models_path
     catalog = load(path)
@@ -115,7 +118,7 @@ def add_model(app: App, **flags: str | None) -> None:
             app.info("Nothing was changed.")
             return
     example = None if catalog.exists else _example_bytes()
-    apply_edit(path, adding(entry), based_on=_seen(app, catalog), create_from=example)
+    apply_edit(path, adding(entry), based_on=_seen(app, catalog), create_from=example, parsed=catalog)
     created = "" if catalog.exists else f" (created {path} from {EXAMPLE_NAME})"
     app.success(f"Added {entry['name']} to {path}{created}.")
     app.info("Deploy it with `vllmctl upgrade` (or `vllmctl install` for a new release).")
@@ -185,8 +188,11 @@ def _ask(app: App, question: Any, extra_check: Any) -> Any:
 @command("remove-model")
 @click.argument("name", required=False)
 def remove_model(app: App, name: str | None) -> None:
-    """Remove a model from models.yaml (choose from a list when NAME is omitted)."""
-    from vllmctl.catalog import apply_edit, removing
+    """Remove a model from models.yaml.
+
+    Choose from a list when NAME is omitted; asks to confirm unless --yes.
+    """
+    from vllmctl.catalog.store import apply_edit, removing
     from vllmctl.errors import UsageError
 
     catalog = _load_existing(app)
@@ -202,7 +208,7 @@ def remove_model(app: App, name: str | None) -> None:
     if not app.confirm(f"Remove {name} from {path}?", default=False):
         app.info("Nothing was changed.")
         return
-    apply_edit(path, removing(name), based_on=_seen(app, catalog))
+    apply_edit(path, removing(name), based_on=_seen(app, catalog), parsed=catalog)
     app.success(f"Removed {name} from {path}.")
     app.info("Apply it to the cluster with `vllmctl upgrade`.")
 
@@ -211,7 +217,7 @@ def remove_model(app: App, name: str | None) -> None:
 @click.argument("name")
 def show_model(app: App, name: str) -> None:
     """Show one model's fields, with vllmctl's defaults filled in."""
-    from vllmctl.catalog.schema import DEFAULTS
+    from vllmctl.catalog.constants import DEFAULTS
 
     model = _load_existing(app).model(name)
     effective = model.effective()
@@ -247,16 +253,18 @@ def _inline(value: Any) -> str:
 @click.argument("name")
 @click.argument("assignments", nargs=-1, required=True, metavar="KEY.PATH=VALUE...")
 def set_model(app: App, name: str, assignments: tuple[str, ...]) -> None:
-    """Set fields of one model, e.g. `set-model llama3 replicaCount=2 vllmConfig.maxModelLen=8192`.
+    """Set fields of one model: set-model NAME KEY.PATH=VALUE...
+
+    For example: set-model llama3 replicaCount=2 vllmConfig.maxModelLen=8192
 
     VALUE is read as YAML: 2 is a number, true a boolean, '"2"' a string.
     """
-    from vllmctl.catalog import apply_edit, setting
+    from vllmctl.catalog.store import apply_edit, setting
 
     parsed = [_parse_assignment(text) for text in assignments]
     catalog = _load_existing(app)
     catalog.model(name)  # the file must be valid and hold the model
-    apply_edit(catalog.path, setting(name, parsed))
+    apply_edit(catalog.path, setting(name, parsed), parsed=catalog)
     changes = ", ".join(assignments)
     app.success(f"Set {changes} on {name} in {catalog.path}.")
 
@@ -280,7 +288,10 @@ def _parse_assignment(text: str) -> tuple[list[str], Any]:
 
 @command("validate")
 def validate_models(app: App) -> None:
-    """Check models.yaml: exit 0 when valid, else every problem with file:line:column (exit 2)."""
+    """Check models.yaml; every problem with file:line:column.
+
+    Exit 0 when valid, else 2 with each problem, its key path and the fix.
+    """
     catalog = _load_existing(app)
     if app.output != "table":
         app.emit(
@@ -291,4 +302,4 @@ def validate_models(app: App) -> None:
     app.success(f"{catalog.path} is valid: {count} model{'s' if count != 1 else ''}.")
 
 
-COMMANDS = (list_models, add_model, remove_model, show_model, set_model, validate_models)
+COMMANDS = {c.name: c for c in (list_models, add_model, remove_model, show_model, set_model, validate_models)}
