@@ -43,6 +43,71 @@ set-model name +assignments:
 validate *args:
     @{{vllmctl}} validate "$@"
 
+# print the Helm values models.yaml turns into (-o FILE to write them)
+[no-cd]
+render *args:
+    @{{vllmctl}} render "$@"
+
+# print the manifests helm would apply
+[no-cd]
+template *args:
+    @{{vllmctl}} template "$@"
+
+# what install/upgrade would change, model by model (exit 1 when something would)
+[no-cd]
+plan *args:
+    @{{vllmctl}} plan "$@"
+
+# the same as plan
+[no-cd]
+diff *args:
+    @{{vllmctl}} diff "$@"
+
+# install the release (creates the namespace; --dry-run shows the plan)
+[no-cd]
+install *args:
+    @{{vllmctl}} install "$@"
+
+# upgrade the release to what models.yaml says now
+[no-cd]
+upgrade *args:
+    @{{vllmctl}} upgrade "$@"
+
+# uninstall the release (model caches and secrets stay unless asked)
+[no-cd]
+uninstall *args:
+    @{{vllmctl}} uninstall "$@"
+
+# the release's revisions
+[no-cd]
+history *args:
+    @{{vllmctl}} history "$@"
+
+# roll back to a revision (default: the previous one)
+[no-cd]
+rollback *args:
+    @{{vllmctl}} rollback "$@"
+
+# add the chart's helm repository
+[no-cd]
+add-helm-repo *args:
+    @{{vllmctl}} add-helm-repo "$@"
+
+# remove the chart's helm repository
+[no-cd]
+remove-helm-repo *args:
+    @{{vllmctl}} remove-helm-repo "$@"
+
+# create the namespace with Pod Security labels
+[no-cd]
+create-namespace *args:
+    @{{vllmctl}} create-namespace "$@"
+
+# delete the namespace and everything in it (asks first)
+[no-cd]
+delete-namespace *args:
+    @{{vllmctl}} delete-namespace "$@"
+
 # show the resolved settings and where each came from
 [no-cd]
 config *args:

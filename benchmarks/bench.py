@@ -431,6 +431,7 @@ def build(args: argparse.Namespace, notes: list[str]) -> Plan:
             {MODELS_FILE: large},
             check_models([*large_names, NEW_MODEL]),
         ),
+        Bench("render @1000", [vllmctl, "render"], {MODELS_FILE: large}, check_stdout_contains("modelSpec:")),
         # Its models.yaml (the large one plus bench-new) is filled in after add-model has run.
         Bench(
             "remove-model @1000",
@@ -441,6 +442,7 @@ def build(args: argparse.Namespace, notes: list[str]) -> Plan:
     ]
     targets = {
         "vllmctl --version": Target("<=", 80),
+        "render @1000": Target("<=", 500),
         "vllmctl --help": Target("<=", 80),
         "list-models @20": Target("<", benchmark=OLD_RECIPE),
         "list-models @1000": Target("<=", 250),

@@ -36,6 +36,7 @@ ENV_ROUTER_LIMIT_MEMORY = "VLLM_ROUTER_LIMIT_MEMORY"
 ENV_EXTERNAL_SECRETS_NAMESPACE = "EXTERNAL_SECRETS_NAMESPACE"
 ENV_VAULT_NAMESPACE = "K8S_VAULT_NAMESPACE"
 ENV_HELM = "VLLM_HELM"
+ENV_KUBECTL = "VLLM_KUBECTL"
 ENV_TEMPLATES_DIR = "VLLM_TEMPLATES_DIR"
 
 
@@ -96,6 +97,7 @@ SPECS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec("vault_namespace", ENV_VAULT_NAMESPACE, "vault", "namespace of Vault in the cluster"),
     SettingSpec("helm", ENV_HELM, None, "helm binary (default: helm on PATH)"),
+    SettingSpec("kubectl", ENV_KUBECTL, None, "kubectl binary (default: kubectl on PATH)"),
     SettingSpec("templates_dir", ENV_TEMPLATES_DIR, None, "directory of custom templates", kind="path"),
 )
 SPECS_BY_NAME = {spec.name: spec for spec in SPECS}

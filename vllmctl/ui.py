@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO
 
 from vllmctl.errors import Interrupted, UsageError
@@ -82,6 +82,38 @@ class App:
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         """A plain aligned table, kubectl style: cheap to build and easy to grep."""
         print(format_table(headers, rows), end="")
+
+    def follow(self, lines: Iterator[str], label: str) -> float:
+        """Show a running tool's output with a live status line (elapsed time) on a terminal;
+        plain lines otherwise. Returns the seconds it took."""
+        import time
+
+        start = time.monotonic()
+        if not sys.stderr.isatty():
+            for line in lines:
+                print(line, file=sys.stderr, flush=True)
+            return time.monotonic() - start
+        import threading
+
+        from rich.console import Console
+
+        console = Console(stderr=True, no_color="NO_COLOR" in os.environ, highlight=False)
+        done = threading.Event()
+        with console.status(label) as status:
+
+            def tick() -> None:
+                while not done.wait(0.5):
+                    status.update(f"{label} ({time.monotonic() - start:.0f}s)")
+
+            ticker = threading.Thread(target=tick, daemon=True)
+            ticker.start()
+            try:
+                for line in lines:
+                    console.print(line, markup=False)
+            finally:
+                done.set()
+                ticker.join()
+        return time.monotonic() - start
 
     # ---------------------------------------------------------------- prompts
     @property

@@ -10,6 +10,7 @@ removing the new entry must give back the previous bytes.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ SET_PATHS: list[tuple[list[str], st.SearchStrategy[Any]]] = [
 @st.composite
 def entries(draw: st.DrawFn) -> dict[str, Any]:
     name = draw(NAMES)
-    entry: dict[str, Any] = {"name": name, "modelURL": "org/" + name.replace("--", "-")}  # HF forbids "--"
+    entry: dict[str, Any] = {"name": name, "modelURL": "org/" + re.sub("-+", "-", name)}  # HF forbids "--"
     if draw(st.booleans()):
         entry["replicaCount"] = draw(st.integers(0, 4))
     if draw(st.booleans()):

@@ -105,8 +105,9 @@ def compose(doc: YamlText) -> Node | None:
     except MarkedYAMLError as exc:
         raise CatalogError(_syntax_message(doc, exc)) from None
     except ReaderError as exc:  # a character YAML does not allow, e.g. a pasted ESC
+        character = chr(exc.character) if isinstance(exc.character, int) else exc.character
         raise CatalogError(
-            f"{doc.where(exc.position)}: the character {exc.character!r} is not allowed in YAML "
+            f"{doc.where(exc.position)}: the character {character!r} is not allowed in YAML "
             "(control characters are not); delete it."
         ) from None
     except YAMLError as exc:  # pragma: no cover - libyaml reports the others with marks

@@ -26,6 +26,25 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "show-model": ("models", "Show one model's fields, with vllmctl's defaults filled in."),
     "set-model": ("models", "Set fields of one model: set-model NAME KEY.PATH=VALUE..."),
     "validate": ("models", "Check models.yaml; every problem with file:line:column."),
+    "render": ("deploy", "Print the Helm values models.yaml turns into (no cluster needed)."),
+    "template": ("deploy", "Print the manifests helm would apply (helm template; no cluster needed)."),
+    "plan": ("deploy", "Show what install/upgrade would change, model by model."),
+    "diff": ("deploy", "Show what install/upgrade would change, model by model."),
+    "install": ("deploy", "Install (or upgrade) the release from models.yaml, creating the namespace."),
+    "upgrade": ("deploy", "Upgrade the existing release to what models.yaml says now."),
+    "uninstall": ("deploy", "Uninstall the release; model caches and secrets stay unless asked."),
+    "history": ("deploy", "List the release's revisions (helm history)."),
+    "rollback": ("deploy", "Roll the release back to REVISION (default: the previous one)."),
+    "add-helm-repo": ("deploy", "Add (or update) the helm repository of the chart."),
+    "remove-helm-repo": ("deploy", "Remove the chart's helm repository."),
+    "create-namespace": (
+        "deploy",
+        "Create the namespace (or update it) with Pod Security labels (baseline).",
+    ),
+    "delete-namespace": (
+        "deploy",
+        "Delete the namespace and everything in it, model caches included (asks first).",
+    ),
     "config": ("config", "Show the resolved settings and where each came from."),
 }
 

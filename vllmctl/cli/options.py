@@ -37,10 +37,9 @@ def _attribute(name: str) -> Callable[[click.Context, click.Parameter, Any], Non
     return callback
 
 
-def shared_options(func: F) -> F:
-    """Add the global options; they set App state and are not passed to the function."""
-    options = [
-        click.option(
+def _shared_option_table() -> dict[str, Callable[[F], F]]:
+    return {
+        "models": click.option(
             "--models",
             "models_file",
             metavar="PATH",
@@ -48,20 +47,20 @@ def shared_options(func: F) -> F:
             callback=_setting("models_file"),
             help=f"models catalog [env {s.ENV_MODELS_FILE}; default ./models.yaml]",
         ),
-        click.option(
+        "namespace": click.option(
             "-n",
             "--namespace",
             expose_value=False,
             callback=_setting("namespace"),
             help=f"Kubernetes namespace [env {s.ENV_NAMESPACE}; default vllm]",
         ),
-        click.option(
+        "context": click.option(
             "--context",
             expose_value=False,
             callback=_setting("context"),
             help=f"kube context [env {s.ENV_CONTEXT}; default: the kubeconfig's current]",
         ),
-        click.option(
+        "output": click.option(
             "-o",
             "--output",
             type=click.Choice(OUTPUT_FORMATS),
@@ -69,7 +68,7 @@ def shared_options(func: F) -> F:
             callback=_attribute("output"),
             help="output format for data [default table]",
         ),
-        click.option(
+        "yes": click.option(
             "-y",
             "--yes",
             is_flag=True,
@@ -77,7 +76,7 @@ def shared_options(func: F) -> F:
             callback=_attribute("yes"),
             help="never prompt: confirm, and fail where an answer is missing",
         ),
-        click.option(
+        "verbose": click.option(
             "-v",
             "--verbose",
             is_flag=True,
@@ -85,10 +84,31 @@ def shared_options(func: F) -> F:
             callback=_attribute("verbose"),
             help="more detail, and tracebacks on errors",
         ),
-    ]
-    for option in reversed(options):
+    }
+
+
+def shared_options(func: F, *, output: bool = True) -> F:
+    """Add the global options; they set App state and are not passed to the function.
+
+    `output=False` leaves out -o/--output, for a command whose -o names a file.
+    """
+    table = _shared_option_table()
+    if not output:
+        del table["output"]
+    for option in reversed(list(table.values())):
         func = option(func)
     return func
+
+
+def templates_dir_option(func: F) -> F:
+    """--templates-dir, for the commands that render values."""
+    return click.option(
+        "--templates-dir",
+        metavar="DIR",
+        expose_value=False,
+        callback=_setting("templates_dir"),
+        help=f"your copy of vllmctl's templates/ [env {s.ENV_TEMPLATES_DIR}]",
+    )(func)
 
 
 def pass_app(func: F) -> F:
@@ -102,11 +122,11 @@ def pass_app(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def command(name: str, **kwargs: Any) -> Callable[[F], click.Command]:
+def command(name: str, *, output: bool = True, **kwargs: Any) -> Callable[[F], click.Command]:
     """A vllmctl command: shared options added, App passed first."""
 
     def decorator(func: F) -> click.Command:
         make = cast(Callable[[Callable[..., Any]], click.Command], click.command(name, **kwargs))
-        return make(shared_options(pass_app(func)))
+        return make(shared_options(pass_app(func), output=output))
 
     return decorator

@@ -1,0 +1,117 @@
+"""The helm and kubectl command lines vllmctl builds (run for real in the sandbox tests)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from vllmctl.helm import ChartRef, DeployedRelease, Helm, parse_version, private_values_file
+from vllmctl.kubectl import Kubectl
+
+CHART = ChartRef("vllm/vllm-stack", "0.1.8", "https://vllm-project.github.io/production-stack")
+VALUES = Path("/tmp/values.yaml")
+
+
+def helm(version: tuple[int, int, int] = (4, 1, 4), context: str | None = "prod") -> Helm:
+    return Helm("helm", "vllm", "rel", context, known_version=version)
+
+
+def test_install_with_helm_4() -> None:
+    assert helm().upgrade_argv(CHART, VALUES, install=True, timeout="30m", atomic=True) == [
+        "helm", "upgrade", "rel", "vllm/vllm-stack", "--version", "0.1.8",
+        "--namespace", "vllm", "--kube-context", "prod",
+        "--install", "--values", "/tmp/values.yaml", "--timeout", "30m", "--wait", "--rollback-on-failure",
+    ]  # fmt: skip
+
+
+def test_upgrade_with_helm_3_uses_atomic() -> None:
+    argv = helm((3, 14, 2), context=None).upgrade_argv(
+        CHART, VALUES, install=False, timeout="10m", atomic=True
+    )
+    assert argv == [
+        "helm", "upgrade", "rel", "vllm/vllm-stack", "--version", "0.1.8", "--namespace", "vllm",
+        "--values", "/tmp/values.yaml", "--timeout", "10m", "--wait", "--atomic",
+    ]  # fmt: skip
+
+
+def test_uninstall_rollback_history_get_values() -> None:
+    h = helm()
+    scope = ["--namespace", "vllm", "--kube-context", "prod"]
+    assert h.uninstall_argv(timeout="5m") == ["helm", "uninstall", "rel", *scope, "--wait", "--timeout", "5m"]
+    assert h.rollback_argv(3, timeout="5m") == [
+        "helm",
+        "rollback",
+        "rel",
+        "3",
+        *scope,
+        "--wait",
+        "--timeout",
+        "5m",
+    ]
+    assert h.rollback_argv(None, timeout="5m")[:3] == ["helm", "rollback", "rel"]
+    assert "3" not in h.rollback_argv(None, timeout="5m")
+    assert h.history_argv() == ["helm", "history", "rel", *scope, "--output", "json"]
+    assert h.get_values_argv() == ["helm", "get", "values", "rel", *scope, "--output", "json"]
+    assert h.list_argv() == ["helm", "list", *scope, "--all", "--filter", "^rel$", "-o", "json"]
+
+
+def test_template_and_repo() -> None:
+    h = helm()
+    assert h.template_argv(CHART, VALUES) == [
+        "helm", "template", "rel", "vllm/vllm-stack", "--version", "0.1.8", "--namespace", "vllm",
+        "--values", "/tmp/values.yaml",
+    ]  # fmt: skip
+    assert h.repo_add_argv(CHART) == [
+        "helm", "repo", "add", "vllm", "https://vllm-project.github.io/production-stack", "--force-update",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("ref", "is_repo"),
+    [
+        ("vllm/vllm-stack", True),
+        ("oci://ghcr.io/x/vllm-stack", False),
+        ("./chart", False),
+        ("/abs/chart.tgz", False),
+    ],
+)
+def test_chart_references(ref: str, is_repo: bool) -> None:
+    assert ChartRef(ref, "0.1.8", "").is_repo is is_repo
+
+
+def test_versions() -> None:
+    assert parse_version("v3.14.2+g1234") == (3, 14, 2)
+    assert parse_version("v4.1.4") == (4, 1, 4)
+
+
+def test_deployed_release_from_helm_list() -> None:
+    entry = {"name": "rel", "revision": "4", "status": "deployed", "chart": "vllm-stack-0.1.9"}
+    assert DeployedRelease.from_helm(entry, {"a": 1}) == DeployedRelease(4, "deployed", "0.1.9", {"a": 1})
+
+
+def test_values_file_is_private_and_removed() -> None:
+    with private_values_file("secret: ref\n") as path:
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert path.read_text() == "secret: ref\n"
+    assert not path.exists()
+
+
+def test_kubectl_namespace_with_pod_security() -> None:
+    kubectl = Kubectl("kubectl", "prod")
+    assert kubectl.apply_namespace_argv() == [
+        "kubectl", "--context", "prod", "apply", "--server-side", "--field-manager=vllmctl",
+        "--force-conflicts", "-f", "-",
+    ]  # fmt: skip
+    manifest = kubectl.namespace_manifest("vllm")
+    assert '"pod-security.kubernetes.io/enforce": "baseline"' in manifest
+    assert '"pod-security.kubernetes.io/warn-version": "latest"' in manifest
+
+
+@pytest.mark.skipif(shutil.which("helm") is None, reason="scripts/test puts helm on PATH")
+def test_the_real_helm_is_found_and_its_version_read() -> None:
+    found = Helm.find(None, "vllm", "rel", None)
+    assert found.version >= (3, 8, 0)
+    assert os.path.isabs(found.binary)

@@ -1,0 +1,306 @@
+"""Commands that render values and drive helm: render, template, plan, install, upgrade,
+uninstall, history, rollback, and the helm repo and namespace helpers."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vllmctl.cli.options import command, templates_dir_option
+from vllmctl.ui import App
+
+
+def _show_notes(app: App, prepared: Any) -> None:
+    for warning in prepared.rendered.warnings:
+        app.warn(warning)
+    for note in prepared.notes:
+        app.info(f"note: {note}")
+
+
+@command("render", output=False)
+@click.option(
+    "-o",
+    "--output",
+    "output_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="write the values to FILE instead of stdout",
+)
+@templates_dir_option
+def render_values(app: App, output_file: Path | None) -> None:
+    """Print the Helm values models.yaml turns into (no cluster needed).
+
+    Labels are those of a new release; install, upgrade and plan keep a deployed
+    release's own. Secrets appear only as references, never as values.
+    """
+    from vllmctl.deploy import prepare
+
+    prepared = prepare(app.settings, helm=None, kubectl=None)
+    _show_notes(app, prepared)
+    if output_file is None:
+        sys.stdout.write(prepared.rendered.text)
+        return
+    output_file.write_text(prepared.rendered.text, encoding="utf-8")
+    count = len(prepared.models)
+    app.success(f"Wrote the values for {count} model{'s' if count != 1 else ''} to {output_file}.")
+
+
+@command("template")
+@templates_dir_option
+def template(app: App) -> None:
+    """Print the manifests helm would apply (helm template; no cluster needed)."""
+    from vllmctl import tools
+    from vllmctl.deploy import chart_ref, helm_for, prepare
+    from vllmctl.helm import private_values_file
+
+    settings = app.settings
+    prepared = prepare(settings, helm=None, kubectl=None)
+    _show_notes(app, prepared)
+    helm = helm_for(settings)
+    chart = chart_ref(settings)
+    if chart.is_repo:
+        tools.run(helm.repo_add_argv(chart))
+        tools.run(helm.repo_update_argv(chart))
+    with private_values_file(prepared.rendered.text) as values:
+        sys.stdout.write(tools.run(helm.template_argv(chart, values)))
+
+
+@command("plan")
+@templates_dir_option
+def plan(app: App) -> None:
+    """Show what install/upgrade would change, model by model.
+
+    Exit 0 when nothing would change, 1 when something would, 2 on error (like diff).
+    """
+    from vllmctl.deploy import helm_for, kubectl_for, prepare
+    from vllmctl.errors import EXIT_NEGATIVE
+
+    settings = app.settings
+    prepared = prepare(settings, helm=helm_for(settings), kubectl=kubectl_for(settings))
+    _show_notes(app, prepared)
+    result = prepared.plan
+    app.emit(result.as_json(), lambda: print("\n".join(result.lines())))
+    if result.has_changes or result.blockers:
+        sys.exit(EXIT_NEGATIVE)
+
+
+def _apply_options(func: Any) -> Any:
+    func = click.option("--dry-run", is_flag=True, help="show the plan and the helm command; change nothing")(
+        func
+    )
+    func = click.option(
+        "--atomic", is_flag=True, help="roll back if the release fails (helm's rollback-on-failure)"
+    )(func)
+    func = click.option(
+        "--replace-deployments",
+        is_flag=True,
+        help="delete Deployments whose selector the chart version changes (a short outage)",
+    )(func)
+    return templates_dir_option(func)
+
+
+def _apply(app: App, *, install: bool, dry_run: bool, atomic: bool, replace_deployments: bool) -> None:
+    from vllmctl import deploy, tools
+    from vllmctl.errors import UsageError
+
+    settings = app.settings
+    helm = deploy.helm_for(settings)
+    kubectl = deploy.kubectl_for(settings)
+    prepared = deploy.prepare(settings, helm=helm, kubectl=kubectl)
+    if not install and prepared.deployed is None:
+        raise UsageError(
+            f"there is no release {settings.release!r} in namespace {settings.namespace!r}; "
+            "create it with `vllmctl install`."
+        )
+    _show_notes(app, prepared)
+    if note := deploy.pvc_policy_note(settings):
+        app.warn(note)
+    app.info("\n".join(prepared.plan.lines()))
+    if dry_run:
+        argv = deploy.upgrade_command(settings, helm, install=install, atomic=atomic)
+        app.info(f"helm command: {tools.shown(argv)}")
+        app.info("Dry run: nothing was changed.")
+        return
+    verb = "Installing" if install and prepared.deployed is None else "Upgrading"
+    lines = deploy.apply(
+        settings,
+        helm,
+        kubectl,
+        prepared,
+        install=install,
+        atomic=atomic,
+        replace_deployments=replace_deployments,
+    )
+    seconds = app.follow(lines, f"{verb} {settings.release} with helm")
+    app.success(f"Release {settings.release} is deployed in namespace {settings.namespace} ({seconds:.0f}s).")
+    names = ", ".join(m.name for m in prepared.models)
+    app.info(f"Models: {names}")
+    app.info(
+        f"API: http://{settings.release}-router-service.{settings.namespace}.svc.cluster.local/v1 in the "
+        "cluster; from here: vllmctl port-forward, then http://localhost:8000/v1"
+    )
+
+
+@command("install")
+@_apply_options
+def install(app: App, dry_run: bool, atomic: bool, replace_deployments: bool) -> None:
+    """Install (or upgrade) the release from models.yaml, creating the namespace."""
+    _apply(app, install=True, dry_run=dry_run, atomic=atomic, replace_deployments=replace_deployments)
+
+
+@command("upgrade")
+@_apply_options
+def upgrade(app: App, dry_run: bool, atomic: bool, replace_deployments: bool) -> None:
+    """Upgrade the existing release to what models.yaml says now."""
+    _apply(app, install=False, dry_run=dry_run, atomic=atomic, replace_deployments=replace_deployments)
+
+
+@command("uninstall")
+@click.option("--delete-secrets", is_flag=True, help="also delete the hf-token and vllm-api-key Secrets")
+@click.option("--delete-namespace", is_flag=True, help="also delete the namespace, with everything in it")
+def uninstall(app: App, delete_secrets: bool, delete_namespace: bool) -> None:
+    """Uninstall the release; model caches and secrets stay unless asked.
+
+    The model-cache PVCs survive with chart 0.1.10+ and are reused by the next install.
+    """
+    from vllmctl import deploy, tools
+
+    settings = app.settings
+    helm = deploy.helm_for(settings)
+    kubectl = deploy.kubectl_for(settings)
+    namespace, release = settings.namespace, settings.release
+    if note := deploy.pvc_policy_note(settings):
+        app.warn(note)
+    if not app.confirm(f"Uninstall release {release} from namespace {namespace}? Serving stops."):
+        app.info("Nothing was changed.")
+        return
+    if delete_namespace:
+        claims = kubectl.names("persistentvolumeclaim", namespace)
+        lost = ", ".join(c.split("/", 1)[-1] for c in claims) or "none"
+        app.warn(
+            f"deleting namespace {namespace} deletes every object in it, model caches included ({lost})."
+        )
+        if not app.confirm(f"Delete namespace {namespace} and everything in it?", flag="--yes"):
+            app.info("The release stays; nothing was changed.")
+            return
+    app.follow(tools.stream(helm.uninstall_argv(timeout=settings.helm_timeout)), f"Uninstalling {release}")
+    app.success(f"Uninstalled {release}.")
+    if delete_secrets:
+        if kubectl.exists("customresourcedefinition", "externalsecrets.external-secrets.io"):
+            external = ["hf-token-external-secret", "vllm-api-key-external-secret"]
+            kubectl.delete("externalsecret", external, namespace)
+        kubectl.delete("secret", ["hf-token", "vllm-api-key"], namespace)
+        app.info("Deleted the Secrets hf-token and vllm-api-key (and their ExternalSecrets, if any).")
+    if delete_namespace:
+        kubectl.delete("namespace", [namespace])
+        app.info(f"Deleted namespace {namespace}.")
+
+
+@command("history")
+def history(app: App) -> None:
+    """List the release's revisions (helm history)."""
+    from vllmctl.deploy import helm_for
+
+    revisions = helm_for(app.settings).history()
+    rows = [
+        (r.get("revision"), r.get("updated"), r.get("status"), r.get("chart"), r.get("description"))
+        for r in revisions
+    ]
+    app.emit(revisions, lambda: app.table(("revision", "updated", "status", "chart", "description"), rows))
+
+
+@command("rollback")
+@click.argument("revision", type=int, required=False)
+def rollback(app: App, revision: int | None) -> None:
+    """Roll the release back to REVISION (default: the previous one)."""
+    from vllmctl import tools
+    from vllmctl.deploy import helm_for
+
+    settings = app.settings
+    helm = helm_for(settings)
+    helm.history()  # a clear error when there is no release
+    target = f"revision {revision}" if revision else "the previous revision"
+    app.follow(
+        tools.stream(helm.rollback_argv(revision, timeout=settings.helm_timeout)), f"Rolling back to {target}"
+    )
+    app.success(f"Rolled {settings.release} back to {target}.")
+
+
+@command("add-helm-repo")
+def add_helm_repo(app: App) -> None:
+    """Add (or update) the helm repository of the chart."""
+    from vllmctl import tools
+    from vllmctl.deploy import chart_ref, helm_for
+    from vllmctl.errors import UsageError
+
+    chart = chart_ref(app.settings)
+    if not chart.is_repo:
+        raise UsageError(
+            f"VLLM_CHART={chart.ref!r} is not a repo reference (like vllm/vllm-stack); no repo to add."
+        )
+    helm = helm_for(app.settings)
+    tools.run(helm.repo_add_argv(chart))
+    tools.run(helm.repo_update_argv(chart))
+    app.success(f"helm repo {chart.repo_name} -> {chart.repo_url} is added and up to date.")
+
+
+@command("remove-helm-repo")
+def remove_helm_repo(app: App) -> None:
+    """Remove the chart's helm repository."""
+    from vllmctl import tools
+    from vllmctl.deploy import chart_ref, helm_for
+
+    chart = chart_ref(app.settings)
+    tools.run(helm_for(app.settings).repo_remove_argv(chart.repo_name))
+    app.success(f"Removed helm repo {chart.repo_name}.")
+
+
+@command("create-namespace")
+def create_namespace(app: App) -> None:
+    """Create the namespace (or update it) with Pod Security labels (baseline)."""
+    from vllmctl.deploy import kubectl_for
+
+    namespace = app.settings.namespace
+    kubectl_for(app.settings).ensure_namespace(namespace)
+    app.success(f"Namespace {namespace} exists with Pod Security enforce=baseline, warn=baseline.")
+
+
+@command("delete-namespace")
+def delete_namespace(app: App) -> None:
+    """Delete the namespace and everything in it, model caches included (asks first)."""
+    from vllmctl.deploy import kubectl_for
+
+    namespace = app.settings.namespace
+    kubectl = kubectl_for(app.settings)
+    claims = (
+        ", ".join(c.split("/", 1)[-1] for c in kubectl.names("persistentvolumeclaim", namespace)) or "none"
+    )
+    app.warn(f"this deletes every object in {namespace}, model caches included (PVCs: {claims}).")
+    if not app.confirm(f"Delete namespace {namespace}?"):
+        app.info("Nothing was changed.")
+        return
+    kubectl.delete("namespace", [namespace])
+    app.success(f"Deleted namespace {namespace}.")
+
+
+COMMANDS = {
+    c.name: c
+    for c in (
+        render_values,
+        template,
+        plan,
+        install,
+        upgrade,
+        uninstall,
+        history,
+        rollback,
+        add_helm_repo,
+        remove_helm_repo,
+        create_namespace,
+        delete_namespace,
+    )
+}
+COMMANDS["diff"] = plan

@@ -1,0 +1,178 @@
+"""From models.yaml to a helm release: prepare the values and plan, then install, upgrade,
+uninstall. Commands in cli/deploy.py call these; nothing here talks to the user."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from vllmctl import tools
+from vllmctl.catalog.schema import Model
+from vllmctl.errors import CatalogError, UsageError
+from vllmctl.helm import ChartRef, DeployedRelease, Helm, private_values_file
+from vllmctl.kubectl import Kubectl
+from vllmctl.plan import Plan, make_plan
+from vllmctl.render import (
+    API_KEY_SECRET,
+    HF_TOKEN_SECRET,
+    DeployedLabels,
+    Rendered,
+    default_render_input,
+    render,
+    version_tuple,
+)
+
+
+def load_models(settings: Any) -> list[Model]:
+    """The valid models of models.yaml; a missing or invalid file stops here."""
+    from vllmctl.catalog.store import load
+
+    catalog = load(settings.models_path)
+    if not catalog.exists:
+        raise CatalogError(f"{settings.models_path} does not exist; add a model first (vllmctl add-model).")
+    catalog.require_valid()
+    return catalog.models
+
+
+def chart_ref(settings: Any) -> ChartRef:
+    return ChartRef(settings.chart, settings.chart_version, settings.chart_repo)
+
+
+def helm_for(settings: Any) -> Helm:
+    return Helm.find(settings.helm, settings.namespace, settings.release, settings.context)
+
+
+def kubectl_for(settings: Any) -> Kubectl:
+    return Kubectl.find(settings.kubectl, settings.context)
+
+
+@dataclass
+class Prepared:
+    """What would be deployed, and how it differs from what is."""
+
+    models: list[Model]
+    rendered: Rendered
+    deployed: DeployedRelease | None
+    plan: Plan
+    notes: list[str] = field(default_factory=list)
+
+
+def prepare(settings: Any, *, helm: Helm | None, kubectl: Kubectl | None) -> Prepared:
+    """Render the values; with a cluster (helm given), against the deployed release."""
+    models = load_models(settings)
+    deployed = helm.deployed() if helm else None
+    notes: list[str] = []
+    hf_token, api_key = _secret_references(settings, kubectl, notes)
+    given = default_render_input(
+        settings,
+        hf_token=hf_token,
+        api_key=api_key,
+        deployed_labels=DeployedLabels.from_values(deployed.values) if deployed else None,
+    )
+    if deployed and given.deployed_labels == DeployedLabels(None, None):
+        # Deployed with the chart's default labels (e.g. by the old scripts): keep them,
+        # or the Deployments' selectors would change.
+        notes.append(
+            "the release uses the chart's default labels, shared by every release in the "
+            "namespace; they are kept (Deployment selectors cannot change)."
+        )
+    rendered = render(models, given)
+    plan = make_plan(
+        settings.release,
+        settings.namespace,
+        deployed.values if deployed else None,
+        rendered.values,
+        deployed_chart=deployed.chart_version if deployed else None,
+        target_chart=settings.chart_version,
+    )
+    return Prepared(models, rendered, deployed, plan, notes)
+
+
+def _secret_references(settings: Any, kubectl: Kubectl | None, notes: list[str]) -> tuple[Any, Any]:
+    """Secret references for the HF token and API key: when the setting says the Secret
+    exists, or the cluster has it. Never a literal: values end up stored in the release."""
+
+    def present(flag: bool, name: str) -> bool:
+        if flag:
+            return True
+        if kubectl is None:
+            return False
+        return kubectl.exists("secret", name, settings.namespace)
+
+    hf_token = (
+        HF_TOKEN_SECRET if present(settings.hf_token_from_secret, HF_TOKEN_SECRET.secret_name) else None
+    )
+    api_key = API_KEY_SECRET if present(settings.api_key_from_secret, API_KEY_SECRET.secret_name) else None
+    if kubectl is None:
+        if hf_token is None or api_key is None:
+            notes.append(
+                "offline: the Secrets hf-token and vllm-api-key are referenced only when "
+                "VLLM_HF_TOKEN_FROM_SECRET / VLLM_API_KEY_FROM_SECRET say they exist "
+                "(install, upgrade and plan look in the cluster)."
+            )
+        return hf_token, api_key
+    if hf_token is None:
+        notes.append(
+            "no Secret hf-token: engines start without a HuggingFace token (gated models fail "
+            "to download). Create it, or set VLLM_HF_TOKEN_FROM_SECRET=true if it exists."
+        )
+    if api_key is None:
+        notes.append("no Secret vllm-api-key: the endpoint accepts requests without an API key.")
+    return hf_token, api_key
+
+
+def pvc_policy_note(settings: Any) -> str | None:
+    """What happens to the model caches on uninstall, said plainly for old charts."""
+    version = version_tuple(settings.chart_version)
+    if version is not None and version < (0, 1, 10):
+        return (
+            f"chart {settings.chart_version} cannot mark the model caches to be kept: "
+            "`helm uninstall` deletes their PVCs (downloaded weights). Charts 0.1.10+ keep them."
+        )
+    return None
+
+
+def apply(
+    settings: Any,
+    helm: Helm,
+    kubectl: Kubectl,
+    prepared: Prepared,
+    *,
+    install: bool,
+    atomic: bool,
+    replace_deployments: bool,
+) -> Iterator[str]:
+    """Run the install or upgrade, yielding helm's output lines as they come."""
+    if prepared.plan.blockers and not replace_deployments:
+        raise UsageError("the upgrade cannot go through as is.", details=prepared.plan.blockers)
+    chart = chart_ref(settings)
+    if install:
+        kubectl.ensure_namespace(settings.namespace)
+    if chart.is_repo:
+        tools.run(helm.repo_add_argv(chart))
+        tools.run(helm.repo_update_argv(chart))
+    if replace_deployments and prepared.plan.blockers:
+        yield from replace_release_deployments(settings, kubectl)
+    hint = f"Roll back with: vllmctl rollback -n {settings.namespace}"
+    with private_values_file(prepared.rendered.text) as values:
+        argv = helm.upgrade_argv(chart, values, install=install, timeout=settings.helm_timeout, atomic=atomic)
+        yield from tools.stream(argv, hint=hint if not install or prepared.deployed else "")
+
+
+def replace_release_deployments(settings: Any, kubectl: Kubectl) -> Iterator[str]:
+    """Delete the release's engine and router Deployments, so helm recreates them."""
+    engines = kubectl.names("deployment", settings.namespace, f"helm-release-name={settings.release}")
+    router = f"deployment.apps/{settings.release}-deployment-router"
+    names = [n.split("/", 1)[-1] for n in [*engines, router]]
+    yield f"deleting Deployments {', '.join(names)} (their selectors change)"
+    kubectl.delete("deployment", names, settings.namespace)
+
+
+def upgrade_command(settings: Any, helm: Helm, *, install: bool, atomic: bool) -> list[str]:
+    """The helm command line `install`/`upgrade` would run (values file shown as a placeholder)."""
+    from pathlib import Path
+
+    return helm.upgrade_argv(
+        chart_ref(settings), Path("<values>"), install=install, timeout=settings.helm_timeout, atomic=atomic
+    )

@@ -1,0 +1,73 @@
+"""kubectl, run for the few cluster steps helm does not do: the namespace and its Pod
+Security labels, whether a Secret exists, and deleting Deployments whose selector a chart
+upgrade changes. Command lines are built by pure functions so tests can check them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from vllmctl import tools
+
+HOW_TO_GET_KUBECTL = "Install kubectl (https://kubernetes.io/docs/tasks/tools/), or point VLLM_KUBECTL at it."
+# Pod Security admission: engines need no privileges beyond "baseline".
+POD_SECURITY = {
+    "pod-security.kubernetes.io/enforce": "baseline",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+    "pod-security.kubernetes.io/warn": "baseline",
+    "pod-security.kubernetes.io/warn-version": "latest",
+}
+
+
+@dataclass
+class Kubectl:
+    binary: str
+    context: str | None = None
+
+    @classmethod
+    def find(cls, override: str | None, context: str | None) -> Kubectl:
+        return cls(tools.find_tool("kubectl", override, HOW_TO_GET_KUBECTL), context)
+
+    def _argv(self, *args: str) -> list[str]:
+        scope = ["--context", self.context] if self.context else []
+        return [self.binary, *scope, *args]
+
+    def namespace_manifest(self, namespace: str) -> str:
+        manifest = {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {
+                "name": namespace,
+                "labels": {**POD_SECURITY, "app.kubernetes.io/managed-by": "vllmctl"},
+            },
+        }
+        return json.dumps(manifest)
+
+    def apply_namespace_argv(self) -> list[str]:
+        # Server-side apply: creates the namespace or sets just these labels on it.
+        return self._argv("apply", "--server-side", "--field-manager=vllmctl", "--force-conflicts", "-f", "-")
+
+    def ensure_namespace(self, namespace: str) -> None:
+        tools.run(self.apply_namespace_argv(), input=self.namespace_manifest(namespace))
+
+    def exists_argv(self, kind: str, name: str, namespace: str | None) -> list[str]:
+        scope = ["--namespace", namespace] if namespace else []
+        return self._argv("get", kind, name, *scope, "--ignore-not-found", "--output", "name")
+
+    def exists(self, kind: str, name: str, namespace: str | None = None) -> bool:
+        return bool(tools.run(self.exists_argv(kind, name, namespace)).strip())
+
+    def names_argv(self, kind: str, namespace: str, selector: str | None = None) -> list[str]:
+        select = ["--selector", selector] if selector else []
+        return self._argv("get", kind, "--namespace", namespace, *select, "--output", "name")
+
+    def names(self, kind: str, namespace: str, selector: str | None = None) -> list[str]:
+        return tools.run(self.names_argv(kind, namespace, selector)).split()
+
+    def delete_argv(self, kind: str, names: list[str], namespace: str | None) -> list[str]:
+        scope = ["--namespace", namespace] if namespace else []
+        return self._argv("delete", kind, *names, *scope, "--ignore-not-found", "--wait=true")
+
+    def delete(self, kind: str, names: list[str], namespace: str | None = None) -> None:
+        if names:
+            tools.run(self.delete_argv(kind, names, namespace))

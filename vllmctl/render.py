@@ -1,0 +1,345 @@
+"""models.yaml + settings -> Helm values for the vllm-stack chart.
+
+The values are computed here (what each model needs, what the chart version supports,
+which flags the vLLM image accepts) and placed by the jinja2 templates in `templates/`,
+which operators may copy and change. The rendered text is parsed back and checked
+before anyone uses it: it must be one mapping whose models are exactly ours.
+
+Facts about the chart that this module follows are in docs/chart-facts.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vllmctl import vllm_flags
+from vllmctl.catalog.constants import DEFAULTS
+from vllmctl.catalog.schema import CHART_KEYS, REPO_ID_RE, Model
+from vllmctl.errors import CatalogError, UsageError
+
+VALUES_TEMPLATE = "values.yaml.j2"
+# The chart names engine objects "<release>-<model>-..." and gives each pod a hostname
+# and subdomain that must stay DNS labels: release and model names together <= 48.
+MAX_RELEASE_AND_NAME = 48
+KEEP_POLICY = {"helm.sh/resource-policy": "keep"}
+RELEASE_LABEL = "vllmctl.io/release"
+# Characters JSON leaves raw that YAML 1.1 readers (libyaml, go-yaml v2) take for line
+# breaks or refuse: escaped so a value reads back as the same string everywhere.
+_YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff]")
+
+
+def to_yaml(value: Any) -> str:
+    """The `yaml` template filter: `value` as a JSON document, which YAML reads back exactly."""
+    text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    if text.isascii() and "\x7f" not in text:  # nearly always: nothing to escape
+        return text
+    return _YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def to_yaml_key(key: str) -> str:
+    """The `yaml_key` filter: a plain identifier as is (readable), anything else JSON-encoded."""
+    return key if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) else to_yaml(key)
+
+
+def version_tuple(text: str) -> tuple[int, ...] | None:
+    """`0.1.10` -> (0, 1, 10); None for anything that is not a plain version."""
+    match = re.fullmatch(r"v?(\d+)\.(\d+)\.(\d+)", text.strip())
+    return tuple(int(p) for p in match.groups()) if match else None
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """A value the chart reads from a Kubernetes Secret."""
+
+    secret_name: str
+    secret_key: str
+
+    def as_values(self) -> dict[str, str]:
+        return {"secretName": self.secret_name, "secretKey": self.secret_key}
+
+
+HF_TOKEN_SECRET = SecretRef("hf-token", "token")
+API_KEY_SECRET = SecretRef("vllm-api-key", "api-key")
+
+
+@dataclass(frozen=True)
+class DeployedLabels:
+    """The label maps of a deployed release; Deployment selectors are built from them, and
+    selectors cannot change, so an upgrade must keep them as they are."""
+
+    engine: dict[str, str] | None
+    router: dict[str, str] | None
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> DeployedLabels:
+        engine = (values.get("servingEngineSpec") or {}).get("labels")
+        router = (values.get("routerSpec") or {}).get("labels")
+        return cls(engine or None, router or None)
+
+
+@dataclass
+class RenderInput:
+    """Everything the values depend on."""
+
+    release: str
+    namespace: str
+    chart_version: str
+    image: str
+    tag: str
+    storage_class: str
+    router_enabled: bool
+    router_replicas: int
+    router_request_cpu: str
+    router_request_memory: str
+    router_limit_memory: str
+    hf_token: SecretRef | None = None
+    api_key: SecretRef | None = None
+    deployed_labels: DeployedLabels | None = None  # None: a new release
+    templates_dir: Path | None = None
+
+
+@dataclass
+class Rendered:
+    """The values as text (what helm gets), parsed, and what the operator should know."""
+
+    text: str
+    values: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+
+def render(models: Iterable[Model], given: RenderInput) -> Rendered:
+    """The chart values for `models`, checked."""
+    from vllmctl.catalog.store import gc_paused
+
+    with gc_paused():  # many small objects, no cycles: see catalog.store.parse
+        return _render(list(models), given)
+
+
+def _render(models: list[Model], given: RenderInput) -> Rendered:
+    warnings: list[str] = []
+    chart = version_tuple(given.chart_version)
+    if chart is None:
+        warnings.append(
+            f"VLLM_CHART_VERSION={given.chart_version!r} is not a plain version; "
+            "vllmctl cannot check which chart keys it supports."
+        )
+    engine_version = vllm_flags.image_version(given.tag)
+    if engine_version is None:
+        warnings.append(
+            f"the engine image tag {given.tag!r} is not pinned to a vLLM release: the engines "
+            "start whatever it points to when they are scheduled. Pin VLLM_MODEL_TAG (e.g. v0.11.0)."
+        )
+    specs = [_model_spec(m, given, chart, engine_version) for m in models]
+    labels = _labels(given)
+    context = {
+        "release": given.release,
+        "namespace": given.namespace,
+        "chart_version": given.chart_version,
+        "runtime_class": "nvidia",
+        "engine_labels": labels.engine,
+        "router_labels": labels.router,
+        "api_key": given.api_key.as_values() if given.api_key else None,
+        "router": {
+            "enabled": given.router_enabled,
+            "replicas": given.router_replicas,
+            "resources": {
+                "requests": {"cpu": given.router_request_cpu, "memory": given.router_request_memory},
+                "limits": {"memory": given.router_limit_memory},
+            },
+        },
+        "models": specs,
+    }
+    text = render_template(VALUES_TEMPLATE, context, given.templates_dir)
+    values = check_values(text, specs)
+    return Rendered(text, values, warnings)
+
+
+def _model_spec(
+    model: Model, given: RenderInput, chart: tuple[int, ...] | None, engine: tuple[int, ...] | None
+) -> dict[str, Any]:
+    data = model.effective()
+    name = model.name
+    if len(given.release) + len(name) > MAX_RELEASE_AND_NAME:
+        raise UsageError(
+            f"release {given.release!r} and model {name!r} are {len(given.release) + len(name)} "
+            f"characters together; the chart needs at most {MAX_RELEASE_AND_NAME} (its object and "
+            "host names are built from both). Shorten the model name or VLLM_RELEASE."
+        )
+    spec: dict[str, Any] = {
+        "name": name,
+        "repository": given.image,
+        "tag": given.tag,
+        "modelURL": data["modelURL"],
+        "replicaCount": data["replicaCount"],
+        "requestCPU": data["requestCPU"],
+        "requestMemory": data["requestMemory"],
+        "requestGPU": data["requestGPU"],
+    }
+    if "limitMemory" in data:
+        spec["limitMemory"] = data["limitMemory"]
+    spec["pvcStorage"] = data["pvcStorage"]
+    spec["pvcAccessMode"] = ["ReadWriteOnce"]
+    if given.storage_class:
+        spec["storageClass"] = given.storage_class
+    if chart is not None and chart >= _since("pvcAnnotations"):
+        # Model caches (often hundreds of GB) survive `helm uninstall`.
+        spec["pvcAnnotations"] = dict(KEEP_POLICY)
+    if given.hf_token is not None:
+        spec["hf_token"] = given.hf_token.as_values()
+    spec["vllmConfig"] = _vllm_config(model, data, engine)
+    for key, value in data.items():
+        if key in CHART_KEYS:
+            _require_chart_key(key, name, given.chart_version, chart)
+            spec[key] = value  # the entry's own value wins over vllmctl's
+    return spec
+
+
+def _since(key: str) -> tuple[int, ...]:
+    return version_tuple(CHART_KEYS[key]) or (0,)
+
+
+def _require_chart_key(key: str, model: str, chart_text: str, chart: tuple[int, ...] | None) -> None:
+    if chart is not None and chart < _since(key):
+        raise UsageError(
+            f"{model}: {key} needs chart {CHART_KEYS[key]} or newer (the chart silently ignores it "
+            f"before); VLLM_CHART_VERSION is {chart_text}. Raise the chart version or remove {key}."
+        )
+
+
+def _vllm_config(model: Model, data: dict[str, Any], engine: tuple[int, ...] | None) -> dict[str, Any]:
+    """The entry's vllmConfig as the chart should get it.
+
+    - `--served-model-name <name> [<repo id>]` so clients call the models.yaml name (the
+      chart serves the repo id only); the repo id stays a second name.
+    - enablePrefixCaching defaults to true: with any vllmConfig the chart otherwise adds
+      --no-enable-prefix-caching, turning off what vLLM has on by default.
+    - Numbers go as strings: the chart prints numbers of a million or more in exponent
+      form (`--max-model-len "1e+06"`), which vLLM refuses.
+    """
+    config: dict[str, Any] = dict(data.get("vllmConfig") or {})
+    config.setdefault("enablePrefixCaching", True)
+    extra = list(config.get("extraArgs") or [])
+    if not any(arg.split("=", 1)[0] == "--served-model-name" for arg in extra):
+        names = [model.name]
+        if REPO_ID_RE.fullmatch(data["modelURL"]) and data["modelURL"] != model.name:
+            names.append(data["modelURL"])
+        extra = [*extra, "--served-model-name", *names]
+    config["extraArgs"] = extra
+    vllm_flags.check(model.name, vllm_flags.flags_for(config), engine)
+    return {
+        key: str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+        for key, value in config.items()
+    }
+
+
+def _labels(given: RenderInput) -> DeployedLabels:
+    """Labels scoped to the release, or the deployed release's own (selectors are immutable).
+
+    The chart merges these with its defaults, and the router discovers engines by them: the
+    defaults are the same for every release, so two releases in one namespace would route
+    to each other's engines. A release-unique key keeps them apart.
+    """
+    if given.deployed_labels is not None:
+        return given.deployed_labels
+    scoped = {RELEASE_LABEL: given.release}
+    return DeployedLabels(engine=dict(scoped), router=dict(scoped))
+
+
+def render_template(name: str, context: dict[str, Any], templates_dir: Path | None) -> str:
+    """Render one template from `templates_dir` (else the packaged templates)."""
+    import jinja2
+
+    directory = templates_dir or packaged_templates()
+    if not (directory / name).is_file():
+        raise UsageError(f"{directory / name} does not exist; copy vllmctl's templates/ there to start from.")
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(directory)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+    )
+    environment.filters["yaml"] = to_yaml
+    environment.filters["yaml_key"] = to_yaml_key
+    try:
+        return environment.get_template(name).render(**context)
+    except jinja2.TemplateError as exc:
+        line = getattr(exc, "lineno", None) or _template_line(exc, str(directory / name))
+        where = f"{directory / name}:{line}" if line else str(directory / name)
+        raise UsageError(f"{where}: template error: {exc}") from None
+
+
+def _template_line(exc: BaseException, filename: str) -> int | None:
+    """The template line an error was raised at: jinja2 puts the template's own frame
+    (with its file name and line) into the traceback."""
+    line = None
+    trace = exc.__traceback__
+    while trace is not None:
+        if trace.tb_frame.f_code.co_filename == filename:
+            line = trace.tb_lineno
+        trace = trace.tb_next
+    return line
+
+
+def packaged_templates() -> Path:
+    from importlib.resources import files
+
+    return Path(str(files("vllmctl") / "data" / "templates"))
+
+
+def check_values(text: str, specs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Parse rendered values back; they must hold exactly our models, names and URLs intact."""
+    from ruamel.yaml.cyaml import CSafeLoader
+    from ruamel.yaml.error import YAMLError
+
+    from vllmctl.catalog.yamldoc import Constructor
+
+    try:
+        node = CSafeLoader(text).get_single_node()
+        values: Any = Constructor()(node) if node is not None else None
+    except YAMLError as exc:
+        raise CatalogError(f"the rendered values are not valid YAML ({exc}); check the templates.") from None
+    model_specs = (
+        (values.get("servingEngineSpec") or {}).get("modelSpec") if isinstance(values, dict) else None
+    )
+    if not isinstance(model_specs, list):
+        raise CatalogError(
+            "the rendered values have no servingEngineSpec.modelSpec list; check the templates."
+        )
+    got = [(m.get("name"), m.get("modelURL")) for m in model_specs if isinstance(m, dict)]
+    wanted = [(s["name"], s["modelURL"]) for s in specs]
+    if got != wanted:
+        raise CatalogError(
+            "the rendered values do not hold exactly the models of models.yaml "
+            f"(expected {wanted[:3]}..., got {got[:3]}...); check the templates."
+        )
+    checked: dict[str, Any] = values
+    return checked
+
+
+def default_render_input(settings: Any, **overrides: Any) -> RenderInput:
+    """RenderInput from resolved settings; `overrides` for what the command knows."""
+    given = RenderInput(
+        release=settings.release,
+        namespace=settings.namespace,
+        chart_version=settings.chart_version,
+        image=settings.model_image,
+        tag=settings.model_tag,
+        storage_class=settings.storage_class or "",
+        router_enabled=settings.router_enabled,
+        router_replicas=settings.router_replicas,
+        router_request_cpu=settings.router_request_cpu,
+        router_request_memory=settings.router_request_memory,
+        router_limit_memory=settings.router_limit_memory,
+        templates_dir=settings.templates_dir,
+    )
+    for key, value in overrides.items():
+        setattr(given, key, value)
+    return given
+
+
+__all__ = ["API_KEY_SECRET", "DEFAULTS", "HF_TOKEN_SECRET", "RenderInput", "Rendered", "SecretRef", "render"]

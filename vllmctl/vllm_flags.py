@@ -1,0 +1,93 @@
+"""Which `vllm serve` flags each vLLM release accepts, so vllmctl never deploys one the
+image refuses (the old tool kept passing `--disable-log-requests` after vLLM dropped it,
+and engines on `latest` stopped starting).
+
+The table is from vLLM's own argument definitions at each release tag (docs/vllm-flags.md
+has the evidence). A flag missing from the table is not checked.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from vllmctl.errors import UsageError
+
+Version = tuple[int, ...]
+
+# flag -> (first release that accepts it, first release that refuses it or None)
+FLAGS: dict[str, tuple[Version, Version | None]] = {
+    "--served-model-name": ((0, 2, 0), None),
+    "--max-model-len": ((0, 1, 0), None),
+    "--dtype": ((0, 1, 0), None),
+    "--tensor-parallel-size": ((0, 1, 0), None),
+    "--gpu_memory_utilization": ((0, 1, 0), None),
+    "--gpu-memory-utilization": ((0, 1, 0), None),
+    "--max-num-seqs": ((0, 1, 0), None),
+    "--enable-prefix-caching": ((0, 4, 0), None),
+    "--no-enable-prefix-caching": ((0, 8, 0), None),
+    "--enable-chunked-prefill": ((0, 4, 2), None),
+    "--no-enable-chunked-prefill": ((0, 8, 0), None),
+    "--max_loras": ((0, 3, 0), None),
+    "--max-loras": ((0, 3, 0), None),
+    "--runner": ((0, 10, 1), None),
+    "--convert": ((0, 10, 1), None),
+    "--revision": ((0, 2, 0), None),
+    "--disable-log-requests": ((0, 2, 0), (0, 11, 0)),
+}
+
+# vllmConfig key -> the flag the chart emits for it (docs/chart-facts.md, section 2a)
+CHART_FLAGS = {
+    "maxModelLen": "--max-model-len",
+    "dtype": "--dtype",
+    "tensorParallelSize": "--tensor-parallel-size",
+    "maxNumSeqs": "--max-num-seqs",
+    "gpuMemoryUtilization": "--gpu_memory_utilization",
+    "maxLoras": "--max_loras",
+    "runner": "--runner",
+    "convert": "--convert",
+}
+
+
+def image_version(tag: str) -> Version | None:
+    """The vLLM release of an image tag (`v0.11.0`, `0.10.1.1`, `v0.9.2-cu128`), or None."""
+    match = re.match(r"v?(\d+)\.(\d+)\.(\d+)", tag.strip())
+    return tuple(int(part) for part in match.groups()) if match else None
+
+
+def flags_for(config: dict[str, Any]) -> list[str]:
+    """The flags the chart will pass for this vllmConfig (plus those in extraArgs)."""
+    flags = [flag for key, flag in CHART_FLAGS.items() if key in config]
+    for key, on, off in (
+        ("enablePrefixCaching", "--enable-prefix-caching", "--no-enable-prefix-caching"),
+        ("enableChunkedPrefill", "--enable-chunked-prefill", "--no-enable-chunked-prefill"),
+    ):
+        if key in config or key == "enablePrefixCaching":  # the chart always emits one of these two
+            flags.append(on if config.get(key) else off)
+    flags += [arg.split("=", 1)[0] for arg in config.get("extraArgs") or [] if arg.startswith("--")]
+    return flags
+
+
+def _shown(version: Version) -> str:
+    return "v" + ".".join(map(str, version))
+
+
+def check(model: str, flags: list[str], engine: Version | None) -> None:
+    """Refuse flags the engine's vLLM release does not accept (when the release is known)."""
+    if engine is None:
+        return
+    for flag in flags:
+        known = FLAGS.get(flag)
+        if known is None:
+            continue
+        added, removed = known
+        if engine < added:
+            raise UsageError(
+                f"{model}: vLLM {_shown(engine)} does not know {flag} (added in {_shown(added)}); "
+                "raise VLLM_MODEL_TAG or drop the option."
+            )
+        if removed is not None and engine >= removed:
+            raise UsageError(
+                f"{model}: vLLM {_shown(engine)} no longer accepts {flag} (removed in {_shown(removed)}); "
+                "drop it from the model's options."
+            )
