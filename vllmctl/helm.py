@@ -145,16 +145,11 @@ class Helm:
         return [self.binary, "get", "values", self.release, *self._scope(), "--output", "json"]
 
     def list_argv(self) -> list[str]:
-        return [
-            self.binary,
-            "list",
-            *self._scope(),
-            "--all",
-            "--filter",
-            f"^{re.escape(self.release)}$",
-            "-o",
-            "json",
-        ]
+        # Releases in every state (failed, pending too): helm 4 lists them all by default,
+        # helm 3 only with --all (a flag helm 4 no longer has).
+        every_state = ["--all"] if self.version < (4, 0, 0) else []
+        release = f"^{re.escape(self.release)}$"
+        return [self.binary, "list", *self._scope(), *every_state, "--filter", release, "-o", "json"]
 
     # ---------------------------------------------------------------- runs
     def deployed(self) -> DeployedRelease | None:

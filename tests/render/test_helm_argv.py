@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
 from vllmctl.helm import ChartRef, DeployedRelease, Helm, parse_version, private_values_file
 from vllmctl.kubectl import Kubectl
 
@@ -55,7 +56,9 @@ def test_uninstall_rollback_history_get_values() -> None:
     assert "3" not in h.rollback_argv(None, timeout="5m")
     assert h.history_argv() == ["helm", "history", "rel", *scope, "--output", "json"]
     assert h.get_values_argv() == ["helm", "get", "values", "rel", *scope, "--output", "json"]
-    assert h.list_argv() == ["helm", "list", *scope, "--all", "--filter", "^rel$", "-o", "json"]
+    assert h.list_argv() == ["helm", "list", *scope, "--filter", "^rel$", "-o", "json"]
+    helm3 = helm((3, 18, 0))
+    assert helm3.list_argv() == ["helm", "list", *scope, "--all", "--filter", "^rel$", "-o", "json"]
 
 
 def test_template_and_repo() -> None:
@@ -115,3 +118,34 @@ def test_the_real_helm_is_found_and_its_version_read() -> None:
     found = Helm.find(None, "vllm", "rel", None)
     assert found.version >= (3, 8, 0)
     assert os.path.isabs(found.binary)
+
+
+TOOLS = REPO / ".tools"
+REAL_HELMS = [p for p in (TOOLS / "bin" / "helm", TOOLS / "helm3" / "helm") if p.exists()]
+
+
+@pytest.mark.skipif(not REAL_HELMS, reason="scripts/install-tools installs helm 3 and helm 4")
+@pytest.mark.parametrize("binary", REAL_HELMS, ids=lambda p: p.parent.name)
+def test_every_flag_vllmctl_passes_is_one_this_helm_knows(binary: Path) -> None:
+    """The command lines, checked against the real helm 3 and helm 4 `--help` texts."""
+    import re
+    import subprocess
+
+    real = Helm.find(str(binary), "vllm", "rel", "ctx")
+    argvs = {
+        ("upgrade",): real.upgrade_argv(CHART, VALUES, install=True, timeout="5m", atomic=True),
+        ("template",): real.template_argv(CHART, VALUES),
+        ("uninstall",): real.uninstall_argv(timeout="5m"),
+        ("rollback",): real.rollback_argv(2, timeout="5m"),
+        ("history",): real.history_argv(),
+        ("get", "values"): real.get_values_argv(),
+        ("list",): real.list_argv(),
+        ("repo", "add"): real.repo_add_argv(CHART),
+    }
+    for subcommand, argv in argvs.items():
+        help_text = subprocess.run(
+            [str(binary), *subcommand, "--help"], capture_output=True, text=True, check=True
+        ).stdout
+        known = set(re.findall(r"(--[a-z][a-z-]*)", help_text)) | {"-o"}
+        used = {arg.split("=", 1)[0] for arg in argv if arg.startswith("-")}
+        assert used <= known, (binary, subcommand, used - known)
