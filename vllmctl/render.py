@@ -195,8 +195,29 @@ def _model_spec(
     for key, value in data.items():
         if key in CHART_KEYS:
             _require_chart_key(key, name, given.chart_version, chart)
+            _refuse_unsafe_text(name, key, value)
             spec[key] = value  # the entry's own value wins over vllmctl's
     return spec
+
+
+# Helm's toYaml (which the chart uses for env, tolerations, ...) silently drops the whole
+# block when a string holds DEL, a C1 control or U+FFFE/U+FFFF, and writes NEL raw, which
+# YAML 1.1 readers turn into a space (seen with helm 4.1 and the real chart 0.1.8).
+_TOYAML_UNSAFE = re.compile("[\x7f-\x9f\ufffe\uffff]")
+
+
+def _refuse_unsafe_text(model: str, key: str, value: Any) -> None:
+    if isinstance(value, dict):
+        for item in value.values():
+            _refuse_unsafe_text(model, key, item)
+    elif isinstance(value, list):
+        for item in value:
+            _refuse_unsafe_text(model, key, item)
+    elif isinstance(value, str) and (match := _TOYAML_UNSAFE.search(value)):
+        raise UsageError(
+            f"{model}: {key} holds the character {match.group()!r}, which helm drops or changes "
+            "when the chart writes the value out; remove it."
+        )
 
 
 def _since(key: str) -> tuple[int, ...]:

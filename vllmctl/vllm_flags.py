@@ -2,8 +2,9 @@
 image refuses (the old tool kept passing `--disable-log-requests` after vLLM dropped it,
 and engines on `latest` stopped starting).
 
-The table is from vLLM's own argument definitions at each release tag (docs/vllm-flags.md
-has the evidence). A flag missing from the table is not checked.
+The table is from vLLM's own argument definitions in each release's source, 0.6.0 to
+0.33.0 (docs/vllm-flags.md has the evidence); releases before 0.6.0 are not covered.
+A flag missing from the table is not checked.
 """
 
 from __future__ import annotations
@@ -17,24 +18,30 @@ Version = tuple[int, ...]
 
 # flag -> (first release that accepts it, first release that refuses it or None)
 FLAGS: dict[str, tuple[Version, Version | None]] = {
-    "--served-model-name": ((0, 2, 0), None),
-    "--max-model-len": ((0, 1, 0), None),
-    "--dtype": ((0, 1, 0), None),
-    "--tensor-parallel-size": ((0, 1, 0), None),
-    "--gpu_memory_utilization": ((0, 1, 0), None),
-    "--gpu-memory-utilization": ((0, 1, 0), None),
-    "--max-num-seqs": ((0, 1, 0), None),
-    "--enable-prefix-caching": ((0, 4, 0), None),
-    "--no-enable-prefix-caching": ((0, 8, 0), None),
-    "--enable-chunked-prefill": ((0, 4, 2), None),
-    "--no-enable-chunked-prefill": ((0, 8, 0), None),
-    "--max_loras": ((0, 3, 0), None),
-    "--max-loras": ((0, 3, 0), None),
+    "--served-model-name": ((0, 6, 0), None),
+    "--max-model-len": ((0, 6, 0), None),
+    "--dtype": ((0, 6, 0), None),
+    "--tensor-parallel-size": ((0, 6, 0), None),
+    "--gpu_memory_utilization": ((0, 6, 0), None),  # underscores normalised since 0.5.1
+    "--gpu-memory-utilization": ((0, 6, 0), None),
+    "--max-num-seqs": ((0, 6, 0), None),
+    "--enable-prefix-caching": ((0, 6, 0), None),
+    "--no-enable-prefix-caching": ((0, 6, 5), None),
+    "--enable-chunked-prefill": ((0, 6, 0), None),
+    "--no-enable-chunked-prefill": ((0, 8, 5), None),
+    "--max_loras": ((0, 6, 0), None),
+    "--max-loras": ((0, 6, 0), None),
     "--runner": ((0, 10, 1), None),
     "--convert": ((0, 10, 1), None),
-    "--revision": ((0, 2, 0), None),
-    "--disable-log-requests": ((0, 2, 0), (0, 11, 0)),
+    "--task": ((0, 6, 4), (0, 13, 0)),
+    "--revision": ((0, 6, 0), None),
+    "--enable-log-requests": ((0, 10, 1), None),
+    # Removed in 0.17.0; 0.33.0 accepts it again (as the opposite of --enable-log-requests).
+    "--disable-log-requests": ((0, 6, 0), (0, 17, 0)),
+    "--kv-transfer-config": ((0, 6, 5), None),
 }
+# Flags refused in a range of releases and accepted again after it: flag -> (from, until).
+RETURNED: dict[str, tuple[Version, Version]] = {"--disable-log-requests": ((0, 17, 0), (0, 33, 0))}
 
 # vllmConfig key -> the flag the chart emits for it (docs/chart-facts.md, section 2a)
 CHART_FLAGS = {
@@ -86,6 +93,9 @@ def check(model: str, flags: list[str], engine: Version | None) -> None:
                 f"{model}: vLLM {_shown(engine)} does not know {flag} (added in {_shown(added)}); "
                 "raise VLLM_MODEL_TAG or drop the option."
             )
+        gap = RETURNED.get(flag)
+        if gap is not None and not gap[0] <= engine < gap[1]:
+            continue
         if removed is not None and engine >= removed:
             raise UsageError(
                 f"{model}: vLLM {_shown(engine)} no longer accepts {flag} (removed in {_shown(removed)}); "

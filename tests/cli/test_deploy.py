@@ -109,7 +109,7 @@ def test_template_builds_one_engine_per_model_with_the_real_helm(run: Run, model
     assert "--served-model-name llama3 meta-llama/Llama-3.1-8B-Instruct" in command
     assert "--enable-prefix-caching" in command and "--no-enable-prefix-caching" not in command
     assert "--tensor-parallel-size 2" in command
-    assert llama["resources"]["requests"]["nvidia.com/gpu"] == 2
+    assert str(llama["resources"]["requests"]["nvidia.com/gpu"]) == "2"  # the chart quotes it
     assert llama["resources"]["limits"]["memory"] == "32Gi"
     qwen = deployments["rel-qwen-deployment-vllm"]["spec"]["template"]["spec"]["containers"][0]
     assert {"name": "NOTE", "value": 'say "hi"\nthen {{ stop }}'} in qwen["env"]

@@ -1,0 +1,96 @@
+{{/*
+Helpers for vllm-stack-mini. Our own templates, written from the behaviour of the
+vllm-stack 0.1.8 chart described in docs/chart-facts.md.
+*/}}
+
+{{/*
+Port vllm listens on: servingEngineSpec.containerPort, 8000 when unset (0.1.8).
+*/}}
+{{- define "mini.containerPort" -}}
+{{- .Values.servingEngineSpec.containerPort | default 8000 -}}
+{{- end -}}
+
+{{/*
+Engine Service port: servingEngineSpec.servicePort, else the container port (0.1.8).
+*/}}
+{{- define "mini.servicePort" -}}
+{{- .Values.servingEngineSpec.servicePort | default (include "mini.containerPort" .) -}}
+{{- end -}}
+
+{{/*
+servingEngineSpec.labels as YAML lines (nothing when empty). 0.1.8 puts these on
+engine pods, the engine Deployment (metadata and selector) and the engine Service.
+*/}}
+{{- define "mini.engineLabels" -}}
+{{- with .Values.servingEngineSpec.labels }}{{ toYaml . }}{{ end -}}
+{{- end -}}
+
+{{/*
+routerSpec.labels as YAML lines. In 0.1.8 they are the router's only labels and its
+whole selector.
+*/}}
+{{- define "mini.routerLabels" -}}
+{{- with .Values.routerSpec.labels }}{{ toYaml . }}{{ end -}}
+{{- end -}}
+
+{{/*
+The labels of engine pods for one model (0.1.8: no app.kubernetes.io/* labels).
+Argument: dict "root" $ "model" $modelSpec.
+*/}}
+{{- define "mini.enginePodLabels" -}}
+model: {{ .model.name | quote }}
+helm-release-name: {{ .root.Release.Name | quote }}
+{{ include "mini.engineLabels" .root }}
+{{- end -}}
+
+{{/*
+The router's --k8s-label-selector: servingEngineSpec.labels as "k=v" joined with ","
+in sorted key order (range over a map is sorted). Every version does this, and it
+never includes the release name.
+*/}}
+{{- define "mini.engineLabelSelector" -}}
+{{- $pairs := list -}}
+{{- range $k, $v := .Values.servingEngineSpec.labels -}}
+{{- $pairs = append $pairs (printf "%s=%v" $k $v) -}}
+{{- end -}}
+{{- join "," $pairs -}}
+{{- end -}}
+
+{{/*
+Deployment strategy: the given map when non-empty, else RollingUpdate with
+maxSurge 100% / maxUnavailable 0 (default of both 0.1.8 Deployments).
+*/}}
+{{- define "mini.strategy" -}}
+strategy:
+{{- if . }}
+  {{- toYaml . | nindent 2 }}
+{{- else }}
+  rollingUpdate:
+    maxSurge: 100%
+    maxUnavailable: 0
+{{- end }}
+{{- end -}}
+
+{{/*
+An env var read from a Secret, for VLLM_API_KEY and HF_TOKEN. Argument: dict
+  "name"    env var name
+  "value"   a string (stored in <release>-secrets under "key") or a map
+            {secretName, secretKey} naming an existing Secret
+  "key"     key in <release>-secrets for the string form
+  "release" release name
+Nothing is emitted for an empty value (0.1.8 tests the value's truthiness).
+*/}}
+{{- define "mini.secretEnv" -}}
+{{- if .value }}
+- name: {{ .name }}
+  valueFrom:
+    secretKeyRef:
+      {{- if kindIs "string" .value }}
+      name: {{ printf "%s-secrets" .release | quote }}
+      key: {{ .key | quote }}
+      {{- else }}
+      name: {{ .value.secretName | quote }}
+      key: {{ .value.secretKey | quote }}
+      {{- end }}
+{{- end }}
+{{- end -}}
