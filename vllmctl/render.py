@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from vllmctl import vllm_flags
-from vllmctl.catalog.constants import DEFAULTS
 from vllmctl.catalog.schema import CHART_KEYS, REPO_ID_RE, Model
 from vllmctl.errors import CatalogError, UsageError
 
@@ -363,4 +362,4 @@ def default_render_input(settings: Any, **overrides: Any) -> RenderInput:
     return given
 
 
-__all__ = ["API_KEY_SECRET", "DEFAULTS", "HF_TOKEN_SECRET", "RenderInput", "Rendered", "SecretRef", "render"]
+__all__ = ["API_KEY_SECRET", "HF_TOKEN_SECRET", "RenderInput", "Rendered", "SecretRef", "render"]

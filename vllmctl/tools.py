@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -102,9 +101,3 @@ def stream(argv: Sequence[str], *, hint: str = "") -> Iterator[str]:
     code = process.wait()
     if code != 0:
         raise ToolError(argv, code, "".join(said), hint)
-
-
-def echo_stream(lines: Iterator[str]) -> None:
-    """Copy streamed lines to stderr (helm's progress is talk, not data)."""
-    for line in lines:
-        print(line, file=sys.stderr, flush=True)

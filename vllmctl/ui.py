@@ -63,10 +63,6 @@ class App:
     def error(self, message: str) -> None:
         print(_paint(f"error: {message}", "31", sys.stderr), file=sys.stderr)
 
-    def debug(self, message: str) -> None:
-        if self.verbose:
-            print(_paint(message, "2", sys.stderr), file=sys.stderr)
-
     # ---------------------------------------------------------------- data
     def emit(self, data: Any, table: Callable[[], None]) -> None:
         """Print `data` as JSON or YAML when asked for, else call `table` to show it."""
