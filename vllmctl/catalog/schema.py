@@ -419,10 +419,11 @@ def _node_kind(node: Node) -> str:
 
 
 def _value_node(mapping: MappingNode, key: str) -> Node:
-    for key_node, value in mapping.value:
-        if key_node.value == key:
-            return value
-    raise KeyError(key)
+    """The value node of a key the caller knows is there."""
+    pair = find_key(mapping, key)
+    if pair is None:
+        raise KeyError(key)
+    return pair[1]
 
 
 def value_index(doc: YamlText, key_node: Node, value_node: Node) -> int:

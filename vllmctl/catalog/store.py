@@ -68,12 +68,7 @@ class Catalog:
 
     def names(self) -> list[str]:
         """Names of all entries that have one, valid or not, in file order."""
-        names = []
-        for item in self.items():
-            pair = find_key(item, "name") if item.id == "mapping" else None
-            if pair and pair[1].id == "scalar":
-                names.append(str(pair[1].value))
-        return names
+        return [name for name in map(_name_of, self.items()) if name is not None]
 
     def items(self) -> list[Node]:
         if self.root is None or self.root.id != "sequence":
@@ -83,8 +78,7 @@ class Catalog:
     def index_of(self, name: str) -> int:
         """Position of the entry called `name`; a clear error when there is none."""
         for index, item in enumerate(self.items()):
-            pair = find_key(item, "name") if item.id == "mapping" else None
-            if pair and pair[1].value == name:
+            if _name_of(item) == name:
                 return index
         known = self.names()
         listing = ", ".join(known) if known else "none yet"
@@ -107,6 +101,12 @@ class Catalog:
                 "fix them and try again (nothing was changed).",
                 details=[str(p) for p in self.problems],
             )
+
+
+def _name_of(item: Node) -> str | None:
+    """The `name` of a list item, valid or not; None when it has no plain name."""
+    pair = find_key(item, "name") if item.id == "mapping" else None
+    return str(pair[1].value) if pair and pair[1].id == "scalar" else None
 
 
 def parse(path: Path, raw: bytes | None) -> Catalog:
