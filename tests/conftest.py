@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 from vllmctl.cli import cli
 
 REPO = Path(__file__).resolve().parent.parent
+pytest_plugins = ["tests.sandbox.fixtures"]
 
 
 @pytest.fixture(autouse=True)

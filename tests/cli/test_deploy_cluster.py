@@ -1,0 +1,130 @@
+"""install / upgrade / plan / history / rollback / uninstall end to end: vllmctl runs the
+real helm and kubectl against the sandbox's API stand-in, and the tests read back what
+a cluster would hold."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import Run
+from tests.sandbox.fixtures import ClusterEnv
+
+MODELS = """\
+- name: llama3
+  modelURL: meta-llama/Llama-3.1-8B-Instruct
+  requestGPU: 1
+  pvcStorage: 20Gi
+"""
+QWEN = """\
+- name: qwen
+  modelURL: Qwen/Qwen2.5-1.5B-Instruct
+  requestGPU: 1
+"""
+
+
+def sh(argv: list[str]) -> str:
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def release_secrets(cluster: ClusterEnv) -> list[dict[str, Any]]:
+    return [
+        s for s in cluster.sandbox.list("Secret", cluster.namespace) if s.get("type") == "helm.sh/release.v1"
+    ]
+
+
+def decode_release(secret: dict[str, Any]) -> dict[str, Any]:
+    """Helm's storage format: base64 (Secret data) of base64 of gzipped JSON."""
+    raw = base64.b64decode(base64.b64decode(secret["data"]["release"]))
+    return json.loads(gzip.decompress(raw))  # type: ignore[no-any-return]
+
+
+def engine(cluster: ClusterEnv, model: str) -> dict[str, Any] | None:
+    return cluster.sandbox.get("Deployment", cluster.namespace, f"vllm-{model}-deployment-vllm")
+
+
+def test_install_creates_a_ready_release(run: Run, models_file: Path, cluster: ClusterEnv) -> None:
+    models_file.write_text(MODELS)
+    result = run("install", "--yes")
+    assert result.exit_code == 0, result.stderr
+    # helm stored the release as helm does: a Secret per revision, labelled, type helm.sh/release.v1
+    (secret,) = release_secrets(cluster)
+    assert secret["metadata"]["labels"]["owner"] == "helm"
+    assert secret["metadata"]["labels"]["status"] == "deployed"
+    release = decode_release(secret)
+    assert release["name"] == "vllm" and release["version"] == 1
+    assert release["config"]["servingEngineSpec"]["modelSpec"][0]["name"] == "llama3"
+    # --wait returned only once the engine and the router were Available
+    deployment = engine(cluster, "llama3")
+    assert deployment is not None and deployment["status"]["readyReplicas"] == 1
+    router = cluster.sandbox.get("Deployment", cluster.namespace, "vllm-deployment-router")
+    assert router is not None and router["status"]["availableReplicas"] == 1
+    # the namespace carries vllmctl's Pod Security labels
+    ns = cluster.sandbox.get("Namespace", None, cluster.namespace)
+    assert ns is not None and ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
+    # and the everyday tools agree
+    listed = json.loads(sh(cluster.helm("list", "--output", "json")))
+    assert [(r["name"], r["status"], r["revision"]) for r in listed] == [("vllm", "deployed", "1")]
+    assert "STATUS: deployed" in sh(cluster.helm("status", "vllm"))
+    pods = sh(cluster.kubectl("get", "pods"))
+    assert pods.splitlines()[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert sum(" 1/1 " in line and "Running" in line for line in pods.splitlines()) == 2
+
+
+def test_upgrade_after_add_model_and_plan_against_the_release(
+    run: Run, models_file: Path, cluster: ClusterEnv
+) -> None:
+    models_file.write_text(MODELS)
+    assert run("install", "--yes").exit_code == 0
+    plan = run("plan")
+    assert plan.exit_code == 0, plan.stderr
+    assert "no changes" in (plan.stdout + plan.stderr).lower()
+    add = run(
+        "add-model", "--name", "qwen", "--model-url", "Qwen/Qwen2.5-1.5B-Instruct", "--gpus", "1", "--yes"
+    )
+    assert add.exit_code == 0, add.stderr
+    plan = run("plan")
+    assert plan.exit_code == 1, plan.stderr  # 1: something would change, like diff
+    assert "qwen" in plan.stdout
+    result = run("upgrade", "--yes")
+    assert result.exit_code == 0, result.stderr
+    deployment = engine(cluster, "qwen")
+    assert deployment is not None and deployment["status"]["readyReplicas"] == 1
+    assert sorted(decode_release(s)["version"] for s in release_secrets(cluster)) == [1, 2]
+
+
+def test_history_and_rollback(run: Run, models_file: Path, cluster: ClusterEnv) -> None:
+    models_file.write_text(MODELS)
+    assert run("install", "--yes").exit_code == 0
+    models_file.write_text(MODELS + QWEN)
+    assert run("upgrade", "--yes").exit_code == 0
+    history = run("history", "-o", "json")
+    assert history.exit_code == 0, history.stderr
+    assert [h["revision"] for h in json.loads(history.stdout)] == [1, 2]
+    result = run("rollback", "1", "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert engine(cluster, "qwen") is None  # revision 1 had only llama3
+    assert engine(cluster, "llama3") is not None
+    statuses = {
+        decode_release(s)["version"]: decode_release(s)["info"]["status"] for s in release_secrets(cluster)
+    }
+    assert statuses == {1: "superseded", 2: "superseded", 3: "deployed"}
+
+
+def test_uninstall_removes_the_release_and_keeps_the_namespace(
+    run: Run, models_file: Path, cluster: ClusterEnv
+) -> None:
+    models_file.write_text(MODELS)
+    assert run("install", "--yes").exit_code == 0
+    result = run("uninstall", "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert release_secrets(cluster) == []
+    assert engine(cluster, "llama3") is None
+    assert cluster.sandbox.get("Namespace", None, cluster.namespace) is not None
+    assert json.loads(sh(cluster.helm("list", "--output", "json"))) == []

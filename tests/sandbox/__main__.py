@@ -1,0 +1,58 @@
+"""`python -m tests.sandbox --dir DIR`: run the sandbox in the foreground.
+
+It writes DIR/kubeconfig and DIR/env (export lines for KUBECONFIG, VAULT_ADDR and
+VAULT_TOKEN), prints one line when ready, and stops cleanly on SIGTERM or Ctrl-C.
+This is a SIMULATED cluster for trying and testing vllmctl: nothing runs a model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from tests.sandbox.sandbox import Sandbox, SandboxConfig
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.sandbox", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dir", required=True, type=Path, help="where to write kubeconfig and env")
+    parser.add_argument("--gpu-nodes", type=int, default=2, help="number of GPU nodes (default 2)")
+    parser.add_argument("--gpus-per-node", type=int, default=2, help="GPUs on each node (default 2)")
+    parser.add_argument("--gpu-resource", default="nvidia.com/gpu", help="the nodes' GPU resource name")
+    parser.add_argument(
+        "--no-eso",
+        dest="eso",
+        action="store_false",
+        help="do not install the External Secrets Operator (CRDs and ClusterSecretStore)",
+    )
+    parser.add_argument("--prometheus-operator", action="store_true", help="install the ServiceMonitor CRD")
+    args = parser.parse_args(argv)
+    config = SandboxConfig(
+        gpu_nodes=args.gpu_nodes,
+        gpus_per_node=args.gpus_per_node,
+        gpu_resource=args.gpu_resource,
+        eso=args.eso,
+        prometheus_operator=args.prometheus_operator,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    sandbox = Sandbox(args.dir, config).start()
+    try:
+        print(
+            f"sandbox ready (simulated cluster): API {sandbox.kube_url}, Vault {sandbox.vault_url}; "
+            f"run: source {args.dir / 'env'}",
+            flush=True,
+        )
+        stop.wait()
+    finally:
+        sandbox.stop()
+    print("sandbox stopped", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

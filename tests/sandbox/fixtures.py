@@ -1,0 +1,73 @@
+"""pytest fixtures: one sandbox per test session, a fresh namespace per test.
+
+Registered from tests/conftest.py. A test that takes `cluster` gets KUBECONFIG pointing
+at the sandbox and the VLLM_* settings of a release in its own namespace; faults it
+switches on are cleared after it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.sandbox.kube.controllers import R
+from tests.sandbox.sandbox import Sandbox, SandboxConfig
+
+REPO = Path(__file__).resolve().parents[2]
+MINI_CHART = REPO / "tests" / "charts" / "vllm-stack-mini"
+_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    sb = Sandbox(tmp_path_factory.mktemp("sandbox"), SandboxConfig(gpu_nodes=2, gpus_per_node=2)).start()
+    try:
+        yield sb
+    finally:
+        errors = list(sb.api.errors)
+        sb.stop()
+    # A stand-in bug that a client tolerated must still fail the run.
+    assert not errors, "the sandbox hit internal errors:\n" + "\n".join(errors)
+
+
+@dataclass
+class ClusterEnv:
+    sandbox: Sandbox
+    namespace: str
+    release: str
+    env: dict[str, str]
+
+    def kubectl(self, *args: str) -> list[str]:
+        return [shutil.which("kubectl") or "kubectl", "--namespace", self.namespace, *args]
+
+    def helm(self, *args: str) -> list[str]:
+        return [shutil.which("helm") or "helm", "--namespace", self.namespace, *args]
+
+
+@pytest.fixture
+def cluster(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[ClusterEnv]:
+    if shutil.which("helm") is None or shutil.which("kubectl") is None:
+        pytest.skip("scripts/test puts the pinned helm and kubectl on PATH")
+    namespace = f"t{next(_numbers)}-vllm"
+    env = {
+        **sandbox.env(),
+        "VLLM_NAMESPACE": namespace,
+        "VLLM_RELEASE": "vllm",
+        "VLLM_CHART": str(MINI_CHART),
+        "VLLM_CHART_VERSION": "0.1.8",
+        "VLLM_MODEL_TAG": "v0.10.1",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    yield ClusterEnv(sandbox, namespace, "vllm", env)
+    sandbox.call(sandbox.api.faults.clear)
+    assert sandbox.cluster is not None
+    sandbox.call(sandbox.cluster.faults.clear)
+    # Free the namespace's GPUs for the next test, as `kubectl delete namespace` would.
+    if sandbox.get("Namespace", None, namespace) is not None:
+        sandbox.call(sandbox.store.delete, R["Namespace"], None, namespace)

@@ -1,0 +1,280 @@
+"""The whole sandbox: a Kubernetes API stand-in with its simulated controllers and
+kubelets, the External Secrets Operator simulation, a Vault stand-in and vLLM router
+stand-ins, all on one event loop in a background thread.
+
+`Sandbox(...).start()` serves them on free 127.0.0.1 ports and writes `kubeconfig` and
+`env` into a directory; `stop()` ends every server, stream and thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+import shlex
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trustme
+import yaml
+from aiohttp import web
+
+from tests.sandbox.eso import ExternalSecrets
+from tests.sandbox.kube.api import KubeApi
+from tests.sandbox.kube.controllers import Cluster, NodeSpec, R, Timing
+from tests.sandbox.kube.portforward import handle_portforward
+from tests.sandbox.kube.resources import BUILTINS, Resource
+from tests.sandbox.kube.store import Obj, Store
+from tests.sandbox.loop import LoopThread
+from tests.sandbox.router import RouterStandIn
+from tests.sandbox.vault import VaultError, VaultStandIn
+
+MANIFESTS = Path(__file__).parent / "manifests"
+CRD = next(r for r in BUILTINS if r.kind == "CustomResourceDefinition")
+STORE_NAME = "vault-secret-store"
+ESO_NAMESPACE = "external-secrets"
+API_KEY_SECRET = ("vllm-api-key", "api-key")  # what vllmctl and the chart use
+
+
+@dataclass
+class SandboxConfig:
+    gpu_nodes: int = 2
+    gpus_per_node: int = 2
+    gpu_resource: str = "nvidia.com/gpu"
+    eso: bool = True  # install the External Secrets CRDs and a Vault ClusterSecretStore
+    prometheus_operator: bool = False  # install the ServiceMonitor CRD
+    timing: Timing = field(default_factory=Timing)
+    router_ttft: float = 0.0
+    router_tokens_per_second: float = 0.0
+
+
+class Sandbox:
+    def __init__(self, directory: Path, config: SandboxConfig | None = None) -> None:
+        self.dir = Path(directory)
+        self.config = config or SandboxConfig()
+        self.token = secrets.token_hex(16)
+        self.loop = LoopThread()
+        self.store = Store()
+        self.api = KubeApi(self.store, self.token)
+        self.vault = VaultStandIn()
+        self.routers: dict[str, tuple[RouterStandIn, int]] = {}  # namespace -> router and its port
+        self.cluster: Cluster | None = None
+        self.kube_url = self.vault_url = ""
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> Sandbox:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        ca = trustme.CA()
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+        (self.dir / "ca.crt").write_bytes(ca.cert_pem.bytes())
+        self.api.logs_handler = self._logs
+        self.api.portforward_handler = self._portforward
+        kube_port = self.loop.serve(self.api.app(), ssl_context=context)
+        self.api.address = f"127.0.0.1:{kube_port}"
+        self.kube_url = f"https://127.0.0.1:{kube_port}"
+        self.vault_url = f"http://127.0.0.1:{self.loop.serve(self.vault.app())}"
+        self.loop.call(self._populate)
+        self._write_files(ca)
+        return self
+
+    def stop(self) -> None:
+        self.loop.stop()
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _populate(self) -> None:
+        c = self.config
+        nodes = [
+            NodeSpec(f"gpu-node-{i + 1}", gpus=c.gpus_per_node, gpu_resource=c.gpu_resource)
+            for i in range(c.gpu_nodes)
+        ]
+        self.cluster = Cluster(self.store, nodes, c.timing)
+        for name in ("default", "kube-system"):
+            self.store.create(R["Namespace"], None, {"metadata": {"name": name}})
+        self.cluster.reconcilers.append(ExternalSecrets(self.store, self.cluster.event, self._vault_read))
+        if c.eso:
+            self.install_eso()
+        if c.prometheus_operator:
+            self.apply_manifests(MANIFESTS / "prometheus-operator-crds.yaml")
+        self._tasks.append(asyncio.get_running_loop().create_task(self.cluster.run()))
+
+    def install_eso(self) -> None:
+        """ESO's CRDs, its namespace, and a ClusterSecretStore reading the Vault stand-in
+        with a token kept in a Secret: a cluster where an operator has set ESO up."""
+        self.apply_manifests(MANIFESTS / "external-secrets-crds.yaml")
+        self.store.create(R["Namespace"], None, {"metadata": {"name": ESO_NAMESPACE}})
+        self.store.create(
+            R["Secret"],
+            ESO_NAMESPACE,
+            {"metadata": {"name": "vault-token"}, "stringData": {"token": self.vault.root_token}},
+        )
+        assert self.cluster is not None
+        self.cluster.reconcile()  # CRDs become Established, so their kinds are served
+        self.store.create(
+            self.api.by_kind("external-secrets.io/v1", "ClusterSecretStore"),
+            None,
+            {
+                "metadata": {"name": STORE_NAME},
+                "spec": {
+                    "provider": {
+                        "vault": {
+                            "server": self.vault_url,
+                            "path": "secret",
+                            "version": "v2",
+                            "auth": {
+                                "tokenSecretRef": {
+                                    "name": "vault-token",
+                                    "key": "token",
+                                    "namespace": ESO_NAMESPACE,
+                                }
+                            },
+                        }
+                    }
+                },
+            },
+        )
+
+    def apply_manifests(self, path: Path) -> None:
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc["kind"] == "CustomResourceDefinition":
+                self.store.create(CRD, None, doc)
+
+    def _write_files(self, ca: trustme.CA) -> None:
+        kubeconfig = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "sandbox",
+            "preferences": {},
+            "clusters": [
+                {
+                    "name": "sandbox",
+                    "cluster": {
+                        "server": self.kube_url,
+                        "certificate-authority-data": base64.b64encode(ca.cert_pem.bytes()).decode(),
+                    },
+                }
+            ],
+            "users": [{"name": "sandbox-admin", "user": {"token": self.token}}],
+            "contexts": [
+                {
+                    "name": "sandbox",
+                    "context": {"cluster": "sandbox", "user": "sandbox-admin", "namespace": "default"},
+                }
+            ],
+        }
+        path = self.dir / "kubeconfig"
+        path.write_text(yaml.safe_dump(kubeconfig, sort_keys=False))
+        path.chmod(0o600)
+        env = self.dir / "env"
+        env.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in self.env().items()))
+        env.chmod(0o600)
+
+    def env(self) -> dict[str, str]:
+        return {
+            "KUBECONFIG": str(self.dir / "kubeconfig"),
+            "VAULT_ADDR": self.vault_url,
+            "VAULT_TOKEN": self.vault.root_token,
+        }
+
+    # --- what tests reach for -------------------------------------------------------------
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        """Run fn(*args) on the sandbox's loop thread (where its state may be touched)."""
+        return self.loop.call(fn, *args)
+
+    def create_namespace(self, name: str) -> None:
+        self.call(self.store.create, R["Namespace"], None, {"metadata": {"name": name}})
+
+    def get(self, kind: str, namespace: str | None, name: str, api_version: str | None = None) -> Obj | None:
+        res = self._res(kind, api_version)
+        return self.call(self.store.find, res, namespace, name)  # type: ignore[no-any-return]
+
+    def list(self, kind: str, namespace: str | None = None, api_version: str | None = None) -> list[Obj]:
+        res = self._res(kind, api_version)
+        return self.call(self.store.list, res, namespace)  # type: ignore[no-any-return]
+
+    def _res(self, kind: str, api_version: str | None) -> Resource:
+        if api_version:
+            return self.call(self.api.by_kind, api_version, kind)  # type: ignore[no-any-return]
+        return R[kind]
+
+    def router(self, namespace: str) -> RouterStandIn:
+        return self.loop.run(self._router(namespace))[0]
+
+    # --- wiring between the stand-ins -------------------------------------------------------
+
+    def _vault_read(self, server: str, mount: str, path: str, token: str) -> dict[str, Any] | None:
+        if server.rstrip("/") != self.vault_url:
+            raise ValueError(f"cannot reach Vault at {server}: connection refused")
+        try:
+            return self.vault.read_secret(mount, path, token)
+        except VaultError as e:
+            raise ValueError(f"Vault refused: {e}") from e
+
+    async def _logs(self, request: web.Request, namespace: str, name: str) -> web.StreamResponse:
+        assert self.cluster is not None
+        pod = self.store.get(R["Pod"], namespace, name)
+        return await self.cluster.logs.serve(request, pod)
+
+    async def _portforward(self, request: web.Request, namespace: str, name: str) -> web.StreamResponse:
+        pod = self.store.get(R["Pod"], namespace, name)
+
+        async def connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+            live = self.store.find(R["Pod"], namespace, name)
+            if live is None or (live.get("status") or {}).get("phase") != "Running":
+                raise ConnectionRefusedError(f"pod {name} is not running")
+            declared = {
+                p.get("containerPort")
+                for c in live["spec"].get("containers") or []
+                for p in c.get("ports") or []
+            }
+            if port not in declared and port != 8000:
+                raise ConnectionRefusedError(f"nothing listens on port {port} in pod {name}")
+            _, router_port = await self._router(namespace)
+            return await asyncio.open_connection("127.0.0.1", router_port)
+
+        del pod
+        return await handle_portforward(request, connect)
+
+    async def _router(self, namespace: str) -> tuple[RouterStandIn, int]:
+        """One router stand-in per namespace: its models are the engines deployed there,
+        its API key the namespace's vllm-api-key Secret."""
+        if namespace not in self.routers:
+            router = RouterStandIn(
+                models=lambda: self._served_models(namespace),
+                api_key=lambda: self._api_key(namespace),
+                ttft=self.config.router_ttft,
+                tokens_per_second=self.config.router_tokens_per_second,
+            )
+            self.routers[namespace] = (router, await self.loop.serve_async(router.app()))
+        return self.routers[namespace]
+
+    def _served_models(self, namespace: str) -> list[str]:
+        served = []
+        for d in self.store.iter_raw("apps", "deployments", namespace):
+            if not (d.get("status") or {}).get("readyReplicas"):
+                continue
+            for c in d["spec"]["template"]["spec"].get("containers") or []:
+                argv = [*(c.get("command") or []), *(c.get("args") or [])]
+                if "serve" in argv and argv.index("serve") + 1 < len(argv):
+                    model = argv[argv.index("serve") + 1]
+                    if "--served-model-name" in argv and argv.index("--served-model-name") + 1 < len(argv):
+                        model = argv[argv.index("--served-model-name") + 1]
+                    served.append(model)
+        return sorted(set(served))
+
+    def _api_key(self, namespace: str) -> str | None:
+        name, key = API_KEY_SECRET
+        secret = self.store.objects.get(("", "secrets", namespace, name))
+        if secret is None or key not in (secret.get("data") or {}):
+            return None
+        return base64.b64decode(secret["data"][key]).decode()
