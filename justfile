@@ -125,6 +125,10 @@ lint:
     python3 -m ruff format --check .
     python3 -m mypy
 
+# a simulated cluster to try vllmctl on, in the foreground (tests/sandbox/README.md)
+sandbox *args:
+    python3 -m tests.sandbox --dir .sandbox "$@"
+
 # startup and editing benchmarks (medians of the installed command)
 bench *args:
     python3 benchmarks/bench.py "$@"

@@ -127,4 +127,33 @@ def test_uninstall_removes_the_release_and_keeps_the_namespace(
     assert release_secrets(cluster) == []
     assert engine(cluster, "llama3") is None
     assert cluster.sandbox.get("Namespace", None, cluster.namespace) is not None
+    # chart 0.1.8 ignores pvcAnnotations: helm deletes the model cache, and vllmctl said so
+    assert cluster.sandbox.list("PersistentVolumeClaim", cluster.namespace) == []
+    assert "deletes their PVCs" in result.stderr
     assert json.loads(sh(cluster.helm("list", "--output", "json"))) == []
+
+
+def test_uninstall_keeps_model_caches_with_charts_that_honour_the_keep_policy(
+    run: Run, models_file: Path, cluster: ClusterEnv, monkeypatch: Any
+) -> None:
+    # vllmctl annotates PVCs with helm.sh/resource-policy: keep for charts 0.1.10+ (the
+    # test chart renders pvcAnnotations whatever its version), and helm leaves them behind.
+    monkeypatch.setenv("VLLM_CHART_VERSION", "0.1.10")
+    models_file.write_text(MODELS)
+    result = run("install", "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert run("uninstall", "--yes").exit_code == 0
+    (claim,) = cluster.sandbox.list("PersistentVolumeClaim", cluster.namespace)
+    assert claim["metadata"]["name"] == "vllm-llama3-storage-claim"
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert engine(cluster, "llama3") is None
+
+
+def test_uninstall_with_delete_namespace_removes_everything(run: Run, models_file: Path,
+                                                            cluster: ClusterEnv) -> None:
+    models_file.write_text(MODELS)
+    assert run("install", "--yes").exit_code == 0
+    result = run("uninstall", "--delete-namespace", "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert cluster.sandbox.get("Namespace", None, cluster.namespace) is None
+    assert cluster.sandbox.list("PersistentVolumeClaim", cluster.namespace) == []

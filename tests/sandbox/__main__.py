@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(
             f"sandbox ready (simulated cluster): API {sandbox.kube_url}, Vault {sandbox.vault_url}; "
-            f"run: source {args.dir / 'env'}",
+            f"run: source {sandbox.dir / 'env'}",
             flush=True,
         )
         stop.wait()

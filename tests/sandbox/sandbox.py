@@ -52,7 +52,7 @@ class SandboxConfig:
 
 class Sandbox:
     def __init__(self, directory: Path, config: SandboxConfig | None = None) -> None:
-        self.dir = Path(directory)
+        self.dir = Path(directory).resolve()  # env and kubeconfig hold absolute paths
         self.config = config or SandboxConfig()
         self.token = secrets.token_hex(16)
         self.loop = LoopThread()

@@ -1,0 +1,133 @@
+"""`python -m tests.sandbox` as a user runs it, and that a stopped sandbox leaves no
+process, thread, port or stream behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from urllib3.exceptions import ProtocolError
+
+from tests.sandbox.kube.controllers import Timing
+from tests.sandbox.sandbox import Sandbox, SandboxConfig
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def port_open(url: str) -> bool:
+    parsed = urlparse(url)
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex((parsed.hostname or "", parsed.port or 0)) == 0
+
+
+def read_env(path: Path) -> dict[str, str]:
+    out = {}
+    for line in path.read_text().splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        out[key] = shlex.split(value)[0]
+    return out
+
+
+def test_the_command_runs_in_the_foreground_and_stops_on_sigterm(tmp_path: Path) -> None:
+    kubectl = REPO / ".tools" / "bin" / "kubectl"
+    if not kubectl.exists():
+        pytest.skip("scripts/install-tools installs kubectl")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.sandbox",
+            "--dir",
+            str(tmp_path),
+            "--gpu-nodes",
+            "1",
+            "--gpus-per-node",
+            "4",
+            "--no-eso",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("sandbox ready (simulated cluster): API https://127.0.0.1:"), line
+        env = read_env(tmp_path / "env")
+        assert set(env) == {"KUBECONFIG", "VAULT_ADDR", "VAULT_TOKEN"}
+        assert oct((tmp_path / "env").stat().st_mode & 0o777) == "0o600"  # it holds a token
+        child_env = {**os.environ, **env}
+        nodes = subprocess.run(
+            [str(kubectl), "get", "nodes", "-o", "json"],
+            env=child_env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        )
+        (node,) = json.loads(nodes.stdout)["items"]
+        assert node["status"]["allocatable"]["nvidia.com/gpu"] == "4"
+        crds = subprocess.run(
+            [str(kubectl), "get", "crd", "-o", "name"],
+            env=child_env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        )
+        assert crds.stdout == ""  # --no-eso: no External Secrets CRDs
+        api = json.loads(
+            subprocess.run(
+                [str(kubectl), "config", "view", "--raw", "-o", "json"],
+                env=child_env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        api_url = api["clusters"][0]["cluster"]["server"]
+        assert port_open(api_url) and port_open(env["VAULT_ADDR"])
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        assert proc.stderr is not None and "sandbox stopped" in proc.stderr.read()
+        assert not port_open(api_url) and not port_open(env["VAULT_ADDR"])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_stop_closes_servers_streams_and_the_loop_thread(tmp_path: Path) -> None:
+    before = {t.ident for t in threading.enumerate()}
+    sandbox = Sandbox(tmp_path, SandboxConfig(gpu_nodes=1, timing=Timing(tick=0.02))).start()
+    # An open watch stream and a started router must not keep anything alive.
+    from kubernetes import client, config
+
+    sandbox.router("default")
+    router_port = sandbox.routers["default"][1]
+    api_client = config.new_client_from_config(str(tmp_path / "kubeconfig"))
+    stream = client.CoreV1Api(api_client).list_namespace(watch=True, _preload_content=False)
+    assert stream.status == 200
+    started = time.monotonic()
+    sandbox.stop()
+    assert time.monotonic() - started < 5
+    with pytest.raises(ProtocolError):  # the stream was cut, as when an API server goes away
+        stream.read()
+    stream.release_conn()
+    api_client.close()
+    assert not port_open(sandbox.kube_url)
+    assert not port_open(sandbox.vault_url)
+    assert not port_open(f"http://127.0.0.1:{router_port}")
+    assert {t.ident for t in threading.enumerate()} - before == set()
