@@ -149,8 +149,9 @@ def test_uninstall_keeps_model_caches_with_charts_that_honour_the_keep_policy(
     assert engine(cluster, "llama3") is None
 
 
-def test_uninstall_with_delete_namespace_removes_everything(run: Run, models_file: Path,
-                                                            cluster: ClusterEnv) -> None:
+def test_uninstall_with_delete_namespace_removes_everything(
+    run: Run, models_file: Path, cluster: ClusterEnv
+) -> None:
     models_file.write_text(MODELS)
     assert run("install", "--yes").exit_code == 0
     result = run("uninstall", "--delete-namespace", "--yes")
