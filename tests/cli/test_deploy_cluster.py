@@ -65,6 +65,11 @@ def test_install_creates_a_ready_release(run: Run, models_file: Path, cluster: C
     assert deployment is not None and deployment["status"]["readyReplicas"] == 1
     router = cluster.sandbox.get("Deployment", cluster.namespace, "vllm-deployment-router")
     assert router is not None and router["status"]["availableReplicas"] == 1
+    # the router stand-in serves what the engine's command line names (--served-model-name)
+    assert cluster.sandbox.call(cluster.sandbox._served_models, cluster.namespace) == [
+        "llama3",
+        "meta-llama/Llama-3.1-8B-Instruct",
+    ]
     # the namespace carries vllmctl's Pod Security labels
     ns = cluster.sandbox.get("Namespace", None, cluster.namespace)
     assert ns is not None and ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"

@@ -259,18 +259,24 @@ class Sandbox:
         return self.routers[namespace]
 
     def _served_models(self, namespace: str) -> list[str]:
-        served = []
+        """The model names engines Ready in the namespace serve: `vllm serve MODEL`, or
+        every name after `--served-model-name` (vLLM lists each in /v1/models)."""
+        served: set[str] = set()
         for d in self.store.iter_raw("apps", "deployments", namespace):
             if not (d.get("status") or {}).get("readyReplicas"):
                 continue
             for c in d["spec"]["template"]["spec"].get("containers") or []:
                 argv = [*(c.get("command") or []), *(c.get("args") or [])]
-                if "serve" in argv and argv.index("serve") + 1 < len(argv):
-                    model = argv[argv.index("serve") + 1]
-                    if "--served-model-name" in argv and argv.index("--served-model-name") + 1 < len(argv):
-                        model = argv[argv.index("--served-model-name") + 1]
-                    served.append(model)
-        return sorted(set(served))
+                if "serve" not in argv or argv.index("serve") + 1 >= len(argv):
+                    continue
+                names: list[str] = []
+                if "--served-model-name" in argv:
+                    for arg in argv[argv.index("--served-model-name") + 1 :]:
+                        if arg.startswith("--"):
+                            break
+                        names.append(arg)
+                served.update(names or [argv[argv.index("serve") + 1]])
+        return sorted(served)
 
     def _api_key(self, namespace: str) -> str | None:
         name, key = API_KEY_SECRET

@@ -275,3 +275,40 @@ def test_namespace_deletion_empties_it(ns: ClusterEnv) -> None:
     sh(ns.kubectl("delete", "namespace", ns.namespace, "--wait=true", "--timeout=10s"))
     assert ns.sandbox.get("Namespace", None, ns.namespace) is None
     assert ns.sandbox.list("ConfigMap", ns.namespace) == []
+
+
+def test_the_router_serves_the_namespaces_engines_and_its_api_key(ns: ClusterEnv) -> None:
+    from kubernetes.stream import portforward
+
+    sh(ns.helm("install", "r", str(MINI_CHART), "--wait", "-f", "-"), values(("m", 1, 1)))
+    sh(ns.kubectl("create", "secret", "generic", "vllm-api-key", "--from-literal=api-key=k123"))
+    api = core(ns.sandbox)
+    (pod,) = api.list_namespaced_pod(ns.namespace, label_selector="environment=router").items
+
+    def get(path: str, key: str | None) -> bytes:
+        forward = portforward(
+            api.connect_get_namespaced_pod_portforward, pod.metadata.name, ns.namespace, ports="8000"
+        )
+        sock = forward.socket(8000)
+        auth = f"Authorization: Bearer {key}\r\n" if key else ""
+        body = b'{"model": "org/m", "prompt": "hi \\"there\\"", "max_tokens": 3}'
+        try:
+            sock.sendall(
+                f"POST {path} HTTP/1.1\r\nHost: r\r\nConnection: close\r\n{auth}Content-Type: "
+                f"application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            raw = b""
+            while chunk := sock.recv(65536):
+                raw += chunk
+        finally:
+            sock.close()
+            forward.close()
+        return raw
+
+    assert get("/v1/completions", None).startswith(b"HTTP/1.1 401")
+    assert get("/v1/completions", "wrong").startswith(b"HTTP/1.1 401")
+    answer = get("/v1/completions", "k123")
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert 'echo: hi \\"there\\"' in answer.decode()
+    assert ns.sandbox.router(ns.namespace).requests["/v1/completions"] == 3
