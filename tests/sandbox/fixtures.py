@@ -29,7 +29,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     try:
         yield sb
     finally:
-        errors = list(sb.api.errors)
+        errors = list(sb.api.errors) + (list(sb.cluster.errors) if sb.cluster else [])
         sb.stop()
     # A stand-in bug that a client tolerated must still fail the run.
     assert not errors, "the sandbox hit internal errors:\n" + "\n".join(errors)

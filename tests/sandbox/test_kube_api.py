@@ -114,6 +114,12 @@ def test_kubectl_create_uses_protobuf_and_conflicts_are_status_objects(ns: Clust
     typo = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"prots": []}}
     strict = sh(ns.kubectl("apply", "--server-side", "-f", "-"), json.dumps(typo), ok=False)
     assert 'strict decoding error: unknown field "spec.prots"' in strict.stderr
+    warned = sh(ns.kubectl("apply", "--server-side", "--validate=warn", "-f", "-"), json.dumps(typo))
+    assert 'Warning: unknown field "spec.prots"' in warned.stderr
+    bad_patch = sh(
+        ns.kubectl("patch", "service", "s", "--type=json", "-p", '[{"op":"remove","path":"/nope"}]'), ok=False
+    )
+    assert bad_patch.stderr.startswith("The request is invalid: "), bad_patch.stderr  # a 422
 
 
 def test_kubectl_wait_and_logs_follow_a_deployment(ns: ClusterEnv) -> None:
@@ -247,24 +253,34 @@ def test_python_client_list_watch_and_log(ns: ClusterEnv) -> None:
     assert len(text.splitlines()) == 2
 
 
-def test_python_client_port_forward_reaches_the_router(ns: ClusterEnv) -> None:
+def through_port_forward(ns: ClusterEnv, pod: str, request: bytes) -> bytes:
+    """Send one HTTP request to the pod's port 8000 over the kubernetes client's port-forward."""
     from kubernetes.stream import portforward
 
-    sh(ns.helm("install", "r", str(MINI_CHART), "--wait", "-f", "-"), values(("m", 1, 1)))
     api = core(ns.sandbox)
-    (pod,) = api.list_namespaced_pod(ns.namespace, label_selector="environment=router").items
-    forward = portforward(
-        api.connect_get_namespaced_pod_portforward, pod.metadata.name, ns.namespace, ports="8000"
-    )
+    forward = portforward(api.connect_get_namespaced_pod_portforward, pod, ns.namespace, ports="8000")
     sock = forward.socket(8000)
     try:
-        sock.sendall(b"GET /v1/models HTTP/1.1\r\nHost: router\r\nConnection: close\r\n\r\n")
+        sock.sendall(request)
         raw = b""
         while chunk := sock.recv(65536):
             raw += chunk
     finally:
         sock.close()
         forward.close()
+    return raw
+
+
+def router_pod(ns: ClusterEnv) -> str:
+    (pod,) = core(ns.sandbox).list_namespaced_pod(ns.namespace, label_selector="environment=router").items
+    return str(pod.metadata.name)
+
+
+def test_python_client_port_forward_reaches_the_router(ns: ClusterEnv) -> None:
+    sh(ns.helm("install", "r", str(MINI_CHART), "--wait", "-f", "-"), values(("m", 1, 1)))
+    raw = through_port_forward(
+        ns, router_pod(ns), b"GET /v1/models HTTP/1.1\r\nHost: router\r\nConnection: close\r\n\r\n"
+    )
     head, _, body = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200")
     assert [m["id"] for m in json.loads(body)["data"]] == ["org/m"]
@@ -278,37 +294,22 @@ def test_namespace_deletion_empties_it(ns: ClusterEnv) -> None:
 
 
 def test_the_router_serves_the_namespaces_engines_and_its_api_key(ns: ClusterEnv) -> None:
-    from kubernetes.stream import portforward
-
     sh(ns.helm("install", "r", str(MINI_CHART), "--wait", "-f", "-"), values(("m", 1, 1)))
     sh(ns.kubectl("create", "secret", "generic", "vllm-api-key", "--from-literal=api-key=k123"))
-    api = core(ns.sandbox)
-    (pod,) = api.list_namespaced_pod(ns.namespace, label_selector="environment=router").items
+    pod = router_pod(ns)
 
-    def get(path: str, key: str | None) -> bytes:
-        forward = portforward(
-            api.connect_get_namespaced_pod_portforward, pod.metadata.name, ns.namespace, ports="8000"
-        )
-        sock = forward.socket(8000)
+    def post(key: str | None) -> bytes:
         auth = f"Authorization: Bearer {key}\r\n" if key else ""
         body = b'{"model": "org/m", "prompt": "hi \\"there\\"", "max_tokens": 3}'
-        try:
-            sock.sendall(
-                f"POST {path} HTTP/1.1\r\nHost: r\r\nConnection: close\r\n{auth}Content-Type: "
-                f"application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-                + body
-            )
-            raw = b""
-            while chunk := sock.recv(65536):
-                raw += chunk
-        finally:
-            sock.close()
-            forward.close()
-        return raw
+        head = (
+            f"POST /v1/completions HTTP/1.1\r\nHost: r\r\nConnection: close\r\n{auth}"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        return through_port_forward(ns, pod, head.encode() + body)
 
-    assert get("/v1/completions", None).startswith(b"HTTP/1.1 401")
-    assert get("/v1/completions", "wrong").startswith(b"HTTP/1.1 401")
-    answer = get("/v1/completions", "k123")
+    assert post(None).startswith(b"HTTP/1.1 401")
+    assert post("wrong").startswith(b"HTTP/1.1 401")
+    answer = post("k123")
     assert answer.startswith(b"HTTP/1.1 200")
     assert 'echo: hi \\"there\\"' in answer.decode()
     assert ns.sandbox.router(ns.namespace).requests["/v1/completions"] == 3

@@ -69,34 +69,17 @@ def test_the_command_runs_in_the_foreground_and_stops_on_sigterm(tmp_path: Path)
         assert set(env) == {"KUBECONFIG", "VAULT_ADDR", "VAULT_TOKEN"}
         assert oct((tmp_path / "env").stat().st_mode & 0o777) == "0o600"  # it holds a token
         child_env = {**os.environ, **env}
-        nodes = subprocess.run(
-            [str(kubectl), "get", "nodes", "-o", "json"],
-            env=child_env,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=30,
-        )
-        (node,) = json.loads(nodes.stdout)["items"]
+
+        def kubectl_out(*args: str) -> str:
+            done = subprocess.run(
+                [str(kubectl), *args], env=child_env, capture_output=True, text=True, check=True, timeout=30
+            )
+            return done.stdout
+
+        (node,) = json.loads(kubectl_out("get", "nodes", "-o", "json"))["items"]
         assert node["status"]["allocatable"]["nvidia.com/gpu"] == "4"
-        crds = subprocess.run(
-            [str(kubectl), "get", "crd", "-o", "name"],
-            env=child_env,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=30,
-        )
-        assert crds.stdout == ""  # --no-eso: no External Secrets CRDs
-        api = json.loads(
-            subprocess.run(
-                [str(kubectl), "config", "view", "--raw", "-o", "json"],
-                env=child_env,
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-        )
+        assert kubectl_out("get", "crd", "-o", "name") == ""  # --no-eso: no External Secrets CRDs
+        api = json.loads(kubectl_out("config", "view", "--raw", "-o", "json"))
         api_url = api["clusters"][0]["cluster"]["server"]
         assert port_open(api_url) and port_open(env["VAULT_ADDR"])
         proc.send_signal(signal.SIGTERM)

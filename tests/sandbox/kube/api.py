@@ -36,6 +36,7 @@ SERVER_VERSION = {
     "compiler": "gc",
     "platform": "linux/amd64",
 }
+WARNINGS = web.RequestKey("warnings", list)
 APPLY_TYPES = ("application/apply-patch+yaml", "application/apply-patch+json")
 
 
@@ -107,12 +108,21 @@ class KubeApi:
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.requests.append((request.method, request.path_qs))
         try:
-            if request.path not in ("/healthz", "/livez", "/readyz"):
+            # Like a real server's system:public-info-viewer role, health and version need no token.
+            if request.path not in ("/healthz", "/livez", "/readyz", "/version"):
                 auth = request.headers.get("Authorization", "")
                 if auth != f"Bearer {self.token}":
                     raise ApiError(401, "Unauthorized")
             await self._inject_faults(request)
-            return await handler(request)  # type: ignore[no-any-return]
+            response: web.StreamResponse = await handler(request)
+            for warning in request.get(WARNINGS, []):
+                if not response.prepared:  # RFC 7234 warn-text: a quoted string
+                    text = warning.replace("\\", "\\\\").replace('"', '\\"')
+                    response.headers.add("Warning", f'299 - "{text}"')
+            return response
+        except patches.PatchError as e:
+            # An inapplicable JSON patch (e.g. removing a missing field) is the client's error.
+            return web.json_response(ApiError(422, str(e), reason="Invalid").status(), status=422)
         except ApiError as e:
             return web.json_response(e.status(), status=e.code)
         except (web.HTTPException, asyncio.CancelledError, ConnectionResetError):
@@ -441,6 +451,9 @@ class KubeApi:
             for f in schemas.unknown_fields(res.model, body)
             if not f.startswith(("metadata.managedFields", "status"))
         ]
+        if unknown and mode == "Warn":
+            # Stored as sent; the client sees a Warning header (kubectl prints it).
+            request[WARNINGS] = [f'unknown field "{f}"' for f in unknown]
         if unknown and mode == "Strict":
             text = ", ".join(f'unknown field "{f}"' for f in unknown)
             raise ApiError(

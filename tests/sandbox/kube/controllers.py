@@ -17,6 +17,7 @@ import hashlib
 import json
 import random
 import time
+import traceback
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -129,6 +130,7 @@ class Cluster:
         self.timing = timing or Timing()
         self.faults: list[PodFault] = []
         self.logs = PodLogs(self.timing.log_interval)
+        self.errors: list[str] = []  # tracebacks of controller bugs (tests/sandbox/fixtures.py checks)
         self.reconcilers: list[Any] = []  # extra controllers (the ESO simulation) called each tick
         self._since: dict[str, float] = {}  # pod uid -> when it was bound to a node
         self._crash: dict[str, tuple[str, float]] = {}  # pod uid/container -> (phase, since)
@@ -185,10 +187,8 @@ class Cluster:
         while True:
             try:
                 self.reconcile()
-            except Exception:  # a bug in one pass must not stop the cluster; it shows in tests
-                import traceback
-
-                traceback.print_exc()
+            except Exception:  # a bug in one pass must not stop the cluster; the session fails on it
+                self.errors.append(traceback.format_exc())
             await asyncio.sleep(self.timing.tick)
 
     def reconcile(self) -> None:
