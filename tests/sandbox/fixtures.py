@@ -68,6 +68,7 @@ def cluster(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Clust
     sandbox.call(sandbox.api.faults.clear)
     assert sandbox.cluster is not None
     sandbox.call(sandbox.cluster.faults.clear)
+    sandbox.call(sandbox.vault.reset)  # a fresh dev Vault (same root token) for the next test
     # Free the namespace's GPUs for the next test, as `kubectl delete namespace` would.
     if sandbox.get("Namespace", None, namespace) is not None:
         sandbox.call(sandbox.store.delete, R["Namespace"], None, namespace)
