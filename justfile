@@ -108,6 +108,61 @@ create-namespace *args:
 delete-namespace *args:
     @{{vllmctl}} delete-namespace "$@"
 
+# store the HuggingFace token (piped in, VLLM_HF_TOKEN, or asked for, hidden)
+[no-cd]
+set-hf-token *args:
+    @{{vllmctl}} set-hf-token "$@"
+
+# print the stored HuggingFace token
+[no-cd]
+get-hf-token *args:
+    @{{vllmctl}} get-hf-token "$@"
+
+# delete the stored HuggingFace token and its Secret
+[no-cd]
+delete-hf-token *args:
+    @{{vllmctl}} delete-hf-token "$@"
+
+# store the API key (piped in, VLLM_API_KEY, asked for, or generated)
+[no-cd]
+set-api-key *args:
+    @{{vllmctl}} set-api-key "$@"
+
+# print the stored API key
+[no-cd]
+get-api-key *args:
+    @{{vllmctl}} get-api-key "$@"
+
+# delete the stored API key and its Secret
+[no-cd]
+delete-api-key *args:
+    @{{vllmctl}} delete-api-key "$@"
+
+# replace the API key and restart the router and engines
+[no-cd]
+rotate-api-key *args:
+    @{{vllmctl}} rotate-api-key "$@"
+
+# create the hf-token Secret from the stored token
+[no-cd]
+create-hf-token-secret *args:
+    @{{vllmctl}} create-hf-token-secret "$@"
+
+# delete the hf-token Secret (the stored token stays)
+[no-cd]
+delete-hf-token-secret *args:
+    @{{vllmctl}} delete-hf-token-secret "$@"
+
+# create the vllm-api-key Secret from the stored key
+[no-cd]
+create-api-key-secret *args:
+    @{{vllmctl}} create-api-key-secret "$@"
+
+# delete the vllm-api-key Secret (the stored key stays)
+[no-cd]
+delete-api-key-secret *args:
+    @{{vllmctl}} delete-api-key-secret "$@"
+
 # show the resolved settings and where each came from
 [no-cd]
 config *args:

@@ -35,6 +35,12 @@ ENV_ROUTER_REQUEST_MEMORY = "VLLM_ROUTER_REQUEST_MEMORY"
 ENV_ROUTER_LIMIT_MEMORY = "VLLM_ROUTER_LIMIT_MEMORY"
 ENV_EXTERNAL_SECRETS_NAMESPACE = "EXTERNAL_SECRETS_NAMESPACE"
 ENV_VAULT_NAMESPACE = "K8S_VAULT_NAMESPACE"
+ENV_SECRET_BACKEND = "VLLM_SECRET_BACKEND"
+ENV_VAULT_MOUNT = "VLLM_VAULT_MOUNT"
+ENV_VAULT_PREFIX = "VLLM_VAULT_PREFIX"
+ENV_SECRET_STORE = "VLLM_SECRET_STORE"
+ENV_SECRET_STORE_KIND = "VLLM_SECRET_STORE_KIND"
+ENV_VAULT_BACKUP = "VLLM_VAULT_BACKUP"
 ENV_HELM = "VLLM_HELM"
 ENV_KUBECTL = "VLLM_KUBECTL"
 ENV_TEMPLATES_DIR = "VLLM_TEMPLATES_DIR"
@@ -96,6 +102,32 @@ SPECS: tuple[SettingSpec, ...] = (
         "namespace of the External Secrets Operator",
     ),
     SettingSpec("vault_namespace", ENV_VAULT_NAMESPACE, "vault", "namespace of Vault in the cluster"),
+    SettingSpec("secret_backend", ENV_SECRET_BACKEND, "auto", "where secrets live: auto, vault, kubernetes"),
+    SettingSpec("vault_mount", ENV_VAULT_MOUNT, "secret", "Vault KV v2 mount holding the secrets"),
+    SettingSpec("vault_prefix", ENV_VAULT_PREFIX, "vllm", "path prefix of the secrets in that mount"),
+    SettingSpec("secret_store", ENV_SECRET_STORE, "vault-secret-store", "the ExternalSecrets' store"),
+    SettingSpec("secret_store_kind", ENV_SECRET_STORE_KIND, "ClusterSecretStore", "its kind"),
+    SettingSpec(
+        "vault_backup",
+        ENV_VAULT_BACKUP,
+        "false",
+        "kubernetes backend: also keep a copy in Vault",
+        kind="bool",
+    ),
+    # Vault's own variables, read as the vault CLI reads them (VAULT_TOKEN falls back to
+    # ~/.vault-token, as after `vault login`).
+    SettingSpec("vault_addr", "VAULT_ADDR", None, "Vault address"),
+    SettingSpec("vault_token", "VAULT_TOKEN", None, "Vault token (else ~/.vault-token)", secret=True),
+    SettingSpec("vault_enterprise_namespace", "VAULT_NAMESPACE", None, "Vault Enterprise namespace"),
+    SettingSpec("vault_cacert", "VAULT_CACERT", None, "CA bundle for Vault's TLS", kind="path"),
+    SettingSpec("vault_capath", "VAULT_CAPATH", None, "directory of CAs for Vault's TLS", kind="path"),
+    SettingSpec(
+        "vault_skip_verify",
+        "VAULT_SKIP_VERIFY",
+        "false",
+        "skip Vault TLS verification (warned about)",
+        kind="bool",
+    ),
     SettingSpec("helm", ENV_HELM, None, "helm binary (default: helm on PATH)"),
     SettingSpec("kubectl", ENV_KUBECTL, None, "kubectl binary (default: kubectl on PATH)"),
     SettingSpec("templates_dir", ENV_TEMPLATES_DIR, None, "directory of custom templates", kind="path"),

@@ -134,6 +134,12 @@ class App:
         answer = questionary.text(message, default=default, validate=check).ask()
         return str(self._answered(answer))
 
+    def ask_secret(self, message: str) -> str:
+        """A prompt whose answer is not echoed (tokens, keys)."""
+        import questionary
+
+        return str(self._answered(questionary.password(message).ask()))
+
     def ask_select(self, message: str, choices: Sequence[str], default: str | None = None) -> str:
         import questionary
 

@@ -45,6 +45,38 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "deploy",
         "Delete the namespace and everything in it, model caches included (asks first).",
     ),
+    "set-hf-token": (
+        "secrets",
+        "Store the HuggingFace token (stdin, VLLM_HF_TOKEN or a hidden prompt; never an argument).",
+    ),
+    "get-hf-token": ("secrets", "Print the stored HuggingFace token (the value only, on stdout)."),
+    "delete-hf-token": ("secrets", "Delete the stored HuggingFace token and the Secret made from it."),
+    "set-api-key": (
+        "secrets",
+        "Store the API key (stdin, VLLM_API_KEY or a prompt; generated when none is given).",
+    ),
+    "get-api-key": ("secrets", "Print the stored API key (the value only, on stdout)."),
+    "delete-api-key": ("secrets", "Delete the stored API key and the Secret made from it."),
+    "rotate-api-key": (
+        "secrets",
+        "Replace the API key, sync it, and restart the router and engines so only it works.",
+    ),
+    "create-hf-token-secret": (
+        "secrets",
+        "Create the hf-token Secret in the namespace from the stored token.",
+    ),
+    "delete-hf-token-secret": (
+        "secrets",
+        "Delete the hf-token Secret (and its ExternalSecret); the stored token stays.",
+    ),
+    "create-api-key-secret": (
+        "secrets",
+        "Create the vllm-api-key Secret in the namespace from the stored key.",
+    ),
+    "delete-api-key-secret": (
+        "secrets",
+        "Delete the vllm-api-key Secret (and its ExternalSecret); the stored key stays.",
+    ),
     "config": ("config", "Show the resolved settings and where each came from."),
 }
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from vllmctl.cli.options import command, templates_dir_option
+from vllmctl.cli.options import backend_option, command, templates_dir_option
 from vllmctl.ui import App
 
 
@@ -95,18 +95,28 @@ def _apply_options(func: Any) -> Any:
         "--atomic", is_flag=True, help="roll back if the release fails (helm's rollback-on-failure)"
     )(func)
     func = click.option(
+        "--api-key/--no-api-key",
+        "api_key",
+        default=None,
+        help="protect the endpoint with an API key (generated and stored when none is); default: ask",
+    )(func)
+    func = click.option(
         "--replace-deployments",
         is_flag=True,
         help="delete Deployments whose selector the chart version changes (a short outage)",
     )(func)
-    return templates_dir_option(func)
+    return backend_option(templates_dir_option(func))
 
 
-def _apply(app: App, *, install: bool, dry_run: bool, atomic: bool, replace_deployments: bool) -> None:
+def _apply(
+    app: App, *, install: bool, dry_run: bool, atomic: bool, replace_deployments: bool, api_key: bool | None
+) -> None:
     from vllmctl import deploy, tools
     from vllmctl.errors import UsageError
 
     settings = app.settings
+    if not dry_run:
+        _ensure_secrets(app, deploy.load_models(settings), api_key)
     helm = deploy.helm_for(settings)
     kubectl = deploy.kubectl_for(settings)
     prepared = deploy.prepare(settings, helm=helm, kubectl=kubectl)
@@ -146,16 +156,44 @@ def _apply(app: App, *, install: bool, dry_run: bool, atomic: bool, replace_depl
 
 @command("install")
 @_apply_options
-def install(app: App, dry_run: bool, atomic: bool, replace_deployments: bool) -> None:
+def install(app: App, dry_run: bool, atomic: bool, replace_deployments: bool, api_key: bool | None) -> None:
     """Install (or upgrade) the release from models.yaml, creating the namespace."""
-    _apply(app, install=True, dry_run=dry_run, atomic=atomic, replace_deployments=replace_deployments)
+    _apply(
+        app,
+        install=True,
+        dry_run=dry_run,
+        atomic=atomic,
+        replace_deployments=replace_deployments,
+        api_key=api_key,
+    )
 
 
 @command("upgrade")
 @_apply_options
-def upgrade(app: App, dry_run: bool, atomic: bool, replace_deployments: bool) -> None:
+def upgrade(app: App, dry_run: bool, atomic: bool, replace_deployments: bool, api_key: bool | None) -> None:
     """Upgrade the existing release to what models.yaml says now."""
-    _apply(app, install=False, dry_run=dry_run, atomic=atomic, replace_deployments=replace_deployments)
+    _apply(
+        app,
+        install=False,
+        dry_run=dry_run,
+        atomic=atomic,
+        replace_deployments=replace_deployments,
+        api_key=api_key,
+    )
+
+
+def _ensure_secrets(app: App, models: list[Any], api_key: bool | None) -> None:
+    """Before helm: the HF token for gated models, and the API key when wanted
+    (vllmctl/secrets/install.py). Skipped, with no cluster call, when neither applies."""
+    from vllmctl.secrets.install import ensure_secrets, needs_backend
+
+    if not needs_backend(models, api_key, app.interactive):
+        return
+    from vllmctl.cli.secrets import secret_backend
+
+    with secret_backend(app) as backend:
+        for line in ensure_secrets(app, backend, models, api_key):
+            app.info(line[0].upper() + line[1:] + ".")
 
 
 @command("uninstall")

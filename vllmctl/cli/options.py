@@ -130,3 +130,14 @@ def command(name: str, *, output: bool = True, **kwargs: Any) -> Callable[[F], c
         return make(shared_options(pass_app(func), output=output))
 
     return decorator
+
+
+def backend_option(func: F) -> F:
+    """--secret-backend, for the commands that store or read secrets."""
+    return click.option(
+        "--secret-backend",
+        type=click.Choice(["auto", "vault", "kubernetes"]),
+        expose_value=False,
+        callback=_setting("secret_backend"),
+        help=f"where secrets live [env {s.ENV_SECRET_BACKEND}; default auto: Vault + ESO when both work]",
+    )(func)

@@ -1,0 +1,246 @@
+"""The HuggingFace token and the API key: set, get, delete, sync into the cluster, rotate.
+
+Values never come from arguments (docs/secrets.md). `get-*` write the raw value to
+stdout and nothing else there; everything else talks on stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from vllmctl.cli.options import backend_option, command
+from vllmctl.secrets.specs import API_KEY, HF_TOKEN, SecretKind
+from vllmctl.ui import App
+
+
+def stdin_option(func: Any) -> Any:
+    return click.option("--stdin", is_flag=True, help="read the value from standard input, even a terminal")(
+        func
+    )
+
+
+def force_sync_option(func: Any) -> Any:
+    return click.option(
+        "--force-sync",
+        is_flag=True,
+        help="vault backend: have ESO re-read Vault now (its force-sync annotation)",
+    )(func)
+
+
+@contextmanager
+def secret_backend(app: App) -> Iterator[Any]:
+    """Connect to the cluster, choose the backend, say which and why (-v)."""
+    from vllmctl.kube import Kube
+    from vllmctl.secrets.backend import choose
+
+    with Kube.connect(app.settings.context) as kube:
+        backend = choose(app.settings, kube)
+        if app.verbose:
+            app.info(f"secret backend: {backend.name} ({backend.reason})")
+        for note in backend.notes:
+            app.warn(note)
+        yield backend
+
+
+def _set(
+    app: App,
+    kind: SecretKind,
+    *,
+    stdin: bool,
+    force: bool,
+    force_sync: bool,
+    generate: bool,
+    show: bool = False,
+) -> None:
+    from vllmctl.secrets.source import check_value, generate_api_key, read_value
+
+    given = read_value(kind, app, stdin=stdin, allow_empty=generate)
+    if given is None:
+        value, origin = generate_api_key(), "generated"
+    else:
+        value, origin = given
+        check_value(kind, value, force=force)
+    with secret_backend(app) as backend:
+        where = backend.set(kind, value, force_sync=force_sync)
+    app.success(f"Stored the {kind.label} ({origin}) in {where}.")
+    if origin == "generated":
+        if show:
+            sys.stdout.write(value + "\n")
+        else:
+            app.info(f"It was not printed; `vllmctl get-{kind.command_suffix}` prints it.")
+
+
+def _get(app: App, kind: SecretKind) -> None:
+    from vllmctl.errors import EXIT_NEGATIVE
+
+    with secret_backend(app) as backend:
+        value = backend.get(kind)
+    if value is None:
+        app.warn(
+            f"no {kind.label} is stored ({backend.name} backend); "
+            f"set one with `vllmctl set-{kind.command_suffix}`."
+        )
+        sys.exit(EXIT_NEGATIVE)
+    sys.stdout.write(value + "\n")
+
+
+def _delete(app: App, kind: SecretKind, *, destroy: bool) -> None:
+    with secret_backend(app) as backend:
+        what = "destroy every version of" if destroy else "delete"
+        if not app.confirm(f"{what.capitalize()} the stored {kind.label} ({backend.name} backend)?"):
+            app.info("Nothing was deleted.")
+            return
+        result = backend.delete(kind, destroy=destroy)
+    app.success(f"Deleted the {kind.label}: {result}.")
+
+
+def _create_secret(app: App, kind: SecretKind, *, stdin: bool, force: bool, force_sync: bool) -> None:
+    from vllmctl.secrets.source import check_value, read_value
+
+    with secret_backend(app) as backend:
+        value = None
+        if backend.name == "kubernetes":
+            given = read_value(kind, app, stdin=stdin)
+            assert given is not None
+            value = given[0]
+            check_value(kind, value, force=force)
+        result = backend.sync(kind, value, force_sync=force_sync)
+    app.success(f"The cluster's Secret holds the {kind.label}: {result}.")
+
+
+def _delete_secret(app: App, kind: SecretKind) -> None:
+    with secret_backend(app) as backend:
+        if not app.confirm(f"Delete the {kind.label} Secret in namespace {app.settings.namespace}?"):
+            app.info("Nothing was deleted.")
+            return
+        result = backend.unsync(kind)
+    app.success(f"Removed {result}.")
+
+
+@command("set-hf-token")
+@backend_option
+@stdin_option
+@force_sync_option
+@click.option("--force", is_flag=True, help="store a value that does not look like an HF token")
+def set_hf_token(app: App, stdin: bool, force: bool, force_sync: bool) -> None:
+    """Store the HuggingFace token (stdin, VLLM_HF_TOKEN or a hidden prompt; never an argument)."""
+    _set(app, HF_TOKEN, stdin=stdin, force=force, force_sync=force_sync, generate=False)
+
+
+@command("get-hf-token")
+@backend_option
+def get_hf_token(app: App) -> None:
+    """Print the stored HuggingFace token (the value only, on stdout)."""
+    _get(app, HF_TOKEN)
+
+
+@command("delete-hf-token")
+@backend_option
+@click.option("--destroy", is_flag=True, help="vault: destroy every version, not a recoverable soft delete")
+def delete_hf_token(app: App, destroy: bool) -> None:
+    """Delete the stored HuggingFace token and the Secret made from it."""
+    _delete(app, HF_TOKEN, destroy=destroy)
+
+
+@command("set-api-key")
+@backend_option
+@stdin_option
+@force_sync_option
+@click.option("--show", is_flag=True, help="print a generated key on stdout")
+def set_api_key(app: App, stdin: bool, force_sync: bool, show: bool) -> None:
+    """Store the API key (stdin, VLLM_API_KEY or a prompt; generated when none is given)."""
+    _set(app, API_KEY, stdin=stdin, force=False, force_sync=force_sync, generate=True, show=show)
+
+
+@command("get-api-key")
+@backend_option
+def get_api_key(app: App) -> None:
+    """Print the stored API key (the value only, on stdout)."""
+    _get(app, API_KEY)
+
+
+@command("delete-api-key")
+@backend_option
+@click.option("--destroy", is_flag=True, help="vault: destroy every version, not a recoverable soft delete")
+def delete_api_key(app: App, destroy: bool) -> None:
+    """Delete the stored API key and the Secret made from it."""
+    _delete(app, API_KEY, destroy=destroy)
+
+
+@command("create-hf-token-secret")
+@backend_option
+@stdin_option
+@force_sync_option
+@click.option("--force", is_flag=True, help="kubernetes backend: accept a value unlike an HF token")
+def create_hf_token_secret(app: App, stdin: bool, force: bool, force_sync: bool) -> None:
+    """Create the hf-token Secret in the namespace from the stored token."""
+    _create_secret(app, HF_TOKEN, stdin=stdin, force=force, force_sync=force_sync)
+
+
+@command("delete-hf-token-secret")
+@backend_option
+def delete_hf_token_secret(app: App) -> None:
+    """Delete the hf-token Secret (and its ExternalSecret); the stored token stays."""
+    _delete_secret(app, HF_TOKEN)
+
+
+@command("create-api-key-secret")
+@backend_option
+@stdin_option
+@force_sync_option
+def create_api_key_secret(app: App, stdin: bool, force_sync: bool) -> None:
+    """Create the vllm-api-key Secret in the namespace from the stored key."""
+    _create_secret(app, API_KEY, stdin=stdin, force=False, force_sync=force_sync)
+
+
+@command("delete-api-key-secret")
+@backend_option
+def delete_api_key_secret(app: App) -> None:
+    """Delete the vllm-api-key Secret (and its ExternalSecret); the stored key stays."""
+    _delete_secret(app, API_KEY)
+
+
+@command("rotate-api-key")
+@backend_option
+@click.option("--show", is_flag=True, help="print the new key on stdout")
+@click.option("--timeout", default=600.0, show_default=True, help="seconds to wait for the restarts")
+def rotate_api_key(app: App, show: bool, timeout: float) -> None:
+    """Replace the API key, sync it, and restart the router and engines so only it works."""
+    from vllmctl.secrets.rotate import rotate
+
+    with secret_backend(app) as backend:
+        if not app.confirm(
+            f"Rotate the API key of release {app.settings.release} in namespace {app.settings.namespace}? "
+            "Clients using the old key stop working."
+        ):
+            app.info("Nothing was changed.")
+            return
+        value, restarted = rotate(backend, timeout=timeout)
+    app.success(f"Rotated the API key; restarted {', '.join(restarted) or 'no Deployments (none found)'}.")
+    if show:
+        sys.stdout.write(value + "\n")
+    else:
+        app.info("The new key was not printed; `vllmctl get-api-key` prints it.")
+
+
+COMMANDS = {
+    c.name: c
+    for c in (
+        set_hf_token,
+        get_hf_token,
+        delete_hf_token,
+        set_api_key,
+        get_api_key,
+        delete_api_key,
+        rotate_api_key,
+        create_hf_token_secret,
+        delete_hf_token_secret,
+        create_api_key_secret,
+        delete_api_key_secret,
+    )
+}

@@ -1,0 +1,627 @@
+"""The Kubernetes API, through the `kubernetes` client's ApiClient on raw REST paths.
+
+The only module that uses the kubernetes client, and it imports it inside functions:
+the import costs about half a second, which `vllmctl --help` must not pay. DynamicClient
+is not used either: it reads the discovery documents of every group before its first
+request, where vllmctl knows the paths it needs.
+
+Every failure becomes one sentence: an ExternalError naming the verb, the resource and
+the namespace of the refused request and what to do next (a broken kubeconfig or an
+unknown context is a UsageError). Object data (Secrets!) never reaches a message or a
+log: only verbs, resource names, namespaces and the server's Status message.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Generator, Iterator
+from contextlib import closing
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+from vllmctl.errors import ExternalError, UsageError
+
+OTHER_CONTEXT = "or use another context with --context"
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"  # the annotation `kubectl rollout restart` sets
+# (connect, read) seconds for one request; a watch reads for as long as it waits.
+TIMEOUTS = (10.0, 60.0)
+
+Obj = dict[str, Any]
+# Aliases, because `Kube.list` shadows the builtin inside the class body.
+Objs = list[Obj]
+Names = list[str]
+Query = list[tuple[str, str]]
+
+
+class ConditionTimeout(ExternalError):
+    """An object's condition did not turn True in time.
+
+    `message` is the whole sentence shown to the user (as on every VllmctlError);
+    `reason` and `condition_message` are the last non-True condition's own fields
+    (None if none was seen), e.g. ESO's SecretSyncedError and its error text.
+    """
+
+    def __init__(self, text: str, *, reason: str | None, condition_message: str | None) -> None:
+        super().__init__(text)
+        self.reason = reason
+        self.condition_message = condition_message
+
+
+class _NotFound(ExternalError):
+    """A 404, kept apart so callers for whom absence is an answer can catch it."""
+
+    def __init__(self, text: str, status: Obj) -> None:
+        super().__init__(text)
+        self.status = status
+
+
+class Kube:
+    """A connection to one cluster (one kubeconfig context), with a private ApiClient."""
+
+    def __init__(self, api_client: Any, context: str, server: str) -> None:
+        self._client = api_client
+        self.context = context
+        self.server = server
+        self.timeouts = TIMEOUTS
+
+    # --- connecting -----------------------------------------------------------------
+
+    @classmethod
+    def connect(cls, context: str | None) -> Kube:
+        """Load the kubeconfig (KUBECONFIG, else ~/.kube/config) with that context, or its current one."""
+        import logging
+
+        import yaml
+        from kubernetes.client import ApiClient, Configuration
+        from kubernetes.config.config_exception import ConfigException
+        from kubernetes.config.kube_config import KubeConfigLoader, KubeConfigMerger
+        from urllib3.util.retry import Retry
+
+        from vllmctl import __version__
+
+        # The REST client logs every response body at DEBUG, and bodies hold Secrets.
+        logging.getLogger("kubernetes.client.rest").setLevel(logging.INFO)
+
+        # KUBECONFIG is read here, not by the client: it reads it once, at its import.
+        listed = os.environ.get("KUBECONFIG")
+        paths = [p for p in listed.split(os.pathsep) if p] if listed else ["~/.kube/config"]
+        found = [str(Path(p).expanduser()) for p in paths if Path(p).expanduser().is_file()]
+        where = ", ".join(found)
+        if not found:
+            if listed:
+                raise UsageError(
+                    f"KUBECONFIG={listed} names no existing file: point it at your cluster's kubeconfig."
+                )
+            raise UsageError(
+                "there is no kubeconfig at ~/.kube/config: set KUBECONFIG to your cluster's kubeconfig."
+            )
+        try:
+            merged = KubeConfigMerger(os.pathsep.join(found)).config
+        except yaml.YAMLError as e:
+            # Not str(e): it quotes the offending line, which may hold a token.
+            mark = getattr(e, "problem_mark", None)
+            at = f"{mark.name}, line {mark.line + 1}" if mark is not None else where
+            raise UsageError(f"the kubeconfig is not valid YAML ({at}): fix it, or set KUBECONFIG.") from None
+        except (ConfigException, AttributeError, TypeError, KeyError):
+            raise UsageError(f"the kubeconfig {where} is malformed: fix it, or set KUBECONFIG.") from None
+        if merged is None:
+            raise UsageError(f"the kubeconfig {where} holds no configuration: fix it, or set KUBECONFIG.")
+
+        document = merged.value
+        names = [str(_plain(c).get("name")) for c in document.get("contexts") or []]
+        choices = f"use one of {', '.join(names)} with --context" if names else "add one to it"
+        chosen = context or document.get("current-context")
+        if not chosen:
+            raise UsageError(f"the kubeconfig {where} sets no current context: {choices}.")
+        if chosen not in names:
+            if context:
+                raise UsageError(f"there is no context {chosen!r} in the kubeconfig {where}: {choices}.")
+            raise UsageError(
+                f"the kubeconfig's current context {chosen!r} is not defined in {where}: {choices}."
+            )
+
+        configuration = Configuration()
+        # Retry a refused connection once; never repeat a request that timed out (a slow
+        # server would make every wait four times longer).
+        configuration.retries = Retry(total=1, read=0, status=0, redirect=0)
+        try:
+            loader = KubeConfigLoader(config_dict=merged, active_context=chosen, config_base_path=None)
+            loader.load_and_set(configuration)
+        except (ConfigException, OSError, ValueError, KeyError, TypeError):
+            # Not the exception's text: the client names config nodes by their whole content.
+            raise UsageError(
+                f"context {chosen!r} in the kubeconfig {where} is incomplete (its cluster, user, "
+                f"certificate files or credential plugin): fix it, {OTHER_CONTEXT}."
+            ) from None
+        client = ApiClient(configuration)
+        client.user_agent = f"vllmctl/{__version__}"
+        return cls(client, chosen, configuration.host)
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self._client.close()
+        self._client.rest_client.pool_manager.clear()
+
+    def __enter__(self) -> Kube:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # --- discovery --------------------------------------------------------------------
+
+    def served_versions(self, group: str, plural: str) -> Names:
+        """The versions of `group` that serve `plural`, preferred first; [] when none does."""
+        what = f"the API group {group}"
+        try:
+            document = self._call("GET", f"/apis/{group}", verb="get", resource=what)
+        except _NotFound:
+            return []
+        preferred = (document.get("preferredVersion") or {}).get("version")
+        versions = [v["version"] for v in document.get("versions") or []]
+        served = []
+        for version in sorted(versions, key=lambda v: v != preferred):  # stable: the server's order
+            try:
+                resources = self._call("GET", f"/apis/{group}/{version}", verb="get", resource=what)
+            except _NotFound:
+                continue
+            if any(r.get("name") == plural for r in resources.get("resources") or []):
+                served.append(version)
+        return served
+
+    # --- objects ----------------------------------------------------------------------
+
+    def get(self, api_version: str, plural: str, namespace: str | None, name: str) -> Obj | None:
+        """The object, or None when it does not exist."""
+        try:
+            obj: Obj = self._call(
+                "GET",
+                _path(api_version, plural, namespace, name),
+                verb="get",
+                resource=_resource(api_version, plural),
+                namespace=namespace,
+            )
+        except _NotFound as e:
+            if _names(e.status, name):
+                return None
+            raise
+        return obj
+
+    def apply(self, obj: Obj, plural: str, field_manager: str = "vllmctl") -> Obj:
+        """Server-side apply: create the object or update the fields vllmctl manages."""
+        meta = obj.get("metadata") or {}
+        api_version, name, namespace = obj.get("apiVersion"), meta.get("name"), meta.get("namespace")
+        if not api_version or not obj.get("kind") or not name:
+            raise ValueError("an applied object needs apiVersion, kind and metadata.name")
+        # force: vllmctl owns these objects, so it takes fields over from other managers
+        # (e.g. a `kubectl edit`) rather than fail on a conflict.
+        query = [("fieldManager", field_manager), ("force", "true"), ("fieldValidation", "Strict")]
+        applied: Obj = self._call(
+            "PATCH",
+            _path(api_version, plural, namespace, name),
+            verb="patch",
+            resource=_resource(api_version, plural),
+            namespace=namespace,
+            query=query,
+            body=obj,
+            content_type="application/apply-patch+yaml",  # JSON is YAML
+        )
+        return applied
+
+    def delete(self, api_version: str, plural: str, namespace: str | None, name: str) -> bool:
+        """Delete the object; False if it did not exist."""
+        try:
+            self._call(
+                "DELETE",
+                _path(api_version, plural, namespace, name),
+                verb="delete",
+                resource=_resource(api_version, plural),
+                namespace=namespace,
+                query=[("propagationPolicy", "Background")],
+            )
+        except _NotFound as e:
+            if _names(e.status, name):
+                return False
+            raise
+        return True
+
+    def patch_merge(self, api_version: str, plural: str, namespace: str | None, name: str, patch: Obj) -> Obj:
+        """A JSON merge patch (RFC 7386) on an existing object."""
+        patched: Obj = self._call(
+            "PATCH",
+            _path(api_version, plural, namespace, name),
+            verb="patch",
+            resource=_resource(api_version, plural),
+            namespace=namespace,
+            body=patch,
+            content_type="application/merge-patch+json",
+        )
+        return patched
+
+    def list(
+        self, api_version: str, plural: str, namespace: str | None, label_selector: str | None = None
+    ) -> Objs:
+        """The objects in the namespace (every namespace if None), with their kind and apiVersion."""
+        query = [("labelSelector", label_selector)] if label_selector else []
+        listed = self._call(
+            "GET",
+            _path(api_version, plural, namespace),
+            verb="list",
+            resource=_resource(api_version, plural),
+            namespace=namespace,
+            query=query,
+        )
+        kind = str(listed.get("kind") or "").removesuffix("List")
+        items: Objs = listed.get("items") or []
+        for item in items:  # built-in kinds' list items come without them
+            item.setdefault("apiVersion", api_version)
+            if kind:
+                item.setdefault("kind", kind)
+        return items
+
+    # --- waiting ----------------------------------------------------------------------
+
+    def wait_for_condition(
+        self,
+        api_version: str,
+        plural: str,
+        namespace: str,
+        name: str,
+        condition: str = "Ready",
+        timeout: float = 60,
+        since_generation: int | None = None,
+    ) -> Obj:
+        """Watch the object until its condition is True (for `since_generation` or later, if
+        given) and return it; ConditionTimeout with the last reason seen otherwise."""
+        deadline = time.monotonic() + timeout
+        kind, seen, last = plural, False, None
+        states = self._observe(api_version, plural, namespace, deadline, f"metadata.name={name}")
+        with closing(states):
+            for objects in states:
+                obj = objects.get(name)
+                if obj is None:
+                    continue
+                kind, seen = obj.get("kind") or kind, True
+                found = _condition(obj, condition)
+                if found is None:
+                    continue
+                if found.get("status") == "True":
+                    if _observed(obj, found, since_generation):
+                        return obj
+                elif found.get("reason") or found.get("message"):
+                    last = found
+        reason = last.get("reason") if last else None
+        message = last.get("message") if last else None
+        if last:
+            why = ": ".join(str(part).rstrip(".") for part in (reason, message) if part)
+        elif seen:
+            why = f"{condition} is not True and gives no reason"
+        else:
+            why = "it does not exist"
+        raise ConditionTimeout(
+            f"{kind} {name} in namespace {namespace} was not {condition} within {timeout:g} s ({why}).",
+            reason=reason,
+            condition_message=message,
+        )
+
+    def restart_deployments(self, namespace: str, label_selector: str) -> Names:
+        """What `kubectl rollout restart` does: a new pod-template annotation on each matching
+        Deployment, so its pods are replaced; their names."""
+        stamp = _now()
+        names = []
+        for deployment in self.list("apps/v1", "deployments", namespace, label_selector):
+            name = deployment["metadata"]["name"]
+            annotations = _dig(deployment, "spec", "template", "metadata", "annotations")
+            # A restart within the same second must still change the template.
+            value = _now(fraction=True) if annotations.get(RESTARTED_AT) == stamp else stamp
+            patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: value}}}}}
+            self.patch_merge("apps/v1", "deployments", namespace, name, patch)
+            names.append(name)
+        return names
+
+    def wait_rollout(self, namespace: str, names: Names, timeout: float) -> None:
+        """Watch the Deployments until each runs only up-to-date, ready pods."""
+        if not names:
+            return
+        deadline = time.monotonic() + timeout
+        latest: dict[str, Obj] = {}
+        states = self._observe("apps/v1", "deployments", namespace, deadline)
+        with closing(states):
+            for objects in states:
+                latest = objects
+                if all(n in objects and _rolled_out(objects[n]) for n in names):
+                    return
+        behind = ", ".join(_progress(n, latest.get(n)) for n in names if not _rolled_out(latest.get(n)))
+        raise ExternalError(
+            f"the rollout of Deployments {behind} in namespace {namespace} did not finish within "
+            f"{timeout:g} s: see `kubectl --namespace {namespace} get pods` for why."
+        )
+
+    def _observe(
+        self,
+        api_version: str,
+        plural: str,
+        namespace: str,
+        deadline: float,
+        field_selector: str | None = None,
+    ) -> Generator[dict[str, Obj], None, None]:
+        """The collection's objects by name: after a list, then after each change a watch
+        reports, until the deadline. A watch that ends early is resumed; an expired one
+        (410) starts over with a list."""
+        from urllib3.exceptions import ProtocolError, ReadTimeoutError
+
+        path, resource = _path(api_version, plural, namespace), _resource(api_version, plural)
+        selector: Query = [("fieldSelector", field_selector)] if field_selector else []
+        while True:
+            listed = self._call(
+                "GET", path, verb="list", resource=resource, namespace=namespace, query=selector
+            )
+            objects = {o["metadata"]["name"]: o for o in listed.get("items") or []}
+            version = str((listed.get("metadata") or {}).get("resourceVersion") or "")
+            yield objects
+            expired = False
+            while not expired:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                query = [
+                    *selector,
+                    ("watch", "true"),
+                    ("resourceVersion", version),
+                    ("allowWatchBookmarks", "true"),
+                    ("timeoutSeconds", str(math.ceil(left))),
+                ]
+                # The read timeout ends a quiet watch at the deadline.
+                response = self._call(
+                    "GET",
+                    path,
+                    verb="watch",
+                    resource=resource,
+                    namespace=namespace,
+                    query=query,
+                    stream=True,
+                    timeout=(self.timeouts[0], left),
+                )
+                try:
+                    for line in _lines(response):
+                        event = json.loads(line)
+                        kind, obj = event.get("type"), event.get("object") or {}
+                        if kind == "ERROR":
+                            if obj.get("code") == 410:  # history compacted: list again
+                                expired = True
+                                break
+                            raise self._status_error(obj, "watch", resource, namespace)
+                        meta = obj.get("metadata") or {}
+                        version = str(meta.get("resourceVersion") or version)
+                        if kind == "BOOKMARK":
+                            continue
+                        if kind == "DELETED":
+                            objects.pop(meta.get("name"), None)
+                        else:
+                            objects[meta.get("name")] = obj
+                        yield objects
+                        if time.monotonic() >= deadline:
+                            return
+                except (ReadTimeoutError, ProtocolError):
+                    pass  # quiet until the deadline, or cut off: the loop decides
+                finally:
+                    response.close()
+                    response.release_conn()
+
+    # --- requests and their failures --------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        verb: str,
+        resource: str,
+        namespace: str | None = None,
+        query: Query | None = None,
+        body: Obj | None = None,
+        content_type: str = "application/json",
+        stream: bool = False,
+        timeout: tuple[float, float] | None = None,
+    ) -> Any:
+        """One request; the parsed JSON answer, or the open response when streaming."""
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        try:
+            answer = self._client.call_api(
+                path,
+                method,
+                query_params=query or [],
+                header_params={"Accept": "application/json", "Content-Type": content_type},
+                body=body,
+                response_type=None if stream else "object",
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+                _preload_content=not stream,
+                _request_timeout=timeout or self.timeouts,
+            )
+        except ApiException as e:
+            raise self._refused(e, verb, resource, namespace) from e
+        except HTTPError as e:
+            raise self._unreachable(e) from e
+        return answer
+
+    def _refused(self, e: Any, verb: str, resource: str, namespace: str | None) -> ExternalError:
+        code = int(e.status or 0)
+        if code == 0:  # the client turns a TLS failure into a status-less ApiException
+            return self._tls_error(str(e.reason))
+        try:
+            status = json.loads(e.body or "")
+        except ValueError:
+            status = None
+        if not isinstance(status, dict):
+            status = {"code": code, "reason": e.reason, "message": e.reason}
+        status.setdefault("code", code)
+        error = self._status_error(status, verb, resource, namespace)
+        return _NotFound(error.message, status) if code == 404 else error
+
+    def _status_error(self, status: Obj, verb: str, resource: str, namespace: str | None) -> ExternalError:
+        code, reason = status.get("code"), status.get("reason") or ""
+        where = f" in namespace {namespace}" if namespace else ""
+        if code == 401:
+            return ExternalError(
+                f"Kubernetes rejected the credentials of context {self.context} (401 Unauthorized): "
+                f"log in to the cluster again, {OTHER_CONTEXT}."
+            )
+        if code == 403:
+            return ExternalError(
+                f"Kubernetes refused to {verb} {resource}{where} (403 Forbidden: RBAC): "
+                f"ask for that permission, {OTHER_CONTEXT}."
+            )
+        message = str(status.get("message") or "no message").rstrip(".")
+        return ExternalError(f"Kubernetes could not {verb} {resource}{where} ({code} {reason}): {message}.")
+
+    def _unreachable(self, e: Exception) -> ExternalError:
+        from urllib3.exceptions import (
+            ConnectTimeoutError,
+            MaxRetryError,
+            NewConnectionError,
+            ProtocolError,
+            ReadTimeoutError,
+            SSLError,
+        )
+
+        cause = e.reason if isinstance(e, MaxRetryError) and e.reason is not None else e
+        if isinstance(cause, SSLError):
+            return self._tls_error(str(cause))
+        if isinstance(cause, ReadTimeoutError):
+            return ExternalError(
+                f"Kubernetes at {self.server} did not answer within {self.timeouts[1]:g} s: "
+                f"check the cluster's health, {OTHER_CONTEXT}."
+            )
+        if isinstance(cause, NewConnectionError):  # before its base class, ConnectTimeoutError
+            why = _os_reason(cause) or "no connection"
+        elif isinstance(cause, ConnectTimeoutError):
+            why = "connection timed out"
+        elif isinstance(cause, ProtocolError):
+            why = "the connection broke"
+        else:
+            why = type(cause).__name__
+        return ExternalError(
+            f"Kubernetes is unreachable at {self.server} ({why}): check that the cluster is up and "
+            f"that context {self.context} points at it, {OTHER_CONTEXT}."
+        )
+
+    def _tls_error(self, text: str) -> ExternalError:
+        start = text.find("certificate verify failed")
+        detail = text[start:].split(" (_ssl")[0].strip() if start >= 0 else "TLS handshake failed"
+        return ExternalError(
+            f"Kubernetes at {self.server} failed TLS verification ({detail}): check the certificate "
+            f"authority of context {self.context} in the kubeconfig, {OTHER_CONTEXT}."
+        )
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _path(api_version: str, plural: str, namespace: str | None, name: str | None = None) -> str:
+    base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    scope = f"/namespaces/{quote(namespace, safe='')}" if namespace else ""
+    item = f"/{quote(name, safe='')}" if name is not None else ""
+    return f"{base}{scope}/{plural}{item}"
+
+
+def _resource(api_version: str, plural: str) -> str:
+    """The resource as RBAC rules name it: `secrets`, `externalsecrets.external-secrets.io`."""
+    group = api_version.rpartition("/")[0]
+    return f"{plural}.{group}" if group else plural
+
+
+def _names(status: Obj, name: str) -> bool:
+    """Whether a 404 Status is about the object itself, not a resource the server lacks."""
+    return (status.get("details") or {}).get("name") == name
+
+
+def _plain(node: Any) -> Obj:
+    """A kubeconfig entry as a dict (the client wraps merged entries in ConfigNodes)."""
+    value = getattr(node, "value", node)
+    return value if isinstance(value, dict) else {}
+
+
+def _os_reason(error: BaseException) -> str | None:
+    """The OS's words for a failed connection ("connection refused"), from the cause chain."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror[:1].lower() + seen.strerror[1:]
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _lines(response: Any) -> Iterator[bytes]:
+    """The lines of a watch stream as they arrive (one JSON event each)."""
+    pending = b""
+    for chunk in response.stream(amt=None, decode_content=False):
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        yield from (line for line in lines if line.strip())
+    if pending.strip():
+        yield pending
+
+
+def _dig(obj: Obj | None, *keys: str) -> Obj:
+    for key in keys:
+        obj = (obj or {}).get(key)
+    return obj or {}
+
+
+def _condition(obj: Obj, kind: str) -> Obj | None:
+    conditions = _dig(obj, "status").get("conditions") or []
+    return next((c for c in conditions if c.get("type") == kind), None)
+
+
+def _observed(obj: Obj, condition: Obj, since_generation: int | None) -> bool:
+    """Whether the controller reported this condition for `since_generation` or later."""
+    if since_generation is None:
+        return True
+    status = _dig(obj, "status")
+    for generation in (condition.get("observedGeneration"), status.get("observedGeneration")):
+        if isinstance(generation, int):
+            return generation >= since_generation
+    # ESO records "<generation>-<hash>" of what it synced.
+    head = str(status.get("syncedResourceVersion") or "").partition("-")[0]
+    if head.isdigit():
+        return int(head) >= since_generation
+    return True  # the controller tells no generation: take the condition as it stands
+
+
+def _rolled_out(deployment: Obj | None) -> bool:
+    if deployment is None:
+        return False
+    status, want = _dig(deployment, "status"), _dig(deployment, "spec").get("replicas", 1)
+    if status.get("observedGeneration", 0) < deployment["metadata"].get("generation", 0):
+        return False
+    # Counts of 0 are omitted. `replicas` counts old pods too: they must be gone.
+    counts = [status.get(k, 0) for k in ("updatedReplicas", "readyReplicas", "replicas")]
+    return counts == [want] * 3
+
+
+def _progress(name: str, deployment: Obj | None) -> str:
+    if deployment is None:
+        return f"{name} (absent)"
+    status, want = _dig(deployment, "status"), _dig(deployment, "spec").get("replicas", 1)
+    if status.get("observedGeneration", 0) < deployment["metadata"].get("generation", 0):
+        return f"{name} (its new spec not yet seen by the controller)"
+    updated, ready = status.get("updatedReplicas", 0), status.get("readyReplicas", 0)
+    old = status.get("replicas", 0) - updated
+    return f"{name} ({updated}/{want} updated, {ready}/{want} ready" + (f", {old} old)" if old > 0 else ")")
+
+
+def _now(fraction: bool = False) -> str:
+    """RFC 3339 in UTC, as kubectl writes restartedAt (seconds), or with microseconds."""
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ" if fraction else "%Y-%m-%dT%H:%M:%SZ")
