@@ -21,7 +21,7 @@ from tests.sandbox.fixtures import MINI_CHART, ClusterEnv
 from tests.sandbox.kube.api import Fault
 from tests.sandbox.sandbox import STORE_NAME
 from vllmctl.errors import EXIT_EXTERNAL, EXIT_USAGE, ExternalError, UsageError
-from vllmctl.kube import RESTARTED_AT, ConditionTimeout, Kube
+from vllmctl.kube import RESTARTED_AT, Kube
 
 OTHER_CONTEXT = "or use another context with --context."
 
@@ -307,49 +307,6 @@ def test_a_server_that_does_not_answer(cluster: ClusterEnv, kube: Kube) -> None:
 # --- waiting --------------------------------------------------------------------------------
 
 
-def test_wait_for_condition_reports_esos_reason_then_sees_ready(cluster: ClusterEnv, kube: Kube) -> None:
-    ns, sb = cluster.namespace, cluster.sandbox
-    api_version = "external-secrets.io/v1"
-    kube.apply(external_secret(ns, api_version, "p"), "externalsecrets")  # vllm/x is not in Vault yet
-    started = time.monotonic()
-    with pytest.raises(ConditionTimeout) as error:
-        kube.wait_for_condition(api_version, "externalsecrets", ns, "es", timeout=0.8)
-    assert 0.8 <= time.monotonic() - started < 1.5
-    assert error.value.reason == "SecretSyncedError" and error.value.condition_message
-    assert error.value.exit_code == EXIT_EXTERNAL
-    assert error.value.message.startswith(
-        f"ExternalSecret es in namespace {ns} was not Ready within 0.8 s (SecretSyncedError: "
-    )
-    sb.call(sb.vault.write_secret, "secret", "vllm/x", {"p": "v"})
-    ready = kube.wait_for_condition(api_version, "externalsecrets", ns, "es", timeout=5)
-    assert [c["status"] for c in ready["status"]["conditions"] if c["type"] == "Ready"] == ["True"]
-    assert sb.get("Secret", ns, "synced") is not None
-    watches = [p for _, p in sb.api.requests if f"/{ns}/externalsecrets?" in p and "watch=true" in p]
-    assert watches and all("fieldSelector=metadata.name%3Des" in p for p in watches)  # watched, not polled
-
-    # A new generation: the True condition of the old one does not count.
-    changed = kube.apply(external_secret(ns, api_version, "q"), "externalsecrets")
-    generation = changed["metadata"]["generation"]
-    with pytest.raises(ConditionTimeout) as error:
-        kube.wait_for_condition(
-            api_version, "externalsecrets", ns, "es", timeout=0.8, since_generation=generation
-        )
-    assert error.value.reason == "SecretSyncedError"
-    sb.call(sb.vault.write_secret, "secret", "vllm/x", {"p": "v", "q": "w"})
-    kube.wait_for_condition(api_version, "externalsecrets", ns, "es", timeout=5, since_generation=generation)
-
-
-def test_wait_for_condition_on_a_missing_object(cluster: ClusterEnv, kube: Kube) -> None:
-    with pytest.raises(ConditionTimeout) as error:
-        kube.wait_for_condition(
-            "external-secrets.io/v1", "externalsecrets", cluster.namespace, "no", timeout=0.3
-        )
-    assert error.value.reason is None and error.value.condition_message is None
-    assert error.value.message == (
-        f"externalsecrets no in namespace {cluster.namespace} was not Ready within 0.3 s (it does not exist)."
-    )
-
-
 def engine_pods(cluster: ClusterEnv) -> dict[str, str]:
     """Engine pod name -> its ReplicaSet."""
     pods = cluster.sandbox.list("Pod", cluster.namespace)
@@ -377,14 +334,14 @@ def test_restart_deployments_replaces_the_pods(cluster: ClusterEnv, kube: Kube) 
     before = engine_pods(cluster)
     assert len(before) == 1
 
-    names = kube.restart_deployments(ns, "model=m")
-    assert names == ["r-m-deployment-vllm"]
+    names = ["r-m-deployment-vllm"]
+    kube.restart_deployments(ns, names)
     deployment = kube.get("apps/v1", "deployments", ns, names[0])
     assert deployment is not None
     stamp = deployment["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", stamp)
     # A second restart within the same second still changes the template.
-    kube.restart_deployments(ns, "model=m")
+    kube.restart_deployments(ns, names)
     again = kube.get("apps/v1", "deployments", ns, names[0])
     assert again is not None and again["metadata"]["generation"] == deployment["metadata"]["generation"] + 1
     kube.wait_rollout(ns, names, timeout=10)
@@ -395,8 +352,7 @@ def test_restart_deployments_replaces_the_pods(cluster: ClusterEnv, kube: Kube) 
     assert done_status["updatedReplicas"] == done_status["readyReplicas"] == 1
 
     # Once more, after the rollout: wait_rollout sees a new generation through.
-    kube.restart_deployments(ns, "model=m")
-    assert kube.restart_deployments(ns, "model=none") == []
+    kube.restart_deployments(ns, names)
     with pytest.raises(ExternalError) as error:  # at once: the controller has not caught up
         kube.wait_rollout(ns, names, timeout=0.01)
     assert refused(error).startswith(f"the rollout of Deployments {names[0]} (")

@@ -38,20 +38,6 @@ Names = list[str]
 Query = list[tuple[str, str]]
 
 
-class ConditionTimeout(ExternalError):
-    """An object's condition did not turn True in time.
-
-    `message` is the whole sentence shown to the user (as on every VllmctlError);
-    `reason` and `condition_message` are the last non-True condition's own fields
-    (None if none was seen), e.g. ESO's SecretSyncedError and its error text.
-    """
-
-    def __init__(self, text: str, *, reason: str | None, condition_message: str | None) -> None:
-        super().__init__(text)
-        self.reason = reason
-        self.condition_message = condition_message
-
-
 class _NotFound(ExternalError):
     """A 404, kept apart so callers for whom absence is an answer can catch it."""
 
@@ -268,63 +254,17 @@ class Kube:
 
     # --- waiting ----------------------------------------------------------------------
 
-    def wait_for_condition(
-        self,
-        api_version: str,
-        plural: str,
-        namespace: str,
-        name: str,
-        condition: str = "Ready",
-        timeout: float = 60,
-        since_generation: int | None = None,
-    ) -> Obj:
-        """Watch the object until its condition is True (for `since_generation` or later, if
-        given) and return it; ConditionTimeout with the last reason seen otherwise."""
-        deadline = time.monotonic() + timeout
-        kind, seen, last = plural, False, None
-        states = self._observe(api_version, plural, namespace, deadline, f"metadata.name={name}")
-        with closing(states):
-            for objects in states:
-                obj = objects.get(name)
-                if obj is None:
-                    continue
-                kind, seen = obj.get("kind") or kind, True
-                found = _condition(obj, condition)
-                if found is None:
-                    continue
-                if found.get("status") == "True":
-                    if _observed(obj, found, since_generation):
-                        return obj
-                elif found.get("reason") or found.get("message"):
-                    last = found
-        reason = last.get("reason") if last else None
-        message = last.get("message") if last else None
-        if last:
-            why = ": ".join(str(part).rstrip(".") for part in (reason, message) if part)
-        elif seen:
-            why = f"{condition} is not True and gives no reason"
-        else:
-            why = "it does not exist"
-        raise ConditionTimeout(
-            f"{kind} {name} in namespace {namespace} was not {condition} within {timeout:g} s ({why}).",
-            reason=reason,
-            condition_message=message,
-        )
-
-    def restart_deployments(self, namespace: str, label_selector: str) -> Names:
-        """What `kubectl rollout restart` does: a new pod-template annotation on each matching
-        Deployment, so its pods are replaced; their names."""
+    def restart_deployments(self, namespace: str, names: Names) -> None:
+        """What `kubectl rollout restart` does: a new pod-template annotation on each named
+        Deployment, so its pods are replaced."""
         stamp = _now()
-        names = []
-        for deployment in self.list("apps/v1", "deployments", namespace, label_selector):
-            name = deployment["metadata"]["name"]
+        for name in names:
+            deployment = self.get("apps/v1", "deployments", namespace, name)
             annotations = _dig(deployment, "spec", "template", "metadata", "annotations")
             # A restart within the same second must still change the template.
             value = _now(fraction=True) if annotations.get(RESTARTED_AT) == stamp else stamp
             patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: value}}}}}
             self.patch_merge("apps/v1", "deployments", namespace, name, patch)
-            names.append(name)
-        return names
 
     def wait_rollout(self, namespace: str, names: Names, timeout: float) -> None:
         """Watch the Deployments until each runs only up-to-date, ready pods."""
@@ -576,26 +516,6 @@ def _dig(obj: Obj | None, *keys: str) -> Obj:
     for key in keys:
         obj = (obj or {}).get(key)
     return obj or {}
-
-
-def _condition(obj: Obj, kind: str) -> Obj | None:
-    conditions = _dig(obj, "status").get("conditions") or []
-    return next((c for c in conditions if c.get("type") == kind), None)
-
-
-def _observed(obj: Obj, condition: Obj, since_generation: int | None) -> bool:
-    """Whether the controller reported this condition for `since_generation` or later."""
-    if since_generation is None:
-        return True
-    status = _dig(obj, "status")
-    for generation in (condition.get("observedGeneration"), status.get("observedGeneration")):
-        if isinstance(generation, int):
-            return generation >= since_generation
-    # ESO records "<generation>-<hash>" of what it synced.
-    head = str(status.get("syncedResourceVersion") or "").partition("-")[0]
-    if head.isdigit():
-        return int(head) >= since_generation
-    return True  # the controller tells no generation: take the condition as it stands
 
 
 def _rolled_out(deployment: Obj | None) -> bool:

@@ -124,9 +124,18 @@ def test_a_sealed_vault(run: Run, cluster: ClusterEnv) -> None:
     result = run("set-hf-token", "--secret-backend", "vault", input=TOKEN)
     assert result.exit_code == 3
     assert "is sealed" in result.stderr and "vault operator unseal" in result.stderr
-    auto = run("set-hf-token", "-v", input=TOKEN)  # auto falls back to Kubernetes Secrets, and says why
-    assert auto.exit_code == 0, auto.stderr
-    assert "secret backend: kubernetes (Vault is not usable:" in auto.stderr
+    # auto does not fall back to Kubernetes Secrets (ESO would overwrite them): it says why
+    auto = run("set-hf-token", input=TOKEN)
+    assert auto.exit_code == 3
+    assert "is sealed" in auto.stderr and "use --secret-backend kubernetes" in auto.stderr
+    assert cluster.sandbox.get("Secret", cluster.namespace, "hf-token") is None
+
+
+def test_kubernetes_backend_refuses_a_secret_eso_keeps(run: Run, cluster: ClusterEnv) -> None:
+    assert run("set-hf-token", input=TOKEN).exit_code == 0  # vault: ExternalSecret -> Secret hf-token
+    result = run("set-hf-token", "--secret-backend", "kubernetes", input=OTHER_TOKEN)
+    assert result.exit_code == 2
+    assert "is kept by ExternalSecret hf-token-external-secret" in result.stderr
     assert secret_value(cluster, "hf-token", "token") == TOKEN
 
 

@@ -116,6 +116,11 @@ def _apply(
 
     settings = app.settings
     if not dry_run:
+        if not install and deploy.helm_for(settings).deployed() is None:
+            raise UsageError(
+                f"there is no release {settings.release!r} in namespace {settings.namespace!r}; "
+                "create it with `vllmctl install`."
+            )
         _ensure_secrets(app, deploy.load_models(settings), api_key)
     helm = deploy.helm_for(settings)
     kubectl = deploy.kubectl_for(settings)

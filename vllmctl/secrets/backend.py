@@ -87,6 +87,18 @@ class KubernetesBackend(Backend):
     def _apply(self, kind: SecretKind, value: str) -> str:
         self.ensure_namespace()
         namespace = self.settings.namespace
+        current = self.kube.get("v1", "secrets", namespace, kind.ref.secret_name)
+        owners = [
+            r
+            for r in ((current or {}).get("metadata") or {}).get("ownerReferences") or []
+            if r.get("kind") == "ExternalSecret"
+        ]
+        if owners:
+            raise UsageError(
+                f"Secret {kind.ref.secret_name} in namespace {namespace} is kept by ExternalSecret "
+                f"{owners[0].get('name')}, which would overwrite a value written here: use "
+                f"--secret-backend vault, or `vllmctl delete-{kind.command_suffix}-secret` first."
+            )
         self.kube.apply(
             {
                 "apiVersion": "v1",
@@ -255,7 +267,12 @@ def choose(settings: Any, kube: Any) -> Backend:
         vault = _vault(settings)
         vault.check()
     except (ExternalError, UsageError) as e:
-        return KubernetesBackend(settings, kube, f"Vault is not usable: {e.message}")
+        # Vault is configured and the cluster uses ESO: writing Kubernetes Secrets instead
+        # would be overwritten by ESO, so say what is wrong rather than fall back.
+        raise type(e)(
+            f"{e.message} (auto chose Vault: the cluster serves ExternalSecrets and VAULT_ADDR is set; "
+            "use --secret-backend kubernetes to keep secrets in Kubernetes Secrets only)"
+        ) from e
     backend = VaultBackend(
         settings,
         kube,

@@ -4,14 +4,12 @@ once at start), so that only the new key is accepted."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from vllmctl.secrets.source import generate_api_key
 from vllmctl.secrets.specs import API_KEY
 
 HELM_RELEASE = "meta.helm.sh/release-name"  # helm annotates every object it manages
-RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 
 
 def release_deployments(kube: Any, namespace: str, release: str) -> list[str]:
@@ -28,11 +26,7 @@ def rotate(backend: Any, *, timeout: float) -> tuple[str, list[str]]:
     value = generate_api_key()
     backend.set(API_KEY, value, force_sync=True)
     names = release_deployments(backend.kube, settings.namespace, settings.release)
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    restart = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
-    for name in names:
-        # What `kubectl rollout restart` does: a new pod template, so new pods.
-        backend.kube.patch_merge("apps/v1", "deployments", settings.namespace, name, restart)
+    backend.kube.restart_deployments(settings.namespace, names)
     if names:
         backend.kube.wait_rollout(settings.namespace, names, timeout)
     return value, names
