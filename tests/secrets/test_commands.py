@@ -264,3 +264,44 @@ def test_install_with_api_key_then_rotate(run: Run, models_file: Path, cluster: 
     assert router is not None and router["metadata"]["generation"] > before
     assert router["status"]["updatedReplicas"] == router["status"]["readyReplicas"] == 1
     assert cluster.sandbox.call(cluster.sandbox._api_key, cluster.namespace) == second
+
+
+def env_from_secret(container: dict[str, Any], name: str) -> dict[str, str]:
+    entry = next(e for e in container.get("env") or [] if e["name"] == name)
+    return dict(entry["valueFrom"]["secretKeyRef"])
+
+
+@pytest.mark.parametrize("with_eso", [True, False], ids=["vault-eso", "kubernetes-secrets"])
+def test_set_then_install_wires_both_secrets_into_the_release(
+    run: Run, models_file: Path, cluster: ClusterEnv, no_eso: Sandbox, monkeypatch: Any, with_eso: bool
+) -> None:
+    if not with_eso:
+        for key, value in no_eso.env().items():
+            monkeypatch.setenv(key, value)
+    sandbox = cluster.sandbox if with_eso else no_eso
+    models_file.write_text(GATED)
+    assert run("set-hf-token", input=TOKEN).exit_code == 0
+    assert run("set-api-key", input="k" * 48).exit_code == 0
+    result = run("install", "--yes")
+    assert result.exit_code == 0, result.stderr
+    if with_eso:
+        data = sandbox.call(sandbox.vault.read_secret, "secret", "vllm/huggingface", sandbox.vault.root_token)
+        assert data == {"token": TOKEN}
+        for name in ("hf-token-external-secret", "vllm-api-key-external-secret"):
+            es = sandbox.get("ExternalSecret", cluster.namespace, name, "external-secrets.io/v1")
+            assert es is not None and es["status"]["conditions"][0]["status"] == "True"
+    else:
+        assert sandbox.list("CustomResourceDefinition") == []
+    hf = sandbox.get("Secret", cluster.namespace, "hf-token")
+    assert hf is not None and base64.b64decode(hf["data"]["token"]).decode() == TOKEN
+    engine = sandbox.get("Deployment", cluster.namespace, "vllm-llama3-deployment-vllm")
+    router = sandbox.get("Deployment", cluster.namespace, "vllm-deployment-router")
+    assert engine is not None and router is not None
+    container = engine["spec"]["template"]["spec"]["containers"][0]
+    assert env_from_secret(container, "HF_TOKEN") == {"name": "hf-token", "key": "token"}
+    assert env_from_secret(container, "VLLM_API_KEY") == {"name": "vllm-api-key", "key": "api-key"}
+    router_container = router["spec"]["template"]["spec"]["containers"][0]
+    assert env_from_secret(router_container, "VLLM_API_KEY") == {"name": "vllm-api-key", "key": "api-key"}
+    assert TOKEN not in json.dumps([engine, router]) and "k" * 48 not in json.dumps([engine, router])
+    if not with_eso:
+        sandbox.call(sandbox.store.delete, sandbox.api.by_kind("v1", "Namespace"), None, cluster.namespace)
