@@ -163,6 +163,41 @@ create-api-key-secret *args:
 delete-api-key-secret *args:
     @{{vllmctl}} delete-api-key-secret "$@"
 
+# the release, each model's pods and why any is not Ready
+[no-cd]
+status *args:
+    @{{vllmctl}} status "$@"
+
+# the Services, the base URL and client examples
+[no-cd]
+endpoints *args:
+    @{{vllmctl}} endpoints "$@"
+
+# follow one model's logs (choose when no name is given)
+[no-cd]
+logs *args:
+    @{{vllmctl}} logs "$@"
+
+# follow the router's logs
+[no-cd]
+router-logs *args:
+    @{{vllmctl}} router-logs "$@"
+
+# forward a local port (default 8000) to the router
+[no-cd]
+port-forward *args:
+    @{{vllmctl}} port-forward "$@"
+
+# the models the router serves
+[no-cd]
+list-api-models *args:
+    @{{vllmctl}} list-api-models "$@"
+
+# send a prompt to a model and stream the answer
+[no-cd]
+test-completions *args:
+    @{{vllmctl}} test-completions "$@"
+
 # show the resolved settings and where each came from
 [no-cd]
 config *args:

@@ -17,7 +17,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
 from pathlib import Path
 from types import TracebackType
@@ -44,6 +44,34 @@ class _NotFound(ExternalError):
     def __init__(self, text: str, status: Obj) -> None:
         super().__init__(text)
         self.status = status
+
+
+class PodConnection:
+    """A TCP connection to a pod's port through the API server. `socket` carries the bytes
+    both ways (one end of a socket pair; the client's proxy thread relays the other end
+    over the WebSocket); `error()` is what the kubelet said on the port's error channel."""
+
+    def __init__(self, forward: Any, port: int) -> None:
+        import threading
+
+        self._forward = forward
+        self.port = port
+        self.socket: Any = forward.socket(port)
+        # The client's relay thread, found to be joined on close (it keeps no reference).
+        self._thread = next(
+            (t for t in threading.enumerate() if getattr(t, "_target", None) == forward._proxy), None
+        )
+
+    def error(self) -> str | None:
+        """The kubelet's error for this port (e.g. nothing listens there), if it sent one."""
+        text = str(self._forward.error(self.port) or "").strip()
+        return text or None
+
+    def close(self, wait: float = 2.0) -> None:
+        """Close the connection; the relay thread closes the WebSocket and ends (waited for)."""
+        self._forward.close()
+        if self._thread is not None and wait > 0:
+            self._thread.join(wait)
 
 
 class Kube:
@@ -232,10 +260,20 @@ class Kube:
         return patched
 
     def list(
-        self, api_version: str, plural: str, namespace: str | None, label_selector: str | None = None
+        self,
+        api_version: str,
+        plural: str,
+        namespace: str | None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
     ) -> Objs:
-        """The objects in the namespace (every namespace if None), with their kind and apiVersion."""
+        """The objects in the namespace (every namespace if None), with their kind and apiVersion.
+
+        `field_selector` only on fields the server indexes for the kind (e.g. an Event's
+        `involvedObject.kind`); others are a 400."""
         query = [("labelSelector", label_selector)] if label_selector else []
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
         listed = self._call(
             "GET",
             _path(api_version, plural, namespace),
@@ -251,6 +289,49 @@ class Kube:
             if kind:
                 item.setdefault("kind", kind)
         return items
+
+    def pod_log_tail(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        *,
+        lines: int,
+        previous: bool = False,
+        limit_bytes: int = 64 * 1024,
+    ) -> Names:
+        """The last `lines` lines a container printed (`previous`: its last terminated
+        instance), at most `limit_bytes`; [] when the kubelet has none to give (400)."""
+        query = [
+            ("container", container),
+            ("tailLines", str(lines)),
+            ("limitBytes", str(limit_bytes)),
+        ]
+        if previous:
+            query.append(("previous", "true"))
+        try:
+            response = self._call(
+                "GET",
+                _path("v1", "pods", namespace, pod) + "/log",
+                verb="get",
+                resource="pods/log",
+                namespace=namespace,
+                query=query,
+                stream=True,
+            )
+        except _NotFound:  # the pod went away meanwhile
+            return []
+        except ExternalError as e:
+            # "container ... is waiting to start", "previous terminated container ... not
+            # found": no log to show, which is an answer, not a failure.
+            if " (400 " in e.message:
+                return []
+            raise
+        try:
+            text = response.data.decode("utf-8", "replace")
+        finally:
+            response.release_conn()
+        return text.splitlines()[-lines:] if lines > 0 else []
 
     # --- waiting ----------------------------------------------------------------------
 
@@ -354,6 +435,45 @@ class Kube:
                 finally:
                     response.close()
                     response.release_conn()
+
+    # --- port-forward -------------------------------------------------------------------
+
+    def port_forward(self, namespace: str, pod: str, port: int) -> PodConnection:
+        """One connection to `port` of the pod, through the API server's `portforward`
+        subresource: the kubernetes client's WebSocket port-forward (no kubectl)."""
+        import ssl
+
+        from kubernetes.stream.ws_client import PortForward, create_websocket, get_websocket_url
+        from websocket import WebSocketBadStatusException, WebSocketException
+
+        configuration = self._client.configuration
+        headers: dict[str, str] = {}
+        # The bearer token as every other request sends it (a credential plugin refreshes it).
+        self._client.update_params_for_auth(headers, [], ["BearerToken"])
+        path = _path("v1", "pods", namespace, pod) + "/portforward"
+        url = get_websocket_url(configuration.host + path, [("ports", str(port))])
+        resource = "pods/portforward"
+        try:
+            websocket = create_websocket(configuration, url, headers)
+        except WebSocketBadStatusException as e:
+            try:
+                status = json.loads(e.resp_body or b"")
+            except ValueError:
+                status = None
+            if not isinstance(status, dict):
+                status = {"code": e.status_code, "reason": e.status_message or "", "message": str(e)}
+            status.setdefault("code", e.status_code)
+            error = self._status_error(status, "create", resource, namespace)
+            raise (_NotFound(error.message, status) if e.status_code == 404 else error) from None
+        except ssl.SSLError as e:
+            raise self._tls_error(str(e)) from None
+        except (WebSocketException, OSError) as e:
+            why = _os_reason(e) or str(e) or type(e).__name__
+            raise ExternalError(
+                f"Kubernetes is unreachable at {self.server} for a port-forward to pod {pod} ({why}): "
+                f"check that the cluster is up, {OTHER_CONTEXT}."
+            ) from None
+        return PodConnection(PortForward(websocket, [port]), port)
 
     # --- requests and their failures --------------------------------------------------------
 
@@ -462,6 +582,173 @@ class Kube:
             f"Kubernetes at {self.server} failed TLS verification ({detail}): check the certificate "
             f"authority of context {self.context} in the kubeconfig, {OTHER_CONTEXT}."
         )
+
+    # --- pod logs and pod watches (vllmctl logs, router-logs) ---------------------------------
+
+    def pod_logs(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None = None,
+        *,
+        follow: bool = False,
+        tail: int | None = None,
+        since_seconds: int | None = None,
+        previous: bool = False,
+        on_open: Callable[[Callable[[], None]], None] | None = None,
+    ) -> Iterator[str]:
+        """A container's log lines as they arrive, without their line ends. With `follow` the
+        stream stays open until the container stops or the pod goes away; a pod that is
+        already gone gives no lines. `on_open` receives a function that ends the stream from
+        any thread (the iterator then just stops). The kubelet's refusals (a container still
+        waiting to start, no previous instance) are ExternalErrors (400)."""
+        import threading
+
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        query: Query = [("container", container)] if container else []
+        query += [("follow", "true")] if follow else []
+        query += [("tailLines", str(tail))] if tail is not None else []
+        query += [("sinceSeconds", str(since_seconds))] if since_seconds is not None else []
+        query += [("previous", "true")] if previous else []
+        try:
+            response = self._client.call_api(
+                _path("v1", "pods", namespace, pod) + "/log",
+                "GET",
+                query_params=query,
+                header_params={"Accept": "text/plain, application/json"},
+                response_type=None,
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+                _preload_content=False,
+                # A followed log may be quiet for hours: no read timeout then.
+                _request_timeout=(self.timeouts[0], None) if follow else self.timeouts,
+            )
+        except ApiException as e:
+            error = self._refused(e, "get", "pods/log", namespace)
+            if isinstance(error, _NotFound):
+                return
+            raise error from e
+        except HTTPError as e:
+            raise self._unreachable(e) from e
+        ended = threading.Event()
+
+        def end() -> None:
+            ended.set()
+            self._cut(response)
+
+        if on_open is not None:
+            on_open(end)
+        pending = b""
+        try:
+            # Chunked (how a log is streamed): each chunk as it arrives; else to the end.
+            for chunk in response.stream(amt=None, decode_content=True):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                yield from (line.decode("utf-8", "replace") for line in lines)
+            if pending:
+                yield pending.decode("utf-8", "replace")
+        except Exception as e:
+            if ended.is_set():  # cut by `on_open`'s function: the end
+                return
+            if isinstance(e, HTTPError | OSError):  # the connection broke
+                raise self._unreachable(e) from e
+            raise
+        finally:
+            response.close()
+            response.release_conn()
+
+    def watch_pods(
+        self,
+        namespace: str,
+        label_selector: str,
+        on_open: Callable[[Callable[[], None]], None] | None = None,
+    ) -> Iterator[dict[str, Obj]]:
+        """The pods matching the selector, by name: after a list, then after every change, for
+        as long as the caller reads (each a new dict). A watch that ends is resumed; an
+        expired one (410) starts over with a list. `on_open` receives a function that ends
+        the watch from any thread (the iterator then just stops)."""
+        import threading
+
+        from urllib3.exceptions import HTTPError, ProtocolError, ReadTimeoutError
+
+        path, listing = _path("v1", "pods", namespace), [("labelSelector", label_selector)]
+        ended = threading.Event()
+        open_: list[Any] = []  # the watch request being read, for `end`
+
+        def end() -> None:
+            ended.set()
+            for response in list(open_):
+                self._cut(response)
+
+        if on_open is not None:
+            on_open(end)
+        while not ended.is_set():
+            listed = self._call("GET", path, verb="list", resource="pods", namespace=namespace, query=listing)
+            pods = {p["metadata"]["name"]: p for p in listed.get("items") or []}
+            version = str((listed.get("metadata") or {}).get("resourceVersion") or "")
+            yield dict(pods)
+            expired = False
+            while not expired and not ended.is_set():
+                query = [
+                    *listing,
+                    ("watch", "true"),
+                    ("resourceVersion", version),
+                    ("allowWatchBookmarks", "true"),
+                    ("timeoutSeconds", "300"),
+                ]
+                response = self._call(
+                    "GET",
+                    path,
+                    verb="watch",
+                    resource="pods",
+                    namespace=namespace,
+                    query=query,
+                    stream=True,
+                    timeout=(self.timeouts[0], 330.0),  # past timeoutSeconds: a dead connection
+                )
+                open_.append(response)
+                if ended.is_set():  # ended while this request was on its way
+                    self._cut(response)
+                try:
+                    for line in _lines(response):
+                        event = json.loads(line)
+                        kind, obj = event.get("type"), event.get("object") or {}
+                        if kind == "ERROR":
+                            if obj.get("code") == 410:
+                                expired = True
+                                break
+                            raise self._status_error(obj, "watch", "pods", namespace)
+                        meta = obj.get("metadata") or {}
+                        version = str(meta.get("resourceVersion") or version)
+                        if kind == "BOOKMARK":
+                            continue
+                        if kind == "DELETED":
+                            pods.pop(meta.get("name"), None)
+                        else:
+                            pods[meta.get("name")] = obj
+                        yield dict(pods)
+                except (ReadTimeoutError, ProtocolError):
+                    pass  # quiet, cut off, or ended: the loops decide
+                except Exception as e:
+                    if ended.is_set():  # cut by `on_open`'s function: the end
+                        return
+                    if isinstance(e, HTTPError | OSError):
+                        raise self._unreachable(e) from e
+                    raise
+                finally:
+                    open_.remove(response)
+                    response.close()
+                    response.release_conn()
+
+    @staticmethod
+    def _cut(response: Any) -> None:
+        """End a streaming response from another thread: a read blocked on it returns."""
+        try:
+            response.shutdown()  # urllib3 2.3+: shuts the socket down for reading
+        except (AttributeError, ValueError, RuntimeError, OSError):
+            response.close()  # older urllib3, or already released: closing is all there is
 
 
 # --- helpers ------------------------------------------------------------------------------

@@ -77,6 +77,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "secrets",
         "Delete the vllm-api-key Secret (and its ExternalSecret); the stored key stays.",
     ),
+    "status": ("status", "Show the release, each model's pods and why any is not Ready, and what is served."),
+    "endpoints": ("status", "Show the Services, the base URL clients use, and ready-to-paste examples."),
+    "logs": ("logs", "Follow the logs of one model's pods in this release (choose when MODEL is omitted)."),
+    "router-logs": ("logs", "Follow the logs of the release's router pods."),
+    "port-forward": ("api", "Forward a local port to the router through the Kubernetes API (default 8000)."),
+    "list-api-models": ("api", "List the models the router serves (GET /v1/models through a port-forward)."),
+    "test-completions": ("api", "Send a prompt to a model and stream the answer, with timings."),
     "config": ("config", "Show the resolved settings and where each came from."),
 }
 

@@ -132,6 +132,7 @@ class Cluster:
         self.logs = PodLogs(self.timing.log_interval)
         self.errors: list[str] = []  # tracebacks of controller bugs (tests/sandbox/fixtures.py checks)
         self.reconcilers: list[Any] = []  # extra controllers (the ESO simulation) called each tick
+        self._owned: dict[str, list[tuple[str, str]]] = {}  # owner uid -> its pods' (namespace, name)
         self._since: dict[str, float] = {}  # pod uid -> when it was bound to a node
         self._crash: dict[str, tuple[str, float]] = {}  # pod uid/container -> (phase, since)
         self._events: dict[tuple[str, str, str], str] = {}  # (uid, reason, message) -> event name
@@ -192,6 +193,13 @@ class Cluster:
             await asyncio.sleep(self.timing.tick)
 
     def reconcile(self) -> None:
+        # Pods by owner uid, once per pass: ReplicaSets and Deployments look theirs up here.
+        self._owned: dict[str, list[tuple[str, str]]] = {}
+        for pod in self.store.iter_raw("", "pods"):
+            for ref in pod["metadata"].get("ownerReferences") or []:
+                self._owned.setdefault(ref.get("uid", ""), []).append(
+                    (pod["metadata"]["namespace"], pod["metadata"]["name"])
+                )
         self._crds()
         self._namespaces()
         self._deployments()
@@ -392,11 +400,12 @@ class Cluster:
             self._scale_rs(rs, current - cut)
 
     def _pods_of(self, rs: Obj) -> list[Obj]:
-        return [
-            p
-            for p in self.store.iter_raw("", "pods", rs["metadata"]["namespace"])
-            if _owned_by(p, rs) and not p["metadata"].get("deletionTimestamp")
-        ]
+        pods = []
+        for ns, name in self._owned.get(rs["metadata"]["uid"], []):
+            pod = self.store.objects.get(("", "pods", ns, name))
+            if pod is not None and not pod["metadata"].get("deletionTimestamp"):
+                pods.append(pod)
+        return pods
 
     def _available(self, rs: Obj) -> int:
         return sum(1 for p in self._pods_of(rs) if _is_ready(p))
@@ -468,7 +477,7 @@ class Cluster:
             want = int(rs["spec"].get("replicas", 1))
             for _ in range(want - len(pods)):
                 tmpl = rs["spec"].get("template") or {}
-                self.store.create(
+                created = self.store.create(
                     R["Pod"],
                     ns,
                     {
@@ -482,6 +491,7 @@ class Cluster:
                         "status": {"phase": "Pending", "qosClass": "Burstable"},
                     },
                 )
+                self._owned.setdefault(rs["metadata"]["uid"], []).append((ns, created["metadata"]["name"]))
             if len(pods) > want:
                 # Remove unready and unscheduled pods first, as the ReplicaSet controller does.
                 victims = sorted(pods, key=lambda p: (_is_ready(p), bool(p["spec"].get("nodeName"))))
@@ -690,11 +700,8 @@ class Cluster:
             ]
             status["conditions"] = [_condition(conds, k, v, stamp, unready) for k, v in wanted]
             self._write_status(R["Pod"], pod, status)
-        for uid in [
-            u
-            for u in self._since
-            if not any(p["metadata"]["uid"] == u for p in self.store.iter_raw("", "pods"))
-        ]:
+        alive = {p["metadata"]["uid"] for p in self.store.iter_raw("", "pods")}
+        for uid in [u for u in self._since if u not in alive]:
             del self._since[uid]
             self.logs.forget(uid)
 

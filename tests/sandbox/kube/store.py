@@ -69,6 +69,8 @@ class Store:
         # Server-side apply: each field manager's last applied configuration per object.
         self.applied: dict[tuple[Key, str], Obj] = {}
         self._next_ip = 10
+        # The keys of each resource's objects, so listing one kind does not scan them all.
+        self._by_resource: dict[tuple[str, str], set[Key]] = {}
 
     # --- reading -------------------------------------------------------------------
 
@@ -93,9 +95,11 @@ class Store:
 
     def iter_raw(self, group: str, plural: str, namespace: str | None = None) -> Iterator[Obj]:
         """The stored dicts themselves (controllers read them; they must not mutate them)."""
-        for (g, p, ns, _), obj in sorted(self.objects.items()):
-            if g == group and p == plural and (namespace is None or ns == namespace):
-                yield obj
+        for key in sorted(self._by_resource.get((group, plural), ())):
+            if namespace is None or key[2] == namespace:
+                obj = self.objects.get(key)
+                if obj is not None:  # removed while the caller iterated
+                    yield obj
 
     def _key(self, res: Resource, namespace: str | None, name: str) -> Key:
         return (res.group, res.plural, (namespace or "") if res.namespaced else "", name)
@@ -236,6 +240,7 @@ class Store:
 
     def _remove(self, key: Key, obj: Obj, propagation: str = "Background") -> None:
         del self.objects[key]
+        self._by_resource.get(key[:2], set()).discard(key)
         for k in [k for k in self.applied if k[0] == key]:
             del self.applied[k]
         gone = copy.deepcopy(obj)
@@ -264,6 +269,7 @@ class Store:
     def _commit(self, kind: str, key: Key, obj: Obj, old: Obj | None) -> None:
         self._bump(obj)
         self.objects[key] = obj
+        self._by_resource.setdefault(key[:2], set()).add(key)
         self._emit(Event(self.rv, kind, key, copy.deepcopy(obj), old))
 
     def _bump(self, obj: Obj) -> None:

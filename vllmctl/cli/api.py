@@ -1,0 +1,298 @@
+"""Commands that talk to the router's OpenAI-compatible API: port-forward, list-api-models,
+test-completions.
+
+The router is reached through a port-forward made by vllmctl itself (vllmctl/tunnel.py,
+over the Kubernetes API), or at `--base-url`. The API key is VLLM_API_KEY when set, else
+the namespace's Secret vllm-api-key: what the router's engines enforce.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import click
+
+from vllmctl.cli.options import command
+from vllmctl.ui import App
+
+if TYPE_CHECKING:
+    from vllmctl.kube import Kube
+    from vllmctl.openai_api import Completion, CompletionFailed, LoadResult
+
+DEFAULT_PROMPT = "Say hello in one sentence."
+
+
+class Endpoint(NamedTuple):
+    base_url: str
+    api_key: str | None
+    key_source: str  # for messages: where the key came from, or that there is none
+    label: str  # who answers, for messages: "the router", or the URL
+
+
+@contextmanager
+def _endpoint(app: App, base_url: str | None) -> Iterator[Endpoint]:
+    """The API to talk to: --base-url, or a port-forward to the router for as long as needed."""
+    from vllmctl.kube import Kube
+    from vllmctl.tunnel import open_router_tunnel
+
+    settings = app.settings
+    if base_url:
+        key, source = _api_key(app, None)
+        yield Endpoint(base_url, key, source, base_url)
+        return
+    with Kube.connect(settings.context) as kube:
+        key, source = _api_key(app, kube)
+        report = app.info if app.verbose else None
+        with open_router_tunnel(kube, settings.namespace, settings.release, on_event=report) as tunnel:
+            if app.verbose:
+                app.info(f"port-forward {tunnel.base_url} -> pod {tunnel.pod} port {tunnel.target_port}")
+            yield Endpoint(tunnel.base_url, key, source, "the router")
+
+
+def _api_key(app: App, kube: Kube | None) -> tuple[str | None, str]:
+    """VLLM_API_KEY, else the cluster's Secret (best effort with --base-url); and its source."""
+    from vllmctl.errors import UsageError, VllmctlError
+    from vllmctl.kube import Kube
+    from vllmctl.openai_api import api_key_problem
+    from vllmctl.settings import ENV_API_KEY
+    from vllmctl.tunnel import API_KEY_SECRET, router_api_key
+
+    settings = app.settings
+    if settings.api_key:
+        problem = api_key_problem(str(settings.api_key))
+        if problem:
+            raise UsageError(f"{ENV_API_KEY} {problem}, which an HTTP header cannot carry: fix the variable.")
+        return str(settings.api_key), ENV_API_KEY
+    where = f"Secret {API_KEY_SECRET} in namespace {settings.namespace}"
+    try:
+        if kube is None:  # --base-url: the cluster may be out of reach, so do not wait long
+            with Kube.connect(settings.context) as own:
+                own.timeouts = (3.0, 5.0)
+                key = router_api_key(own, settings.namespace)
+        else:
+            key = router_api_key(kube, settings.namespace)
+    except VllmctlError as e:
+        if kube is not None:
+            app.warn(f"could not read the API key ({e.message}); sending none.")
+        elif app.verbose:
+            app.info(f"no API key from the cluster ({e.message}); sending none.")
+        return None, "none (it could not be read)"
+    if key and (problem := api_key_problem(key)):
+        raise UsageError(f"the API key in {where} {problem}, which an HTTP header cannot carry: fix it.")
+    return key, where if key else f"none ({where} does not exist)"
+
+
+@command("port-forward")
+@click.argument("port", type=click.IntRange(0, 65535), default=8000, required=False)
+@click.option(
+    "--address",
+    default="127.0.0.1",
+    show_default=True,
+    help="local address to listen on (0.0.0.0: every interface)",
+)
+def port_forward(app: App, port: int, address: str) -> None:
+    """Forward a local port to the router through the Kubernetes API (default 8000).
+
+    PORT 0 picks a free port. Connections go to a Ready pod of the router Service; when
+    that pod goes away, new connections go to another one. Runs until Ctrl-C.
+    """
+    from vllmctl.kube import Kube
+    from vllmctl.tunnel import open_router_tunnel
+
+    settings = app.settings
+    with (
+        Kube.connect(settings.context) as kube,
+        open_router_tunnel(
+            kube, settings.namespace, settings.release, port=port, address=address, on_event=app.info
+        ) as tunnel,
+    ):
+        print(tunnel.base_url, flush=True)
+        app.info(
+            f"Forwarding {tunnel.address} port {tunnel.port} to Service {tunnel.service} in namespace "
+            f"{settings.namespace} (pod {tunnel.pod}, port {tunnel.target_port}). Press Ctrl-C to stop."
+        )
+        tunnel.wait()
+
+
+@command("list-api-models")
+@click.option("--base-url", metavar="URL", help="an exposed endpoint instead of a port-forward")
+def list_api_models(app: App, base_url: str | None) -> None:
+    """List the models the router serves (GET /v1/models through a port-forward)."""
+    from vllmctl.openai_api import list_models
+
+    with _endpoint(app, base_url) as endpoint:
+        cards = list_models(endpoint.base_url, endpoint.api_key, label=endpoint.label)
+
+    def table() -> None:
+        if not cards:
+            app.info("The router serves no models yet (no engine is Ready); `vllmctl status` shows why.")
+            return
+        rows = [(c.get("id"), c.get("owned_by"), c.get("max_model_len")) for c in cards]
+        app.table(("id", "owned_by", "max_model_len"), rows)
+
+    app.emit(cards, table)
+
+
+@command("test-completions")
+@click.argument("model", required=False)
+@click.argument("prompt", required=False)
+@click.option("--base-url", metavar="URL", help="an exposed endpoint instead of a port-forward")
+@click.option("--completions", "legacy", is_flag=True, help="use the legacy /v1/completions, not chat")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option(
+    "--temperature", type=click.FloatRange(min=0), help="sampling temperature [default: the server's]"
+)
+@click.option("--no-stream", is_flag=True, help="ask for the whole answer at once")
+@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True, help="requests to send")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="at most this many at once",
+)
+def test_completions(
+    app: App,
+    model: str | None,
+    prompt: str | None,
+    base_url: str | None,
+    legacy: bool,
+    max_tokens: int,
+    temperature: float | None,
+    no_stream: bool,
+    repeat: int,
+    concurrency: int,
+) -> None:
+    """Send a prompt to a model and stream the answer, with timings.
+
+    MODEL is a name from models.yaml (vllmctl serves each model under it; asked for when
+    omitted); PROMPT defaults to "Say hello in one sentence.". The answer goes to stdout,
+    the timings to stderr. With --repeat/--concurrency it is a small load check instead:
+    latency p50/p95 and throughput, without the answers.
+    """
+    from vllmctl.openai_api import Client, CompletionFailed, CompletionRequest, run_load
+
+    request = CompletionRequest(
+        model=model or _choose_model(app),
+        prompt=DEFAULT_PROMPT if prompt is None else prompt,
+        chat=not legacy,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        stream=not no_stream,
+    )
+    load = repeat > 1 or concurrency > 1
+    with (
+        _endpoint(app, base_url) as endpoint,
+        Client(
+            endpoint.base_url, endpoint.api_key, max_connections=concurrency, label=endpoint.label
+        ) as client,
+    ):
+        try:
+            if load:
+                result = run_load(client, request, repeat=repeat, concurrency=concurrency)
+            else:
+                streaming = request.stream and app.output == "table"
+                completion = client.complete(request, on_text=_write if streaming else None)
+        except CompletionFailed as e:
+            raise _explained(e, endpoint) from None
+    if load:
+        _show_load(app, result, endpoint)
+    else:
+        _show_completion(app, completion, streamed=streaming)
+
+
+def _choose_model(app: App) -> str:
+    from vllmctl.catalog.store import load
+    from vllmctl.errors import UsageError
+
+    path = app.settings.models_path
+    names = load(path).names()
+    if not names:
+        raise UsageError(f"name the model: vllmctl test-completions MODEL [PROMPT] ({path} lists none).")
+    app.require_interactive(f"MODEL (the first argument: one of {', '.join(names)})")
+    return app.ask_select("Which model?", names)
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _explained(error: CompletionFailed, endpoint: Endpoint) -> CompletionFailed:
+    """A failed completion with a hint on what to check, for the statuses that have one."""
+    if error.status == 401:
+        error.details.append(f"the API key sent: {endpoint.key_source}")
+    elif error.status == 404 and error.served is None:
+        error.details.append("list what is served with `vllmctl list-api-models`")
+    elif error.status is not None and error.status >= 500:
+        error.details.append("`vllmctl status` shows the router's and engines' state")
+    return error
+
+
+def _show_completion(app: App, completion: Completion, *, streamed: bool) -> None:
+    data: dict[str, Any] = {
+        "text": completion.text,
+        "finish_reason": completion.finish_reason,
+        "time_to_first_token": completion.first_token,
+        "tokens_per_second": completion.tokens_per_second,
+        "seconds": completion.seconds,
+        "usage": completion.usage._asdict() if completion.usage else None,
+    }
+    if app.output != "table":
+        app.emit(data, lambda: None)
+        return
+    if not streamed:
+        sys.stdout.write(completion.text)
+    if not completion.text.endswith("\n"):
+        sys.stdout.write("\n")
+    sys.stdout.flush()
+    if completion.first_token is not None:
+        app.info(f"time to first token: {completion.first_token:.3f} s")
+    rate = completion.tokens_per_second
+    app.info(f"tokens/s: {rate:.1f}" if rate is not None else "tokens/s: unknown (no token counts sent)")
+    app.info(f"total time: {completion.seconds:.3f} s")
+    usage = completion.usage
+    if usage is not None:
+        app.info(
+            f"tokens: {usage.prompt_tokens} prompt, {usage.completion_tokens} completion, "
+            f"{usage.total_tokens} total (finish: {completion.finish_reason or 'unknown'})"
+        )
+
+
+def _show_load(app: App, result: LoadResult, endpoint: Endpoint) -> None:
+    from vllmctl.openai_api import CompletionFailed
+
+    summary = result.summary()
+
+    def seconds(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f} s"
+
+    def table() -> None:
+        s = summary
+        rows = [
+            ("requests", f"{s['requests']} ({s['failed']} failed), {s['concurrency']} at a time"),
+            ("latency p50", seconds(s["latency_p50"])),
+            ("latency p95", seconds(s["latency_p95"])),
+            ("first token p50", seconds(s["ttft_p50"])),
+            ("first token p95", seconds(s["ttft_p95"])),
+            ("throughput", f"{s['tokens_per_second']} tokens/s, {s['requests_per_second']} requests/s"),
+            ("completion tokens", s["completion_tokens"]),
+            ("wall time", seconds(s["seconds"])),
+        ]
+        app.table(("metric", "value"), rows)
+
+    app.emit(summary, table)
+    if result.failures:
+        first = result.failures[0]
+        failed = CompletionFailed(
+            f"{len(result.failures)} of {summary['requests']} requests failed; the first: {first.message}",
+            status=getattr(first, "status", None),
+            served=getattr(first, "served", None),
+        )
+        raise _explained(failed, endpoint)
+
+
+COMMANDS = {c.name: c for c in (port_forward, list_api_models, test_completions)}
