@@ -28,6 +28,9 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("NO_COLOR", "1")
+    # pexpect's terminal does not answer prompt_toolkit's cursor-position request, which
+    # then waits ~1 s after every answer; real terminals answer at once.
+    monkeypatch.setenv("PROMPT_TOOLKIT_NO_CPR", "1")
     monkeypatch.setenv("COLUMNS", "200")
     work = tmp_path / "work"
     work.mkdir()

@@ -44,6 +44,6 @@ class ExternalError(VllmctlError):
 
 
 class Interrupted(VllmctlError):
-    """The user pressed Ctrl-C or ended a prompt; nothing was written."""
+    """The user pressed Ctrl-C or ended a prompt; the message says what state things are in."""
 
     exit_code = EXIT_INTERRUPTED

@@ -136,7 +136,8 @@ class VllmctlGroup(click.Group):
             exc.show()
             sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
         except (KeyboardInterrupt, click.exceptions.Abort):
-            app.error("Interrupted; nothing was changed.")
+            # Commands that know nothing changed say so themselves (prompts raise Interrupted).
+            app.error("Interrupted.")
             sys.exit(EXIT_INTERRUPTED)
         except BrokenPipeError:
             # The reader went away (e.g. `| head`): nothing more to say to anyone.

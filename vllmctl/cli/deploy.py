@@ -149,7 +149,15 @@ def _apply(
         atomic=atomic,
         replace_deployments=replace_deployments,
     )
-    seconds = app.follow(lines, f"{verb} {settings.release} with helm")
+    try:
+        seconds = app.follow(lines, f"{verb} {settings.release} with helm")
+    except KeyboardInterrupt:
+        from vllmctl.errors import Interrupted
+
+        raise Interrupted(
+            "interrupted while helm was changing the release; `vllmctl history` and `vllmctl status` "
+            "show where it stopped."
+        ) from None
     app.success(f"Release {settings.release} is deployed in namespace {settings.namespace} ({seconds:.0f}s).")
     names = ", ".join(m.name for m in prepared.models)
     app.info(f"Models: {names}")
