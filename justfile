@@ -222,3 +222,8 @@ sandbox *args:
 # startup and editing benchmarks (medians of the installed command)
 bench *args:
     python3 benchmarks/bench.py "$@"
+
+# `status` on 200 models and streaming overhead, against the sandbox (needs scripts/install-tools)
+bench-cluster:
+    PATH="$PWD/.tools/bin:$PATH" python3 benchmarks/bench_status.py
+    PATH="$PWD/.tools/bin:$PATH" python3 benchmarks/bench_stream.py

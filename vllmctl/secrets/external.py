@@ -96,9 +96,9 @@ def apply_and_wait(
                 f"check the {settings.secret_store_kind} {settings.secret_store} and the key "
                 f"{kind.vault_path(settings.vault_prefix)} in Vault."
             )
-        if ready and ready.get("status") == "False" and time.monotonic() + 5 < deadline:
+        if ready and ready.get("status") == "False" and time.monotonic() + 3 < deadline:
             # ESO retries failed syncs; give it a few seconds, then report its reason.
-            deadline = min(deadline, time.monotonic() + 5)
+            deadline = min(deadline, time.monotonic() + 3)
         time.sleep(0.2)
 
 
