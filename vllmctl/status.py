@@ -993,12 +993,18 @@ def endpoints(settings: Any, kube: Kube, *, domain: str = CLUSTER_DOMAIN) -> End
 
 
 def _example_model(engines: dict[str, Obj]) -> str:
-    for name in sorted(engines):
+    """The first served name of a model with a ready replica (else of any), for the examples."""
+    ready_first = sorted(engines, key=lambda n: (not _dig_ready(engines[n]), n))
+    for name in ready_first:
         containers = _containers(engines[name])
         ids = _engine_ids(containers[0]) if containers else []
         if ids:
             return ids[0]
     return "MODEL"
+
+
+def _dig_ready(deployment: Obj) -> bool:
+    return bool((deployment.get("status") or {}).get("readyReplicas"))
 
 
 def _examples(base_url: str, model: str) -> dict[str, str]:

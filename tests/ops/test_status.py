@@ -451,6 +451,17 @@ def test_endpoints_say_when_the_release_has_no_api_key(
     assert json.loads(run("endpoints", "-o", "json").stdout)["api_key"]["required"] is False
 
 
+def test_endpoints_examples_name_a_model_that_is_ready(
+    run: Run, models_file: Path, cluster: ClusterEnv, monkeypatch: Any
+) -> None:
+    # "big" sorts first but fits on no node (3 GPUs): the examples must not send clients to it.
+    models_file.write_text("- name: big\n  modelURL: org/big\n  requestGPU: 3\n" + LLAMA)
+    monkeypatch.setenv("VLLM_HELM_TIMEOUT", "2s")
+    assert run("install", "--yes").exit_code == 3  # helm's --wait gives up on "big"
+    report = json.loads(run("endpoints", "-o", "json").stdout)
+    assert report["example_model"] == "llama3"
+
+
 def test_endpoints_without_a_release(run: Run, cluster: ClusterEnv) -> None:
     result = run("endpoints")
     assert result.exit_code == 2
