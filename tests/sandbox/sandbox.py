@@ -60,6 +60,7 @@ class Sandbox:
         self.api = KubeApi(self.store, self.token)
         self.vault = VaultStandIn()
         self.routers: dict[str, tuple[RouterStandIn, int]] = {}  # namespace -> router and its port
+        self._router_locks: dict[str, asyncio.Lock] = {}
         self.cluster: Cluster | None = None
         self.kube_url = self.vault_url = ""
         self._tasks: list[asyncio.Task[None]] = []
@@ -247,15 +248,18 @@ class Sandbox:
 
     async def _router(self, namespace: str) -> tuple[RouterStandIn, int]:
         """One router stand-in per namespace: its models are the engines deployed there,
-        its API key the namespace's vllm-api-key Secret."""
-        if namespace not in self.routers:
-            router = RouterStandIn(
-                models=lambda: self._served_models(namespace),
-                api_key=lambda: self._api_key(namespace),
-                ttft=self.config.router_ttft,
-                tokens_per_second=self.config.router_tokens_per_second,
-            )
-            self.routers[namespace] = (router, await self.loop.serve_async(router.app()))
+        its API key the namespace's vllm-api-key Secret. Made on first use; the lock keeps
+        two port-forwards arriving together from starting two."""
+        lock = self._router_locks.setdefault(namespace, asyncio.Lock())
+        async with lock:
+            if namespace not in self.routers:
+                router = RouterStandIn(
+                    models=lambda: self._served_models(namespace),
+                    api_key=lambda: self._api_key(namespace),
+                    ttft=self.config.router_ttft,
+                    tokens_per_second=self.config.router_tokens_per_second,
+                )
+                self.routers[namespace] = (router, await self.loop.serve_async(router.app()))
         return self.routers[namespace]
 
     def _served_models(self, namespace: str) -> list[str]:
