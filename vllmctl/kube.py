@@ -412,21 +412,12 @@ class Kube:
                 )
                 try:
                     for line in _lines(response):
-                        event = json.loads(line)
-                        kind, obj = event.get("type"), event.get("object") or {}
-                        if kind == "ERROR":
-                            if obj.get("code") == 410:  # history compacted: list again
-                                expired = True
-                                break
-                            raise self._status_error(obj, "watch", resource, namespace)
-                        meta = obj.get("metadata") or {}
-                        version = str(meta.get("resourceVersion") or version)
-                        if kind == "BOOKMARK":
+                        version, what = self._watch_event(line, objects, version, resource, namespace)
+                        if what == "expired":
+                            expired = True
+                            break
+                        if what == "bookmark":
                             continue
-                        if kind == "DELETED":
-                            objects.pop(meta.get("name"), None)
-                        else:
-                            objects[meta.get("name")] = obj
                         yield objects
                         if time.monotonic() >= deadline:
                             return
@@ -713,21 +704,12 @@ class Kube:
                     self._cut(response)
                 try:
                     for line in _lines(response):
-                        event = json.loads(line)
-                        kind, obj = event.get("type"), event.get("object") or {}
-                        if kind == "ERROR":
-                            if obj.get("code") == 410:
-                                expired = True
-                                break
-                            raise self._status_error(obj, "watch", "pods", namespace)
-                        meta = obj.get("metadata") or {}
-                        version = str(meta.get("resourceVersion") or version)
-                        if kind == "BOOKMARK":
+                        version, what = self._watch_event(line, pods, version, "pods", namespace)
+                        if what == "expired":
+                            expired = True
+                            break
+                        if what == "bookmark":
                             continue
-                        if kind == "DELETED":
-                            pods.pop(meta.get("name"), None)
-                        else:
-                            pods[meta.get("name")] = obj
                         yield dict(pods)
                 except (ReadTimeoutError, ProtocolError):
                     pass  # quiet, cut off, or ended: the loops decide
@@ -741,6 +723,28 @@ class Kube:
                     open_.remove(response)
                     response.close()
                     response.release_conn()
+
+    def _watch_event(
+        self, line: bytes, objects: dict[str, Obj], version: str, resource: str, namespace: str | None
+    ) -> tuple[str, str]:
+        """One watch event applied to `objects` (by name). Returns the resourceVersion to resume
+        from and what it was: "changed", "bookmark", or "expired" (history compacted: list again)."""
+        event = json.loads(line)
+        kind, obj = event.get("type"), event.get("object") or {}
+        if kind == "ERROR":
+            if obj.get("code") == 410:
+                return version, "expired"
+            raise self._status_error(obj, "watch", resource, namespace)
+        meta = obj.get("metadata") or {}
+        version = str(meta.get("resourceVersion") or version)
+        if kind == "BOOKMARK":
+            return version, "bookmark"
+        name = str(meta.get("name"))
+        if kind == "DELETED":
+            objects.pop(name, None)
+        else:
+            objects[name] = obj
+        return version, "changed"
 
     @staticmethod
     def _cut(response: Any) -> None:
