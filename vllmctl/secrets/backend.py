@@ -9,6 +9,7 @@ sentences for the command to show.
 from __future__ import annotations
 
 import base64
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "vllmctl"}
 
 
 @dataclass
-class Backend:
+class Backend(ABC):
     """A chosen backend. `reason` says why it was chosen (shown with -v)."""
 
     settings: Any
@@ -30,22 +31,25 @@ class Backend:
     notes: list[str] = field(default_factory=list)
     name: str = ""
 
+    @abstractmethod
     def set(self, kind: SecretKind, value: str, *, force_sync: bool = False) -> str:
-        raise NotImplementedError
+        """Store the value and make the cluster's Secret hold it; says where it went."""
 
+    @abstractmethod
     def get(self, kind: SecretKind) -> str | None:
-        raise NotImplementedError
+        """The stored value, None when there is none."""
 
+    @abstractmethod
     def delete(self, kind: SecretKind, *, destroy: bool = False) -> str:
-        raise NotImplementedError
+        """Delete the stored value and the Secret made from it; says what went."""
 
+    @abstractmethod
     def sync(self, kind: SecretKind, value: str | None = None, *, force_sync: bool = False) -> str:
         """Make the cluster's Secret hold the stored value (create-*-secret)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def unsync(self, kind: SecretKind) -> str:
         """Remove the cluster's Secret (delete-*-secret); the stored value stays."""
-        raise NotImplementedError
 
     def secret_value(self, kind: SecretKind) -> str | None:
         """What the cluster's Secret holds now."""
