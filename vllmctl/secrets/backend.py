@@ -53,9 +53,7 @@ class Backend(ABC):
 
     def secret_value(self, kind: SecretKind) -> str | None:
         """What the cluster's Secret holds now."""
-        secret = self.kube.get("v1", "secrets", self.settings.namespace, kind.ref.secret_name)
-        data = ((secret or {}).get("data") or {}).get(kind.ref.secret_key)
-        return None if data is None else base64.b64decode(data).decode()
+        return external.secret_value(self.kube, self.settings.namespace, kind)
 
     def ensure_namespace(self) -> None:
         from vllmctl.kubectl import POD_SECURITY

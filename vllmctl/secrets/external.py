@@ -7,7 +7,6 @@ Rendered from templates/ (so operators can change them), applied with server-sid
 
 from __future__ import annotations
 
-import hashlib
 import time
 from typing import Any
 
@@ -56,8 +55,13 @@ def manifest(kind: SecretKind, settings: Any, api_version: str, *, force_sync: b
     return obj
 
 
-def fingerprint(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
+def secret_value(kube: Any, namespace: str, kind: SecretKind) -> str | None:
+    """What the namespace's Secret for `kind` holds now; None when there is none."""
+    import base64
+
+    secret = kube.get("v1", "secrets", namespace, kind.ref.secret_name)
+    data = ((secret or {}).get("data") or {}).get(kind.ref.secret_key)
+    return None if data is None else base64.b64decode(data).decode()
 
 
 def apply_and_wait(
@@ -66,26 +70,18 @@ def apply_and_wait(
     settings: Any,
     api_version: str,
     *,
-    expected: str | None,
+    expected: str,
     force_sync: bool,
     timeout: float = 60,
 ) -> None:
     """Apply the ExternalSecret, then wait until ESO has synced: the target Secret holds
-    `expected` (when we know it), or the ExternalSecret is Ready. A failure names ESO's
-    own reason and message."""
-    import base64
-
+    `expected` and the ExternalSecret is Ready. A failure names ESO's own reason and message."""
     kube.apply(manifest(kind, settings, api_version, force_sync=force_sync), PLURAL)
-    want = fingerprint(expected) if expected is not None else None
     deadline = time.monotonic() + timeout
     while True:
         es = kube.get(api_version, PLURAL, settings.namespace, kind.external_secret) or {}
         ready = _ready(es)
-        secret = kube.get("v1", "secrets", settings.namespace, kind.ref.secret_name)
-        held = ((secret or {}).get("data") or {}).get(kind.ref.secret_key)
-        held_ok = held is not None and (
-            want is None or fingerprint(base64.b64decode(held).decode(errors="replace")) == want
-        )
+        held_ok = secret_value(kube, settings.namespace, kind) == expected
         if held_ok and (ready is None or ready.get("status") == "True"):
             return
         if time.monotonic() >= deadline:
