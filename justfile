@@ -198,6 +198,26 @@ list-api-models *args:
 test-completions *args:
     @{{vllmctl}} test-completions "$@"
 
+# check tools, cluster, secrets, models and GPU fit before deploying
+[no-cd]
+doctor *args:
+    @{{vllmctl}} doctor "$@"
+
+# the old recipe's name for doctor
+[no-cd]
+check-prerequisites *args:
+    @{{vllmctl}} doctor "$@"
+
+# a model's GPU memory: weights, KV cache, and whether it fits
+[no-cd]
+estimate *args:
+    @{{vllmctl}} estimate "$@"
+
+# print the shell completion script (bash, zsh or fish)
+[no-cd]
+completion *args:
+    @{{vllmctl}} completion "$@"
+
 # show the resolved settings and where each came from
 [no-cd]
 config *args:

@@ -44,6 +44,8 @@ ENV_VAULT_BACKUP = "VLLM_VAULT_BACKUP"
 ENV_HELM = "VLLM_HELM"
 ENV_KUBECTL = "VLLM_KUBECTL"
 ENV_TEMPLATES_DIR = "VLLM_TEMPLATES_DIR"
+ENV_GPU_TYPE = "VLLM_GPU_TYPE"
+ENV_GPU_MEMORY = "VLLM_GPU_MEMORY"
 
 
 class SettingSpec(NamedTuple):
@@ -128,6 +130,10 @@ SPECS: tuple[SettingSpec, ...] = (
         "skip Vault TLS verification (warned about)",
         kind="bool",
     ),
+    # The Hub's address, as huggingface_hub reads it (a mirror, or the sandbox's stand-in).
+    SettingSpec("hf_endpoint", "HF_ENDPOINT", "https://huggingface.co", "HuggingFace Hub address"),
+    SettingSpec("gpu_type", ENV_GPU_TYPE, None, "GPU type for memory estimates (default: the nodes' label)"),
+    SettingSpec("gpu_memory", ENV_GPU_MEMORY, None, "memory per GPU, overriding the type's (e.g. 80Gi)"),
     SettingSpec("helm", ENV_HELM, None, "helm binary (default: helm on PATH)"),
     SettingSpec("kubectl", ENV_KUBECTL, None, "kubectl binary (default: kubectl on PATH)"),
     SettingSpec("templates_dir", ENV_TEMPLATES_DIR, None, "directory of custom templates", kind="path"),

@@ -84,6 +84,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "port-forward": ("api", "Forward a local port to the router through the Kubernetes API (default 8000)."),
     "list-api-models": ("api", "List the models the router serves (GET /v1/models through a port-forward)."),
     "test-completions": ("api", "Send a prompt to a model and stream the answer, with timings."),
+    "doctor": ("doctor", "Check tools, cluster, secrets, models and GPU fit before deploying; each problem with its fix."),
+    "estimate": ("estimate", "Estimate a model's GPU memory (weights, KV cache) and whether it fits its GPUs."),
+    "completion": ("completion", "Print the shell completion script: vllmctl completion bash|zsh|fish."),
     "config": ("config", "Show the resolved settings and where each came from."),
 }
 
