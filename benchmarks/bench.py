@@ -427,7 +427,16 @@ def build(args: argparse.Namespace, notes: list[str]) -> Plan:
         Bench("list-models @1000", [vllmctl, "list-models"], {MODELS_FILE: large}, check_table(1000)),
         Bench(
             "add-model @1000",
-            [vllmctl, "add-model", "--yes", "--name", NEW_MODEL, "--model-url", f"org/{NEW_MODEL}"],
+            [
+                vllmctl,
+                "add-model",
+                "--yes",
+                "--offline",
+                "--name",
+                NEW_MODEL,
+                "--model-url",
+                f"org/{NEW_MODEL}",
+            ],
             {MODELS_FILE: large},
             check_models([*large_names, NEW_MODEL]),
         ),

@@ -27,6 +27,13 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
+    # No test may reach the real HuggingFace Hub: port 9 on this host refuses at once (the
+    # sandbox's Hub stand-in is set instead by the `cluster` fixture). HF_TOKEN and
+    # HF_HUB_OFFLINE went with the HF_ prefix above.
+    for name in ("HUGGING_FACE_HUB_TOKEN", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     monkeypatch.setenv("NO_COLOR", "1")
     # pexpect's terminal does not answer prompt_toolkit's cursor-position request, which
     # then waits ~1 s after every answer; real terminals answer at once.

@@ -122,6 +122,43 @@ def _secret_references(settings: Any, kubectl: Kubectl | None, notes: list[str])
     return hf_token, api_key
 
 
+def rolling_models(prepared: Prepared) -> dict[str, int]:
+    """The deployed models whose pods the upgrade replaces (a rolling update, with surge
+    pods), with their deployed replica counts. Only replicaCount changing scales instead."""
+    if prepared.deployed is None:
+        return {}
+    engine = prepared.deployed.values.get("servingEngineSpec") or {}
+    deployed = {str(m.get("name")): m for m in engine.get("modelSpec") or [] if isinstance(m, dict)}
+    # A release-wide engine value (labels, the API key reference, ...) changes every pod template.
+    everything = any(path.startswith("servingEngineSpec.") for path, _, _ in prepared.plan.other)
+    rolling = {}
+    for change in prepared.plan.models:
+        if change.action != "change" or change.name not in deployed:
+            continue
+        if everything or any(path.split(".")[0] != "replicaCount" for path, _, _ in change.fields):
+            rolling[change.name] = int(deployed[change.name].get("replicaCount", 1) or 0)
+    if everything:
+        unchanged = {n for n in deployed if n not in {c.name for c in prepared.plan.models}}
+        rolling.update({n: int(deployed[n].get("replicaCount", 1) or 0) for n in unchanged})
+    return rolling
+
+
+def gpu_fit(settings: Any, prepared: Prepared, kube: Any = None) -> Any:
+    """Can the cluster's free GPUs hold every replica (per node), and the rolling update's
+    surge pods? A gpufit.FitReport; gpufit.CannotReadNodes when nodes cannot be listed."""
+    from vllmctl.gpufit import check_fit, needs_from_models, read_nodes
+    from vllmctl.kube import Kube
+
+    if kube is None:
+        with Kube.connect(settings.context) as own:
+            nodes = read_nodes(own, namespace=settings.namespace, release=settings.release)
+    else:
+        nodes = read_nodes(kube, namespace=settings.namespace, release=settings.release)
+    engine = prepared.rendered.values.get("servingEngineSpec") or {}
+    needs = needs_from_models(prepared.models, engine.get("tolerations") or None)
+    return check_fit(nodes, needs, rolling=rolling_models(prepared))
+
+
 def pvc_policy_note(settings: Any) -> str | None:
     """What happens to the model caches on uninstall, said plainly for old charts."""
     version = version_tuple(settings.chart_version)

@@ -171,6 +171,33 @@ class Kube:
 
     # --- discovery --------------------------------------------------------------------
 
+    def server_version(self) -> str:
+        """The API server's version (`/version`'s gitVersion): the cheapest proof it answers."""
+        answer = self._call("GET", "/version", verb="get", resource="the server version")
+        return str(answer.get("gitVersion") or "unknown")
+
+    def can_i(self, verb: str, resource: str, namespace: str | None, group: str = "") -> bool:
+        """Whether RBAC lets the current user do `verb` on `resource` (plural, optionally
+        "pods/log"-style with a subresource): a SelfSubjectAccessReview, as `kubectl auth can-i`."""
+        plural, _, subresource = resource.partition("/")
+        attributes = {"verb": verb, "resource": plural, "group": group}
+        if subresource:
+            attributes["subresource"] = subresource
+        if namespace:
+            attributes["namespace"] = namespace
+        review = self._call(
+            "POST",
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            verb="create",
+            resource="selfsubjectaccessreviews.authorization.k8s.io",
+            body={
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": attributes},
+            },
+        )
+        return bool((review.get("status") or {}).get("allowed"))
+
     def served_versions(self, group: str, plural: str) -> Names:
         """The versions of `group` that serve `plural`, preferred first; [] when none does."""
         what = f"the API group {group}"

@@ -12,7 +12,7 @@ import pytest
 
 from vllmctl import __version__
 
-HEAVY = ("kubernetes", "hvac", "jinja2", "questionary", "prompt_toolkit", "rich")
+HEAVY = ("kubernetes", "hvac", "jinja2", "questionary", "prompt_toolkit", "rich", "huggingface_hub", "httpx")
 
 
 def vllmctl(*args: str, cwd: Path, **kwargs: object) -> subprocess.CompletedProcess[str]:

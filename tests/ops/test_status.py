@@ -457,7 +457,7 @@ def test_endpoints_examples_name_a_model_that_is_ready(
     # "big" sorts first but fits on no node (3 GPUs): the examples must not send clients to it.
     models_file.write_text("- name: big\n  modelURL: org/big\n  requestGPU: 3\n" + LLAMA)
     monkeypatch.setenv("VLLM_HELM_TIMEOUT", "2s")
-    assert run("install", "--yes").exit_code == 3  # helm's --wait gives up on "big"
+    assert run("install", "--yes", "--force").exit_code == 3  # helm's --wait gives up on "big"
     report = json.loads(run("endpoints", "-o", "json").stdout)
     assert report["example_model"] == "llama3"
 

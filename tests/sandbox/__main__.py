@@ -1,7 +1,7 @@
 """`python -m tests.sandbox --dir DIR`: run the sandbox in the foreground.
 
-It writes DIR/kubeconfig and DIR/env (export lines for KUBECONFIG, VAULT_ADDR and
-VAULT_TOKEN), prints one line when ready, and stops cleanly on SIGTERM or Ctrl-C.
+It writes DIR/kubeconfig and DIR/env (export lines for KUBECONFIG, VAULT_ADDR,
+VAULT_TOKEN and HF_ENDPOINT), prints one line when ready, and stops cleanly on SIGTERM or Ctrl-C.
 This is a SIMULATED cluster for trying and testing vllmctl: nothing runs a model.
 """
 
@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     sandbox = Sandbox(args.dir, config).start()
     try:
         print(
-            f"sandbox ready (simulated cluster): API {sandbox.kube_url}, Vault {sandbox.vault_url}; "
+            f"sandbox ready (simulated cluster): API {sandbox.kube_url}, Vault {sandbox.vault_url}, "
+            f"Hub {sandbox.hub_url}; "
             f"run: source {sandbox.dir / 'env'}",
             flush=True,
         )

@@ -1,8 +1,8 @@
 """pytest fixtures: one sandbox per test session, a fresh namespace per test.
 
 Registered from tests/conftest.py. A test that takes `cluster` gets KUBECONFIG pointing
-at the sandbox and the VLLM_* settings of a release in its own namespace; faults it
-switches on are cleared after it.
+at the sandbox, HF_ENDPOINT at its Hub stand-in, and the VLLM_* settings of a release in
+its own namespace; faults it switches on are cleared after it.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     try:
         yield sb
     finally:
-        errors = list(sb.api.errors) + (list(sb.cluster.errors) if sb.cluster else [])
+        errors = list(sb.api.errors) + (list(sb.cluster.errors) if sb.cluster else []) + list(sb.hub.errors)
         sb.stop()
     # A stand-in bug that a client tolerated must still fail the run.
     assert not errors, "the sandbox hit internal errors:\n" + "\n".join(errors)
@@ -66,9 +66,11 @@ def cluster(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Clust
         monkeypatch.setenv(key, value)
     yield ClusterEnv(sandbox, namespace, "vllm", env)
     sandbox.call(sandbox.api.faults.clear)
+    sandbox.call(sandbox.api.denied.clear)
     assert sandbox.cluster is not None
     sandbox.call(sandbox.cluster.faults.clear)
     sandbox.call(sandbox.vault.reset)  # a fresh dev Vault (same root token) for the next test
+    sandbox.call(sandbox.hub.reset)  # the preloaded models again; the test's tokens and faults go
     # Free the namespace's GPUs for the next test, as `kubectl delete namespace` would.
     if sandbox.get("Namespace", None, namespace) is not None:
         sandbox.call(sandbox.store.delete, R["Namespace"], None, namespace)

@@ -1,6 +1,6 @@
 """The whole sandbox: a Kubernetes API stand-in with its simulated controllers and
-kubelets, the External Secrets Operator simulation, a Vault stand-in and vLLM router
-stand-ins, all on one event loop in a background thread.
+kubelets, the External Secrets Operator simulation, a Vault stand-in, vLLM router
+stand-ins and a HuggingFace Hub stand-in, all on one event loop in a background thread.
 
 `Sandbox(...).start()` serves them on free 127.0.0.1 ports and writes `kubeconfig` and
 `env` into a directory; `stop()` ends every server, stream and thread.
@@ -22,6 +22,7 @@ import yaml
 from aiohttp import web
 
 from tests.sandbox.eso import ExternalSecrets
+from tests.sandbox.hub import HubStandIn
 from tests.sandbox.kube.api import KubeApi
 from tests.sandbox.kube.controllers import Cluster, NodeSpec, R, Timing
 from tests.sandbox.kube.portforward import handle_portforward
@@ -59,10 +60,11 @@ class Sandbox:
         self.store = Store()
         self.api = KubeApi(self.store, self.token)
         self.vault = VaultStandIn()
+        self.hub = HubStandIn()
         self.routers: dict[str, tuple[RouterStandIn, int]] = {}  # namespace -> router and its port
         self._router_locks: dict[str, asyncio.Lock] = {}
         self.cluster: Cluster | None = None
-        self.kube_url = self.vault_url = ""
+        self.kube_url = self.vault_url = self.hub_url = ""
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -79,6 +81,7 @@ class Sandbox:
         self.api.address = f"127.0.0.1:{kube_port}"
         self.kube_url = f"https://127.0.0.1:{kube_port}"
         self.vault_url = f"http://127.0.0.1:{self.loop.serve(self.vault.app())}"
+        self.hub_url = f"http://127.0.0.1:{self.loop.serve(self.hub.app())}"
         self.loop.call(self._populate)
         self._write_files(ca)
         return self
@@ -184,6 +187,7 @@ class Sandbox:
             "KUBECONFIG": str(self.dir / "kubeconfig"),
             "VAULT_ADDR": self.vault_url,
             "VAULT_TOKEN": self.vault.root_token,
+            "HF_ENDPOINT": self.hub_url,
         }
 
     # --- what tests reach for -------------------------------------------------------------

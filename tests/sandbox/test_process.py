@@ -66,7 +66,7 @@ def test_the_command_runs_in_the_foreground_and_stops_on_sigterm(tmp_path: Path)
         line = proc.stdout.readline()
         assert line.startswith("sandbox ready (simulated cluster): API https://127.0.0.1:"), line
         env = read_env(tmp_path / "env")
-        assert set(env) == {"KUBECONFIG", "VAULT_ADDR", "VAULT_TOKEN"}
+        assert set(env) == {"KUBECONFIG", "VAULT_ADDR", "VAULT_TOKEN", "HF_ENDPOINT"}
         assert oct((tmp_path / "env").stat().st_mode & 0o777) == "0o600"  # it holds a token
         child_env = {**os.environ, **env}
 
@@ -81,7 +81,7 @@ def test_the_command_runs_in_the_foreground_and_stops_on_sigterm(tmp_path: Path)
         assert kubectl_out("get", "crd", "-o", "name") == ""  # --no-eso: no External Secrets CRDs
         api = json.loads(kubectl_out("config", "view", "--raw", "-o", "json"))
         api_url = api["clusters"][0]["cluster"]["server"]
-        assert port_open(api_url) and port_open(env["VAULT_ADDR"])
+        assert port_open(api_url) and port_open(env["VAULT_ADDR"]) and port_open(env["HF_ENDPOINT"])
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
         assert proc.stderr is not None and "sandbox stopped" in proc.stderr.read()

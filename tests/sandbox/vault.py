@@ -13,6 +13,8 @@ What it serves (paths under /v1/), with the real behaviour each follows:
   (the mount table both at the top level and under `data`); `options.version` is "2", which is
   what clients look at to pick the KV v2 API. A tune read of a path with no mount is a 400
   `cannot fetch sysview for path "<path>/"`.
+- `sys/capabilities-self` (POST `{"paths": [...]}`): per path `["root"]` for the root token, the
+  five KV capabilities on a limited token's allowed paths, else `["deny"]`.
 - `auth/token/lookup-self`: the token's own entry; every valid token may call it, as Vault's
   `default` policy allows.
 - KV v2 on every KV mount (`secret/` by default), as vault-plugin-secrets-kv does it:
@@ -289,6 +291,11 @@ class _Token:
     def may(self, path: str) -> bool:
         return self.allowed is None or any(path.startswith(prefix) for prefix in self.allowed)
 
+    def capabilities(self, path: str) -> list[str]:
+        if self.allowed is None:
+            return ["root"]
+        return ["create", "delete", "list", "read", "update"] if self.may(path) else ["deny"]
+
     def lookup(self) -> Json:
         root = self.allowed is None
         return {
@@ -485,6 +492,14 @@ class VaultStandIn:
             # Vault's default policy lets every token look itself up.
             self._require(op, "read", "write")
             return _json(200, _envelope(token.lookup(), "token"))
+        if tail == "sys/capabilities-self":
+            # Also in the default policy. Answers per path, plus "capabilities" for the first.
+            self._require(op, "write")
+            paths = [str(p).lstrip("/") for p in (await request.json()).get("paths") or []]
+            found: Json = {p: token.capabilities(p) for p in paths}
+            if paths:
+                found["capabilities"] = found[paths[0]]
+            return _json(200, {**found, "data": dict(found)})
         if not token.may(tail):
             raise VaultError(403, ACL_DENIED)
         if tail == "sys/mounts":

@@ -107,6 +107,12 @@ STEPS: tuple[Step, ...] = (
     Step(("get-hf-token",), prints="the canary HF token"),  # auto chooses vault here
     Step(("get-api-key", *VAULT), prints="the canary API key"),
     Step(("diff",)),  # plan's alias: nothing to change now
+    # The stored token goes to the Hub stand-in (which grants it the gated model), nowhere else.
+    Step(("doctor",), env={}),  # the token read from Vault and sent to the Hub only
+    Step(("doctor", "-o", "json"), exit=None),
+    Step(("estimate", "llama3"), env={}, exit=None),  # gated: the stored token; the GPU from the nodes
+    Step(("estimate", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "H100-80GB"), exit=None),
+    Step(("completion", "bash")),
     Step(("history",)),
     Step(("status",), exit=None),  # reads the API key to ask the router; 1 if anything is not Ready
     Step(("endpoints",)),
@@ -449,6 +455,7 @@ def files_under(*roots: Path) -> Iterator[Path]:
 
 def test_no_secret_leaks_from_any_command(cluster: ClusterEnv, isolated: Path, tmp_path: Path) -> None:
     (isolated / "models.yaml").write_text(MODELS)
+    cluster.sandbox.call(cluster.sandbox.hub.add_token, TOKEN, ["meta-llama/Llama-3.1-8B-Instruct"])
     harness = make_harness(cluster, isolated, tmp_path)
     secrets = {
         **CANARIES,

@@ -114,6 +114,7 @@ QUESTIONS: tuple[Question, ...] = (
 ENTRY_ORDER = (
     "name",
     "modelURL",
+    "gated",  # recorded by add-model from the Hub's answer, next to the repo it is about
     "replicaCount",
     "requestCPU",
     "requestMemory",
@@ -136,3 +137,10 @@ def build_entry(values: dict[tuple[str, ...], Any]) -> dict[str, Any]:
             target = target.setdefault(key, {})
         target[question.path[-1]] = value
     return entry
+
+
+def with_field(entry: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """`entry` with `key: value` added, keys in ENTRY_ORDER (unknown keys last)."""
+    merged = {**entry, key: value}
+    rank = {name: i for i, name in enumerate(ENTRY_ORDER)}
+    return dict(sorted(merged.items(), key=lambda item: rank.get(item[0], len(rank))))

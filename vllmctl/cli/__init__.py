@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -11,6 +11,9 @@ from vllmctl import __version__
 from vllmctl.cli.options import pass_app, shared_options
 from vllmctl.errors import EXIT_INTERRUPTED, EXIT_NEGATIVE, EXIT_USAGE, VllmctlError
 from vllmctl.ui import App
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -84,8 +87,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "port-forward": ("api", "Forward a local port to the router through the Kubernetes API (default 8000)."),
     "list-api-models": ("api", "List the models the router serves (GET /v1/models through a port-forward)."),
     "test-completions": ("api", "Send a prompt to a model and stream the answer, with timings."),
-    "doctor": ("doctor", "Check tools, cluster, secrets, models and GPU fit before deploying; each problem with its fix."),
-    "estimate": ("estimate", "Estimate a model's GPU memory (weights, KV cache) and whether it fits its GPUs."),
+    "doctor": (
+        "doctor",
+        "Check tools, cluster, secrets, models and GPU fit before deploying; each problem with its fix.",
+    ),
+    "estimate": (
+        "estimate",
+        "Estimate a model's GPU memory (weights, KV cache) and whether it fits its GPUs.",
+    ),
     "completion": ("completion", "Print the shell completion script: vllmctl completion bash|zsh|fish."),
     "config": ("config", "Show the resolved settings and where each came from."),
 }
@@ -110,7 +119,8 @@ class VllmctlGroup(click.Group):
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
         name = args[0] if args else ""
-        if name in COMMANDS or name.startswith("-"):
+        # While completing (resilient parsing), click itself skips an unknown name quietly.
+        if name in COMMANDS or name.startswith("-") or ctx.resilient_parsing:
             return super().resolve_command(ctx, args)
         import difflib
 
@@ -122,6 +132,17 @@ class VllmctlGroup(click.Group):
         # From the table above, without importing any command module.
         with formatter.section("Commands"):
             formatter.write_dl([(name, help_line) for name, (_, help_line) in COMMANDS.items()])
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        """Command names from the table (click's own would import every command's module), then options."""
+        from click.shell_completion import CompletionItem
+
+        names = [
+            CompletionItem(name, help=line)
+            for name, (_, line) in COMMANDS.items()
+            if name.startswith(incomplete)
+        ]
+        return names + click.Command.shell_complete(self, ctx, incomplete)
 
     def main(self, args: Any = None, prog_name: str | None = None, *rest: Any, **extra: Any) -> Any:
         """Run the CLI: a red line on stderr and an exit code per error, tracebacks only with -v."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import click
 
-from vllmctl.cli.options import command
+from vllmctl.cli.options import command, complete_model_names
 from vllmctl.ui import App
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ def list_api_models(app: App, base_url: str | None) -> None:
 
 
 @command("test-completions")
-@click.argument("model", required=False)
+@click.argument("model", required=False, shell_complete=complete_model_names)
 @click.argument("prompt", required=False)
 @click.option("--base-url", metavar="URL", help="an exposed endpoint instead of a port-forward")
 @click.option("--completions", "legacy", is_flag=True, help="use the legacy /v1/completions, not chat")

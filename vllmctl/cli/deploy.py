@@ -20,6 +20,12 @@ def _show_notes(app: App, prepared: Any) -> None:
         app.info(f"note: {note}")
 
 
+def _force_option(func: Any) -> Any:
+    return click.option(
+        "--force", is_flag=True, help="go ahead even when the models do not fit the cluster's free GPUs"
+    )(func)
+
+
 @command("render", output=False)
 @click.option(
     "-o",
@@ -70,19 +76,30 @@ def template(app: App) -> None:
 
 @command("plan")
 @templates_dir_option
-def plan(app: App) -> None:
+@_force_option
+def plan(app: App, force: bool) -> None:
     """Show what install/upgrade would change, model by model.
 
-    Exit 0 when nothing would change, 1 when something would, 2 on error (like diff).
+    Exit 0 when nothing would change, 1 when something would, 2 on error (like diff),
+    including a plan whose replicas the cluster's free GPUs cannot hold (unless --force).
     """
     from vllmctl.deploy import helm_for, kubectl_for, prepare
-    from vllmctl.errors import EXIT_NEGATIVE
+    from vllmctl.errors import EXIT_NEGATIVE, UsageError
 
     settings = app.settings
     prepared = prepare(settings, helm=helm_for(settings), kubectl=kubectl_for(settings))
     _show_notes(app, prepared)
     result = prepared.plan
-    app.emit(result.as_json(), lambda: print("\n".join(result.lines())))
+
+    def show(data: dict[str, Any]) -> None:
+        app.emit(data, lambda: print("\n".join(result.lines())))
+
+    try:
+        fit = _check_gpu_fit(app, prepared, force)
+    except UsageError:
+        show(result.as_json())  # the plan, then why it cannot be scheduled
+        raise
+    show({**result.as_json(), "gpuFit": fit.as_json()} if fit is not None else result.as_json())
     if result.has_changes or result.blockers:
         sys.exit(EXIT_NEGATIVE)
 
@@ -100,6 +117,7 @@ def _apply_options(func: Any) -> Any:
         default=None,
         help="protect the endpoint with an API key (generated and stored when none is); default: ask",
     )(func)
+    func = _force_option(func)
     func = click.option(
         "--replace-deployments",
         is_flag=True,
@@ -109,19 +127,19 @@ def _apply_options(func: Any) -> Any:
 
 
 def _apply(
-    app: App, *, install: bool, dry_run: bool, atomic: bool, replace_deployments: bool, api_key: bool | None
+    app: App,
+    *,
+    install: bool,
+    dry_run: bool,
+    atomic: bool,
+    replace_deployments: bool,
+    api_key: bool | None,
+    force: bool,
 ) -> None:
     from vllmctl import deploy, tools
     from vllmctl.errors import UsageError
 
     settings = app.settings
-    if not dry_run:
-        if not install and deploy.helm_for(settings).deployed() is None:
-            raise UsageError(
-                f"there is no release {settings.release!r} in namespace {settings.namespace!r}; "
-                "create it with `vllmctl install`."
-            )
-        _ensure_secrets(app, deploy.load_models(settings), api_key)
     helm = deploy.helm_for(settings)
     kubectl = deploy.kubectl_for(settings)
     prepared = deploy.prepare(settings, helm=helm, kubectl=kubectl)
@@ -130,6 +148,11 @@ def _apply(
             f"there is no release {settings.release!r} in namespace {settings.namespace!r}; "
             "create it with `vllmctl install`."
         )
+    # Before anything changes: secrets are stored and synced only for a plan that can run.
+    _check_gpu_fit(app, prepared, force)
+    if not dry_run and _ensure_secrets(app, prepared.models, api_key):
+        # The values reference a Secret only once it exists: render again.
+        prepared = deploy.prepare(settings, helm=helm, kubectl=kubectl)
     _show_notes(app, prepared)
     if note := deploy.pvc_policy_note(settings):
         app.warn(note)
@@ -169,7 +192,9 @@ def _apply(
 
 @command("install")
 @_apply_options
-def install(app: App, dry_run: bool, atomic: bool, replace_deployments: bool, api_key: bool | None) -> None:
+def install(
+    app: App, dry_run: bool, atomic: bool, replace_deployments: bool, api_key: bool | None, force: bool
+) -> None:
     """Install (or upgrade) the release from models.yaml, creating the namespace."""
     _apply(
         app,
@@ -178,12 +203,15 @@ def install(app: App, dry_run: bool, atomic: bool, replace_deployments: bool, ap
         atomic=atomic,
         replace_deployments=replace_deployments,
         api_key=api_key,
+        force=force,
     )
 
 
 @command("upgrade")
 @_apply_options
-def upgrade(app: App, dry_run: bool, atomic: bool, replace_deployments: bool, api_key: bool | None) -> None:
+def upgrade(
+    app: App, dry_run: bool, atomic: bool, replace_deployments: bool, api_key: bool | None, force: bool
+) -> None:
     """Upgrade the existing release to what models.yaml says now."""
     _apply(
         app,
@@ -192,21 +220,59 @@ def upgrade(app: App, dry_run: bool, atomic: bool, replace_deployments: bool, ap
         atomic=atomic,
         replace_deployments=replace_deployments,
         api_key=api_key,
+        force=force,
     )
 
 
-def _ensure_secrets(app: App, models: list[Any], api_key: bool | None) -> None:
+def _ensure_secrets(app: App, models: list[Any], api_key: bool | None) -> bool:
     """Before helm: the HF token for gated models, and the API key when wanted
-    (vllmctl/secrets/install.py). Skipped, with no cluster call, when neither applies."""
+    (vllmctl/secrets/install.py). Skipped, with no cluster call, when neither applies.
+    Returns whether a Secret was created or changed."""
     from vllmctl.secrets.install import ensure_secrets, needs_backend
 
     if not needs_backend(models, api_key, app.interactive):
-        return
+        return False
     from vllmctl.cli.secrets import secret_backend
 
     with secret_backend(app) as backend:
-        for line in ensure_secrets(app, backend, models, api_key):
-            app.info(line[0].upper() + line[1:] + ".")
+        done = ensure_secrets(app, backend, models, api_key)
+    for line in done:
+        app.info(line[0].upper() + line[1:] + ".")
+    return bool(done)
+
+
+def _check_gpu_fit(app: App, prepared: Any, force: bool) -> Any:
+    """Refuse a plan whose replicas the cluster's free GPUs cannot hold (docs/gpu-fit.md),
+    unless --force; warn about rolling updates with no room for their surge pods."""
+    from vllmctl.deploy import gpu_fit
+    from vllmctl.errors import UsageError
+    from vllmctl.gpufit import CannotReadNodes
+
+    try:
+        fit = gpu_fit(app.settings, prepared)
+    except CannotReadNodes as e:
+        app.warn(f"GPU fit not checked: {e.message}")
+        return None
+    for finding in fit.warnings:
+        app.warn(finding.message)
+    if fit.ok:
+        return fit
+    problems = [f.message for f in fit.shortfalls]
+    if force:
+        app.warn(
+            "the models do not fit the cluster's free GPUs; going ahead (--force): pods will stay Pending."
+        )
+        for problem in problems:
+            app.info(f"  {problem}")
+        return fit
+    raise UsageError(
+        "the models do not fit the cluster's free GPUs, so nothing was changed:",
+        details=[
+            *problems,
+            "fewer replicas or GPUs per replica, or more GPU nodes; --force goes ahead anyway "
+            "(the pods stay Pending until GPUs free up). `vllmctl doctor` shows the whole picture.",
+        ],
+    )
 
 
 @command("uninstall")

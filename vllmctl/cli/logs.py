@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from vllmctl.cli.options import command
+from vllmctl.cli.options import command, complete_model_names
 from vllmctl.errors import EXIT_INTERRUPTED, EXIT_NEGATIVE, UsageError
 from vllmctl.ui import App
 
@@ -45,7 +45,7 @@ def log_options(func: Any) -> Any:
 
 
 @command("logs", output=False)
-@click.argument("model", required=False)
+@click.argument("model", required=False, shell_complete=complete_model_names)
 @log_options
 def logs(
     app: App,

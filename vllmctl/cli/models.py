@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from vllmctl.cli.options import command
+from vllmctl.cli.options import command, complete_model_names
 from vllmctl.ui import App
 
 EXAMPLE_NAME = "models.example.yaml"
@@ -94,15 +94,20 @@ def _add_model_options(func: Any) -> Any:
 
 @command("add-model")
 @_add_model_options
-def add_model(app: App, **flags: str | None) -> None:
+@click.option("--offline", is_flag=True, help="do not ask the HuggingFace Hub (gated is then not recorded)")
+def add_model(app: App, offline: bool, **flags: str | None) -> None:
     """Add a model to models.yaml, by prompts or by flags.
 
     Asks for each field not given as a flag; with --yes (or without a terminal) it never
     asks: give --name and --model-url, the rest have defaults.
 
+    Unless --offline, asks the HuggingFace Hub (HF_ENDPOINT) whether the model exists and
+    records whether it is gated.
+
     Creates models.yaml from models.example.yaml when it does not exist.
     """
-    from vllmctl.catalog.questions import build_entry
+    from vllmctl.catalog.questions import build_entry, with_field
+    from vllmctl.catalog.schema import URI_SCHEMES
     from vllmctl.catalog.store import adding, apply_edit, load
 
     path = app.settings.models_path
@@ -110,6 +115,10 @@ def add_model(app: App, **flags: str | None) -> None:
     catalog.require_valid()
     answers = _collect_answers(app, flags, taken=set(catalog.names()))
     entry = build_entry(answers)
+    if not offline and not entry["modelURL"].startswith(URI_SCHEMES):
+        gated = _hub_gated(app, entry["modelURL"])
+        if gated is not None:
+            entry = with_field(entry, "gated", gated)
     if app.interactive:
         from vllmctl.ui import to_yaml
 
@@ -122,6 +131,37 @@ def add_model(app: App, **flags: str | None) -> None:
     created = "" if catalog.exists else f" (created {path} from {EXAMPLE_NAME})"
     app.success(f"Added {entry['name']} to {path}{created}.")
     app.info("Deploy it with `vllmctl upgrade` (or `vllmctl install` for a new release).")
+
+
+def _hub_gated(app: App, repo_id: str) -> bool | None:
+    """Whether the Hub says the repo is gated (None: it could not be asked); refuses a missing repo."""
+    from vllmctl import hub
+    from vllmctl.errors import UsageError
+    from vllmctl.settings import ENV_HF_TOKEN
+
+    endpoint = app.settings.hf_endpoint or hub.DEFAULT_ENDPOINT
+    token = app.settings.hf_token or None
+    try:
+        access = hub.check_access(repo_id, token, endpoint=endpoint)
+    except hub.HubUnreachable as unreachable:
+        app.warn(f"could not reach {unreachable.endpoint}: {unreachable.reason}; gated not recorded.")
+        return None
+    valid_token = bool(token) and not access.token_rejected
+    if access.token_rejected:
+        app.warn(f"{endpoint} rejected the HuggingFace token ({ENV_HF_TOKEN}): invalid, expired or revoked.")
+    if not access.exists:
+        seen = "your token cannot see it" if valid_token else f"no valid {ENV_HF_TOKEN}"
+        raise UsageError(
+            f"--model-url: {repo_id} is not a model on {endpoint} (or it is private and {seen}); "
+            "check the spelling, or pass --offline to add it without asking the Hub."
+        )
+    if access.gated and access.allowed is not True:
+        if valid_token:
+            need = f"your token ({ENV_HF_TOKEN}) has no access"
+        else:
+            need = "the engines need a HuggingFace token with access"
+        app.warn(f"{repo_id} is gated and {need}: request access at {access.page}.")
+    return access.gated
 
 
 def _collect_answers(app: App, flags: dict[str, str | None], taken: set[str]) -> dict[tuple[str, ...], Any]:
@@ -186,7 +226,7 @@ def _ask(app: App, question: Any, extra_check: Any) -> Any:
 
 
 @command("remove-model")
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=complete_model_names)
 def remove_model(app: App, name: str | None) -> None:
     """Remove a model from models.yaml.
 
@@ -214,7 +254,7 @@ def remove_model(app: App, name: str | None) -> None:
 
 
 @command("show-model")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_model_names)
 def show_model(app: App, name: str) -> None:
     """Show one model's fields, with vllmctl's defaults filled in."""
     from vllmctl.catalog.constants import DEFAULTS
@@ -250,7 +290,7 @@ def _inline(value: Any) -> str:
 
 
 @command("set-model")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_model_names)
 @click.argument("assignments", nargs=-1, required=True, metavar="KEY.PATH=VALUE...")
 def set_model(app: App, name: str, assignments: tuple[str, ...]) -> None:
     """Set fields of one model: set-model NAME KEY.PATH=VALUE...

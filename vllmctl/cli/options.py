@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
 from vllmctl import settings as s
 from vllmctl.ui import OUTPUT_FORMATS, App
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,6 +41,13 @@ def _attribute(name: str) -> Callable[[click.Context, click.Parameter, Any], Non
     return callback
 
 
+def _complete_file(_ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    # The shell completes file names itself (click's "file" type), as for click.Path.
+    from click.shell_completion import CompletionItem
+
+    return [CompletionItem(incomplete, type="file")]
+
+
 def _shared_option_table() -> dict[str, Callable[[F], F]]:
     return {
         "models": click.option(
@@ -45,6 +56,7 @@ def _shared_option_table() -> dict[str, Callable[[F], F]]:
             metavar="PATH",
             expose_value=False,
             callback=_setting("models_file"),
+            shell_complete=_complete_file,
             help=f"models catalog [env {s.ENV_MODELS_FILE}; default ./models.yaml]",
         ),
         "namespace": click.option(
@@ -141,3 +153,41 @@ def backend_option(func: F) -> F:
         callback=_setting("secret_backend"),
         help=f"where secrets live [env {s.ENV_SECRET_BACKEND}; default auto: Vault + ESO when both work]",
     )(func)
+
+
+def complete_model_names(
+    ctx: click.Context, _param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Shell completion of a model-name argument: the names in the models catalog.
+
+    The catalog is the one the command would read (`--models` earlier on the line, then
+    VLLM_MODELS_FILE, then ./models.yaml). A missing or unreadable file completes nothing:
+    whatever completion prints lands in the user's shell, so it never reports an error.
+    """
+    from click.shell_completion import CompletionItem
+
+    try:
+        names = catalog_names(_app(ctx).settings.models_path.expanduser())
+    except Exception:
+        return []
+    return [CompletionItem(name) for name in names if name.startswith(incomplete)]
+
+
+def catalog_names(path: Path) -> list[str]:
+    """The `name` of every entry in the file, valid or not, once each and in file order.
+
+    Only composes the YAML (no validation), so completion stays quick on a large file.
+    """
+    from vllmctl.catalog.fileio import read_bytes, real_path
+    from vllmctl.catalog.yamldoc import compose, decode, find_key
+
+    raw = read_bytes(real_path(path))
+    root = compose(decode(path, raw)) if raw else None
+    if root is None or root.id != "sequence":
+        return []
+    names: dict[str, None] = {}
+    for item in root.value:
+        pair = find_key(item, "name") if item.id == "mapping" else None
+        if pair is not None and pair[1].id == "scalar":
+            names[str(pair[1].value)] = None
+    return list(names)

@@ -215,6 +215,16 @@ class VaultStore:
             if problem:
                 raise ExternalError(problem)
 
+    def capabilities(self, paths: list[str]) -> dict[str, list[str]]:
+        """What the token may do on each secret (`vault token capabilities`), by its API
+        path under the mount: `<mount>/data/<path>`."""
+        api_paths = [self._api_path("data", _key(p)) for p in paths]
+        client = self._client()
+        with self._calling("ask for the token's capabilities on", "sys/capabilities-self"):
+            answer = client.sys.get_capabilities(paths=api_paths)
+        found = answer.get("data") if isinstance(answer.get("data"), dict) else answer
+        return {p: [str(c) for c in found.get(a) or []] for p, a in zip(paths, api_paths, strict=True)}
+
     def read(self, path: str) -> tuple[dict[str, Any], int] | None:
         """The latest version's data and number; None when there is none or it is deleted/destroyed."""
         data, version = self._latest(_key(path))

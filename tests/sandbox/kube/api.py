@@ -62,6 +62,7 @@ class KubeApi:
         self.token = token
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str]] = []  # (method, path?query), for tests that count calls
+        self.denied: set[tuple[str, str]] = set()  # SelfSubjectAccessReviews answered "no"
         self.errors: list[str] = []  # tracebacks of stand-in bugs; the test suite checks it stays empty
         self.logs_handler: LogsHandler | None = None
         self.portforward_handler: PortForwardHandler | None = None
@@ -413,7 +414,12 @@ class KubeApi:
         return self.store.update(res, namespace, name, obj)
 
     def _review(self, body: Obj) -> Obj:
-        # RBAC is not modelled: the sandbox's one user may do everything (documented).
+        # RBAC is not modelled: the sandbox's one user may do everything (documented), except
+        # what a test lists in `denied` as (verb, resource), to see how a client reports it.
+        attributes = (body.get("spec") or {}).get("resourceAttributes") or {}
+        resource = "/".join(filter(None, [attributes.get("resource"), attributes.get("subresource")]))
+        if (attributes.get("verb"), resource) in self.denied:
+            return {**body, "status": {"allowed": False, "reason": "sandbox: denied by the test"}}
         return {**body, "status": {"allowed": True, "reason": "sandbox: every request is allowed"}}
 
     async def _body(self, request: web.Request, optional: bool = False) -> Any:

@@ -1,0 +1,293 @@
+"""doctor, and the GPU-fit refusal of plan and install, against the sandbox (2 nodes x 2
+GPUs) and a wider one (2 x 4), with the Hub stand-in answering for the models."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Run
+from tests.sandbox.fixtures import MINI_CHART, ClusterEnv
+from tests.sandbox.kube.controllers import R
+from tests.sandbox.sandbox import Sandbox, SandboxConfig
+
+TOKEN = "hf_" + "d" * 37  # granted nothing
+GRANTED = "hf_" + "e" * 37  # granted the gated Llama
+
+PUBLIC = """\
+- name: qwen
+  modelURL: Qwen/Qwen2.5-0.5B-Instruct
+  requestGPU: 1
+"""
+GATED = """\
+- name: llama3
+  modelURL: meta-llama/Llama-3.1-8B-Instruct
+  requestGPU: 1
+  gated: true
+"""
+# The issue's two cases: one replica wider than any node, and more GPUs than the cluster has.
+WIDE_REPLICA = """\
+- name: big
+  modelURL: Qwen/Qwen2.5-7B-Instruct
+  requestGPU: 4
+"""
+FIVE_GPUS = """\
+- name: pair
+  modelURL: Qwen/Qwen2.5-7B-Instruct
+  requestGPU: 2
+  replicaCount: 2
+- name: one
+  modelURL: Qwen/Qwen2.5-0.5B-Instruct
+  requestGPU: 1
+"""
+
+
+def doctor(run: Run, *args: str) -> tuple[int, dict[str, Any], str]:
+    result = run("doctor", "-o", "json", *args)
+    return result.exit_code, json.loads(result.stdout), result.stderr
+
+
+def check(report: dict[str, Any], name: str) -> dict[str, Any]:
+    found = [c for c in report["checks"] if c["name"] == name]
+    assert found, f"no check {name!r} in {[c['name'] for c in report['checks']]}"
+    return found[0]  # type: ignore[no-any-return]
+
+
+def model(report: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(m for m in report["models"] if m["name"] == name)  # type: ignore[no-any-return]
+
+
+def test_a_ready_setup_passes(run: Run, models_file: Path, cluster: ClusterEnv) -> None:
+    models_file.write_text(PUBLIC)
+    assert run("set-api-key", "--secret-backend", "kubernetes").exit_code == 0
+    code, report, _ = doctor(run, "--secret-backend", "kubernetes")
+    assert code == 0, report
+    assert check(report, "GPU fit")["status"] == "ok"
+    row = model(report, "qwen")
+    assert row["gpus"]["status"] == "ok" and "gpu-node-" in row["gpus"]["detail"]
+    assert row["access"] == {"status": "ok", "detail": "public"}
+    assert row["memory"]["status"] == "ok" and row["memory"]["detail"].startswith("fits A100-80GB")
+    assert check(report, "namespace")["status"] == "ok"  # set-api-key created it
+    assert doctor(run, "--secret-backend", "kubernetes", "--strict")[0] == 0
+
+
+def test_warnings_fail_only_with_strict(
+    run: Run, models_file: Path, cluster: ClusterEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    models_file.write_text(PUBLIC)
+    monkeypatch.setenv("VLLM_MODEL_TAG", "latest")
+    code, report, _ = doctor(run, "--secret-backend", "kubernetes", "--offline")
+    assert code == 0
+    assert check(report, "image tag")["status"] == "warn"
+    assert check(report, "api key")["status"] == "warn"
+    assert doctor(run, "--secret-backend", "kubernetes", "--offline", "--strict")[0] == 1
+
+
+def test_the_human_report_names_each_fix(run: Run, models_file: Path, cluster: ClusterEnv) -> None:
+    models_file.write_text(WIDE_REPLICA)
+    result = run("doctor")
+    assert result.exit_code == 2
+    assert "FAIL  big" in result.stdout
+    assert "big needs 4 nvidia.com/gpu on one node" in result.stdout
+    assert "fix: `vllmctl install` creates it" in result.stdout
+    assert result.stdout.rstrip().splitlines()[-1].endswith("failures.")
+
+
+@pytest.mark.parametrize(
+    ("models", "named"),
+    [
+        (WIDE_REPLICA, ["big needs 4 nvidia.com/gpu on one node", "the most free on any node is 2"]),
+        (FIVE_GPUS, ["need 5 nvidia.com/gpu in total", "4 free"]),
+    ],
+)
+def test_models_that_do_not_fit_stop_doctor_plan_and_install_before_helm(
+    run: Run, models_file: Path, cluster: ClusterEnv, models: str, named: list[str]
+) -> None:
+    models_file.write_text(models)
+    code, report, _ = doctor(run, "--offline")
+    assert code == 2
+    assert check(report, "GPU fit")["status"] == "fail"
+    shown = json.dumps(report)
+    assert all(text in shown for text in named), shown
+
+    plan = run("plan")
+    assert plan.exit_code == 2
+    assert "do not fit the cluster's free GPUs" in plan.stderr
+    assert all(text in plan.stderr for text in named), plan.stderr
+    assert "Plan for release vllm" in plan.stdout  # the plan is still shown
+
+    install = run("install", "--yes", "--no-api-key")
+    assert install.exit_code == 2
+    assert all(text in install.stderr for text in named), install.stderr
+    assert "nothing was changed" in install.stderr
+    # helm never ran: no release, not even the namespace.
+    assert cluster.sandbox.get("Namespace", None, cluster.namespace) is None
+
+    forced = run("plan", "--force")
+    assert forced.exit_code == 1  # the plan has changes; the shortfall is only a warning
+    assert "going ahead (--force)" in forced.stderr
+
+
+def test_gated_model_without_access_is_reported_with_the_link(
+    run: Run, models_file: Path, cluster: ClusterEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub = cluster.sandbox.hub
+    cluster.sandbox.call(hub.add_token, TOKEN)
+    models_file.write_text(GATED + PUBLIC)
+    monkeypatch.setenv("VLLM_HF_TOKEN", TOKEN)
+    code, report, _ = doctor(run, "--secret-backend", "kubernetes")
+    assert code == 2
+    llama = model(report, "llama3")
+    assert llama["access"]["status"] == "fail"
+    assert (
+        f"request access at {cluster.sandbox.hub_url}/meta-llama/Llama-3.1-8B-Instruct"
+        in llama["access"]["detail"]
+    )
+    assert model(report, "qwen")["access"]["status"] == "ok"
+    assert TOKEN not in json.dumps(report)
+
+
+def test_a_stored_token_with_access_passes(run: Run, models_file: Path, cluster: ClusterEnv) -> None:
+    cluster.sandbox.call(cluster.sandbox.hub.add_token, GRANTED, ["meta-llama/Llama-3.1-8B-Instruct"])
+    assert run("set-hf-token", "--secret-backend", "kubernetes", input=GRANTED + "\n").exit_code == 0
+    models_file.write_text(GATED)
+    code, report, stderr = doctor(run, "--secret-backend", "kubernetes")
+    assert code == 0, report
+    llama = model(report, "llama3")
+    assert llama["access"] == {"status": "ok", "detail": "gated, the token has access"}, stderr
+    assert llama["memory"]["status"] == "ok"
+    assert check(report, "hf token")["status"] == "ok"
+    assert GRANTED not in json.dumps(report) + stderr
+
+
+def test_an_unreachable_hub_is_a_warning(
+    run: Run, models_file: Path, cluster: ClusterEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    models_file.write_text(PUBLIC)
+    code, report, _ = doctor(run, "--secret-backend", "kubernetes")
+    assert check(report, "HuggingFace Hub")["status"] == "warn"
+    assert model(report, "qwen")["access"]["status"] == "skip"
+    assert code == 0
+
+
+def test_memory_that_does_not_fit_names_the_fix(
+    run: Run, models_file: Path, cluster: ClusterEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VLLM_GPU_TYPE", "T4")
+    models_file.write_text("- name: qwen7\n  modelURL: Qwen/Qwen2.5-7B-Instruct\n  requestGPU: 1\n")
+    code, report, _ = doctor(run, "--secret-backend", "kubernetes")
+    assert code == 2
+    row = model(report, "qwen7")
+    assert row["memory"]["status"] == "fail" and "does not fit T4" in row["memory"]["detail"]
+    assert any("maxModelLen" in fix or "tensorParallelSize" in fix for fix in row["fixes"])
+
+
+def test_rbac_denials_name_the_verb_and_resource(run: Run, models_file: Path, cluster: ClusterEnv) -> None:
+    models_file.write_text(PUBLIC)
+    cluster.sandbox.api.denied.update({("create", "roles"), ("get", "pods/log")})
+    code, report, _ = doctor(run, "--offline", "--secret-backend", "kubernetes")
+    assert code == 2
+    permissions = check(report, "permissions")
+    assert permissions["status"] == "fail"
+    assert "create roles.rbac.authorization.k8s.io" in permissions["detail"]
+    assert "get pods/log" in permissions["detail"]
+    assert (
+        f"kubectl auth can-i create roles.rbac.authorization.k8s.io -n {cluster.namespace}"
+        in permissions["fix"]
+    )
+
+
+def test_restricted_pod_security_fails(run: Run, models_file: Path, cluster: ClusterEnv) -> None:
+    models_file.write_text(PUBLIC)
+    cluster.sandbox.call(
+        cluster.sandbox.store.create,
+        R["Namespace"],
+        None,
+        {
+            "metadata": {
+                "name": cluster.namespace,
+                "labels": {"pod-security.kubernetes.io/enforce": "restricted"},
+            }
+        },
+    )
+    code, report, _ = doctor(run, "--offline", "--secret-backend", "kubernetes")
+    assert code == 2
+    namespace = check(report, "namespace")
+    assert namespace["status"] == "fail" and "'restricted'" in namespace["detail"]
+    assert "pod-security.kubernetes.io/enforce=baseline" in namespace["fix"]
+
+
+def test_vault_problems_fail_the_secret_checks(
+    run: Run, models_file: Path, cluster: ClusterEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    models_file.write_text(PUBLIC)
+    vault = cluster.sandbox.vault
+    cluster.sandbox.call(vault.add_token, "hvs.limited", ["secret/data/other/"])
+    monkeypatch.setenv("VAULT_TOKEN", "hvs.limited")
+    code, report, _ = doctor(run, "--offline")
+    assert code == 2
+    found = check(report, "vault")
+    assert found["status"] == "fail"
+    assert "secret/vllm/huggingface: create, read, update" in found["detail"]
+
+    vault.sealed = True
+    code, report, _ = doctor(run, "--offline")
+    assert check(report, "vault")["status"] == "fail"
+    assert "sealed" in check(report, "vault")["detail"]
+
+
+def test_no_cluster_still_checks_the_rest(
+    run: Run, models_file: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    models_file.write_text("- name: Bad Name\n  modelURL: x\n")
+    code, report, _ = doctor(run, "--offline")
+    assert code == 2
+    assert check(report, "context")["status"] == "fail"
+    assert check(report, "models.yaml")["status"] == "fail"
+    assert (
+        "1" in check(report, "models.yaml")["detail"] or "problem" in check(report, "models.yaml")["detail"]
+    )
+    assert check(report, "image tag")["status"] == "warn"
+
+
+# --- the same files on 2 nodes x 4 GPUs fit ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    sb = Sandbox(
+        tmp_path_factory.mktemp("wide"), SandboxConfig(gpu_nodes=2, gpus_per_node=4, eso=False)
+    ).start()
+    yield sb
+    sb.stop()
+
+
+@pytest.mark.parametrize("models", [WIDE_REPLICA, FIVE_GPUS])
+def test_the_same_models_fit_on_two_nodes_of_four(
+    run: Run, models_file: Path, wide: Sandbox, monkeypatch: pytest.MonkeyPatch, models: str
+) -> None:
+    namespace = f"wide-{len(models)}"
+    env = {
+        **wide.env(),
+        "VLLM_NAMESPACE": namespace,
+        "VLLM_CHART": str(MINI_CHART),
+        "VLLM_CHART_VERSION": "0.1.8",
+        "VLLM_MODEL_TAG": "v0.10.1",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    models_file.write_text(models)
+    code, report, _ = doctor(run, "--offline")
+    assert check(report, "GPU fit")["status"] == "ok", report
+    assert code == 0
+    plan = run("plan")
+    assert plan.exit_code == 1, plan.stderr  # changes to make, nothing refused
+    install = run("install", "--yes", "--no-api-key")
+    assert install.exit_code == 0, install.stderr
+    wide.call(wide.store.delete, R["Namespace"], None, namespace)

@@ -1,0 +1,41 @@
+"""vllmctl doctor: every check that can catch a deployment failure before helm runs.
+
+The order follows dependencies: tools, models.yaml, then the cluster (nothing else in it
+is checked when it does not answer), the secrets, and per model GPU fit, Hub access and
+the memory estimate. Nothing here prints; the command shows the Report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vllmctl.doctor.report import Report
+
+
+def diagnose(settings: Any, *, hub: bool = True) -> Report:
+    from vllmctl.doctor import environment, models, release
+
+    report = Report()
+    environment.check_tools(report, settings)
+    catalog = release.check_models(report, settings)
+    release.check_image(report, settings)
+    kube = environment.connect(report, settings)
+    token: str | None = settings.hf_token or None
+    gpus = None
+    if kube is None:
+        release.check_chart(report, settings, None)
+    else:
+        with kube:
+            environment.check_namespace(report, kube, settings)
+            eso = environment.check_secret_store(report, kube, settings)
+            environment.check_permissions(report, kube, settings, eso=eso)
+            prepared = release.check_release(report, settings) if catalog else None
+            deployed = prepared.deployed if prepared else None
+            release.check_chart(report, settings, deployed.chart_version if deployed else None)
+            if catalog:
+                token = release.check_secrets(report, kube, settings, catalog)
+            if prepared:
+                gpus = models.check_gpu_fit(report, kube, settings, prepared)
+    if catalog:
+        models.check_models(report, settings, catalog, token=token, gpus=gpus, hub=hub)
+    return report

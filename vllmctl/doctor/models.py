@@ -1,0 +1,183 @@
+"""doctor's per-model checks: GPU fit on the cluster's nodes, access on the HuggingFace
+Hub with the stored token, and whether the weights and KV cache fit the GPU."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vllmctl.catalog.schema import Model
+from vllmctl.doctor.report import FAIL, OK, SKIP, WARN, Report
+from vllmctl.errors import VllmctlError
+
+PRODUCT_LABELS = ("nvidia.com/gpu.product", "amd.com/gpu.product-name", "habana.ai/gaudi.product")
+
+
+def check_gpu_fit(report: Report, kube: Any, settings: Any, prepared: Any) -> Any:
+    """The GPU fit of the whole plan, one cell per model; the FitReport, or None."""
+    from vllmctl.deploy import gpu_fit
+    from vllmctl.gpufit import CannotReadNodes
+
+    try:
+        fit = gpu_fit(settings, prepared, kube)
+    except CannotReadNodes as e:
+        report.add(
+            "gpus",
+            "GPU fit",
+            WARN,
+            f"not checked: {e.message}",
+            "ask for read access to nodes and pods cluster-wide, or deploy with --force",
+        )
+        return None
+    except VllmctlError as e:
+        report.add("gpus", "GPU fit", WARN, f"not checked: {e.message}")
+        return None
+    for model in prepared.models:
+        row = report.row(model.name)
+        shortfalls = [f.message for f in fit.shortfalls if model.name in f.models]
+        warnings = [f.message for f in fit.warnings if model.name in f.models]
+        if shortfalls:
+            row.gpus = (FAIL, " ".join(shortfalls))
+        elif warnings:
+            row.gpus = (WARN, " ".join(warnings))
+        elif model.name in fit.without_gpus:
+            row.gpus = (OK, "no GPU")
+        elif model.name in fit.placements:
+            row.gpus = (OK, _placement_text(fit.placements[model.name]))
+    if fit.ok:
+        report.add("gpus", "GPU fit", OK, fit.lines()[0])
+    else:
+        report.add(
+            "gpus",
+            "GPU fit",
+            FAIL,
+            "; ".join(f.message for f in fit.shortfalls if not f.models)
+            or "some replicas have no node (below)",
+            "fewer replicas or GPUs per replica, more nodes, or --force to deploy anyway (pods stay Pending)",
+        )
+    for note in fit.notes:
+        report.add("gpus", "GPU fit", SKIP, note)
+    return fit
+
+
+def _placement_text(nodes: list[str]) -> str:
+    counts: dict[str, int] = {}
+    for node in nodes:
+        counts[node] = counts.get(node, 0) + 1
+    where = ", ".join(f"{node}" + (f" x{n}" if n > 1 else "") for node, n in counts.items())
+    return f"{len(nodes)} replica{'s' if len(nodes) != 1 else ''} on {where}"
+
+
+def check_models(
+    report: Report, settings: Any, models: list[Model], *, token: str | None, gpus: Any, hub: bool
+) -> None:
+    """Hub access and the memory estimate for each model that names a Hub repo."""
+    from vllmctl.memory import is_hub_repo
+
+    for model in models:
+        row = report.row(model.name)
+        url = str(model.data.get("modelURL", ""))
+        if not is_hub_repo(url):
+            row.access = (SKIP, f"not on the Hub ({url.split('://')[0]}://)")
+            row.memory = (SKIP, "no Hub metadata")
+            continue
+        if not hub:
+            row.access = row.memory = (SKIP, "--offline")
+            continue
+        unreachable = _check_access(report, settings, model, row, token)
+        if unreachable:
+            hub = False  # one warning for the whole Hub, not one per model
+            for later in models[models.index(model) + 1 :]:
+                report.row(later.name).access = report.row(later.name).memory = (SKIP, "Hub unreachable")
+            row.memory = (SKIP, "Hub unreachable")
+            continue
+        if row.access[0] == FAIL:
+            row.memory = (SKIP, "no access to the model")
+            continue
+        _check_memory(settings, model, row, token, gpus)
+
+
+def _check_access(report: Report, settings: Any, model: Model, row: Any, token: str | None) -> bool:
+    """Fill the access cell; True when the Hub did not answer (reported once, as a warning)."""
+    from vllmctl.hub import HubUnreachable, check_access
+
+    url = str(model.data["modelURL"])
+    try:
+        access = check_access(url, token, endpoint=settings.hf_endpoint)
+    except HubUnreachable as e:
+        report.add(
+            "hub",
+            "HuggingFace Hub",
+            WARN,
+            f"not checked: {e.message}",
+            "check the network or HF_ENDPOINT, or run with --offline",
+        )
+        row.access = (SKIP, "Hub unreachable")
+        return True
+    except VllmctlError as e:
+        row.access = (FAIL, e.message)
+        return False
+    marked = model.data.get("gated")
+    if not access.exists:
+        row.access = (FAIL, f"{url} is not on the Hub (or is private and the token cannot see it)")
+        row.fixes.append(f"check modelURL ({url}); for a private repo, store a token that can read it")
+    elif not access.gated:
+        row.access = (OK, "public")
+    elif access.allowed:
+        row.access = (OK, "gated, the token has access")
+    elif token is None:
+        row.access = (FAIL, "gated, and no HuggingFace token is stored")
+        row.fixes.append(f"vllmctl set-hf-token (a token granted {access.page})")
+    else:
+        row.access = (FAIL, f"gated, and the token has no access: request access at {access.page}")
+    if access.exists and access.gated and marked is not True:
+        row.fixes.append(
+            f"mark it gated so install syncs the token: vllmctl set-model {model.name} gated=true"
+        )
+        if row.access[0] == OK:
+            row.access = (WARN, row.access[1] + " (not marked gated: true)")
+    return False
+
+
+def _check_memory(settings: Any, model: Model, row: Any, token: str | None, gpus: Any) -> None:
+    from vllmctl.hub import model_facts
+    from vllmctl.memory import choose_gpu, estimate_entry
+
+    entry = model.effective()
+    if not int(entry.get("requestGPU") or 0):
+        row.memory = (SKIP, "no GPU")
+        return
+    try:
+        gpu = choose_gpu(settings=settings, node_label=_node_label(gpus, model.name))
+        facts = model_facts(str(entry["modelURL"]), token, endpoint=settings.hf_endpoint)
+        result = estimate_entry(entry, facts, gpu)
+    except VllmctlError as e:
+        row.memory = (SKIP, e.message)
+        return
+    except ValueError as e:  # config.json without the shape the estimate needs
+        row.memory = (SKIP, f"cannot estimate: {e}")
+        return
+    per_gpu = f"{_gib(result.weights)} weights + {_gib(result.kv_one_sequence)} KV per request"
+    if result.fits:
+        row.memory = (
+            OK,
+            f"fits {gpu.name}: {per_gpu}, {result.max_concurrency:.1f} full-length requests at once",
+        )
+    else:
+        row.memory = (FAIL, f"does not fit {gpu.name}: {per_gpu}, {_gib(result.budget)} usable")
+        if result.suggestions:
+            row.fixes.append("; or ".join(s.text for s in result.suggestions))
+        row.fixes.append(f"the numbers: vllmctl estimate {model.name}")
+
+
+def _node_label(gpus: Any, name: str) -> str | None:
+    """The GPU product label of the node the fit placed the model's first replica on, else
+    of any GPU node (a model that does not fit still gets an estimate)."""
+    if gpus is None:
+        return None
+    placed = gpus.placements.get(name) or []
+    nodes = sorted(gpus.nodes, key=lambda n: n.name not in placed[:1])
+    return next((n.labels[k] for n in nodes for k in PRODUCT_LABELS if n.labels.get(k)), None)
+
+
+def _gib(amount: int) -> str:
+    return f"{amount / 2**30:.1f} GiB"

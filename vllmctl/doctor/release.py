@@ -1,0 +1,185 @@
+"""doctor's checks of what would be deployed: models.yaml, the image tag, the chart version
+and the upgrade path from the deployed release, and the secrets the models need."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vllmctl.catalog.schema import CHART_KEYS, Model
+from vllmctl.doctor.report import FAIL, OK, WARN, Report
+from vllmctl.errors import VllmctlError
+from vllmctl.render import version_tuple
+
+# The chart versions docs/chart-facts.md describes (every version that changed a key, and 0.1.8).
+KNOWN_CHARTS = sorted({"0.1.8", *CHART_KEYS.values()}, key=lambda v: version_tuple(v) or (0,))
+
+
+def check_models(report: Report, settings: Any) -> list[Model] | None:
+    """models.yaml's valid models, or None when there is nothing to check them against."""
+    from vllmctl.catalog.store import load
+
+    path = settings.models_path
+    try:
+        catalog = load(path)
+    except VllmctlError as e:
+        report.add(
+            "release", "models.yaml", FAIL, e.message, "fix the file (vllmctl validate names every problem)"
+        )
+        return None
+    if not catalog.exists:
+        report.add("release", "models.yaml", FAIL, f"{path} does not exist", "add a model: vllmctl add-model")
+        return None
+    if catalog.problems:
+        count = len(catalog.problems)
+        report.add(
+            "release",
+            "models.yaml",
+            FAIL,
+            f"{path} has {count} problem{'s' if count != 1 else ''}, the first: {catalog.problems[0]}",
+            "vllmctl validate lists them all with the fix",
+        )
+        return None
+    count = len(catalog.models)
+    report.add("release", "models.yaml", OK, f"{path}: {count} model{'s' if count != 1 else ''}, valid")
+    return catalog.models
+
+
+def check_image(report: Report, settings: Any) -> None:
+    image = f"{settings.model_image}:{settings.model_tag}"
+    if str(settings.model_tag).strip() in ("", "latest"):
+        report.add(
+            "release",
+            "image tag",
+            WARN,
+            f"the engines run {image}, which changes under you (a node pulls whatever is newest)",
+            "pin a release: VLLM_MODEL_TAG=v0.10.1 (or the version you tested)",
+        )
+    else:
+        report.add("release", "image tag", OK, f"the engines run {image}")
+
+
+def check_chart(report: Report, settings: Any, deployed_chart: str | None) -> None:
+    """The target chart version is one vllmctl knows, and the upgrade to it is safe."""
+    from vllmctl.plan import SELECTOR_CHANGE
+
+    target = str(settings.chart_version)
+    if target not in KNOWN_CHARTS:
+        report.add(
+            "release",
+            "chart",
+            WARN,
+            f"chart version {target} is not one vllmctl knows ({', '.join(KNOWN_CHARTS)}); "
+            "values are rendered as for the newest it knows",
+            "use a known version (VLLM_CHART_VERSION), or check `vllmctl template` by hand",
+        )
+    else:
+        report.add("release", "chart", OK, f"chart {settings.chart} {target}")
+    if deployed_chart is None:
+        return
+    before, after = version_tuple(deployed_chart), version_tuple(target)
+    if before and after and before > after:
+        report.add(
+            "release",
+            "upgrade path",
+            WARN,
+            f"the release runs chart {deployed_chart}; {target} would downgrade it",
+            "set VLLM_CHART_VERSION to the deployed version or newer",
+        )
+    elif before and after and before < SELECTOR_CHANGE <= after:
+        report.add(
+            "release",
+            "upgrade path",
+            WARN,
+            f"chart {deployed_chart} -> {target} changes the Deployments' selectors "
+            "(Kubernetes refuses that)",
+            "upgrade with --replace-deployments (the engines restart: a short outage)",
+        )
+    else:
+        report.add("release", "upgrade path", OK, f"chart {deployed_chart} -> {target}: no selector change")
+
+
+def check_release(report: Report, settings: Any) -> Any:
+    """What install would do against the deployed release: a deploy.Prepared (values, the
+    deployed release, the plan), or None when helm or kubectl cannot tell."""
+    from vllmctl.deploy import helm_for, kubectl_for, prepare
+
+    try:
+        prepared = prepare(settings, helm=helm_for(settings), kubectl=kubectl_for(settings))
+    except VllmctlError as e:
+        report.add("release", "release", WARN, f"could not compare with the deployed release: {e.message}")
+        return None
+    deployed = prepared.deployed
+    if deployed is None:
+        report.add(
+            "release",
+            "release",
+            OK,
+            f"no release {settings.release} in {settings.namespace} yet: install creates it",
+        )
+    else:
+        report.add(
+            "release",
+            "release",
+            OK if deployed.status == "deployed" else WARN,
+            f"release {settings.release}: revision {deployed.revision}, {deployed.status}, "
+            f"chart {deployed.chart_version}",
+            ""
+            if deployed.status == "deployed"
+            else "vllmctl history shows what happened; upgrade or rollback",
+        )
+    return prepared
+
+
+def check_secrets(report: Report, kube: Any, settings: Any, models: list[Model]) -> str | None:
+    """The HF token for gated models and the API key: in the namespace or stored. Returns
+    the HF token to ask the Hub with (VLLM_HF_TOKEN, else the stored one), never shown."""
+    from vllmctl.secrets.backend import choose
+    from vllmctl.secrets.specs import API_KEY, HF_TOKEN
+
+    token = settings.hf_token or None
+    stored: dict[str, bool] = {}
+    try:
+        backend = choose(settings, kube)
+        for kind in (HF_TOKEN, API_KEY):
+            value = backend.get(kind)
+            stored[kind.label] = value is not None
+            if kind is HF_TOKEN and token is None:
+                token = value
+        in_namespace = {kind.label: backend.secret_value(kind) is not None for kind in (HF_TOKEN, API_KEY)}
+    except VllmctlError as e:
+        report.add("secrets", "stored secrets", WARN, f"could not read the stored secrets: {e.message}")
+        return token
+    gated = [m.name for m in models if m.data.get("gated") is True]
+    namespace = settings.namespace
+    if in_namespace[HF_TOKEN.label]:
+        report.add("secrets", "hf token", OK, f"Secret {HF_TOKEN.ref.secret_name} is in {namespace}")
+    elif stored[HF_TOKEN.label] or settings.hf_token:
+        report.add(
+            "secrets", "hf token", OK, f"a token is stored ({backend.name}); install puts it in {namespace}"
+        )
+    elif gated:
+        report.add(
+            "secrets",
+            "hf token",
+            FAIL,
+            f"{', '.join(gated)} {'is' if len(gated) == 1 else 'are'} gated, "
+            "and no HuggingFace token is stored",
+            "vllmctl set-hf-token",
+        )
+    else:
+        report.add("secrets", "hf token", OK, "no token stored; no model is marked gated")
+    if in_namespace[API_KEY.label]:
+        report.add("secrets", "api key", OK, f"Secret {API_KEY.ref.secret_name} is in {namespace}")
+    elif stored[API_KEY.label]:
+        report.add(
+            "secrets", "api key", OK, f"a key is stored ({backend.name}); install puts it in {namespace}"
+        )
+    else:
+        report.add(
+            "secrets",
+            "api key",
+            WARN,
+            "no API key: the endpoint will answer anyone who reaches it",
+            "vllmctl set-api-key (or install --api-key)",
+        )
+    return token

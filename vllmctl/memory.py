@@ -1,0 +1,108 @@
+"""A models.yaml entry's memory estimate: which GPU it gets, and vllmctl/estimate.py fed
+with the entry's engine options and the Hub's facts about the model. Shared by
+`vllmctl estimate` and `vllmctl doctor`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from vllmctl.errors import UsageError
+from vllmctl.estimate import (
+    Estimate,
+    GpuMemoryError,
+    config_bytes_per_param,
+    estimate,
+    gpu_type,
+    param_count_from_config,
+    parse_gpu_memory,
+    weight_bytes_per_param,
+)
+
+
+@dataclass(frozen=True)
+class Gpu:
+    name: str  # "H100-80GB", or what the memory came from
+    memory: int  # bytes
+    bf16: bool
+    source: str  # where it was learnt: a flag, a setting, a node's label
+
+
+def choose_gpu(
+    *,
+    gpu_flag: str | None = None,
+    memory_flag: str | None = None,
+    settings: Any = None,
+    node_label: str | None = None,
+) -> Gpu:
+    """The GPU an entry's replicas get: --gpu-memory, --gpu, VLLM_GPU_MEMORY, VLLM_GPU_TYPE,
+    then the node's product label; memory given alone keeps the type's name if one is known."""
+    setting_type = settings.gpu_type if settings is not None else None
+    setting_memory = settings.gpu_memory if settings is not None else None
+    for text, where in (
+        (gpu_flag, "--gpu"),
+        (setting_type, "VLLM_GPU_TYPE"),
+        (node_label, "the node's label"),
+    ):
+        if not text:
+            continue
+        found = gpu_type(text)
+        if found is None:
+            if where == "the node's label":
+                continue
+            raise UsageError(
+                f"{where}={text!r} is not a GPU type vllmctl knows: `vllmctl estimate --list-gpus` lists "
+                "them; or give the memory with --gpu-memory / VLLM_GPU_MEMORY (e.g. 80Gi)."
+            )
+        base = Gpu(found.name, found.memory, found.bf16, f"{where} {text}")
+        break
+    else:
+        base = None
+    for text, where in ((memory_flag, "--gpu-memory"), (setting_memory, "VLLM_GPU_MEMORY")):
+        if not text:
+            continue
+        try:
+            memory = parse_gpu_memory(str(text))
+        except GpuMemoryError as e:
+            raise UsageError(f"{where}: {e}.") from None
+        name = base.name if base else f"{text} GPU"
+        return Gpu(name, memory, base.bf16 if base else True, where)
+    if base is None:
+        label = f" (the node says {node_label!r}, which vllmctl does not know)" if node_label else ""
+        raise UsageError(
+            f"vllmctl does not know which GPU the model gets{label}: give --gpu TYPE or --gpu-memory 80Gi "
+            "(or set VLLM_GPU_TYPE / VLLM_GPU_MEMORY)."
+        )
+    return base
+
+
+def estimate_entry(entry: dict[str, Any], facts: Any, gpu: Gpu) -> Estimate:
+    """The estimate for one models.yaml entry (with defaults filled in) on `gpu`, using
+    the Hub's parameter count when it has one, else the count from config.json."""
+    engine = entry.get("vllmConfig") or {}
+    dtype = str(engine.get("dtype") or "auto")
+    config = facts.config
+    if facts.parameters:
+        parameters = int(facts.parameters)
+        per_param = weight_bytes_per_param(facts.parameter_dtypes, dtype, config)
+    else:
+        parameters = param_count_from_config(config)
+        per_param = config_bytes_per_param(config, dtype)
+    return estimate(
+        parameters,
+        per_param,
+        config,
+        gpu.memory,
+        max_model_len=engine.get("maxModelLen"),
+        max_num_seqs=engine.get("maxNumSeqs"),
+        gpu_memory_utilization=float(engine.get("gpuMemoryUtilization") or 0.9),
+        tensor_parallel_size=int(engine.get("tensorParallelSize") or 1),
+        dtype=dtype,
+        gpu_name=gpu.name,
+        gpu_bf16=gpu.bf16,
+    )
+
+
+def is_hub_repo(model_url: str) -> bool:
+    """Whether modelURL names a HuggingFace repo (not a pvc://, s3:// or oci:// source)."""
+    return "://" not in model_url
