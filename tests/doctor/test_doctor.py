@@ -291,3 +291,19 @@ def test_the_same_models_fit_on_two_nodes_of_four(
     install = run("install", "--yes", "--no-api-key")
     assert install.exit_code == 0, install.stderr
     wide.call(wide.store.delete, R["Namespace"], None, namespace)
+
+
+def test_a_rolling_update_without_room_for_its_surge_pod_is_a_warning(
+    run: Run, models_file: Path, cluster: ClusterEnv
+) -> None:
+    two = "- name: {0}\n  modelURL: Qwen/Qwen2.5-7B-Instruct\n  requestGPU: 2\n"
+    models_file.write_text(two.format("left") + two.format("right"))
+    assert run("install", "--yes", "--no-api-key").exit_code == 0  # each fills one node
+    assert run("set-model", "left", "vllmConfig.maxModelLen=8192").exit_code == 0
+    upgrade = run("upgrade", "--yes", "--dry-run")
+    assert upgrade.exit_code == 0, upgrade.stderr
+    assert "left" in upgrade.stderr and "Recreate" in upgrade.stderr
+    code, report, _ = doctor(run, "--offline")
+    assert code == 0  # a warning: the update would wait, not fail
+    assert model(report, "left")["gpus"]["status"] == "warn"
+    assert model(report, "right")["gpus"]["status"] == "ok"
