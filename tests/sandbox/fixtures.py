@@ -8,6 +8,7 @@ its own namespace; faults it switches on are cleared after it.
 from __future__ import annotations
 
 import itertools
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +34,18 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         sb.stop()
     # A stand-in bug that a client tolerated must still fail the run.
     assert not errors, "the sandbox hit internal errors:\n" + "\n".join(errors)
+
+
+def mini_chart_at(version: str, directory: Path) -> Path:
+    """A copy of the mini chart whose Chart.yaml says `version`. Its templates gate what
+    later chart versions added on `.Chart.Version`, as the real chart's releases differ,
+    and helm records that version in the release (vllmctl compares it on upgrade)."""
+    target = directory / f"vllm-stack-{version}"
+    if not target.exists():
+        shutil.copytree(MINI_CHART, target)
+        chart = target / "Chart.yaml"
+        chart.write_text(re.sub(r"(?m)^version: .*$", f"version: {version}", chart.read_text()))
+    return target
 
 
 @dataclass
