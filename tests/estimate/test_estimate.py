@@ -9,94 +9,17 @@ from typing import Any
 
 import pytest
 
+from tests.sandbox.hub import PUBLISHED_MODELS
 from vllmctl import estimate as est
 from vllmctl.estimate import GiB
 
-# config.json of each model as published on the Hub (the keys the estimate reads, with the
-# published values; keys it ignores, like token ids and rope_theta, are left out).
-LLAMA_31_8B: dict[str, Any] = {
-    "architectures": ["LlamaForCausalLM"],
-    "attention_bias": False,
-    "hidden_act": "silu",
-    "hidden_size": 4096,
-    "intermediate_size": 14336,
-    "max_position_embeddings": 131072,
-    "mlp_bias": False,
-    "model_type": "llama",
-    "num_attention_heads": 32,
-    "num_hidden_layers": 32,
-    "num_key_value_heads": 8,
-    "rms_norm_eps": 1e-05,
-    "rope_scaling": {
-        "factor": 8.0,
-        "low_freq_factor": 1.0,
-        "high_freq_factor": 4.0,
-        "original_max_position_embeddings": 8192,
-        "rope_type": "llama3",
-    },
-    "tie_word_embeddings": False,
-    "torch_dtype": "bfloat16",
-    "vocab_size": 128256,
-}
-LLAMA_31_70B: dict[str, Any] = {
-    **LLAMA_31_8B,
-    "hidden_size": 8192,
-    "intermediate_size": 28672,
-    "num_attention_heads": 64,
-    "num_hidden_layers": 80,
-}
-MISTRAL_7B_V03: dict[str, Any] = {
-    "architectures": ["MistralForCausalLM"],
-    "hidden_act": "silu",
-    "hidden_size": 4096,
-    "intermediate_size": 14336,
-    "max_position_embeddings": 32768,
-    "model_type": "mistral",
-    "num_attention_heads": 32,
-    "num_hidden_layers": 32,
-    "num_key_value_heads": 8,
-    "rms_norm_eps": 1e-05,
-    "sliding_window": None,
-    "tie_word_embeddings": False,
-    "torch_dtype": "bfloat16",
-    "vocab_size": 32768,
-}
-QWEN25_05B: dict[str, Any] = {
-    "architectures": ["Qwen2ForCausalLM"],
-    "hidden_act": "silu",
-    "hidden_size": 896,
-    "intermediate_size": 4864,
-    "max_position_embeddings": 32768,
-    "max_window_layers": 24,
-    "model_type": "qwen2",
-    "num_attention_heads": 14,
-    "num_hidden_layers": 24,
-    "num_key_value_heads": 2,
-    "rms_norm_eps": 1e-06,
-    "sliding_window": 32768,
-    "tie_word_embeddings": True,
-    "torch_dtype": "bfloat16",
-    "use_sliding_window": False,
-    "vocab_size": 151936,
-}
-QWEN25_7B: dict[str, Any] = {
-    "architectures": ["Qwen2ForCausalLM"],
-    "hidden_act": "silu",
-    "hidden_size": 3584,
-    "intermediate_size": 18944,
-    "max_position_embeddings": 131072,
-    "max_window_layers": 28,
-    "model_type": "qwen2",
-    "num_attention_heads": 28,
-    "num_hidden_layers": 28,
-    "num_key_value_heads": 4,
-    "rms_norm_eps": 1e-06,
-    "sliding_window": 131072,
-    "tie_word_embeddings": False,
-    "torch_dtype": "bfloat16",
-    "use_sliding_window": False,
-    "vocab_size": 152064,
-}
+# config.json of each model as published on the Hub: the Hub stand-in's table for the models
+# it serves, here for the others (the keys the estimate reads, with the published values).
+LLAMA_31_8B: dict[str, Any] = PUBLISHED_MODELS["meta-llama/Llama-3.1-8B-Instruct"]["config"]
+LLAMA_31_70B: dict[str, Any] = PUBLISHED_MODELS["meta-llama/Llama-3.1-70B-Instruct"]["config"]
+MISTRAL_7B_V03: dict[str, Any] = PUBLISHED_MODELS["mistralai/Mistral-7B-Instruct-v0.3"]["config"]
+QWEN25_05B: dict[str, Any] = PUBLISHED_MODELS["Qwen/Qwen2.5-0.5B-Instruct"]["config"]
+QWEN25_7B: dict[str, Any] = PUBLISHED_MODELS["Qwen/Qwen2.5-7B-Instruct"]["config"]
 MIXTRAL_8X7B: dict[str, Any] = {
     **MISTRAL_7B_V03,
     "architectures": ["MixtralForCausalLM"],
