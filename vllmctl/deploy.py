@@ -25,10 +25,11 @@ from vllmctl.render import (
 
 
 def load_models(settings: Any) -> list[Model]:
-    """The valid models of models.yaml; a missing or invalid file stops here."""
-    from vllmctl.catalog.store import load
+    """The valid models of models.yaml (merged with the selected environment's file); a
+    missing or invalid file stops here."""
+    from vllmctl.catalog.store import load_selected
 
-    catalog = load(settings.models_path)
+    catalog = load_selected(settings)
     if not catalog.exists:
         raise CatalogError(f"{settings.models_path} does not exist; add a model first (vllmctl add-model).")
     catalog.require_valid()
@@ -85,6 +86,7 @@ def prepare(settings: Any, *, helm: Helm | None, kubectl: Kubectl | None) -> Pre
         rendered.values,
         deployed_chart=deployed.chart_version if deployed else None,
         target_chart=settings.chart_version,
+        environment=settings.env or None,
     )
     return Prepared(models, rendered, deployed, plan, notes)
 
@@ -124,18 +126,30 @@ def _secret_references(settings: Any, kubectl: Kubectl | None, notes: list[str])
 
 def rolling_models(prepared: Prepared) -> dict[str, int]:
     """The deployed models whose pods the upgrade replaces (a rolling update, with surge
-    pods), with their deployed replica counts. Only replicaCount changing scales instead."""
+    pods), with their deployed replica counts. Only replicaCount changing scales instead.
+    With Recreate (models.yaml `strategy: recreate`) old pods stop first: nothing surges."""
     if prepared.deployed is None:
+        return {}
+    new_engine = prepared.rendered.values.get("servingEngineSpec") or {}
+    if (new_engine.get("strategy") or {}).get("type") == "Recreate":
         return {}
     engine = prepared.deployed.values.get("servingEngineSpec") or {}
     deployed = {str(m.get("name")): m for m in engine.get("modelSpec") or [] if isinstance(m, dict)}
-    # A release-wide engine value (labels, the API key reference, ...) changes every pod template.
-    everything = any(path.startswith("servingEngineSpec.") for path, _, _ in prepared.plan.other)
+    # A release-wide engine value (labels, the API key reference, ...) changes every pod
+    # template; the ServiceMonitor is an object of its own and changes none, and the
+    # strategy is not part of the template.
+    everything = any(
+        path.startswith("servingEngineSpec.")
+        and not path.startswith(("servingEngineSpec.serviceMonitor", "servingEngineSpec.strategy"))
+        for path, _, _ in prepared.plan.other
+    )
     rolling = {}
     for change in prepared.plan.models:
         if change.action != "change" or change.name not in deployed:
             continue
-        if everything or any(path.split(".")[0] != "replicaCount" for path, _, _ in change.fields):
+        # A model's PDB is an object of its own too.
+        fields = {path.split(".")[0] for path, _, _ in change.fields}
+        if everything or fields - {"replicaCount", "pdb"}:
             rolling[change.name] = int(deployed[change.name].get("replicaCount", 1) or 0)
     if everything:
         unchanged = {n for n in deployed if n not in {c.name for c in prepared.plan.models}}

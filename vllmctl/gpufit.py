@@ -15,6 +15,7 @@ from decimal import ROUND_CEILING
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from vllmctl.accelerators import gpu_resource
 from vllmctl.catalog.quantity import QuantityError, parse_quantity
 from vllmctl.errors import ExternalError
 
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 Obj = dict[str, Any]
 Amounts = Mapping[str, int]
 
-DEFAULT_RESOURCE = "nvidia.com/gpu"  # the chart's default requestGPUType
 # Accelerators vLLM serves on whose device plugins' resource names do not say "gpu".
 OTHER_ACCELERATORS = frozenset(
     {
@@ -48,8 +48,9 @@ SEARCH_MAX_REPLICAS = 400  # one recursion level per replica
 LISTED_NODES = 8  # nodes named in one message; the rest are counted
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 SURGE_FIX = (
-    "servingEngineSpec.strategy {type: Recreate} (or a RollingUpdate with maxSurge 0 and "
-    "maxUnavailable 1) avoids that, at the cost of a short outage while the model restarts"
+    "`strategy: recreate` on the model in models.yaml (the chart's servingEngineSpec.strategy "
+    "{type: Recreate}, for every engine of the release) avoids that, at the cost of a short "
+    "outage while the model restarts"
 )
 
 
@@ -247,13 +248,14 @@ def _int(value: Any) -> int:
 
 def _entry_amounts(entry: Mapping[str, Any]) -> dict[str, int]:
     """One replica's extended resources, as the chart writes the engine pod: `resources`
-    (chart 0.1.9+) replaces requestGPU/requestGPUType; the optional initContainer runs first."""
+    (chart 0.1.9+) replaces requestGPU/requestGPUType (or `accelerator`, mapped as render
+    maps it); the optional initContainer runs first."""
     resources = entry.get("resources")
     if isinstance(resources, Mapping):
         engine = _container_amounts(resources)
     else:
         count = _int(entry.get("requestGPU", 1))
-        engine = {str(entry.get("requestGPUType") or DEFAULT_RESOURCE): count} if count > 0 else {}
+        engine = {gpu_resource(entry): count} if count > 0 else {}
     init = entry.get("initContainer")
     first = _container_amounts(init.get("resources")) if isinstance(init, Mapping) else {}
     return _pod_amounts([engine], [(first, False)] if first else [])

@@ -30,6 +30,7 @@ class Plan:
     models: list[ModelChange]
     other: list[tuple[str, Any, Any]]  # release-wide values (router, engine labels, ...)
     blockers: list[str]
+    environment: str | None = None  # --env / VLLM_ENV, named in the header
 
     @property
     def has_changes(self) -> bool:
@@ -39,6 +40,7 @@ class Plan:
         return {
             "release": self.release,
             "namespace": self.namespace,
+            "environment": self.environment,
             "releaseExists": self.exists,
             "changes": self.has_changes,
             "models": [
@@ -55,6 +57,8 @@ class Plan:
 
     def lines(self) -> list[str]:
         head = f"release {self.release} in namespace {self.namespace}"
+        if self.environment:
+            head = f"environment {self.environment}: {head}"
         if not self.exists:
             head += " (not installed yet: everything is added)"
         out = [f"Plan for {head}:"]
@@ -111,6 +115,7 @@ def make_plan(
     *,
     deployed_chart: str | None = None,
     target_chart: str = "",
+    environment: str | None = None,
 ) -> Plan:
     """Compare deployed values (None: no release) with new values."""
     old = deployed or {}
@@ -140,4 +145,4 @@ def make_plan(
             "('field is immutable'). Upgrade with --replace-deployments: vllmctl deletes those "
             "Deployments first (the engines restart: a short outage; PVCs and Services stay)."
         )
-    return Plan(release, namespace, deployed is not None, models, other, blockers)
+    return Plan(release, namespace, deployed is not None, models, other, blockers, environment)

@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vllmctl import vllm_flags
+from vllmctl import accelerators, rollout, startup, vllm_flags
 from vllmctl.catalog.schema import CHART_KEYS, REPO_ID_RE, Model
 from vllmctl.errors import CatalogError, UsageError
+from vllmctl.exposure import router_values as exposure_values
+from vllmctl.monitoring import values as monitoring_values
 
 VALUES_TEMPLATE = "values.yaml.j2"
 # The chart names engine objects "<release>-<model>-..." and gives each pod a hostname
@@ -100,6 +102,15 @@ class RenderInput:
     api_key: SecretRef | None = None
     deployed_labels: DeployedLabels | None = None  # None: a new release
     templates_dir: Path | None = None
+    max_startup_seconds: int | None = None  # VLLM_MAX_STARTUP_SECONDS; None: by model size
+    # Exposure and monitoring (raw setting texts; vllmctl.exposure and .monitoring check them).
+    router_service_type: str | None = "ClusterIP"
+    router_node_port: str | None = None
+    ingress_host: str | None = None
+    ingress_class: str | None = None
+    ingress_tls_secret: str | None = None
+    monitoring: bool = False
+    grafana_dashboards: bool = False
 
 
 @dataclass
@@ -127,19 +138,25 @@ def _render(models: list[Model], given: RenderInput) -> Rendered:
             f"VLLM_CHART_VERSION={given.chart_version!r} is not a plain version; "
             "vllmctl cannot check which chart keys it supports."
         )
-    engine_version = vllm_flags.image_version(given.tag)
-    if engine_version is None:
-        warnings.append(
-            f"the engine image tag {given.tag!r} is not pinned to a vLLM release: the engines "
-            "start whatever it points to when they are scheduled. Pin VLLM_MODEL_TAG (e.g. v0.11.0)."
-        )
-    specs = [_model_spec(m, given, chart, engine_version) for m in models]
+    warnings += _unpinned(models, given)
+    specs = [_model_spec(m, given, chart) for m in models]
+    entries = [m.effective() for m in models]
+    strategy = rollout.release_strategy(entries)
+    warnings += strategy.warnings
+    if no_pdb := rollout.no_pdb_warning(entries, chart, given.chart_version):
+        warnings.append(no_pdb)
+    probe = _startup_probe(entries, given)
     labels = _labels(given)
+    exposure = exposure_values(given, chart)
+    warnings += exposure.warnings
+    monitor = monitoring_values(given.monitoring, given.grafana_dashboards, given.chart_version, chart)
     context = {
         "release": given.release,
         "namespace": given.namespace,
         "chart_version": given.chart_version,
         "runtime_class": "nvidia",
+        "strategy": strategy.values,
+        "startup_probe": probe,
         "engine_labels": labels.engine,
         "router_labels": labels.router,
         "api_key": given.api_key.as_values() if given.api_key else None,
@@ -150,17 +167,89 @@ def _render(models: list[Model], given: RenderInput) -> Rendered:
                 "requests": {"cpu": given.router_request_cpu, "memory": given.router_request_memory},
                 "limits": {"memory": given.router_limit_memory},
             },
+            "service_type": exposure.service_type,
+            "node_port": exposure.node_port,
+            "ingress": exposure.ingress,
+            "service_monitor": monitor.service_monitor,
         },
+        "engine_service_monitor": monitor.service_monitor,
+        "grafana_dashboards": monitor.grafana_dashboards,
         "models": specs,
     }
     text = render_template(VALUES_TEMPLATE, context, given.templates_dir)
     values = check_values(text, specs)
+    check_placed(
+        values,
+        {
+            "routerSpec.serviceType": exposure.service_type if exposure.service_type != "ClusterIP" else None,
+            "routerSpec.nodePort": exposure.node_port,
+            "routerSpec.ingress": exposure.ingress,
+            "routerSpec.serviceMonitor": monitor.service_monitor,
+            "servingEngineSpec.serviceMonitor": monitor.service_monitor,
+            "grafanaDashboards": monitor.grafana_dashboards,
+        },
+    )
+    _check_engine_wide(values, strategy.values, probe)
     return Rendered(text, values, warnings)
 
 
-def _model_spec(
-    model: Model, given: RenderInput, chart: tuple[int, ...] | None, engine: tuple[int, ...] | None
-) -> dict[str, Any]:
+def check_placed(values: dict[str, Any], wanted: dict[str, Any]) -> None:
+    """Release-wide values the settings ask for (None: nothing asked) must be in the rendered
+    values as computed: a copied template that predates a setting would drop it silently."""
+    for path, value in wanted.items():
+        if value is None:
+            continue
+        found: Any = values
+        for key in path.split("."):
+            found = found.get(key) if isinstance(found, dict) else None
+        if found != value:
+            raise CatalogError(
+                f"the rendered values have {path} = {to_yaml(found)}, not {to_yaml(value)} as the "
+                "settings ask; check the templates (a copy in VLLM_TEMPLATES_DIR may predate the setting)."
+            )
+
+
+def _check_engine_wide(values: dict[str, Any], strategy: Any, probe: Any) -> None:
+    """models.yaml's strategy must reach the values as computed; its startup budget needs a
+    startupProbe (a custom template may write its own: the documented way to override it)."""
+    check_placed(values, {"servingEngineSpec.strategy": strategy})
+    if probe is not None and "startupProbe" not in (values.get("servingEngineSpec") or {}):
+        raise CatalogError(
+            "the rendered values have no servingEngineSpec.startupProbe, but the models' startup "
+            f"budgets need {probe['failureThreshold']} tries of {probe['periodSeconds']} s; check the "
+            "templates (a copy in VLLM_TEMPLATES_DIR may predate maxStartupSeconds)."
+        )
+
+
+def _unpinned(models: list[Model], given: RenderInput) -> list[str]:
+    """Warnings for engine image tags that name no vLLM release (the setting's, if a model uses it)."""
+    warnings = []
+    uses_setting = not models or any("tag" not in m.data for m in models)
+    if uses_setting and vllm_flags.image_version(given.tag) is None:
+        warnings.append(
+            f"the engine image tag {given.tag!r} is not pinned to a vLLM release: the engines "
+            "start whatever it points to when they are scheduled. Pin VLLM_MODEL_TAG (e.g. v0.11.0)."
+        )
+    for model in models:
+        tag = model.data.get("tag")
+        if tag is not None and vllm_flags.image_version(str(tag)) is None:
+            warnings.append(
+                f"{model.name}: the engine image tag {tag!r} is not pinned to a vLLM release; "
+                "pin the model's tag (e.g. v0.11.0)."
+            )
+    return warnings
+
+
+def _startup_probe(entries: list[dict[str, Any]], given: RenderInput) -> dict[str, Any] | None:
+    """The release's startup probe, covering the slowest model's budget (None: the chart's
+    default, 600 s, is that already, or there are no models)."""
+    from vllmctl.settings import ENV_MAX_STARTUP_SECONDS
+
+    default = startup.check_setting(given.max_startup_seconds, ENV_MAX_STARTUP_SECONDS)
+    return startup.release_probe(startup.budget(entry, default, ENV_MAX_STARTUP_SECONDS) for entry in entries)
+
+
+def _model_spec(model: Model, given: RenderInput, chart: tuple[int, ...] | None) -> dict[str, Any]:
     data = model.effective()
     name = model.name
     if len(given.release) + len(name) > MAX_RELEASE_AND_NAME:
@@ -171,8 +260,8 @@ def _model_spec(
         )
     spec: dict[str, Any] = {
         "name": name,
-        "repository": given.image,
-        "tag": given.tag,
+        "repository": data.get("image", given.image),
+        "tag": data.get("tag", given.tag),
         "modelURL": data["modelURL"],
         "replicaCount": data["replicaCount"],
         "requestCPU": data["requestCPU"],
@@ -190,7 +279,10 @@ def _model_spec(
         spec["pvcAnnotations"] = dict(KEEP_POLICY)
     if given.hf_token is not None:
         spec["hf_token"] = given.hf_token.as_values()
-    spec["vllmConfig"] = _vllm_config(model, data, engine)
+    spec["vllmConfig"] = _vllm_config(model, data, vllm_flags.image_version(str(spec["tag"])))
+    spec.update(accelerators.model_keys(data))
+    if (pdb := rollout.pdb(data, chart, given.chart_version)) is not None:
+        spec["pdb"] = pdb
     for key, value in data.items():
         if key in CHART_KEYS:
             _require_chart_key(key, name, given.chart_version, chart)
@@ -356,6 +448,14 @@ def default_render_input(settings: Any, **overrides: Any) -> RenderInput:
         router_request_memory=settings.router_request_memory,
         router_limit_memory=settings.router_limit_memory,
         templates_dir=settings.templates_dir,
+        max_startup_seconds=settings.max_startup_seconds,
+        router_service_type=settings.router_service_type,
+        router_node_port=settings.router_node_port,
+        ingress_host=settings.ingress_host,
+        ingress_class=settings.ingress_class,
+        ingress_tls_secret=settings.ingress_tls_secret,
+        monitoring=settings.monitoring,
+        grafana_dashboards=settings.grafana_dashboards,
     )
     for key, value in overrides.items():
         setattr(given, key, value)

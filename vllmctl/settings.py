@@ -14,6 +14,8 @@ from typing import Any, NamedTuple
 
 # Environment variable names: constants here, referenced by option help texts.
 ENV_MODELS_FILE = "VLLM_MODELS_FILE"
+ENV_ENVIRONMENT = "VLLM_ENV"
+ENV_REPLICA_COUNT = "VLLM_REPLICA_COUNT"
 ENV_NAMESPACE = "VLLM_NAMESPACE"
 ENV_CONTEXT = "VLLM_KUBE_CONTEXT"
 ENV_RELEASE = "VLLM_RELEASE"
@@ -23,6 +25,7 @@ ENV_CHART_VERSION = "VLLM_CHART_VERSION"
 ENV_HELM_TIMEOUT = "VLLM_HELM_TIMEOUT"
 ENV_MODEL_IMAGE = "VLLM_MODEL_IMAGE"
 ENV_MODEL_TAG = "VLLM_MODEL_TAG"
+ENV_MAX_STARTUP_SECONDS = "VLLM_MAX_STARTUP_SECONDS"
 ENV_STORAGE_CLASS = "VLLM_STORAGE_CLASS"
 ENV_HF_TOKEN = "VLLM_HF_TOKEN"
 ENV_API_KEY = "VLLM_API_KEY"
@@ -33,6 +36,13 @@ ENV_ROUTER_REPLICAS = "VLLM_ROUTER_REPLICAS"
 ENV_ROUTER_REQUEST_CPU = "VLLM_ROUTER_REQUEST_CPU"
 ENV_ROUTER_REQUEST_MEMORY = "VLLM_ROUTER_REQUEST_MEMORY"
 ENV_ROUTER_LIMIT_MEMORY = "VLLM_ROUTER_LIMIT_MEMORY"
+ENV_ROUTER_SERVICE_TYPE = "VLLM_ROUTER_SERVICE_TYPE"
+ENV_ROUTER_NODE_PORT = "VLLM_ROUTER_NODE_PORT"
+ENV_INGRESS_HOST = "VLLM_INGRESS_HOST"
+ENV_INGRESS_CLASS = "VLLM_INGRESS_CLASS"
+ENV_INGRESS_TLS_SECRET = "VLLM_INGRESS_TLS_SECRET"
+ENV_MONITORING = "VLLM_MONITORING"
+ENV_GRAFANA_DASHBOARDS = "VLLM_GRAFANA_DASHBOARDS"
 ENV_EXTERNAL_SECRETS_NAMESPACE = "EXTERNAL_SECRETS_NAMESPACE"
 ENV_VAULT_NAMESPACE = "K8S_VAULT_NAMESPACE"
 ENV_SECRET_BACKEND = "VLLM_SECRET_BACKEND"
@@ -61,6 +71,12 @@ class SettingSpec(NamedTuple):
 
 SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("models_file", ENV_MODELS_FILE, "models.yaml", "the models catalog", kind="path"),
+    # An environment: models.NAME.yaml merged over models.yaml, and NAME's settings from
+    # vllmctl.yaml next to it, below flags and env variables (docs/environments.md).
+    SettingSpec("env", ENV_ENVIRONMENT, None, "environment: models.NAME.yaml and vllmctl.yaml's NAME"),
+    SettingSpec(
+        "replica_count", ENV_REPLICA_COUNT, None, "every model's replicaCount (e.g. 1 in dev)", kind="int"
+    ),
     SettingSpec("namespace", ENV_NAMESPACE, "vllm", "Kubernetes namespace"),
     SettingSpec("context", ENV_CONTEXT, None, "kube context (default: kubeconfig's current)"),
     SettingSpec("release", ENV_RELEASE, "vllm", "helm release name"),
@@ -75,6 +91,13 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("helm_timeout", ENV_HELM_TIMEOUT, "30m", "helm --timeout"),
     SettingSpec("model_image", ENV_MODEL_IMAGE, "vllm/vllm-openai", "engine image repository"),
     SettingSpec("model_tag", ENV_MODEL_TAG, "latest", "engine image tag"),
+    SettingSpec(
+        "max_startup_seconds",
+        ENV_MAX_STARTUP_SECONDS,
+        None,
+        "startup budget of models without maxStartupSeconds (default: by model size)",
+        kind="int",
+    ),
     SettingSpec("storage_class", ENV_STORAGE_CLASS, "", "storage class of model PVCs"),
     SettingSpec("hf_token", ENV_HF_TOKEN, None, "HuggingFace token", secret=True),
     SettingSpec("api_key", ENV_API_KEY, None, "API key of the endpoint", secret=True),
@@ -97,6 +120,28 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("router_request_cpu", ENV_ROUTER_REQUEST_CPU, "100m", "router CPU request"),
     SettingSpec("router_request_memory", ENV_ROUTER_REQUEST_MEMORY, "256Mi", "router memory request"),
     SettingSpec("router_limit_memory", ENV_ROUTER_LIMIT_MEMORY, "768Mi", "router memory limit"),
+    # Exposure and monitoring are release-wide, so settings rather than models.yaml fields
+    # (docs/exposure.md, docs/monitoring.md); checked when the values are rendered.
+    SettingSpec(
+        "router_service_type",
+        ENV_ROUTER_SERVICE_TYPE,
+        "ClusterIP",
+        "router Service type: ClusterIP, NodePort or LoadBalancer",
+    ),
+    SettingSpec("router_node_port", ENV_ROUTER_NODE_PORT, None, "fixed node port (NodePort, chart 0.1.11+)"),
+    SettingSpec("ingress_host", ENV_INGRESS_HOST, None, "host name of a router Ingress (none without)"),
+    SettingSpec("ingress_class", ENV_INGRESS_CLASS, None, "IngressClass of that Ingress"),
+    SettingSpec("ingress_tls_secret", ENV_INGRESS_TLS_SECRET, None, "TLS Secret of that Ingress (https)"),
+    SettingSpec(
+        "monitoring", ENV_MONITORING, "false", "ServiceMonitors for engines and router (0.1.11+)", kind="bool"
+    ),
+    SettingSpec(
+        "grafana_dashboards",
+        ENV_GRAFANA_DASHBOARDS,
+        "false",
+        "the chart's Grafana dashboards (0.1.11+)",
+        kind="bool",
+    ),
     SettingSpec(
         "external_secrets_namespace",
         ENV_EXTERNAL_SECRETS_NAMESPACE,
@@ -145,7 +190,7 @@ FALSE_WORDS = {"0", "false", "no", "off", ""}
 
 
 class Resolved(NamedTuple):
-    """A setting's raw text and where it came from: "flag", "env" or "default"."""
+    """A setting's raw text and where it came from: "flag", "env", "default" or "vllmctl.yaml (env NAME)"."""
 
     raw: str | None
     source: str
@@ -170,6 +215,11 @@ class Settings:
                 resolved[spec.name] = Resolved(env[spec.env], "env")
             else:
                 resolved[spec.name] = Resolved(spec.default, "default")
+        if resolved["env"].raw:
+            # The environment's values in vllmctl.yaml fill what flags and env left at default.
+            from vllmctl.environments import apply_environment_settings
+
+            apply_environment_settings(resolved)
         return cls(resolved)
 
     def raw(self, name: str) -> str | None:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from vllmctl.errors import VllmctlError
 
 if TYPE_CHECKING:
+    from vllmctl.exposure import ExternalAccess
     from vllmctl.helm import Helm
     from vllmctl.kube import Kube
 
@@ -308,11 +309,11 @@ def release_info(helm: Helm) -> ReleaseInfo:
 def _configured(settings: Any) -> tuple[dict[str, set[str]] | None, list[str]]:
     """models.yaml's names, each with the ids it would be served under; None without a
     file. A file with problems still names its models: status is for diagnosis."""
-    from vllmctl.catalog.store import load
+    from vllmctl.catalog.store import load_selected
 
     path = settings.models_path
     try:
-        catalog = load(path)
+        catalog = load_selected(settings)  # with --env, the environment's merge
     except VllmctlError as e:
         return None, [f"models.yaml could not be read: {e.message}"]
     if not catalog.exists:
@@ -951,6 +952,7 @@ class EndpointsReport:
     api_key: ApiKeyUse
     examples: dict[str, str]
     notes: list[str] = field(default_factory=list)
+    external: list[ExternalAccess] = field(default_factory=list)  # ways in from outside the cluster
 
     def as_json(self) -> Obj:
         return asdict(self)
@@ -989,7 +991,26 @@ def endpoints(settings: Any, kube: Kube, *, domain: str = CLUSTER_DOMAIN) -> End
     model = _example_model(_engines(deployments, release))
     key = ApiKeyUse(required, API_KEY_SECRET, API_KEY_KEY, "vllmctl get-api-key")
     examples = _examples(base or f"http://{router_service_name(release)}.{ns}.svc.{domain}/v1", model)
-    return EndpointsReport(release, ns, domain, base, model, router, engines, key, examples, notes)
+    raw_router = next((s for s in services if s["metadata"]["name"] == router_service_name(release)), None)
+    external = _external(kube, ns, release, raw_router, notes)
+    return EndpointsReport(release, ns, domain, base, model, router, engines, key, examples, notes, external)
+
+
+def _external(
+    kube: Kube, namespace: str, release: str, router: Obj | None, notes: list[str]
+) -> list[ExternalAccess]:
+    """The router's ways in from outside: its Service's type, and the chart's Ingress (one
+    more GET, only when there is a router; an Ingress is made only with it)."""
+    from vllmctl.exposure import INGRESS_API, external_access, ingress_name
+
+    if router is None:
+        return []
+    ingress = None
+    try:
+        ingress = kube.get(INGRESS_API, "ingresses", namespace, ingress_name(release))
+    except VllmctlError as e:
+        notes.append(f"could not read the Ingress {ingress_name(release)}: {e.message}")
+    return external_access(router, ingress)
 
 
 def _example_model(engines: dict[str, Obj]) -> str:

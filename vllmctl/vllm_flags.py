@@ -91,7 +91,7 @@ def check(model: str, flags: list[str], engine: Version | None) -> None:
         if engine < added:
             raise UsageError(
                 f"{model}: vLLM {_shown(engine)} does not know {flag} (added in {_shown(added)}); "
-                "raise VLLM_MODEL_TAG or drop the option."
+                "raise the image tag (the model's `tag`, else VLLM_MODEL_TAG) or drop the option."
             )
         gap = RETURNED.get(flag)
         if gap is not None and not gap[0] <= engine < gap[1]:

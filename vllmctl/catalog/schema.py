@@ -15,6 +15,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, NamedTuple
 
+from vllmctl import accelerators, rollout, startup
 from vllmctl.catalog.constants import DEFAULTS, DTYPES
 from vllmctl.catalog.quantity import QuantityError, format_bytes, parse_quantity
 from vllmctl.catalog.yamldoc import (
@@ -45,7 +46,8 @@ MERGE_TAG = "tag:yaml.org,2002:merge"
 # modelSpec keys of the vllm-stack chart that vllmctl passes through as given, with the
 # first chart version whose templates read them (docs/chart-facts.md). The chart does
 # not apply its values.schema.json, so a misspelt key would be silently ignored there:
-# this list is what catches it.
+# this list is what catches it. (`tag` and `pdb` are chart keys too, but vllmctl checks
+# and renders them itself: they are in FIELDS.)
 CHART_KEYS: dict[str, str] = {
     **dict.fromkeys(
         [
@@ -84,14 +86,13 @@ CHART_KEYS: dict[str, str] = {
             "serviceAccountName",
             "shmSize",
             "storageClass",
-            "tag",
             "toolCallParser",
         ],
         "0.1.8",
     ),
     **dict.fromkeys(("keda", "resources"), "0.1.9"),
     "pvcAnnotations": "0.1.10",
-    **dict.fromkeys(("enabled", "pdb", "tolerations", "tolerationsPolicy"), "0.1.11"),
+    **dict.fromkeys(("enabled", "tolerations", "tolerationsPolicy"), "0.1.11"),
     **dict.fromkeys(("labels", "podLabels", "serviceAnnotations", "modelRevision"), "0.1.12"),
 }
 
@@ -272,6 +273,58 @@ def check_text(value: Any) -> str | None:
     return None
 
 
+def check_startup_seconds(value: Any) -> str | None:
+    if problem := int_check(startup.MIN_SECONDS)(value):
+        return problem
+    if value > startup.MAX_SECONDS:
+        return f"must be at most {startup.MAX_SECONDS} (a day), not {value}"
+    return None
+
+
+def check_strategy(value: Any) -> str | None:
+    if value in rollout.STRATEGIES:
+        return None
+    word = str(value).lower().replace("update", "")
+    hint = f"; write {word!r}" if word in rollout.STRATEGIES else ""
+    return f"must be {' or '.join(rollout.STRATEGIES)}, not {_type_name(value)}{hint}"
+
+
+# An image repository as `docker pull` takes it, without tag or digest: an optional
+# registry host (with port), then lowercase path components.
+IMAGE_RE = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]+)?/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+)
+TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+
+
+def check_image(value: Any) -> str | None:
+    if not isinstance(value, str) or not value:
+        return f"must be an image repository like vllm/vllm-openai, not {_type_name(value)}"
+    if "@" in value:
+        return (
+            f"{value!r} has a digest; the chart writes the image as repository:tag, so give the "
+            "repository here and a tag in `tag`"
+        )
+    repository, colon, tag = value.rpartition(":")
+    if colon and "/" not in tag and IMAGE_RE.fullmatch(repository):
+        return f"{value!r} includes a tag; write image: {repository} and tag: {tag!r}"
+    if not IMAGE_RE.fullmatch(value):
+        return (
+            f"{value!r} is not an image repository; write it like vllm/vllm-openai or "
+            "registry.example.com:5000/vllm/vllm-openai (lowercase path)"
+        )
+    return None
+
+
+def check_tag(value: Any) -> str | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"must be text, not the number {value}; quote it: tag: '{value}'"
+    if not isinstance(value, str) or not TAG_RE.fullmatch(value):
+        return f"{value!r} is not an image tag: letters, digits, '_', '.' and '-', up to 128, e.g. v0.11.0"
+    return None
+
+
 # The vllmConfig keys the chart turns into `vllm serve` flags. Others would be dropped
 # silently by the chart (e.g. pipelineParallelSize outside Ray), so they are errors here;
 # anything else goes in extraArgs.
@@ -300,6 +353,12 @@ FIELDS: dict[str, Field] = {
     "requestGPU": Field(int_check(0), "GPUs per replica"),
     "pvcStorage": Field(check_memory, "size of the model cache volume"),
     "gated": Field(check_bool, "the model needs a HuggingFace token"),
+    "maxStartupSeconds": Field(check_startup_seconds, "seconds the engine may take to start"),
+    "accelerator": Field(accelerators.problem, "nvidia, amd, gaudi or a GPU resource name"),
+    "strategy": Field(check_strategy, "how updates replace pods: rolling or recreate"),
+    "pdb": Field(rollout.pdb_problem, "PodDisruptionBudget: true, false or the chart's pdb keys"),
+    "image": Field(check_image, "engine image repository (default VLLM_MODEL_IMAGE)"),
+    "tag": Field(check_tag, "engine image tag (default VLLM_MODEL_TAG)"),
     "vllmConfig": Field(check_mapping, "vLLM engine options", VLLM_CONFIG_FIELDS),
 }
 REQUIRED = ("name", "modelURL")
@@ -527,7 +586,8 @@ def _is_int(value: Any) -> bool:
 
 
 def _cross_checks(doc: YamlText, item: MappingNode, data: dict[str, Any], label: str) -> list[Problem]:
-    """Checks that involve two fields: GPUs vs tensor parallelism, memory limit vs request."""
+    """Checks that involve two fields: GPUs vs tensor parallelism, memory limit vs request,
+    accelerator vs requestGPUType, image vs repository."""
     problems: list[Problem] = []
     config = data.get("vllmConfig")
     gpus = data.get("requestGPU", DEFAULTS["requestGPU"])
@@ -540,6 +600,18 @@ def _cross_checks(doc: YamlText, item: MappingNode, data: dict[str, Any], label:
                 f"{label}.vllmConfig.tensorParallelSize",
                 f"{tp} does not divide requestGPU {gpus}{'' if 'requestGPU' in data else ' (the default)'}; "
                 f"set requestGPU to a multiple of {tp} or lower tensorParallelSize",
+            )
+        )
+    if clash := accelerators.conflict(data.get("accelerator"), data.get("requestGPUType")):
+        node = _value_node(item, "requestGPUType")
+        problems.append(Problem(doc.where(node.start_mark.index), f"{label}.requestGPUType", clash))
+    if "image" in data and "repository" in data and data["image"] != data["repository"]:
+        node = _value_node(item, "repository")
+        problems.append(
+            Problem(
+                doc.where(node.start_mark.index),
+                f"{label}.repository",
+                f"{data['repository']!r} contradicts image {data['image']!r}; keep image",
             )
         )
     request, limit = data.get("requestMemory", DEFAULTS["requestMemory"]), data.get("limitMemory")

@@ -32,6 +32,7 @@ __all__ = [
     "apply_edit",
     "edit_text",
     "load",
+    "load_selected",
     "parse",
     "removing",
     "setting",
@@ -49,6 +50,8 @@ class Catalog:
         self.doc = doc
         self.root = root
         self.validation = validation
+        # How messages name the catalog: an environment's says which files it merges.
+        self.label = str(path)
 
     @property
     def exists(self) -> bool:
@@ -83,7 +86,7 @@ class Catalog:
         known = self.names()
         listing = ", ".join(known) if known else "none yet"
         raise UsageError(
-            f"no model named {name!r} in {self.path}{did_you_mean(name, known)} (models: {listing})."
+            f"no model named {name!r} in {self.label}{did_you_mean(name, known)} (models: {listing})."
         )
 
     def model(self, name: str) -> Model:
@@ -97,7 +100,7 @@ class Catalog:
         if self.problems:
             count = len(self.problems)
             raise CatalogError(
-                f"{self.path} has {count} problem{'s' if count > 1 else ''}; "
+                f"{self.label} has {count} problem{'s' if count > 1 else ''}; "
                 "fix them and try again (nothing was changed).",
                 details=[str(p) for p in self.problems],
             )
@@ -133,6 +136,17 @@ def gc_paused() -> Iterator[None]:
 def load(path: Path) -> Catalog:
     """Read and parse models.yaml; a missing file is an empty catalog (`exists` is False)."""
     return parse(path, read_bytes(real_path(path)))
+
+
+def load_selected(settings: Any) -> Catalog:
+    """The catalog the commands that read models see: models.yaml, merged with the selected
+    environment's models.NAME.yaml, replica counts set by VLLM_REPLICA_COUNT (or the
+    environment's replicaCount). Editing commands use `load`: they edit models.yaml only."""
+    if not settings.raw("env") and settings.raw("replica_count") is None:
+        return load(settings.models_path)
+    from vllmctl.environments import load_catalog
+
+    return load_catalog(settings)
 
 
 Edit = Callable[[Catalog], str]

@@ -205,11 +205,11 @@ def test_completions(
 
 
 def _choose_model(app: App) -> str:
-    from vllmctl.catalog.store import load
+    from vllmctl.catalog.store import load_selected
     from vllmctl.errors import UsageError
 
     path = app.settings.models_path
-    names = load(path).names()
+    names = load_selected(app.settings).names()
     if not names:
         raise UsageError(f"name the model: vllmctl test-completions MODEL [PROMPT] ({path} lists none).")
     app.require_interactive(f"MODEL (the first argument: one of {', '.join(names)})")

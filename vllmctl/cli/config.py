@@ -10,7 +10,8 @@ from vllmctl.ui import App
 def show_config(app: App) -> None:
     """Show the resolved settings and where each came from.
 
-    The source is flag, env or default. Secrets are never shown, not even in part.
+    The source is flag, env, default, or vllmctl.yaml (env NAME) for a value the selected
+    environment gives. Secrets are never shown, not even in part.
     """
     from vllmctl.settings import SPECS, masked
 

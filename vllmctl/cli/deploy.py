@@ -150,6 +150,10 @@ def _apply(
         )
     # Before anything changes: secrets are stored and synced only for a plan that can run.
     _check_gpu_fit(app, prepared, force)
+    if settings.monitoring:
+        from vllmctl.monitoring import require_served
+
+        require_served(settings)
     if not dry_run and _ensure_secrets(app, prepared.models, api_key):
         # The values reference a Secret only once it exists: render again.
         prepared = deploy.prepare(settings, helm=helm, kubectl=kubectl)

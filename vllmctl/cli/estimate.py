@@ -112,10 +112,10 @@ def estimate_command(
 
 def _entry(app: App, model: str) -> dict[str, Any]:
     """The models.yaml entry named `model`, else a bare entry for a Hub repo id."""
-    from vllmctl.catalog.store import load
+    from vllmctl.catalog.store import load_selected
     from vllmctl.errors import UsageError
 
-    catalog = load(app.settings.models_path)
+    catalog = load_selected(app.settings)
     if catalog.exists:
         for entry in catalog.models:
             if entry.name == model:

@@ -26,6 +26,29 @@ def _missing_hint(path: Path) -> str:
     )
 
 
+def _base_file_only(app: App, command: str) -> None:
+    """Editing commands change models.yaml, which every environment shares: with an
+    environment selected they refuse rather than guess which file was meant."""
+    from vllmctl.environments import overlay_path
+    from vllmctl.errors import UsageError
+    from vllmctl.settings import ENV_ENVIRONMENT
+
+    settings = app.settings
+    name = settings.raw("env")
+    if not name:
+        return
+    if settings.source("env") == "flag":
+        selected, without = f"--env {name}", "run it without --env"
+    else:
+        selected, without = f"{ENV_ENVIRONMENT}={name}", f"run it with {ENV_ENVIRONMENT} unset"
+    path = settings.models_path
+    raise UsageError(
+        f"{command} edits {path}, which every environment shares, but {selected} selects the "
+        f"environment {name!r}. To change every environment, {without}; to change {name} alone, "
+        f"edit {overlay_path(path, name)} (docs/environments.md). Nothing was changed."
+    )
+
+
 def _seen(app: App, catalog: Any) -> Any:
     """What the user's answers were based on: the file as read before prompting, if we did."""
     from vllmctl.catalog.store import ANY_CONTENT
@@ -33,12 +56,13 @@ def _seen(app: App, catalog: Any) -> Any:
     return catalog.raw if app.interactive else ANY_CONTENT
 
 
-def _load_existing(app: App) -> Any:
-    from vllmctl.catalog.store import load
+def _load_existing(app: App, *, editing: bool = False) -> Any:
+    """The catalog (models.yaml, or with --env the environment's merge); `editing`: models.yaml."""
+    from vllmctl.catalog.store import load, load_selected
     from vllmctl.errors import CatalogError
 
     path = app.settings.models_path
-    catalog = load(path)
+    catalog = load(path) if editing else load_selected(app.settings)
     if not catalog.exists:
         raise CatalogError(_missing_hint(path))
     return catalog
@@ -47,10 +71,10 @@ def _load_existing(app: App) -> Any:
 @command("list-models")
 def list_models(app: App) -> None:
     """List the models in models.yaml (-o json for scripts)."""
-    from vllmctl.catalog.store import load
+    from vllmctl.catalog.store import load_selected
 
     path = app.settings.models_path
-    catalog = load(path)
+    catalog = load_selected(app.settings)
     if not catalog.exists:
         app.info(_missing_hint(path))
         if app.output != "table":
@@ -110,6 +134,7 @@ def add_model(app: App, offline: bool, **flags: str | None) -> None:
     from vllmctl.catalog.schema import URI_SCHEMES
     from vllmctl.catalog.store import adding, apply_edit, load
 
+    _base_file_only(app, "add-model")
     path = app.settings.models_path
     catalog = load(path)
     catalog.require_valid()
@@ -235,7 +260,8 @@ def remove_model(app: App, name: str | None) -> None:
     from vllmctl.catalog.store import apply_edit, removing
     from vllmctl.errors import UsageError
 
-    catalog = _load_existing(app)
+    _base_file_only(app, "remove-model")
+    catalog = _load_existing(app, editing=True)
     path = catalog.path
     if name is None:
         names = catalog.names()
@@ -301,8 +327,9 @@ def set_model(app: App, name: str, assignments: tuple[str, ...]) -> None:
     """
     from vllmctl.catalog.store import apply_edit, setting
 
+    _base_file_only(app, "set-model")
     parsed = [_parse_assignment(text) for text in assignments]
-    catalog = _load_existing(app)
+    catalog = _load_existing(app, editing=True)
     catalog.model(name)  # the file must be valid and hold the model
     apply_edit(catalog.path, setting(name, parsed), parsed=catalog)
     changes = ", ".join(assignments)
@@ -339,7 +366,7 @@ def validate_models(app: App) -> None:
         )
     catalog.require_valid()
     count = len(catalog.models)
-    app.success(f"{catalog.path} is valid: {count} model{'s' if count != 1 else ''}.")
+    app.success(f"{catalog.label} is valid: {count} model{'s' if count != 1 else ''}.")
 
 
 COMMANDS = {c.name: c for c in (list_models, add_model, remove_model, show_model, set_model, validate_models)}

@@ -59,6 +59,14 @@ def _shared_option_table() -> dict[str, Callable[[F], F]]:
             shell_complete=_complete_file,
             help=f"models catalog [env {s.ENV_MODELS_FILE}; default ./models.yaml]",
         ),
+        "env": click.option(
+            "--env",
+            metavar="NAME",
+            expose_value=False,
+            callback=_setting("env"),
+            help=f"environment: models.NAME.yaml over models.yaml, NAME's settings in vllmctl.yaml "
+            f"[env {s.ENV_ENVIRONMENT}]",
+        ),
         "namespace": click.option(
             "-n",
             "--namespace",

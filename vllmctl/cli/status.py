@@ -284,6 +284,7 @@ def render_endpoints(report: Any) -> str:
         rows.append([s.name, model, s.type, s.cluster_ip or "-", s.dns, _ports(s)])
     out = format_table(["service", "model", "type", "cluster-ip", "dns name", "ports"], rows).splitlines()
     out += ["", f"Base URL (clients in the cluster): {report.base_url}"]
+    out += [_external_line(access) for access in report.external]
     key = report.api_key
     out.append(f"API key: Secret {key.secret}, key {key.key}; `{key.command}` prints it.")
     out.append("From your machine: `vllmctl port-forward`, then http://127.0.0.1:8000/v1.")
@@ -291,6 +292,14 @@ def render_endpoints(report: Any) -> str:
     out += ["", "curl:", *_indent(report.examples["curl"]), "", "Python (OpenAI client):"]
     out += _indent(report.examples["python"])
     return "\n".join(out) + "\n"
+
+
+def _external_line(access: Any) -> str:
+    """One way in from outside the cluster (docs/exposure.md)."""
+    where = f"outside, {access.kind} {access.name}"
+    if access.url:
+        return f"Base URL ({where}): {access.url}" + (f" ({access.detail})" if access.detail else "")
+    return f"From {where}: " + (access.detail if access.state == "ready" else f"pending, {access.detail}")
 
 
 def _indent(text: str) -> list[str]:

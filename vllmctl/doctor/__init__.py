@@ -18,7 +18,7 @@ def diagnose(settings: Any, *, hub: bool = True) -> Report:
     report = Report()
     environment.check_tools(report, settings)
     catalog = release.check_models(report, settings)
-    release.check_image(report, settings)
+    release.check_image(report, settings, catalog)
     kube = environment.connect(report, settings)
     token: str | None = settings.hf_token or None
     gpus = None
@@ -29,6 +29,7 @@ def diagnose(settings: Any, *, hub: bool = True) -> Report:
             environment.check_namespace(report, kube, settings)
             eso = environment.check_secret_store(report, kube, settings)
             environment.check_permissions(report, kube, settings, eso=eso)
+            environment.check_monitoring(report, kube, settings)
             prepared = release.check_release(report, settings) if catalog else None
             deployed = prepared.deployed if prepared else None
             release.check_chart(report, settings, deployed.chart_version if deployed else None)

@@ -298,3 +298,42 @@ def _check_vault(report: Report, settings: Any, *, wanted: bool) -> None:
         f"Vault at {settings.vault_addr}: unsealed, token valid, read/write on "
         + ", ".join(vault.where(p) for p in capabilities),
     )
+
+
+def check_monitoring(report: Report, kube: Any, settings: Any) -> None:
+    """Whether the cluster serves ServiceMonitors (the Prometheus Operator's CRD), which the
+    chart makes when VLLM_MONITORING is on: without it helm cannot create them."""
+    from vllmctl import monitoring
+
+    wanted = bool(settings.monitoring)
+    refused = monitoring.refusal(settings) if wanted or settings.grafana_dashboards else None
+    if refused:
+        report.add("cluster", "monitoring", FAIL, refused, "raise VLLM_CHART_VERSION to 0.1.11 or newer")
+        return
+    kind = f"ServiceMonitors ({monitoring.GROUP}/{monitoring.VERSION})"
+    try:
+        served = monitoring.served(kube)
+    except VllmctlError as e:
+        status = WARN if wanted else SKIP
+        report.add("cluster", "monitoring", status, f"could not ask for {kind}: {e.message}")
+        return
+    if wanted and not served:
+        report.add(
+            "cluster",
+            "monitoring",
+            WARN,
+            f"VLLM_MONITORING is on, but the cluster does not serve {kind}: install and upgrade "
+            "would fail when helm creates them",
+            "install the Prometheus Operator (e.g. kube-prometheus-stack), or set VLLM_MONITORING=false",
+        )
+    elif wanted:
+        report.add("cluster", "monitoring", OK, f"the cluster serves {kind}: engines and router get one")
+    elif served:
+        report.add(
+            "cluster",
+            "monitoring",
+            OK,
+            f"the cluster serves {kind}; VLLM_MONITORING=true would have Prometheus scrape the release",
+        )
+    else:
+        report.add("cluster", "monitoring", OK, f"VLLM_MONITORING is off (the cluster serves no {kind})")

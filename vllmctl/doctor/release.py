@@ -16,11 +16,11 @@ KNOWN_CHARTS = sorted({"0.1.8", *CHART_KEYS.values()}, key=lambda v: version_tup
 
 def check_models(report: Report, settings: Any) -> list[Model] | None:
     """models.yaml's valid models, or None when there is nothing to check them against."""
-    from vllmctl.catalog.store import load
+    from vllmctl.catalog.store import load_selected
 
     path = settings.models_path
     try:
-        catalog = load(path)
+        catalog = load_selected(settings)  # with --env, the environment's merge
     except VllmctlError as e:
         report.add(
             "release", "models.yaml", FAIL, e.message, "fix the file (vllmctl validate names every problem)"
@@ -44,18 +44,40 @@ def check_models(report: Report, settings: Any) -> list[Model] | None:
     return catalog.models
 
 
-def check_image(report: Report, settings: Any) -> None:
-    image = f"{settings.model_image}:{settings.model_tag}"
-    if str(settings.model_tag).strip() in ("", "latest"):
-        report.add(
-            "release",
-            "image tag",
-            WARN,
-            f"the engines run {image}, which changes under you (a node pulls whatever is newest)",
-            "pin a release: VLLM_MODEL_TAG=v0.10.1 (or the version you tested)",
-        )
-    else:
-        report.add("release", "image tag", OK, f"the engines run {image}")
+def check_image(report: Report, settings: Any, models: list[Model] | None = None) -> None:
+    """The engine images: VLLM_MODEL_IMAGE:VLLM_MODEL_TAG, and the models' own `image`/`tag`."""
+    users: dict[str, list[str]] = {}  # image -> the models running it
+    setting_floats = not models and _floating(settings.model_tag)
+    own_floating: list[str] = []  # models whose own `tag` floats
+    for model in models or []:
+        tag = model.data.get("tag", settings.model_tag)
+        users.setdefault(f"{model.data.get('image', settings.model_image)}:{tag}", []).append(model.name)
+        if _floating(tag) and "tag" in model.data:
+            own_floating.append(model.name)
+        elif _floating(tag):
+            setting_floats = True
+    if not users:
+        users[f"{settings.model_image}:{settings.model_tag}"] = []
+    shown = "; ".join(f"{image} ({', '.join(names)})" if names else image for image, names in users.items())
+    floating = [image for image in users if _floating(image.rpartition(":")[2])]
+    if not floating:
+        report.add("release", "image tag", OK, f"the engines run {shown}")
+        return
+    fixes = ["pin a release: VLLM_MODEL_TAG=v0.10.1 (or the version you tested)"] if setting_floats else []
+    if own_floating:
+        fixes.append(f"set `tag` to a release on {', '.join(own_floating)} in models.yaml")
+    report.add(
+        "release",
+        "image tag",
+        WARN,
+        f"the engines run {shown}: {', '.join(floating)} change{'s' if len(floating) == 1 else ''} "
+        "under you (a node pulls whatever is newest)",
+        "; ".join(fixes),
+    )
+
+
+def _floating(tag: Any) -> bool:
+    return str(tag).strip() in ("", "latest")
 
 
 def check_chart(report: Report, settings: Any, deployed_chart: str | None) -> None:

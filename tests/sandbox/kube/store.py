@@ -189,6 +189,18 @@ class Store:
             for k in ("clusterIP", "clusterIPs"):
                 if k in (old.get("spec") or {}):
                     new["spec"].setdefault(k, old["spec"][k])
+            # So does a port that leaves out its allocated node port (the registry's
+            # patchAllocatedValues), matched by port number and protocol.
+            allocated = {
+                (q.get("port"), q.get("protocol", "TCP")): q["nodePort"]
+                for q in (old.get("spec") or {}).get("ports") or []
+                if q.get("nodePort")
+            }
+            for q in new["spec"].get("ports") or []:
+                if isinstance(q, dict) and not q.get("nodePort"):
+                    kept = allocated.get((q.get("port"), q.get("protocol", "TCP")))
+                    if kept:
+                        q["nodePort"] = kept
         self._defaults(res, new)
         if _strip_rv(new) != _strip_rv(old) and subresource != "status":
             meta["generation"] = meta["generation"] + 1
@@ -340,6 +352,17 @@ class Store:
                 f"{namespace} because it is being terminated".replace("'", '"'),
             )
 
+    def _free_node_port(self) -> int:
+        """The lowest node port of 30000-32767 no Service holds (the real allocator picks at
+        random; the lowest keeps tests repeatable)."""
+        used = {
+            q.get("nodePort")
+            for key, o in self.objects.items()
+            if key[1] == "services"
+            for q in (o.get("spec") or {}).get("ports") or []
+        }
+        return next(n for n in range(30000, 32768) if n not in used)
+
     def _defaults(self, res: Resource, obj: Obj) -> None:
         """The defaulting the real API server applies to the kinds vllmctl reads back."""
         spec = obj.get("spec")
@@ -375,8 +398,15 @@ class Store:
             if spec["clusterIP"] != "None":
                 spec.setdefault("clusterIPs", [spec["clusterIP"]])
             spec.setdefault("sessionAffinity", "None")
+            # NodePort and LoadBalancer Services get a node port per port, from the default
+            # range; other types have none (a type change back to ClusterIP drops them).
+            node_ports = spec["type"] in ("NodePort", "LoadBalancer")
             for port in spec.get("ports") or []:
                 port.setdefault("protocol", "TCP")
                 port.setdefault("targetPort", port.get("port"))
+                if not node_ports:
+                    port.pop("nodePort", None)
+                elif not port.get("nodePort"):
+                    port["nodePort"] = self._free_node_port()
         elif res.kind == "PersistentVolumeClaim" and isinstance(spec, dict):
             spec.setdefault("volumeMode", "Filesystem")

@@ -1,0 +1,299 @@
+"""How clients outside the cluster reach the router: its Service type and an Ingress.
+
+Release-wide, so settings (VLLM_ROUTER_SERVICE_TYPE, VLLM_ROUTER_NODE_PORT,
+VLLM_INGRESS_HOST, VLLM_INGRESS_CLASS, VLLM_INGRESS_TLS_SECRET) rather than models.yaml
+fields. `router_values` checks them and gives what `templates/values.yaml.j2` places under
+`routerSpec` (serviceType, nodePort, ingress); `external_access` reads the deployed
+Service and Ingress back for `vllmctl endpoints`. docs/exposure.md tells the story.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from vllmctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from vllmctl.render import RenderInput
+
+Obj = dict[str, Any]
+
+SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
+NODE_PORT_SINCE = (0, 1, 11)  # routerSpec.nodePort: the chart reads it from 0.1.11
+DEFAULT_NODE_PORTS = range(30000, 32768)  # the API server's default --service-node-port-range
+ROUTER_PORT_NAME = "router-sport"  # the router Service's API port, in every chart version
+INGRESS_API = "networking.k8s.io/v1"
+# A DNS-1123 subdomain, as Kubernetes checks Ingress hosts and object names.
+_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_SUBDOMAIN_MAX = 253
+_LABEL_MAX = 63
+
+
+def ingress_name(release: str) -> str:
+    """The chart's name for the router Ingress."""
+    return f"{release}-ingress-router"
+
+
+@dataclass
+class Exposure:
+    """What the values get under routerSpec, and what the operator should know."""
+
+    service_type: str
+    node_port: int | None
+    ingress: Obj | None  # routerSpec.ingress, or None: no Ingress
+    warnings: list[str]
+
+
+def router_values(given: RenderInput, chart: tuple[int, ...] | None) -> Exposure:
+    """Check the exposure settings of `given` (raw texts; None or "" when unset) and build
+    the router's values. Every problem is reported at once."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    router_enabled = given.router_enabled
+    service_type = _service_type(given.router_service_type, problems)
+    node_port = _node_port(
+        given.router_node_port, service_type, given.chart_version, chart, problems, warnings
+    )
+    host = _text(given.ingress_host)
+    klass = _text(given.ingress_class)
+    tls = _text(given.ingress_tls_secret)
+    if host:
+        _check_host(host, problems)
+    if klass:
+        _check_name("VLLM_INGRESS_CLASS", klass, "an IngressClass name", problems)
+        if not host:
+            problems.append(
+                "VLLM_INGRESS_CLASS is set but VLLM_INGRESS_HOST is not: vllmctl makes the Ingress "
+                "only for a host name. Set VLLM_INGRESS_HOST, or unset VLLM_INGRESS_CLASS."
+            )
+    if tls:
+        _check_name("VLLM_INGRESS_TLS_SECRET", tls, "a Secret name", problems)
+        if not host:
+            problems.append(
+                "VLLM_INGRESS_TLS_SECRET is set but VLLM_INGRESS_HOST is not: a certificate is "
+                "for a host name. Set VLLM_INGRESS_HOST (the name the certificate covers)."
+            )
+    if not router_enabled and (host or service_type != "ClusterIP"):
+        what = "VLLM_INGRESS_HOST" if host else f"VLLM_ROUTER_SERVICE_TYPE={service_type}"
+        problems.append(
+            f"{what} exposes the router, but VLLM_ROUTER_ENABLED is false (the chart then makes "
+            "no router Service and no Ingress). Enable the router, or unset it."
+        )
+    if problems:
+        if len(problems) == 1:
+            raise UsageError(problems[0])
+        raise UsageError(f"{len(problems)} problems with the router's exposure settings:", details=problems)
+    ingress: Obj | None = None
+    if host:
+        ingress = {"enabled": True}
+        if klass:
+            ingress["className"] = klass
+        ingress["hosts"] = [{"host": host, "paths": [{"path": "/", "pathType": "Prefix"}]}]
+        if tls:
+            ingress["tls"] = [{"secretName": tls, "hosts": [host]}]
+    return Exposure(service_type, node_port, ingress, warnings)
+
+
+def _text(raw: Any) -> str:
+    return str(raw).strip() if raw is not None else ""
+
+
+def _service_type(raw: Any, problems: list[str]) -> str:
+    text = _text(raw) or "ClusterIP"
+    for known in SERVICE_TYPES:
+        if text.lower() == known.lower():
+            return known
+    problems.append(
+        f"VLLM_ROUTER_SERVICE_TYPE={text!r} is not a Service type vllmctl can expose the router "
+        f"with; use one of {', '.join(SERVICE_TYPES)}."
+    )
+    return "ClusterIP"
+
+
+def _node_port(
+    raw: Any,
+    service_type: str,
+    chart_text: str,
+    chart: tuple[int, ...] | None,
+    problems: list[str],
+    warnings: list[str],
+) -> int | None:
+    text = _text(raw)
+    if not text:
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        problems.append(
+            f"VLLM_ROUTER_NODE_PORT={text!r} is not a port number (1-65535, usually 30000-32767)."
+        )
+        return None
+    port = int(text)
+    if service_type != "NodePort":
+        problems.append(
+            f"VLLM_ROUTER_NODE_PORT is set but VLLM_ROUTER_SERVICE_TYPE is {service_type}: the chart "
+            "sets the node port only on a NodePort Service. Set VLLM_ROUTER_SERVICE_TYPE=NodePort, "
+            "or unset VLLM_ROUTER_NODE_PORT."
+        )
+    if chart is not None and chart < NODE_PORT_SINCE:
+        problems.append(
+            f"VLLM_ROUTER_NODE_PORT needs chart 0.1.11 or newer (older charts have no "
+            f"routerSpec.nodePort and would ignore it); VLLM_CHART_VERSION is {chart_text}. Raise "
+            "the chart version, or unset VLLM_ROUTER_NODE_PORT and let Kubernetes choose the port "
+            "(`vllmctl endpoints` shows it)."
+        )
+    if port not in DEFAULT_NODE_PORTS:
+        warnings.append(
+            f"VLLM_ROUTER_NODE_PORT={port} is outside Kubernetes' default node port range "
+            "(30000-32767): the API server refuses it unless the cluster's "
+            "--service-node-port-range includes it."
+        )
+    return port
+
+
+def _check_host(host: str, problems: list[str]) -> None:
+    import ipaddress
+
+    where = f"VLLM_INGRESS_HOST={host!r}"
+    if "://" in host:
+        bare = host.split("://", 1)[1].split("/", 1)[0]
+        problems.append(
+            f"{where} holds a scheme; give the host name only (VLLM_INGRESS_HOST={bare}). "
+            "https comes from VLLM_INGRESS_TLS_SECRET."
+        )
+        return
+    if "/" in host:
+        problems.append(f"{where} holds a path; give the host name only (the Ingress serves every path).")
+        return
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        pass
+    else:
+        problems.append(
+            f"{where} is an IP address; Kubernetes accepts only DNS names as Ingress hosts. Use "
+            "a name that resolves to the ingress controller, or VLLM_ROUTER_SERVICE_TYPE=LoadBalancer."
+        )
+        return
+    if ":" in host:
+        problems.append(
+            f"{where} holds a port; give the host name only (the ingress controller's ports apply)."
+        )
+        return
+    if host.startswith("*."):
+        problems.append(
+            f"{where} is a wildcard: it has no single address for clients. Give the host name "
+            "clients use (e.g. vllm.example.com)."
+        )
+        return
+    if host != host.lower():
+        problems.append(f"{where} has upper-case letters; host names are lower case ({host.lower()}).")
+        return
+    _check_name("VLLM_INGRESS_HOST", host, "a DNS name (letters, digits, '-' and '.')", problems)
+
+
+def _check_name(env: str, value: str, what: str, problems: list[str]) -> None:
+    """A DNS-1123 subdomain, as the API server checks host names and object names."""
+    if len(value) > _SUBDOMAIN_MAX:
+        problems.append(f"{env} is {len(value)} characters long; {what} has at most {_SUBDOMAIN_MAX}.")
+    elif not _SUBDOMAIN.fullmatch(value):
+        problems.append(
+            f"{env}={value!r} is not {what}: lower-case letters, digits, '-' and '.', starting "
+            "and ending with a letter or digit (Kubernetes' DNS-1123 rule)."
+        )
+    elif any(len(label) > _LABEL_MAX for label in value.split(".")):
+        problems.append(f"{env}={value!r} has a part longer than {_LABEL_MAX} characters (a DNS limit).")
+
+
+# --- reading it back ------------------------------------------------------------------------
+
+
+@dataclass
+class ExternalAccess:
+    """One way in from outside the cluster, as deployed."""
+
+    kind: str  # "Ingress", "LoadBalancer" or "NodePort"
+    name: str  # the Ingress or Service
+    url: str | None  # the base URL (.../v1) clients use; None until it is known
+    state: str  # "ready", or "pending" while the cluster has not given an address yet
+    address: str | None = None  # the load balancer's (or ingress controller's) IP or host name
+    node_port: int | None = None  # NodePort: the port open on every node
+    detail: str = ""
+
+
+def external_access(router_service: Obj | None, ingress: Obj | None) -> list[ExternalAccess]:
+    """The router's ways in from outside: the Ingress (per host), then its Service when it
+    is a NodePort or LoadBalancer one."""
+    found = _ingress_access(ingress) if ingress is not None else []
+    access = _service_access(router_service) if router_service is not None else None
+    return [*found, access] if access is not None else found
+
+
+def _lb_address(obj: Obj) -> str | None:
+    for entry in ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []:
+        address = entry.get("ip") or entry.get("hostname")
+        if address:
+            return str(address)
+    return None
+
+
+def _router_port(service: Obj) -> Obj:
+    ports = (service.get("spec") or {}).get("ports") or []
+    return next((p for p in ports if p.get("name") == ROUTER_PORT_NAME), ports[0] if ports else {})
+
+
+def _service_access(service: Obj) -> ExternalAccess | None:
+    spec = service.get("spec") or {}
+    kind = str(spec.get("type") or "ClusterIP")
+    name = str(service["metadata"]["name"])
+    port = _router_port(service)
+    if kind == "LoadBalancer":
+        address = _lb_address(service)
+        if address is None:
+            return ExternalAccess(
+                kind,
+                name,
+                None,
+                "pending",
+                detail="no external address yet: the cluster's load balancer controller sets it",
+            )
+        number = int(port.get("port") or 80)
+        host = f"[{address}]" if ":" in address else address
+        url = f"http://{host}" + ("" if number == 80 else f":{number}") + "/v1"
+        return ExternalAccess(kind, name, url, "ready", address=address)
+    if kind == "NodePort":
+        node_port = port.get("nodePort")
+        if not node_port:
+            return ExternalAccess(kind, name, None, "pending", detail="no node port allocated yet")
+        detail = f"port {node_port} on every node: http://<node address>:{node_port}/v1"
+        return ExternalAccess(kind, name, None, "ready", node_port=int(node_port), detail=detail)
+    return None
+
+
+def _ingress_access(ingress: Obj) -> list[ExternalAccess]:
+    spec = ingress.get("spec") or {}
+    name = str(ingress["metadata"]["name"])
+    tls_hosts = {str(h) for t in spec.get("tls") or [] for h in t.get("hosts") or []}
+    address = _lb_address(ingress)
+    klass = spec.get("ingressClassName")
+    found = []
+    for rule in spec.get("rules") or []:
+        host = rule.get("host")
+        if not host:
+            continue
+        secure = host in tls_hosts
+        url = f"{'https' if secure else 'http'}://{host}/v1"
+        said = [f"class {klass}" if klass else "the cluster's default IngressClass"]
+        said.append("TLS" if secure else "no TLS")
+        said.append(f"address {address}" if address else "no address yet: the ingress controller sets it")
+        found.append(
+            ExternalAccess(
+                "Ingress",
+                name,
+                url,
+                "ready" if address else "pending",
+                address=address,
+                detail=", ".join(said),
+            )
+        )
+    return found

@@ -1,0 +1,124 @@
+"""Startup budgets: how long an engine may take to start, and the startup probe that allows it.
+
+The chart's probes are release-wide (`servingEngineSpec.startupProbe`), so the release's
+startup probe covers the slowest model: periodSeconds x failureThreshold >= the largest
+budget. A model's budget is its `maxStartupSeconds`, else VLLM_MAX_STARTUP_SECONDS, else
+a guess from the parameter count its repo name states ("8B", "70B", "8x7B"): render runs
+offline, so the Hub's safetensors count is not at hand. docs/models-yaml.md explains.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
+
+MIN_SECONDS = 30
+MAX_SECONDS = 86_400
+PERIOD_SECONDS = 10
+# The chart's own initial delay (every version), so a 600 s budget renders exactly the
+# chart's default startup probe. Kept above 0: the 0.1.10+ chart replaces 0 by 15.
+INITIAL_DELAY_SECONDS = 15
+ENGINE_PORT = 8000  # where the chart's engines listen (containerPort, never changed by vllmctl)
+HEALTH_PATH = "/health"
+UNKNOWN_SIZE_SECONDS = 600
+SMALL_SECONDS = 300  # under 7B parameters
+# (up to this many billions of parameters, seconds): 7-13B, 13-70B; above 70B: LARGEST_SECONDS.
+BY_SIZE: tuple[tuple[float, int], ...] = ((13, 600), (70, 1800))
+LARGEST_SECONDS = 3600
+# A parameter count in a repo name: "8B", "1.5B", "135M", "8x7B" (experts x size), as its own
+# dash-, underscore- or dot-separated word, so "A3B" (active parameters) or "Qwen2.5" do not count.
+_SIZE_RE = re.compile(r"(?:^|(?<=[-_.]))(?:(\d{1,3})x)?(\d{1,4}(?:\.\d{1,2})?)([bBmM])(?=$|[-_.])")
+
+
+class Budget(NamedTuple):
+    """One model's startup budget and where it came from."""
+
+    model: str
+    seconds: int
+    source: str  # "maxStartupSeconds", the setting's env name, or "size ..." / "default"
+
+
+def parameters_from_name(model_url: str) -> float | None:
+    """Billions of parameters a repo id's name states (the largest, for "8x7B" the product)."""
+    name = model_url.rstrip("/").rsplit("/", 1)[-1]
+    sizes = []
+    for match in _SIZE_RE.finditer(name):
+        experts, amount, unit = match.groups()
+        value = float(amount) * (int(experts) if experts else 1)
+        sizes.append(value / 1000 if unit in "mM" else value)
+    return max(sizes) if sizes else None
+
+
+def seconds_for_size(billions: float | None) -> int:
+    """The suggested budget for a model of this size (600 s when the size is unknown)."""
+    if billions is None:
+        return UNKNOWN_SIZE_SECONDS
+    if billions < 7:
+        return SMALL_SECONDS
+    return next((seconds for largest, seconds in BY_SIZE if billions <= largest), LARGEST_SECONDS)
+
+
+def budget(entry: Mapping[str, Any], default: int | None, default_source: str) -> Budget:
+    """A models.yaml entry's budget: its own, else the setting's, else by its name's size."""
+    name = str(entry.get("name"))
+    own = entry.get("maxStartupSeconds")
+    if isinstance(own, int) and not isinstance(own, bool):
+        return Budget(name, own, "maxStartupSeconds")
+    if default is not None:
+        return Budget(name, default, default_source)
+    size = parameters_from_name(str(entry.get("modelURL") or ""))
+    if size is None:
+        return Budget(name, UNKNOWN_SIZE_SECONDS, "default")
+    shown = f"{size:g}B" if size >= 1 else f"{size * 1000:g}M"
+    return Budget(name, seconds_for_size(size), f"size {shown} in its name")
+
+
+def slowest(budgets: Iterable[Budget]) -> Budget | None:
+    """The largest budget (the first model with it), or None without models."""
+    result: Budget | None = None
+    for item in budgets:
+        if result is None or item.seconds > result.seconds:
+            result = item
+    return result
+
+
+def startup_probe(seconds: int) -> dict[str, Any]:
+    """A startup probe on the engine's /health that allows `seconds` of failures.
+
+    Liveness and readiness probes do not run until it succeeds (Kubernetes), so the
+    chart's defaults for them (15 s delay, every 10 s / 5 s, 3 failures) are kept."""
+    return {
+        "initialDelaySeconds": INITIAL_DELAY_SECONDS,
+        "periodSeconds": PERIOD_SECONDS,
+        "failureThreshold": math.ceil(seconds / PERIOD_SECONDS),
+        "httpGet": {"path": HEALTH_PATH, "port": ENGINE_PORT},
+    }
+
+
+# What every chart version (0.1.8-0.1.12) sets itself: 15 s, then 60 tries 10 s apart.
+CHART_DEFAULT_SECONDS = 600
+
+
+def release_probe(budgets: Iterable[Budget]) -> dict[str, Any] | None:
+    """servingEngineSpec.startupProbe for the slowest budget; None when the chart's own
+    default already allows exactly that (so releases that need no change show none)."""
+    worst = slowest(budgets)
+    if worst is None:
+        return None
+    probe = startup_probe(worst.seconds)
+    return None if probe == startup_probe(CHART_DEFAULT_SECONDS) else probe
+
+
+def check_setting(raw: Any, env: str) -> int | None:
+    """VLLM_MAX_STARTUP_SECONDS as a number in range; a bad value names the variable."""
+    from vllmctl.errors import UsageError
+
+    if raw is None:
+        return None
+    if not isinstance(raw, int) or not MIN_SECONDS <= raw <= MAX_SECONDS:
+        raise UsageError(
+            f"{env}={raw!r} must be a whole number of seconds from {MIN_SECONDS} to {MAX_SECONDS}."
+        )
+    return raw
