@@ -147,9 +147,9 @@ def rolling_models(prepared: Prepared) -> dict[str, int]:
     for change in prepared.plan.models:
         if change.action != "change" or change.name not in deployed:
             continue
-        # A model's PDB is an object of its own too.
+        # A model's PDB and its ScaledObject (keda) are objects of their own too.
         fields = {path.split(".")[0] for path, _, _ in change.fields}
-        if everything or fields - {"replicaCount", "pdb"}:
+        if everything or fields - {"replicaCount", "pdb", "keda"}:
             rolling[change.name] = int(deployed[change.name].get("replicaCount", 1) or 0)
     if everything:
         unchanged = {n for n in deployed if n not in {c.name for c in prepared.plan.models}}

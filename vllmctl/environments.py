@@ -56,8 +56,15 @@ ENVIRONMENT_KEYS: dict[str, str] = {
     "storageClass": "storage_class",
     "chartVersion": "chart_version",
     "replicaCount": "replica_count",
+    "networkPolicy": "network_policy",  # a mapping: NETWORK_POLICY_KEYS
 }
 MAY_BE_EMPTY = {"storageClass"}  # "" is the cluster's default storage class
+# networkPolicy's keys (docs/network-policy.md), and the setting each one sets.
+NETWORK_POLICY_KEYS: dict[str, str] = {
+    "allowedNamespaces": "network_policy_namespaces",
+    "ingressNamespace": "network_policy_ingress_namespace",
+    "prometheusNamespace": "network_policy_prometheus_namespace",
+}
 
 
 def overlay_path(models_path: Path, name: str) -> Path:
@@ -204,11 +211,67 @@ def _environment(doc: YamlText, name: str, node: Node, problems: list[Problem]) 
             problems.append(Problem(at, path, f"{key!r} appears twice in this environment; keep one"))
             continue
         given.add(key)
+        if key == "networkPolicy":
+            values.update(_network_policy(doc, path, value, problems))
+            continue
         problem = _setting_problem(key, value)
         if problem:
             problems.append(Problem(doc.where(value.start_mark.index), path, problem))
             continue
         values[ENVIRONMENT_KEYS[key]] = str(value.value)
+    return values
+
+
+def _network_policy(doc: YamlText, path: str, node: Node, problems: list[Problem]) -> dict[str, str]:
+    """`networkPolicy: {allowedNamespaces: [...], ...}`: the policy on, with its namespaces."""
+    from vllmctl.network_policy import namespace_problem
+
+    example = "write e.g. networkPolicy: {allowedNamespaces: [apps]} ([]: only the release's namespace)"
+    if not is_mapping(node) or tag_of(node) != MAP_TAG:
+        problems.append(Problem(doc.where(node.start_mark.index), path, f"must be a mapping; {example}"))
+        return {}
+    values = {"network_policy": "true"}
+    for key_node, value in node.value:
+        key = _text(key_node)
+        at = doc.where(value.start_mark.index)
+        where = f"{path}.{key_node.value}"
+        if key is None or key not in NETWORK_POLICY_KEYS:
+            hint = did_you_mean(str(key_node.value), list(NETWORK_POLICY_KEYS)) or (
+                f"; the keys are {', '.join(NETWORK_POLICY_KEYS)}"
+            )
+            problems.append(
+                Problem(doc.where(key_node.start_mark.index), where, f"unknown key {key_node.value!r}{hint}")
+            )
+            continue
+        setting = NETWORK_POLICY_KEYS[key]
+        if setting in values:
+            problems.append(Problem(at, where, f"{key!r} appears twice; keep one"))
+            continue
+        if key == "allowedNamespaces":
+            if not is_sequence(value) or tag_of(value) != SEQ_TAG:
+                problems.append(Problem(at, where, "must be a list of namespace names ([] for none)"))
+                values[setting] = ""
+                continue
+            items = value.value
+        else:
+            items = [value]
+        names = []
+        for item in items:
+            name = _text(item) if is_scalar(item) else None
+            problem = "must be a namespace name" if name is None else namespace_problem(name)
+            if problem:
+                problems.append(Problem(doc.where(item.start_mark.index), where, problem))
+            names.append(name or "")
+        values[setting] = ",".join(names)
+    if "network_policy_namespaces" not in values:
+        problems.append(
+            Problem(
+                doc.where(node.start_mark.index),
+                path,
+                "allowedNamespaces is missing: list the namespaces whose pods may call the router, "
+                "or [] to admit only the release's own namespace",
+            )
+        )
     return values
 
 

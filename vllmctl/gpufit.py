@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from vllmctl.accelerators import gpu_resource
+from vllmctl.autoscaling import bounds as autoscaling_bounds
 from vllmctl.catalog.quantity import QuantityError, parse_quantity
 from vllmctl.errors import ExternalError
 
@@ -194,6 +195,7 @@ class ReplicaNeed(NamedTuple):
     terms_from: str = "nodeSelectorTerms"
     node_name: str | None = None  # the chart's nodeName: the pod bypasses the scheduler
     skipped: str | None = None  # why the fit leaves the model out
+    max_replicas: int | None = None  # autoscaling's maxReplicas (`replicas` is its minReplicas)
 
     @classmethod
     def from_model(
@@ -205,6 +207,10 @@ class ReplicaNeed(NamedTuple):
         replicas = _int(entry.get("replicaCount", 1))
         if entry.get("enabled") is False:  # chart 0.1.11+: no Deployment at all
             replicas = 0
+        # Autoscaled: minReplicas must fit; room for maxReplicas is only warned about.
+        limits = autoscaling_bounds(entry)
+        if limits is not None:
+            replicas = limits[0]
         node_name = str(entry["nodeName"]) if entry.get("nodeName") else None
         terms: tuple[Mapping[str, Any], ...] | None = None
         terms_from = "nodeSelectorTerms"
@@ -236,6 +242,7 @@ class ReplicaNeed(NamedTuple):
             terms_from=terms_from,
             node_name=node_name,
             skipped=skipped,
+            max_replicas=limits[1] if limits is not None else None,
         )
 
 
@@ -529,6 +536,10 @@ def check_fit(
         for need, indices in zip(active, allowed, strict=True):
             if need.model == model and model not in troubled:
                 _surge(need, ready, [nodes[i] for i in indices], report)
+    if report.ok:
+        for need in active:
+            if need.max_replicas is not None and need.max_replicas > need.replicas:
+                _headroom(need, active, nodes, report)
     needed = {r for need in active for r in need.per_replica}
     offered = {r for n in nodes for r, a in n.allocatable.items() if a > 0 and is_gpu_resource(r)}
     report.resources = sorted(needed | offered)
@@ -862,6 +873,31 @@ def _surge(need: ReplicaNeed, ready: int, nodes: Sequence[NodeGpus], report: Fit
             f"{amount} {resource} free on one node while {current} theirs; the most free now on a "
             f"node it may use is {most} ({listing}): {amount - most} more {resource} needed. Without "
             f"them the update waits for GPUs that never free up (it deadlocks); {SURGE_FIX}.",
+        )
+    )
+
+
+def _headroom(
+    need: ReplicaNeed, active: Sequence[ReplicaNeed], nodes: Sequence[NodeGpus], report: FitReport
+) -> None:
+    """An autoscaled model's replicas above minReplicas: how many fit beside every other
+    model's, counted up one at a time (no more tries than the free GPUs allow)."""
+    most = need.max_replicas or need.replicas
+    fits = need.replicas
+    while fits < most:
+        trial = [n._replace(replicas=fits + 1 if n.model == need.model else n.replicas) for n in active]
+        if not check_fit(nodes, [n._replace(max_replicas=None) for n in trial]).ok:
+            break
+        fits += 1
+    if fits >= most:
+        return
+    resource, amount = _main_resource(need)
+    report.warnings.append(
+        Finding(
+            (need.model,),
+            f"{need.model}: autoscaling may run up to {most} replicas of {amount} {resource}, but "
+            f"only {fits} fit on the free GPUs now; replicas beyond that would stay Pending. Lower "
+            "maxReplicas, or add GPUs.",
         )
     )
 

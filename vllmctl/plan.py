@@ -71,11 +71,30 @@ class Plan:
                 details = "; ".join(f"{p} {_show(o)} -> {_show(n)}" for p, o, n in change.fields)
                 out.append(f"  ~ {change.name}: {details}")
         for path, old, new in self.other:
+            if path == "extraObjects":  # whole objects (the NetworkPolicies): named, not dumped
+                out.append(f"  ~ {path}: {_objects_change(old, new)} (-o json shows them)")
+                continue
             out.append(f"  ~ {path}: {_show(old)} -> {_show(new)}")
         if not self.has_changes:
             out.append("  no changes")
         out += [f"  ! {blocker}" for blocker in self.blockers]
         return out
+
+
+def _objects_change(old: Any, new: Any) -> str:
+    """`+ Kind name` for each object added, `- ` removed, `~ ` changed."""
+
+    def named(objects: Any) -> dict[str, Any]:
+        items = objects if isinstance(objects, list) else []
+        return {
+            f"{o.get('kind')} {(o.get('metadata') or {}).get('name')}" if isinstance(o, dict) else str(o): o
+            for o in items
+        }
+
+    before, after = named(old), named(new)
+    marks = [f"+ {k}" for k in after if k not in before] + [f"- {k}" for k in before if k not in after]
+    marks += [f"~ {k}" for k in after if k in before and before[k] != after[k]]
+    return ", ".join(marks) or "reordered"
 
 
 def _show(value: Any) -> str:

@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vllmctl import accelerators, rollout, startup, vllm_flags
+from vllmctl import accelerators, autoscaling, rollout, startup, vllm_flags
+from vllmctl import sources as model_sources
 from vllmctl.catalog.schema import CHART_KEYS, REPO_ID_RE, Model
 from vllmctl.errors import CatalogError, UsageError
 from vllmctl.exposure import router_values as exposure_values
 from vllmctl.monitoring import values as monitoring_values
+from vllmctl.network_policy import objects as network_policy_objects
 
 VALUES_TEMPLATE = "values.yaml.j2"
 # The chart names engine objects "<release>-<model>-..." and gives each pod a hostname
@@ -102,6 +104,8 @@ class RenderInput:
     api_key: SecretRef | None = None
     deployed_labels: DeployedLabels | None = None  # None: a new release
     templates_dir: Path | None = None
+    # VLLM_S3_ENDPOINT, VLLM_S3_IMAGE, VLLM_MODEL_CACHE_CLAIM, VLLM_OCI_METHOD (vllmctl.sources).
+    sources: model_sources.Options = model_sources.DEFAULT_OPTIONS
     max_startup_seconds: int | None = None  # VLLM_MAX_STARTUP_SECONDS; None: by model size
     # Exposure and monitoring (raw setting texts; vllmctl.exposure and .monitoring check them).
     router_service_type: str | None = "ClusterIP"
@@ -111,6 +115,12 @@ class RenderInput:
     ingress_tls_secret: str | None = None
     monitoring: bool = False
     grafana_dashboards: bool = False
+    prometheus_url: str | None = None  # VLLM_PROMETHEUS_URL, for autoscaling's KEDA triggers
+    # Network policy (vllmctl.network_policy checks them; namespaces as comma-separated text).
+    network_policy: bool = False
+    network_policy_namespaces: str | None = None
+    network_policy_ingress_namespace: str | None = None
+    network_policy_prometheus_namespace: str | None = "monitoring"
 
 
 @dataclass
@@ -139,6 +149,7 @@ def _render(models: list[Model], given: RenderInput) -> Rendered:
             "vllmctl cannot check which chart keys it supports."
         )
     warnings += _unpinned(models, given)
+    warnings += autoscaling.warnings((m.data for m in models), chart, given.chart_version)
     specs = [_model_spec(m, given, chart) for m in models]
     entries = [m.effective() for m in models]
     strategy = rollout.release_strategy(entries)
@@ -150,6 +161,8 @@ def _render(models: list[Model], given: RenderInput) -> Rendered:
     exposure = exposure_values(given, chart)
     warnings += exposure.warnings
     monitor = monitoring_values(given.monitoring, given.grafana_dashboards, given.chart_version, chart)
+    policies = network_policy_objects(given, chart, labels, entries)
+    warnings += policies.warnings
     context = {
         "release": given.release,
         "namespace": given.namespace,
@@ -174,10 +187,12 @@ def _render(models: list[Model], given: RenderInput) -> Rendered:
         },
         "engine_service_monitor": monitor.service_monitor,
         "grafana_dashboards": monitor.grafana_dashboards,
+        "extra_objects": policies.objects,
         "models": specs,
     }
     text = render_template(VALUES_TEMPLATE, context, given.templates_dir)
     values = check_values(text, specs)
+    autoscaling.check_placed(values, specs)
     check_placed(
         values,
         {
@@ -187,6 +202,7 @@ def _render(models: list[Model], given: RenderInput) -> Rendered:
             "routerSpec.serviceMonitor": monitor.service_monitor,
             "servingEngineSpec.serviceMonitor": monitor.service_monitor,
             "grafanaDashboards": monitor.grafana_dashboards,
+            "extraObjects": policies.objects,
         },
     )
     _check_engine_wide(values, strategy.values, probe)
@@ -258,11 +274,13 @@ def _model_spec(model: Model, given: RenderInput, chart: tuple[int, ...] | None)
             f"characters together; the chart needs at most {MAX_RELEASE_AND_NAME} (its object and "
             "host names are built from both). Shorten the model name or VLLM_RELEASE."
         )
+    # Where the weights come from: a pvc://, s3:// or oci:// source serves a local directory.
+    placed = model_sources.place(model.data, given.sources)
     spec: dict[str, Any] = {
         "name": name,
         "repository": data.get("image", given.image),
         "tag": data.get("tag", given.tag),
-        "modelURL": data["modelURL"],
+        "modelURL": placed.model_url,
         "replicaCount": data["replicaCount"],
         "requestCPU": data["requestCPU"],
         "requestMemory": data["requestMemory"],
@@ -270,23 +288,37 @@ def _model_spec(model: Model, given: RenderInput, chart: tuple[int, ...] | None)
     }
     if "limitMemory" in data:
         spec["limitMemory"] = data["limitMemory"]
-    spec["pvcStorage"] = data["pvcStorage"]
-    spec["pvcAccessMode"] = ["ReadWriteOnce"]
-    if given.storage_class:
-        spec["storageClass"] = given.storage_class
-    if chart is not None and chart >= _since("pvcAnnotations"):
-        # Model caches (often hundreds of GB) survive `helm uninstall`.
-        spec["pvcAnnotations"] = dict(KEEP_POLICY)
+    if placed.cache_pvc:  # else a pvc:// source or a shared cacheClaim: no per-model PVC
+        spec["pvcStorage"] = data["pvcStorage"]
+        spec["pvcAccessMode"] = ["ReadWriteOnce"]
+        if given.storage_class:
+            spec["storageClass"] = given.storage_class
+        if chart is not None and chart >= _since("pvcAnnotations"):
+            # Model caches (often hundreds of GB) survive `helm uninstall`.
+            spec["pvcAnnotations"] = dict(KEEP_POLICY)
     if given.hf_token is not None:
         spec["hf_token"] = given.hf_token.as_values()
     spec["vllmConfig"] = _vllm_config(model, data, vllm_flags.image_version(str(spec["tag"])))
     spec.update(accelerators.model_keys(data))
     if (pdb := rollout.pdb(data, chart, given.chart_version)) is not None:
         spec["pdb"] = pdb
+    spec.update(
+        autoscaling.model_keys(
+            data,
+            spec["vllmConfig"]["extraArgs"],
+            namespace=given.namespace,
+            prometheus_url=given.prometheus_url,
+            chart=chart,
+            chart_text=given.chart_version,
+        )
+    )
+    spec.update(placed.keys)
     for key, value in data.items():
         if key in CHART_KEYS:
             _require_chart_key(key, name, given.chart_version, chart)
             _refuse_unsafe_text(name, key, value)
+            if key in model_sources.MERGED:  # joined with what the model's source needs
+                value = model_sources.merge(name, key, spec.get(key), value)
             spec[key] = value  # the entry's own value wins over vllmctl's
     return spec
 
@@ -449,6 +481,7 @@ def default_render_input(settings: Any, **overrides: Any) -> RenderInput:
         router_limit_memory=settings.router_limit_memory,
         templates_dir=settings.templates_dir,
         max_startup_seconds=settings.max_startup_seconds,
+        sources=model_sources.options_from(settings),
         router_service_type=settings.router_service_type,
         router_node_port=settings.router_node_port,
         ingress_host=settings.ingress_host,
@@ -456,6 +489,11 @@ def default_render_input(settings: Any, **overrides: Any) -> RenderInput:
         ingress_tls_secret=settings.ingress_tls_secret,
         monitoring=settings.monitoring,
         grafana_dashboards=settings.grafana_dashboards,
+        prometheus_url=settings.prometheus_url,
+        network_policy=settings.network_policy,
+        network_policy_namespaces=settings.network_policy_namespaces,
+        network_policy_ingress_namespace=settings.network_policy_ingress_namespace,
+        network_policy_prometheus_namespace=settings.network_policy_prometheus_namespace,
     )
     for key, value in overrides.items():
         setattr(given, key, value)

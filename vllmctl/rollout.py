@@ -66,7 +66,7 @@ def pdb(entry: Mapping[str, Any], chart: tuple[int, ...] | None, chart_text: str
     if given is False:
         return None
     if given is None:
-        if _int(entry.get("replicaCount", 1)) <= 1 or (chart is not None and chart < PDB_SINCE):
+        if _most_replicas(entry) <= 1 or (chart is not None and chart < PDB_SINCE):
             return None
         return dict(DEFAULT_PDB)
     if chart is not None and chart < PDB_SINCE:
@@ -88,7 +88,7 @@ def no_pdb_warning(
     """What to say when models run several replicas on a chart without per-model PDBs."""
     if chart is None or chart >= PDB_SINCE:
         return None
-    several = [str(e.get("name")) for e in entries if "pdb" not in e and _int(e.get("replicaCount", 1)) > 1]
+    several = [str(e.get("name")) for e in entries if "pdb" not in e and _most_replicas(e) > 1]
     if not several:
         return None
     return (
@@ -141,6 +141,14 @@ def _amount_problem(key: str, amount: Any, least: int) -> str | None:
         )
         return f"{key} must be {least} or more, not {amount}{why}"
     return None
+
+
+def _most_replicas(entry: Mapping[str, Any]) -> int:
+    """The most replicas an entry runs: its maxReplicas when it autoscales."""
+    from vllmctl.autoscaling import bounds
+
+    limits = bounds(entry)
+    return limits[1] if limits else _int(entry.get("replicaCount", 1))
 
 
 def _int(value: Any) -> int:

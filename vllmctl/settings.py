@@ -27,6 +27,10 @@ ENV_MODEL_IMAGE = "VLLM_MODEL_IMAGE"
 ENV_MODEL_TAG = "VLLM_MODEL_TAG"
 ENV_MAX_STARTUP_SECONDS = "VLLM_MAX_STARTUP_SECONDS"
 ENV_STORAGE_CLASS = "VLLM_STORAGE_CLASS"
+ENV_MODEL_CACHE_CLAIM = "VLLM_MODEL_CACHE_CLAIM"
+ENV_S3_ENDPOINT = "VLLM_S3_ENDPOINT"
+ENV_S3_IMAGE = "VLLM_S3_IMAGE"
+ENV_OCI_METHOD = "VLLM_OCI_METHOD"
 ENV_HF_TOKEN = "VLLM_HF_TOKEN"
 ENV_API_KEY = "VLLM_API_KEY"
 ENV_HF_TOKEN_FROM_SECRET = "VLLM_HF_TOKEN_FROM_SECRET"
@@ -43,6 +47,11 @@ ENV_INGRESS_CLASS = "VLLM_INGRESS_CLASS"
 ENV_INGRESS_TLS_SECRET = "VLLM_INGRESS_TLS_SECRET"
 ENV_MONITORING = "VLLM_MONITORING"
 ENV_GRAFANA_DASHBOARDS = "VLLM_GRAFANA_DASHBOARDS"
+ENV_NETWORK_POLICY = "VLLM_NETWORK_POLICY"
+ENV_NETWORK_POLICY_NAMESPACES = "VLLM_NETWORK_POLICY_NAMESPACES"
+ENV_NETWORK_POLICY_INGRESS_NAMESPACE = "VLLM_NETWORK_POLICY_INGRESS_NAMESPACE"
+ENV_NETWORK_POLICY_PROMETHEUS_NAMESPACE = "VLLM_NETWORK_POLICY_PROMETHEUS_NAMESPACE"
+ENV_PROMETHEUS_URL = "VLLM_PROMETHEUS_URL"
 ENV_EXTERNAL_SECRETS_NAMESPACE = "EXTERNAL_SECRETS_NAMESPACE"
 ENV_VAULT_NAMESPACE = "K8S_VAULT_NAMESPACE"
 ENV_SECRET_BACKEND = "VLLM_SECRET_BACKEND"
@@ -56,6 +65,9 @@ ENV_KUBECTL = "VLLM_KUBECTL"
 ENV_TEMPLATES_DIR = "VLLM_TEMPLATES_DIR"
 ENV_GPU_TYPE = "VLLM_GPU_TYPE"
 ENV_GPU_MEMORY = "VLLM_GPU_MEMORY"
+# KEDA's Prometheus for models.yaml's autoscaling: the chart's default trigger's address
+# (a Prometheus Operator's `prometheus-operated` Service in namespace monitoring).
+DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
 
 
 class SettingSpec(NamedTuple):
@@ -99,6 +111,16 @@ SPECS: tuple[SettingSpec, ...] = (
         kind="int",
     ),
     SettingSpec("storage_class", ENV_STORAGE_CLASS, "", "storage class of model PVCs"),
+    # Model sources (docs/model-sources.md); checked when the values are rendered.
+    SettingSpec(
+        "model_cache_claim",
+        ENV_MODEL_CACHE_CLAIM,
+        None,
+        "an existing (RWX) claim every model caches in, instead of a PVC per model",
+    ),
+    SettingSpec("s3_endpoint", ENV_S3_ENDPOINT, None, "S3-compatible endpoint of s3:// models (default AWS)"),
+    SettingSpec("s3_image", ENV_S3_IMAGE, "rclone/rclone:1.72.0", "image that fetches s3:// models"),
+    SettingSpec("oci_method", ENV_OCI_METHOD, "copy", "oci:// models: copy (init container) or image"),
     SettingSpec("hf_token", ENV_HF_TOKEN, None, "HuggingFace token", secret=True),
     SettingSpec("api_key", ENV_API_KEY, None, "API key of the endpoint", secret=True),
     SettingSpec(
@@ -141,6 +163,38 @@ SPECS: tuple[SettingSpec, ...] = (
         "false",
         "the chart's Grafana dashboards (0.1.11+)",
         kind="bool",
+    ),
+    # Network policy: release-wide too (docs/network-policy.md); checked when rendered.
+    SettingSpec(
+        "network_policy",
+        ENV_NETWORK_POLICY,
+        "false",
+        "NetworkPolicies: engines from the router only, the router from listed namespaces (0.1.10+)",
+        kind="bool",
+    ),
+    SettingSpec(
+        "network_policy_namespaces",
+        ENV_NETWORK_POLICY_NAMESPACES,
+        None,
+        "namespaces whose pods may call the router, e.g. apps,batch (empty: only its own)",
+    ),
+    SettingSpec(
+        "network_policy_ingress_namespace",
+        ENV_NETWORK_POLICY_INGRESS_NAMESPACE,
+        None,
+        "namespace of the ingress controller, admitted to the router when there is an Ingress",
+    ),
+    SettingSpec(
+        "network_policy_prometheus_namespace",
+        ENV_NETWORK_POLICY_PROMETHEUS_NAMESPACE,
+        "monitoring",
+        "namespace admitted to scrape engines and router when VLLM_MONITORING is on",
+    ),
+    SettingSpec(
+        "prometheus_url",
+        ENV_PROMETHEUS_URL,
+        DEFAULT_PROMETHEUS_URL,
+        "Prometheus that autoscaling's KEDA triggers query",
     ),
     SettingSpec(
         "external_secrets_namespace",

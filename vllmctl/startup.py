@@ -42,7 +42,8 @@ class Budget(NamedTuple):
 
 def parameters_from_name(model_url: str) -> float | None:
     """Billions of parameters a repo id's name states (the largest, for "8x7B" the product)."""
-    name = model_url.rstrip("/").rsplit("/", 1)[-1]
+    # The last part of a repo id or path; an oci:// reference without its tag or digest.
+    name = model_url.rstrip("/").rsplit("/", 1)[-1].split("@", 1)[0].split(":", 1)[0]
     sizes = []
     for match in _SIZE_RE.finditer(name):
         experts, amount, unit = match.groups()

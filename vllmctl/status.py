@@ -3,8 +3,9 @@
 Status reads the release from helm (`helm list`, in a thread while the API is asked) and
 the cluster with one list per kind, whatever the number of models: the namespace's
 Deployments and Services, the release's engine pods (label `helm-release-name`), the
-router's pods (its Deployment's selector), and the namespace's Pod events (one field
-selector). Only crashing pods cost more: the last lines of their logs, for at most
+router's pods (its Deployment's selector), the namespace's Pod events (one field
+selector), and the release's KEDA ScaledObjects (with the namespace's HPAs when there are
+any). Only crashing pods cost more: the last lines of their logs, for at most
 LOG_PODS of them. Then the router is asked what it serves (GET /v1/models through a
 port-forward), and all of it is compared with models.yaml.
 
@@ -105,6 +106,24 @@ class Replicas:
 
 
 @dataclass
+class AutoscalingStatus:
+    """A model's KEDA ScaledObject and the HPA KEDA runs for it."""
+
+    scaled_object: str
+    min_replicas: int  # spec.minReplicaCount (KEDA's default 0)
+    max_replicas: int  # spec.maxReplicaCount (KEDA's default 100)
+    current: int | None  # the HPA's currentReplicas, else the Deployment's
+    desired: int | None  # the HPA's desiredReplicas
+    ready: bool | None  # the ScaledObject's Ready condition; None: not reported yet
+    active: bool | None  # a trigger is active
+    hpa: str | None = None
+    query: str | None = None  # the first trigger's Prometheus query
+    target: str | None = None  # its threshold, per replica
+    value: str | None = None  # the metric's current value per replica (the HPA's view)
+    problem: str | None = None  # why autoscaling does not work, in plain words
+
+
+@dataclass
 class ModelStatus:
     name: str
     configured: bool  # in models.yaml
@@ -121,6 +140,7 @@ class ModelStatus:
     phases: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # what is wrong, in plain words
     served_names: list[str] = field(default_factory=list)  # the ids its engine serves
+    autoscaling: AutoscalingStatus | None = None  # when a ScaledObject scales it
     serving: bool | None = None  # listed by the router; None: the router was not asked
     service: ServiceInfo | None = None
     pods: list[PodStatus] = field(default_factory=list)
@@ -354,6 +374,9 @@ class ClusterState:
     services: dict[str, Obj]  # name -> Service, this release's
     events: dict[str, list[Obj]]  # pod name -> its events, oldest first
     logs: dict[str, list[str]]  # pod name -> last log lines (crashing pods only)
+    scaled_objects: dict[str, Obj] = field(default_factory=dict)  # model name -> its ScaledObject
+    hpas: dict[str, Obj] = field(default_factory=dict)  # name -> HPA (only when there are ScaledObjects)
+    notes: list[str] = field(default_factory=list)  # what could not be read
 
 
 def engine_deployment_name(release: str, model: str) -> str:
@@ -414,7 +437,46 @@ def _read_cluster(kube: Kube, namespace: str, release: str) -> ClusterState:
         logs[pod["metadata"]["name"]] = kube.pod_log_tail(
             namespace, pod["metadata"]["name"], container, lines=LOG_LINES, previous=previous
         )
-    return ClusterState(release, namespace, engines, router, engine_pods, router_pods, services, events, logs)
+    scaled_objects, hpas, notes = _autoscalers(kube, namespace, release)
+    return ClusterState(
+        release, namespace, engines, router, engine_pods, router_pods, services, events, logs,
+        scaled_objects, hpas, notes,
+    )  # fmt: skip
+
+
+def _autoscalers(
+    kube: Kube, namespace: str, release: str
+) -> tuple[dict[str, Obj], dict[str, Obj], list[str]]:
+    """The release's ScaledObjects by model (one list; none when KEDA's CRD is not served,
+    a 404), and the namespace's HPAs (one more list, only when there are ScaledObjects)."""
+    from vllmctl import autoscaling
+
+    try:
+        listed = kube.list(
+            f"{autoscaling.GROUP}/{autoscaling.VERSION}",
+            autoscaling.PLURAL,
+            namespace,
+            label_selector=f"{RELEASE_POD_LABEL}={release}",
+        )
+    except VllmctlError as e:
+        if (getattr(e, "status", None) or {}).get("code") == 404:
+            return {}, {}, []
+        return {}, {}, [f"could not read the ScaledObjects: {e.message}"]
+    found = {
+        str((so["metadata"].get("labels") or {}).get(MODEL_POD_LABEL)): so
+        for so in listed
+        if (so["metadata"].get("labels") or {}).get(MODEL_POD_LABEL)
+    }
+    if not found:
+        return {}, {}, []
+    try:
+        hpas = {
+            h["metadata"]["name"]: h
+            for h in kube.list("autoscaling/v2", "horizontalpodautoscalers", namespace)
+        }
+    except VllmctlError as e:
+        return found, {}, [f"could not read the HorizontalPodAutoscalers: {e.message}"]
+    return found, hpas, []
 
 
 def _engines(deployments: list[Obj], release: str) -> dict[str, Obj]:
@@ -529,6 +591,7 @@ def build_report(
     ready = bool(release.installed is not False and (deployed or router.found))
     ready = ready and all(m.ready for m in deployed) and (router.ready or not router.found)
     problems = _problems(release, models, router, comparison)
+    notes = [*notes, *cluster.notes]
     return StatusReport(release, ready, problems, models, router, comparison, notes, models_file)
 
 
@@ -547,6 +610,9 @@ def _problems(
     for m in models:
         if m.deployed and not m.ready:
             problems.append(f"model {m.name}: " + ("; ".join(m.problems) or "not Ready"))
+    for m in models:
+        if m.autoscaling and m.autoscaling.problem:
+            problems.append(f"model {m.name}: autoscaling: {m.autoscaling.problem}")
     if router.found and not router.ready:
         problems.append("router: " + ("; ".join(router.problems) or "not Ready"))
     if router.found and router.reachable is False:
@@ -588,6 +654,8 @@ def _model(
     )
     status.gpus_per_replica, status.gpu_resource = _gpus(containers)
     status.served_names = _engine_ids(engine)
+    if name in cluster.scaled_objects:
+        status.autoscaling = autoscaling_status(cluster.scaled_objects[name], cluster.hpas, deployment)
     pods = cluster.engine_pods.get(name, [])
     _fill_workload(status, deployment, engine, pods, cluster, clean)
     if status.gpu_resource:
@@ -851,6 +919,72 @@ def _event_time(event: Obj) -> str:
         or event["metadata"].get("creationTimestamp")
         or ""
     )
+
+
+# --- autoscaling --------------------------------------------------------------------------
+
+
+def autoscaling_status(scaled_object: Obj, hpas: dict[str, Obj], deployment: Obj) -> AutoscalingStatus:
+    """What KEDA says about one model: bounds, replicas now and wanted, the metric, and why
+    it does not work when it does not (the ScaledObject not Ready, the HPA unable to scale)."""
+    spec, st = scaled_object.get("spec") or {}, scaled_object.get("status") or {}
+    name = scaled_object["metadata"]["name"]
+    hpa_name = st.get("hpaName") or f"keda-hpa-{name}"
+    hpa = hpas.get(hpa_name)
+    hpa_status = (hpa or {}).get("status") or {}
+    trigger = next(iter(spec.get("triggers") or []), None) or {}
+    metadata = trigger.get("metadata") or {}
+    conditions = {c.get("type"): c for c in st.get("conditions") or []}
+    ready = _condition_bool(conditions.get("Ready"))
+    result = AutoscalingStatus(
+        scaled_object=name,
+        min_replicas=_int(spec.get("minReplicaCount"), 0) or 0,
+        max_replicas=_int(spec.get("maxReplicaCount"), 100) or 0,
+        current=_int(
+            hpa_status.get("currentReplicas"), _int((deployment.get("status") or {}).get("replicas"), 0)
+        ),
+        desired=_int(hpa_status.get("desiredReplicas")),
+        ready=ready,
+        active=_condition_bool(conditions.get("Active")),
+        hpa=hpa_name if hpa else None,
+        query=str(metadata["query"]) if metadata.get("query") else None,
+        target=str(metadata["threshold"]) if metadata.get("threshold") is not None else None,
+        value=_metric_value(hpa_status),
+    )
+    said = conditions.get("Ready") or {}
+    scaling = next((c for c in hpa_status.get("conditions") or [] if c.get("type") == "ScalingActive"), None)
+    if ready is False:
+        why = said.get("message") or said.get("reason") or "no reason given"
+        result.problem = f"ScaledObject {name} is not Ready: {why}"
+    elif _condition_bool(scaling) is False and scaling is not None:
+        result.problem = (
+            f"the HPA {hpa_name} cannot scale: {scaling.get('message') or scaling.get('reason')} "
+            "(is Prometheus reachable at the trigger's serverAddress?)"
+        )
+    elif ready and hpa is None:
+        result.problem = f"KEDA reports ScaledObject {name} Ready, but its HPA {hpa_name} does not exist"
+    return result
+
+
+def _condition_bool(condition: Obj | None) -> bool | None:
+    status = (condition or {}).get("status")
+    return True if status == "True" else False if status == "False" else None
+
+
+def _metric_value(hpa_status: Obj) -> str | None:
+    """The first metric's current value per replica, as a plain number ("2.4" from "2400m")."""
+    from vllmctl.catalog.quantity import QuantityError, parse_quantity
+
+    for metric in hpa_status.get("currentMetrics") or []:
+        current = (metric.get("external") or metric.get("pods") or metric.get("object") or {}).get("current")
+        raw = (current or {}).get("averageValue") or (current or {}).get("value")
+        if raw is None:
+            continue
+        try:
+            return f"{float(parse_quantity(str(raw))):g}"
+        except QuantityError:
+            return str(raw)
+    return None
 
 
 # --- containers, images, Services ---------------------------------------------------------

@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         help="do not install the External Secrets Operator (CRDs and ClusterSecretStore)",
     )
     parser.add_argument("--prometheus-operator", action="store_true", help="install the ServiceMonitor CRD")
+    parser.add_argument("--keda", action="store_true", help="install KEDA's ScaledObject CRD (simulated)")
     args = parser.parse_args(argv)
     config = SandboxConfig(
         gpu_nodes=args.gpu_nodes,
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         gpu_resource=args.gpu_resource,
         eso=args.eso,
         prometheus_operator=args.prometheus_operator,
+        keda=args.keda,
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

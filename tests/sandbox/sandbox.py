@@ -23,6 +23,7 @@ from aiohttp import web
 
 from tests.sandbox.eso import ExternalSecrets
 from tests.sandbox.hub import HubStandIn
+from tests.sandbox.keda import Keda
 from tests.sandbox.kube.api import KubeApi
 from tests.sandbox.kube.controllers import Cluster, NodeSpec, R, Timing
 from tests.sandbox.kube.portforward import handle_portforward
@@ -46,6 +47,7 @@ class SandboxConfig:
     gpu_resource: str = "nvidia.com/gpu"
     eso: bool = True  # install the External Secrets CRDs and a Vault ClusterSecretStore
     prometheus_operator: bool = False  # install the ServiceMonitor CRD
+    keda: bool = False  # install KEDA's ScaledObject CRD (tests/sandbox/keda.py simulates KEDA)
     timing: Timing = field(default_factory=Timing)
     router_ttft: float = 0.0
     router_tokens_per_second: float = 0.0
@@ -64,6 +66,7 @@ class Sandbox:
         self.routers: dict[str, tuple[RouterStandIn, int]] = {}  # namespace -> router and its port
         self._router_locks: dict[str, asyncio.Lock] = {}
         self.cluster: Cluster | None = None
+        self.keda = Keda(self.store, lambda *args: self.cluster.event(*args) if self.cluster else None)
         self.kube_url = self.vault_url = self.hub_url = ""
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -109,6 +112,9 @@ class Sandbox:
             self.install_eso()
         if c.prometheus_operator:
             self.apply_manifests(MANIFESTS / "prometheus-operator-crds.yaml")
+        self.cluster.reconcilers.append(self.keda)
+        if c.keda:
+            self.apply_manifests(MANIFESTS / "keda-crds.yaml")
         self._tasks.append(asyncio.get_running_loop().create_task(self.cluster.run()))
 
     def install_eso(self) -> None:

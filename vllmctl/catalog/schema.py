@@ -15,7 +15,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from vllmctl import accelerators, rollout, startup
+from vllmctl import accelerators, autoscaling, rollout, sources, startup
 from vllmctl.catalog.constants import DEFAULTS, DTYPES
 from vllmctl.catalog.quantity import QuantityError, format_bytes, parse_quantity
 from vllmctl.catalog.yamldoc import (
@@ -155,10 +155,7 @@ def check_model_url(value: Any) -> str | None:
     if not isinstance(value, str):
         return f"must be a HuggingFace repo id like 'org/model', not {_type_name(value)}"
     if value.startswith(URI_SCHEMES):
-        rest = value.split("://", 1)[1]
-        if not rest or any(c.isspace() for c in value):
-            return f"{value!r} is not a valid URI; give a location after the scheme, without spaces"
-        return None
+        return sources.problem(value)  # docs/model-sources.md
     if "://" in value:
         return (
             f"{value!r} uses an unsupported scheme; use a HuggingFace repo id 'org/model' "
@@ -359,6 +356,15 @@ FIELDS: dict[str, Field] = {
     "pdb": Field(rollout.pdb_problem, "PodDisruptionBudget: true, false or the chart's pdb keys"),
     "image": Field(check_image, "engine image repository (default VLLM_MODEL_IMAGE)"),
     "tag": Field(check_tag, "engine image tag (default VLLM_MODEL_TAG)"),
+    "autoscaling": Field(
+        autoscaling.problem,
+        "KEDA autoscaling: minReplicas, maxReplicas, metric, target (chart 0.1.9+)",
+        {key: Field(check, text) for key, (check, text) in autoscaling.CHILDREN.items()},
+    ),
+    "cacheClaim": Field(sources.check_claim, "an existing claim to use as the model cache (RWX to share)"),
+    "s3Secret": Field(sources.check_secret, "Secret with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (s3://)"),
+    "s3Endpoint": Field(sources.check_endpoint, "S3-compatible endpoint URL (default VLLM_S3_ENDPOINT)"),
+    "s3Region": Field(sources.check_region, "S3 region (s3://)"),
     "vllmConfig": Field(check_mapping, "vLLM engine options", VLLM_CONFIG_FIELDS),
 }
 REQUIRED = ("name", "modelURL")
@@ -586,8 +592,9 @@ def _is_int(value: Any) -> bool:
 
 
 def _cross_checks(doc: YamlText, item: MappingNode, data: dict[str, Any], label: str) -> list[Problem]:
-    """Checks that involve two fields: GPUs vs tensor parallelism, memory limit vs request,
-    accelerator vs requestGPUType, image vs repository."""
+    """Checks that involve two fields: GPUs vs tensor parallelism, autoscaling vs keda,
+    raySpec and enabled, memory limit vs request, accelerator vs requestGPUType, image vs
+    repository."""
     problems: list[Problem] = []
     config = data.get("vllmConfig")
     gpus = data.get("requestGPU", DEFAULTS["requestGPU"])
@@ -602,6 +609,13 @@ def _cross_checks(doc: YamlText, item: MappingNode, data: dict[str, Any], label:
                 f"set requestGPU to a multiple of {tp} or lower tensorParallelSize",
             )
         )
+    if scaling := autoscaling.conflict(data):
+        key, message = scaling
+        node = _value_node(item, key)
+        problems.append(Problem(doc.where(node.start_mark.index), f"{label}.{key}", message))
+    for key, message in sources.entry_problems(data):
+        node = _value_node(item, key)
+        problems.append(Problem(doc.where(node.start_mark.index), f"{label}.{key}", message))
     if clash := accelerators.conflict(data.get("accelerator"), data.get("requestGPUType")):
         node = _value_node(item, "requestGPUType")
         problems.append(Problem(doc.where(node.start_mark.index), f"{label}.requestGPUType", clash))

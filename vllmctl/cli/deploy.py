@@ -154,6 +154,15 @@ def _apply(
         from vllmctl.monitoring import require_served
 
         require_served(settings)
+    if any("autoscaling" in m.data for m in prepared.models):
+        from vllmctl import autoscaling
+
+        autoscaling.require_served(settings)
+    # A pvc:// claim, cacheClaim or s3Secret missing from the namespace: no pod could start.
+    from vllmctl import sources
+
+    found = sources.needs((m.data for m in prepared.models), sources.options_from(settings))
+    sources.require_present(found, settings.namespace, kubectl.names)
     if not dry_run and _ensure_secrets(app, prepared.models, api_key):
         # The values reference a Secret only once it exists: render again.
         prepared = deploy.prepare(settings, helm=helm, kubectl=kubectl)

@@ -84,6 +84,12 @@ def list_models(app: App) -> None:
     models = [m.effective() for m in catalog.models]
 
     def table() -> None:
+        from vllmctl.autoscaling import bounds
+
+        def replicas(entry: dict[str, Any]) -> Any:
+            limits = bounds(entry)  # autoscaled: min-max
+            return f"{limits[0]}-{limits[1]}" if limits else entry["replicaCount"]
+
         if not models:
             app.info(f"No models in {path} yet; add one with `vllmctl add-model`.")
             return
@@ -92,7 +98,7 @@ def list_models(app: App) -> None:
                 m["name"],
                 m["modelURL"],
                 m["requestGPU"],
-                m["replicaCount"],
+                replicas(m),
                 m["requestMemory"],
                 m["pvcStorage"],
             )
@@ -214,6 +220,8 @@ def _collect_answers(app: App, flags: dict[str, str | None], taken: set[str]) ->
     for question in QUESTIONS:
         if question.path in answers:
             continue
+        if question.path == ("pvcStorage",) and str(answers.get(("modelURL",))).startswith("pvc://"):
+            continue  # a pvc:// model caches nothing (docs/model-sources.md)
         if question.default is None and not question.engine_option and question.prompt:
             app.require_interactive(f"{question.flag}")  # a required field without a flag
         if not app.interactive or not question.prompt:

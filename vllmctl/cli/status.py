@@ -149,6 +149,7 @@ def render_status(report: Any) -> str:
     """The report as text: release, models, reasons, router, Service, comparison."""
     out: list[str] = [_release_line(report.release), ""]
     out += _models_table(report)
+    out += _autoscaling_table(report)
     out += _reasons(report)
     out += _router_lines(report.router)
     out += _comparison_lines(report)
@@ -191,6 +192,26 @@ def _models_table(report: Any) -> list[str]:
         )  # fmt: skip
     headers = ["model", "ready", "up-to-date", "available", "gpus", "pods", "restarts", "age", "tag"]
     return [*format_table([*headers, "serving", "status"], rows).splitlines(), ""]
+
+
+def _autoscaling_table(report: Any) -> list[str]:
+    """The models KEDA scales: replicas now, the bounds, what the HPA wants, the metric."""
+    rows = []
+    for m in report.models:
+        a = m.autoscaling
+        if a is None:
+            continue
+        keda = "Ready" if a.ready else "not Ready" if a.ready is False else "pending"
+        if a.active:
+            keda += ", active"
+        rows.append(
+            [m.name, "-" if a.current is None else a.current, a.min_replicas, a.max_replicas,
+             "-" if a.desired is None else a.desired, a.value or "-", a.target or "-", keda]
+        )  # fmt: skip
+    if not rows:
+        return []
+    headers = ["autoscaled", "current", "min", "max", "desired", "metric/replica", "target", "keda"]
+    return [*format_table(headers, rows).splitlines(), ""]
 
 
 def _pod_reason_lines(owner: str, pods: list[Any]) -> list[str]:

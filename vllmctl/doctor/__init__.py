@@ -13,7 +13,7 @@ from vllmctl.doctor.report import Report
 
 
 def diagnose(settings: Any, *, hub: bool = True) -> Report:
-    from vllmctl.doctor import environment, models, release
+    from vllmctl.doctor import autoscaling, environment, models, release
 
     report = Report()
     environment.check_tools(report, settings)
@@ -30,11 +30,16 @@ def diagnose(settings: Any, *, hub: bool = True) -> Report:
             eso = environment.check_secret_store(report, kube, settings)
             environment.check_permissions(report, kube, settings, eso=eso)
             environment.check_monitoring(report, kube, settings)
+            autoscaling.check(report, kube, settings, catalog)
+            environment.check_network_policy(report, kube, settings)
             prepared = release.check_release(report, settings) if catalog else None
             deployed = prepared.deployed if prepared else None
             release.check_chart(report, settings, deployed.chart_version if deployed else None)
             if catalog:
                 token = release.check_secrets(report, kube, settings, catalog)
+                from vllmctl.doctor.sources import check_sources
+
+                check_sources(report, kube, settings, catalog)  # claims, s3Secrets, image volumes
             if prepared:
                 gpus = models.check_gpu_fit(report, kube, settings, prepared)
     if catalog:

@@ -337,3 +337,68 @@ def check_monitoring(report: Report, kube: Any, settings: Any) -> None:
         )
     else:
         report.add("cluster", "monitoring", OK, f"VLLM_MONITORING is off (the cluster serves no {kind})")
+
+
+def check_network_policy(report: Report, kube: Any, settings: Any) -> None:
+    """With VLLM_NETWORK_POLICY on: whether the settings render, and a hint on whether the
+    cluster enforces NetworkPolicy. That cannot be detected reliably (the API server stores
+    policies whether or not a network plugin applies them), so the plugins' DaemonSets by
+    their usual names are the evidence, and the detail says it is a hint."""
+    from vllmctl import network_policy as netpol
+
+    name = "network policy"
+    if not settings.network_policy:
+        if settings.network_policy_namespaces is not None:
+            report.add(
+                "cluster",
+                name,
+                WARN,
+                f"{netpol.ENV_NAMESPACES} is set but {netpol.ENV_ON} is off: no NetworkPolicy is made",
+                f"set {netpol.ENV_ON}=true, or unset {netpol.ENV_NAMESPACES}",
+            )
+        return
+    refused = netpol.refusal(settings)
+    if refused:
+        report.add("cluster", name, FAIL, refused, "fix the settings named (docs/network-policy.md)")
+        return
+    looked = f"DaemonSets in {' and '.join(netpol.CNI_NAMESPACES)}"
+    try:
+        enforcing, other = netpol.find_cnis(kube)
+    except VllmctlError as e:
+        report.add(
+            "cluster",
+            name,
+            WARN,
+            f"could not list {looked} to see the network plugin ({e.message}); the NetworkPolicies "
+            "work only with a plugin that enforces them",
+            "check that your cluster's network plugin implements NetworkPolicy (docs/network-policy.md)",
+        )
+        return
+    if enforcing:
+        report.add(
+            "cluster",
+            name,
+            OK,
+            f"found {', '.join(enforcing)}, a network plugin that enforces NetworkPolicy (a hint "
+            "from its DaemonSet: whether it enforces here cannot be checked from the API)",
+        )
+    elif other:
+        report.add(
+            "cluster",
+            name,
+            WARN,
+            f"found {', '.join(other)}, which does not enforce NetworkPolicy: the policies would be "
+            "stored but not applied",
+            "add a plugin that enforces NetworkPolicy (e.g. Calico beside flannel, as Canal)",
+        )
+    else:
+        report.add(
+            "cluster",
+            name,
+            WARN,
+            f"no known network plugin among the {looked} ({', '.join(sorted(netpol.ENFORCING_CNIS))}); "
+            "without one that enforces NetworkPolicy the policies are stored but not applied, and "
+            "vllmctl cannot detect enforcement reliably",
+            "check that your cluster's network plugin implements NetworkPolicy (managed clusters "
+            "often need it switched on)",
+        )
