@@ -46,8 +46,8 @@ FIVE_GPUS = """\
 """
 
 
-def doctor(run: Run, *args: str) -> tuple[int, dict[str, Any], str]:
-    result = run("doctor", "-o", "json", *args)
+def doctor(run: Run, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any], str]:
+    result = run("doctor", "-o", "json", *args, env=env)
     return result.exit_code, json.loads(result.stdout), result.stderr
 
 
@@ -307,3 +307,46 @@ def test_a_rolling_update_without_room_for_its_surge_pod_is_a_warning(
     assert code == 0  # a warning: the update would wait, not fail
     assert model(report, "left")["gpus"]["status"] == "warn"
     assert model(report, "right")["gpus"]["status"] == "ok"
+
+
+def test_an_ingress_class_the_cluster_lacks_fails(
+    run: Run, models_file: Path, cluster: ClusterEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    models_file.write_text(PUBLIC)
+    monkeypatch.setenv("VLLM_INGRESS_HOST", "llm.example.com")
+    monkeypatch.setenv("VLLM_INGRESS_CLASS", "nginx")
+    code, report, _ = doctor(run, "--offline", "--secret-backend", "kubernetes")
+    assert code == 2
+    exposure = check(report, "exposure")
+    assert exposure["status"] == "fail" and "IngressClass nginx" in exposure["detail"]
+
+    cluster.sandbox.call(
+        cluster.sandbox.store.create, R["IngressClass"], None, {"metadata": {"name": "nginx"}}
+    )
+    try:
+        code, report, _ = doctor(run, "--offline", "--secret-backend", "kubernetes")
+        assert check(report, "exposure") == {
+            "area": "cluster",
+            "name": "exposure",
+            "status": "ok",
+            "detail": "Ingress http://llm.example.com/v1 (class nginx)",
+            "fix": "",
+        }
+    finally:
+        cluster.sandbox.call(cluster.sandbox.store.delete, R["IngressClass"], None, "nginx")
+
+
+def test_a_startup_budget_below_the_models_size_is_a_warning(
+    run: Run, models_file: Path, cluster: ClusterEnv
+) -> None:
+    # Llama-3.1-70B (70.6B parameters on the Hub): 3600 s suggested; the entry allows 300 s.
+    cluster.sandbox.call(cluster.sandbox.hub.add_token, GRANTED, ["meta-llama/Llama-3.1-70B-Instruct"])
+    models_file.write_text(
+        "- name: big\n  modelURL: meta-llama/Llama-3.1-70B-Instruct\n  requestGPU: 1\n"
+        "  gated: true\n  maxStartupSeconds: 300\n"
+    )
+    _code, report, _ = doctor(run, "--secret-backend", "kubernetes", env={"VLLM_HF_TOKEN": GRANTED})
+    budget = check(report, "startup budget big")
+    assert budget["status"] == "warn"
+    assert "70.6B parameters" in budget["detail"] and "300 s" in budget["detail"]
+    assert budget["fix"] == "vllmctl set-model big maxStartupSeconds=3600"

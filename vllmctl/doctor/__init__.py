@@ -13,7 +13,7 @@ from vllmctl.doctor.report import Report
 
 
 def diagnose(settings: Any, *, hub: bool = True) -> Report:
-    from vllmctl.doctor import autoscaling, environment, models, release
+    from vllmctl.doctor import autoscaling, environment, exposure, models, release, sources
 
     report = Report()
     environment.check_tools(report, settings)
@@ -32,14 +32,13 @@ def diagnose(settings: Any, *, hub: bool = True) -> Report:
             environment.check_monitoring(report, kube, settings)
             autoscaling.check(report, kube, settings, catalog)
             environment.check_network_policy(report, kube, settings)
+            exposure.check(report, kube, settings)
             prepared = release.check_release(report, settings) if catalog else None
             deployed = prepared.deployed if prepared else None
             release.check_chart(report, settings, deployed.chart_version if deployed else None)
             if catalog:
                 token = release.check_secrets(report, kube, settings, catalog)
-                from vllmctl.doctor.sources import check_sources
-
-                check_sources(report, kube, settings, catalog)  # claims, s3Secrets, image volumes
+                sources.check_sources(report, kube, settings, catalog)  # claims, s3Secrets, image volumes
             if prepared:
                 gpus = models.check_gpu_fit(report, kube, settings, prepared)
     if catalog:

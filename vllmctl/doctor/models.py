@@ -93,7 +93,9 @@ def check_models(
         if row.access[0] == FAIL:
             row.memory = (SKIP, "no access to the model")
             continue
-        _check_memory(settings, model, row, token, gpus)
+        facts = _check_memory(settings, model, row, token, gpus)
+        if facts is not None:
+            _check_startup_budget(report, settings, model, facts)
 
 
 def _check_access(report: Report, settings: Any, model: Model, row: Any, token: str | None) -> bool:
@@ -138,24 +140,26 @@ def _check_access(report: Report, settings: Any, model: Model, row: Any, token: 
     return False
 
 
-def _check_memory(settings: Any, model: Model, row: Any, token: str | None, gpus: Any) -> None:
+def _check_memory(settings: Any, model: Model, row: Any, token: str | None, gpus: Any) -> Any:
+    """Fill the memory cell; the Hub's facts about the model, or None when unknown."""
     from vllmctl.hub import model_facts
     from vllmctl.memory import choose_gpu, estimate_entry
 
     entry = model.effective()
     if not int(entry.get("requestGPU") or 0):
         row.memory = (SKIP, "no GPU")
-        return
+        return None
+    facts = None
     try:
-        gpu = choose_gpu(settings=settings, node_label=_node_label(gpus, model.name))
         facts = model_facts(str(entry["modelURL"]), token, endpoint=settings.hf_endpoint)
+        gpu = choose_gpu(settings=settings, node_label=_node_label(gpus, model.name))
         result = estimate_entry(entry, facts, gpu)
     except VllmctlError as e:
         row.memory = (SKIP, e.message)
-        return
+        return facts
     except ValueError as e:  # config.json without the shape the estimate needs
         row.memory = (SKIP, f"cannot estimate: {e}")
-        return
+        return facts
     per_gpu = f"{_gib(result.weights)} weights + {_gib(result.kv_one_sequence)} KV per request"
     if result.fits:
         row.memory = (
@@ -167,6 +171,31 @@ def _check_memory(settings: Any, model: Model, row: Any, token: str | None, gpus
         if result.suggestions:
             row.fixes.append("; or ".join(s.text for s in result.suggestions))
         row.fixes.append(f"the numbers: vllmctl estimate {model.name}")
+    return facts
+
+
+def _check_startup_budget(report: Report, settings: Any, model: Model, facts: Any) -> None:
+    """Render guesses a model's startup budget from its repo name; the Hub's parameter
+    count tells better. A budget below the suggestion for that size is a warning."""
+    from vllmctl import startup
+    from vllmctl.settings import ENV_MAX_STARTUP_SECONDS
+
+    if not facts.parameters:
+        return
+    billions = facts.parameters / 1e9
+    suggested = startup.seconds_for_size(billions)
+    given = startup.budget(model.effective(), settings.max_startup_seconds, ENV_MAX_STARTUP_SECONDS)
+    if given.seconds >= suggested:
+        return
+    report.add(
+        "release",
+        f"startup budget {model.name}",
+        WARN,
+        f"{model.name} has {billions:.1f}B parameters, for which vllmctl suggests {suggested} s to "
+        f"start, but its budget is {given.seconds} s ({given.source}): the startup probe may kill "
+        "it while it is still loading",
+        f"vllmctl set-model {model.name} maxStartupSeconds={suggested}",
+    )
 
 
 def _node_label(gpus: Any, name: str) -> str | None:

@@ -83,6 +83,8 @@ BUILTINS: list[Resource] = [
     _r("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "clusterrolebindings", False),
     _r("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", short=("pdb",), sub=("status",)),
     _r("networking.k8s.io/v1", "Ingress", "ingresses", short=("ing",), sub=("status",)),
+    # Stored and served only, for doctor's check of the class an Ingress names.
+    _r("networking.k8s.io/v1", "IngressClass", "ingressclasses", False),
     # Stored and served only: nothing enforces them (no pod network is simulated).
     _r("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies", short=("netpol",)),
     # Stored and served only, for doctor's look at the network plugin: no controller runs them.
