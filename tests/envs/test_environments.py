@@ -287,6 +287,32 @@ def test_render_dev_and_prod(run: Run, catalog: Path) -> None:
     assert spec(dev, "llama3")["tag"] == "latest"
 
 
+def test_helm_template_dev_and_prod(run: Run, catalog: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chart's objects per environment: dev's Deployment with 1 replica and a short
+    context, prod's with 3 replicas, the pinned image and prod's release name."""
+    import shutil
+
+    from tests.sandbox.fixtures import MINI_CHART
+
+    if shutil.which("helm") is None:
+        pytest.skip("scripts/test puts the pinned helm on PATH")
+    monkeypatch.setenv("VLLM_CHART", str(MINI_CHART))
+    monkeypatch.setenv("VLLM_MODEL_TAG", "v0.10.1")  # dev's engines: a tag the flag check knows
+
+    def deployment(env: str, name: str) -> dict[str, Any]:
+        result = run("template", "--env", env, env={"VLLM_CHART_VERSION": "0.1.8"})
+        assert result.exit_code == 0, result.stderr
+        objects = [o for o in YAML(typ="safe").load_all(result.stdout) if o]
+        return next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == name)
+
+    dev = deployment("dev", "vllm-llama3-deployment-vllm")
+    prod = deployment("prod", "serving-llama3-deployment-vllm")
+    assert dev["spec"]["replicas"] == 1 and prod["spec"]["replicas"] == 3
+    dev_engine, prod_engine = (d["spec"]["template"]["spec"]["containers"][0] for d in (dev, prod))
+    assert "4096" in dev_engine["command"] and "32768" in prod_engine["command"]
+    assert prod_engine["image"] == "vllm/vllm-openai:v0.10.1"
+
+
 # ---------------------------------------------------------------- editing commands
 
 
