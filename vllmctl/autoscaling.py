@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-from vllmctl.errors import CatalogError, UsageError, VllmctlError
+from vllmctl.errors import CatalogError, UsageError
 
 SINCE = (0, 1, 9)  # the chart's first version with modelSpec[].keda
 REPLICAS_LEFT_TO_KEDA = (0, 1, 11)  # from here the Deployment has no `replicas` with keda on
@@ -324,18 +324,16 @@ def require_served(settings: Any) -> None:
     """Before install or upgrade with an autoscaled model: stop, with nothing changed, when
     the cluster does not serve ScaledObjects (helm would fail half-way through). A cluster
     that cannot be asked is left to helm."""
-    from vllmctl.kube import Kube
+    from vllmctl.kube import refuse_unless_served
 
-    try:
-        with Kube.connect(settings.context) as kube:
-            if served(kube):
-                return
-    except VllmctlError:
-        return
-    raise UsageError(
+    refuse_unless_served(
+        settings.context,
+        GROUP,
+        VERSION,
+        PLURAL,
         f"models.yaml asks for autoscaling, but the cluster does not serve ScaledObjects "
         f"({GROUP}/{VERSION}), so helm could not create them; nothing was changed. Install KEDA "
-        "(https://keda.sh), or remove autoscaling from the models."
+        "(https://keda.sh), or remove autoscaling from the models.",
     )
 
 

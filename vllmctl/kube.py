@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
-from vllmctl.errors import ExternalError, UsageError
+from vllmctl.errors import ExternalError, UsageError, VllmctlError
 
 OTHER_CONTEXT = "or use another context with --context"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"  # the annotation `kubectl rollout restart` sets
@@ -783,6 +783,19 @@ class Kube:
 
 
 # --- helpers ------------------------------------------------------------------------------
+
+
+def refuse_unless_served(context: str | None, group: str, version: str, plural: str, refusal: str) -> None:
+    """Before install or upgrade: stop with `refusal` (nothing changed yet) when the cluster
+    answers and does not serve a kind the values make, as helm would fail half-way through.
+    A cluster that cannot be asked is left to helm, which says why itself."""
+    try:
+        with Kube.connect(context) as kube:
+            if version in kube.served_versions(group, plural):
+                return
+    except VllmctlError:
+        return
+    raise UsageError(refusal)
 
 
 def _path(api_version: str, plural: str, namespace: str | None, name: str | None = None) -> str:

@@ -78,16 +78,14 @@ def require_served(settings: Any) -> None:
     """Before install or upgrade with VLLM_MONITORING on: stop, with nothing changed, when
     the cluster does not serve ServiceMonitors (helm would fail half-way through with a
     mapping or validation error). A cluster that cannot be asked is left to helm."""
-    from vllmctl.kube import Kube
+    from vllmctl.kube import refuse_unless_served
 
-    try:
-        with Kube.connect(settings.context) as kube:
-            if served(kube):
-                return
-    except VllmctlError:
-        return
-    raise UsageError(
+    refuse_unless_served(
+        settings.context,
+        GROUP,
+        VERSION,
+        PLURAL,
         f"VLLM_MONITORING is on, but the cluster does not serve ServiceMonitors ({GROUP}/{VERSION}), "
         "so helm could not create them; nothing was changed. Install the Prometheus Operator (or "
-        "just its CRDs), or set VLLM_MONITORING=false."
+        "just its CRDs), or set VLLM_MONITORING=false.",
     )

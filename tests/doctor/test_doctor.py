@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Run
-from tests.sandbox.fixtures import MINI_CHART, ClusterEnv
+from tests.sandbox.fixtures import MINI_CHART, ClusterEnv, another_sandbox, use_release
 from tests.sandbox.kube.controllers import R
 from tests.sandbox.sandbox import Sandbox, SandboxConfig
 
@@ -261,11 +261,9 @@ def test_no_cluster_still_checks_the_rest(
 
 @pytest.fixture(scope="module")
 def wide(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    sb = Sandbox(
-        tmp_path_factory.mktemp("wide"), SandboxConfig(gpu_nodes=2, gpus_per_node=4, eso=False)
-    ).start()
-    yield sb
-    sb.stop()
+    config = SandboxConfig(gpu_nodes=2, gpus_per_node=4, eso=False)
+    with another_sandbox(tmp_path_factory.mktemp("wide"), config) as sb:
+        yield sb
 
 
 @pytest.mark.parametrize("models", [WIDE_REPLICA, FIVE_GPUS])
@@ -273,15 +271,7 @@ def test_the_same_models_fit_on_two_nodes_of_four(
     run: Run, models_file: Path, wide: Sandbox, monkeypatch: pytest.MonkeyPatch, models: str
 ) -> None:
     namespace = f"wide-{len(models)}"
-    env = {
-        **wide.env(),
-        "VLLM_NAMESPACE": namespace,
-        "VLLM_CHART": str(MINI_CHART),
-        "VLLM_CHART_VERSION": "0.1.8",
-        "VLLM_MODEL_TAG": "v0.10.1",
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
+    use_release(wide, monkeypatch, namespace, MINI_CHART, "0.1.8")
     models_file.write_text(models)
     code, report, _ = doctor(run, "--offline")
     assert check(report, "GPU fit")["status"] == "ok", report

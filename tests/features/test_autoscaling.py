@@ -20,7 +20,7 @@ import yaml
 from tests.conftest import Run
 from tests.features.test_engine_fields import problems, rendered, spec_of
 from tests.render.test_values import models
-from tests.sandbox.fixtures import ClusterEnv, mini_chart_at
+from tests.sandbox.fixtures import ClusterEnv, another_sandbox, mini_chart_at, use_release
 from tests.sandbox.kube.controllers import R
 from tests.sandbox.sandbox import Sandbox, SandboxConfig
 from vllmctl.errors import UsageError
@@ -258,14 +258,8 @@ def test_helm_template_on_older_charts(run: Run, models_file: Path, tmp_path: Pa
 
 @pytest.fixture(scope="module")
 def keda_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    sb = Sandbox(tmp_path_factory.mktemp("keda"), SandboxConfig(keda=True, eso=False))
-    sb.start()
-    try:
+    with another_sandbox(tmp_path_factory.mktemp("keda"), SandboxConfig(keda=True, eso=False)) as sb:
         yield sb
-    finally:
-        errors = list(sb.api.errors) + (list(sb.cluster.errors) if sb.cluster else [])
-        sb.stop()
-    assert not errors, "the sandbox hit internal errors:\n" + "\n".join(errors)
 
 
 @pytest.fixture
@@ -276,16 +270,7 @@ def on_keda(
     if shutil.which("helm") is None or shutil.which("kubectl") is None:
         pytest.skip("scripts/test puts the pinned helm and kubectl on PATH")
     namespace = f"keda-{request.node.name.replace('_', '-')[:40].strip('-')}"
-    env = {
-        **keda_sandbox.env(),
-        "VLLM_NAMESPACE": namespace,
-        "VLLM_RELEASE": "vllm",
-        "VLLM_CHART": str(mini_chart_at("0.1.12", tmp_path)),
-        "VLLM_CHART_VERSION": "0.1.12",
-        "VLLM_MODEL_TAG": "v0.10.1",
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
+    use_release(keda_sandbox, monkeypatch, namespace, mini_chart_at("0.1.12", tmp_path), "0.1.12")
     yield namespace
     if keda_sandbox.get("Namespace", None, namespace) is not None:
         keda_sandbox.call(keda_sandbox.store.delete, R["Namespace"], None, namespace)

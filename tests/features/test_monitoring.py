@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.conftest import Run
-from tests.sandbox.fixtures import ClusterEnv, mini_chart_at
+from tests.sandbox.fixtures import ClusterEnv, another_sandbox, mini_chart_at, use_release
 from tests.sandbox.kube.controllers import R
 from tests.sandbox.sandbox import Sandbox, SandboxConfig
 from vllmctl.catalog.store import parse
@@ -149,14 +149,10 @@ def test_helm_template_makes_two_service_monitors_and_the_dashboards(
 
 @pytest.fixture(scope="module")
 def operator_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    sb = Sandbox(tmp_path_factory.mktemp("prometheus"), SandboxConfig(prometheus_operator=True, eso=False))
-    sb.start()
-    try:
+    with another_sandbox(
+        tmp_path_factory.mktemp("prometheus"), SandboxConfig(prometheus_operator=True, eso=False)
+    ) as sb:
         yield sb
-    finally:
-        errors = list(sb.api.errors) + (list(sb.cluster.errors) if sb.cluster else [])
-        sb.stop()
-    assert not errors, "the sandbox hit internal errors:\n" + "\n".join(errors)
 
 
 @pytest.fixture
@@ -167,17 +163,7 @@ def monitored(
     if shutil.which("helm") is None or shutil.which("kubectl") is None:
         pytest.skip("scripts/test puts the pinned helm and kubectl on PATH")
     namespace = f"mon-{request.node.name.replace('_', '-')[:40].strip('-')}"
-    env = {
-        **operator_sandbox.env(),
-        "VLLM_NAMESPACE": namespace,
-        "VLLM_RELEASE": "vllm",
-        "VLLM_CHART": str(mini_chart_at("0.1.12", tmp_path)),
-        "VLLM_CHART_VERSION": "0.1.12",
-        "VLLM_MODEL_TAG": "v0.10.1",
-        **ON,
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
+    use_release(operator_sandbox, monkeypatch, namespace, mini_chart_at("0.1.12", tmp_path), "0.1.12", **ON)
     yield namespace
     if operator_sandbox.get("Namespace", None, namespace) is not None:
         operator_sandbox.call(operator_sandbox.store.delete, R["Namespace"], None, namespace)

@@ -7,6 +7,7 @@ its own namespace; faults it switches on are cleared after it.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import shutil
@@ -34,6 +35,36 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         sb.stop()
     # A stand-in bug that a client tolerated must still fail the run.
     assert not errors, "the sandbox hit internal errors:\n" + "\n".join(errors)
+
+
+@contextlib.contextmanager
+def another_sandbox(directory: Path, config: SandboxConfig) -> Iterator[Sandbox]:
+    """A second cluster of another shape (more GPUs, KEDA, the Prometheus Operator, ...),
+    for a module's tests; like the session's, it fails on a stand-in's internal error."""
+    sb = Sandbox(directory, config).start()
+    try:
+        yield sb
+    finally:
+        errors = list(sb.api.errors) + (list(sb.cluster.errors) if sb.cluster else []) + list(sb.hub.errors)
+        sb.stop()
+    assert not errors, "the sandbox hit internal errors:\n" + "\n".join(errors)
+
+
+def use_release(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, namespace: str, chart: Path, version: str, **extra: str
+) -> None:
+    """Point vllmctl at a release `vllm` in `namespace` on `sandbox`, with `chart` at `version`."""
+    env = {
+        **sandbox.env(),
+        "VLLM_NAMESPACE": namespace,
+        "VLLM_RELEASE": "vllm",
+        "VLLM_CHART": str(chart),
+        "VLLM_CHART_VERSION": version,
+        "VLLM_MODEL_TAG": "v0.10.1",
+        **extra,
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
 
 
 def mini_chart_at(version: str, directory: Path) -> Path:
