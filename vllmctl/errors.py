@@ -47,3 +47,12 @@ class Interrupted(VllmctlError):
     """The user pressed Ctrl-C or ended a prompt; the message says what state things are in."""
 
     exit_code = EXIT_INTERRUPTED
+
+
+def refuse_problems(problems: list[str], what: str) -> None:
+    """Every problem found in a group of settings at once: one sentence when there is one,
+    else a count and the list. Nothing when there is none."""
+    if len(problems) == 1:
+        raise UsageError(problems[0])
+    if problems:
+        raise UsageError(f"{len(problems)} problems with {what}:", details=problems)

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vllmctl.errors import UsageError
+from vllmctl.errors import refuse_problems
 
 if TYPE_CHECKING:
     from vllmctl.render import RenderInput
@@ -81,10 +81,7 @@ def router_values(given: RenderInput, chart: tuple[int, ...] | None) -> Exposure
             f"{what} exposes the router, but VLLM_ROUTER_ENABLED is false (the chart then makes "
             "no router Service and no Ingress). Enable the router, or unset it."
         )
-    if problems:
-        if len(problems) == 1:
-            raise UsageError(problems[0])
-        raise UsageError(f"{len(problems)} problems with the router's exposure settings:", details=problems)
+    refuse_problems(problems, "the router's exposure settings")
     ingress: Obj | None = None
     if host:
         ingress = {"enabled": True}

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from vllmctl.errors import UsageError, VllmctlError
+from vllmctl.errors import VllmctlError, refuse_problems
 
 SINCE = (0, 1, 11)
 GROUP = "monitoring.coreos.com"
@@ -40,10 +40,7 @@ def values(monitoring: bool, dashboards: bool, chart_text: str, chart: tuple[int
                 f"{env} needs chart 0.1.11 or newer (older charts make no {what} and would ignore "
                 f"it); VLLM_CHART_VERSION is {chart_text}. Raise the chart version, or set {env}=false."
             )
-    if problems:
-        if len(problems) == 1:
-            raise UsageError(problems[0])
-        raise UsageError(f"{len(problems)} problems with the monitoring settings:", details=problems)
+    refuse_problems(problems, "the monitoring settings")
     # Only `enabled`: the chart's defaults (interval 30s, scrapeTimeout 25s, its labels) merge in.
     return Monitoring(
         {"enabled": True} if monitoring else None,

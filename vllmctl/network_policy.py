@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vllmctl.errors import UsageError, VllmctlError
+from vllmctl.errors import UsageError, VllmctlError, refuse_problems
 
 if TYPE_CHECKING:
     from vllmctl.render import DeployedLabels, RenderInput
@@ -140,10 +140,7 @@ def objects(
             f"{ENV_ON} admits traffic to the engines only from the router, but VLLM_ROUTER_ENABLED "
             f"is false: nothing could reach them. Enable the router, or set {ENV_ON}=false."
         )
-    if problems:
-        if len(problems) == 1:
-            raise UsageError(problems[0])
-        raise UsageError(f"{len(problems)} problems with the network policy settings:", details=problems)
+    refuse_problems(problems, "the network policy settings")
     service_type = _text(given.router_service_type) or "ClusterIP"
     if service_type.lower() in ("nodeport", "loadbalancer"):
         warnings.append(
