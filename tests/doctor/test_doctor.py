@@ -340,3 +340,19 @@ def test_a_startup_budget_below_the_models_size_is_a_warning(
     assert budget["status"] == "warn"
     assert "70.6B parameters" in budget["detail"] and "300 s" in budget["detail"]
     assert budget["fix"] == "vllmctl set-model big maxStartupSeconds=3600"
+
+
+def test_a_token_the_hub_rejects_is_said_once_and_public_models_are_still_checked(
+    run: Run, models_file: Path, cluster: ClusterEnv
+) -> None:
+    models_file.write_text(GATED + PUBLIC)
+    unknown = "hf_" + "f" * 37  # never added to the Hub stand-in: 401 Invalid credentials
+    code, report, stderr = doctor(run, "--secret-backend", "kubernetes", env={"VLLM_HF_TOKEN": unknown})
+    assert code == 2
+    assert check(report, "hf token at the Hub")["status"] == "fail"
+    assert (
+        model(report, "llama3")["access"]["detail"] == "gated, and the stored HuggingFace token is rejected"
+    )
+    assert model(report, "qwen")["access"] == {"status": "ok", "detail": "public"}
+    assert model(report, "qwen")["memory"]["status"] == "ok"
+    assert unknown not in json.dumps(report) + stderr

@@ -44,7 +44,7 @@ def check_gpu_fit(report: Report, kube: Any, settings: Any, prepared: Any) -> An
         elif model.name in fit.placements:
             row.gpus = (OK, _placement_text(fit.placements[model.name]))
     if fit.ok:
-        report.add("gpus", "GPU fit", OK, fit.lines()[0])
+        report.add("gpus", "GPU fit", OK, fit.lines()[0].removeprefix("GPU fit: "))
     else:
         report.add(
             "gpus",
@@ -73,6 +73,7 @@ def check_models(
     """Hub access and the memory estimate for each model that names a Hub repo."""
     from vllmctl.memory import is_hub_repo
 
+    rejected = False  # the Hub refused the stored token: asked anonymously from then on
     for model in models:
         row = report.row(model.name)
         url = str(model.data.get("modelURL", ""))
@@ -83,8 +84,19 @@ def check_models(
         if not hub:
             row.access = row.memory = (SKIP, "--offline")
             continue
-        unreachable = _check_access(report, settings, model, row, token)
-        if unreachable:
+        answer = _check_access(report, settings, model, row, token, rejected=rejected)
+        if answer == "rejected":
+            # Said once, as a check of its own; the models are then asked about anonymously.
+            report.add(
+                "secrets",
+                "hf token at the Hub",
+                FAIL,
+                f"{settings.hf_endpoint} rejects the HuggingFace token: it is invalid, expired or revoked",
+                "store a valid token: vllmctl set-hf-token",
+            )
+            token, rejected = None, True
+            answer = _check_access(report, settings, model, row, token, rejected=True)
+        if answer == "unreachable":
             hub = False  # one warning for the whole Hub, not one per model
             for later in models[models.index(model) + 1 :]:
                 report.row(later.name).access = report.row(later.name).memory = (SKIP, "Hub unreachable")
@@ -98,8 +110,11 @@ def check_models(
             _check_startup_budget(report, settings, model, facts)
 
 
-def _check_access(report: Report, settings: Any, model: Model, row: Any, token: str | None) -> bool:
-    """Fill the access cell; True when the Hub did not answer (reported once, as a warning)."""
+def _check_access(
+    report: Report, settings: Any, model: Model, row: Any, token: str | None, *, rejected: bool
+) -> str:
+    """Fill the access cell. Returns "unreachable" when the Hub did not answer (reported
+    once, as a warning), "rejected" when it refused the token itself, else "answered"."""
     from vllmctl.hub import HubUnreachable, check_access
 
     url = str(model.data["modelURL"])
@@ -114,10 +129,12 @@ def _check_access(report: Report, settings: Any, model: Model, row: Any, token: 
             "check the network or HF_ENDPOINT, or run with --offline",
         )
         row.access = (SKIP, "Hub unreachable")
-        return True
+        return "unreachable"
     except VllmctlError as e:
         row.access = (FAIL, e.message)
-        return False
+        return "answered"
+    if access.token_rejected and token is not None:
+        return "rejected"
     marked = model.data.get("gated")
     if not access.exists:
         row.access = (FAIL, f"{url} is not on the Hub (or is private and the token cannot see it)")
@@ -127,7 +144,8 @@ def _check_access(report: Report, settings: Any, model: Model, row: Any, token: 
     elif access.allowed:
         row.access = (OK, "gated, the token has access")
     elif token is None:
-        row.access = (FAIL, "gated, and no HuggingFace token is stored")
+        said = "the stored HuggingFace token is rejected" if rejected else "no HuggingFace token is stored"
+        row.access = (FAIL, f"gated, and {said}")
         row.fixes.append(f"vllmctl set-hf-token (a token granted {access.page})")
     else:
         row.access = (FAIL, f"gated, and the token has no access: request access at {access.page}")
@@ -137,7 +155,7 @@ def _check_access(report: Report, settings: Any, model: Model, row: Any, token: 
         )
         if row.access[0] == OK:
             row.access = (WARN, row.access[1] + " (not marked gated: true)")
-    return False
+    return "answered"
 
 
 def _check_memory(settings: Any, model: Model, row: Any, token: str | None, gpus: Any) -> Any:
