@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Run
-from tests.sandbox.fixtures import MINI_CHART, ClusterEnv, another_sandbox, use_release
+from tests.sandbox.fixtures import MINI_CHART, ClusterEnv, release_on, running_sandbox
 from tests.sandbox.kube.controllers import R
 from tests.sandbox.sandbox import Sandbox, SandboxConfig
 
@@ -262,7 +262,7 @@ def test_no_cluster_still_checks_the_rest(
 @pytest.fixture(scope="module")
 def wide(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     config = SandboxConfig(gpu_nodes=2, gpus_per_node=4, eso=False)
-    with another_sandbox(tmp_path_factory.mktemp("wide"), config) as sb:
+    with running_sandbox(tmp_path_factory.mktemp("wide"), config) as sb:
         yield sb
 
 
@@ -271,16 +271,15 @@ def test_the_same_models_fit_on_two_nodes_of_four(
     run: Run, models_file: Path, wide: Sandbox, monkeypatch: pytest.MonkeyPatch, models: str
 ) -> None:
     namespace = f"wide-{len(models)}"
-    use_release(wide, monkeypatch, namespace, MINI_CHART, "0.1.8")
-    models_file.write_text(models)
-    code, report, _ = doctor(run, "--offline")
-    assert check(report, "GPU fit")["status"] == "ok", report
-    assert code == 0
-    plan = run("plan")
-    assert plan.exit_code == 1, plan.stderr  # changes to make, nothing refused
-    install = run("install", "--yes", "--no-api-key")
-    assert install.exit_code == 0, install.stderr
-    wide.call(wide.store.delete, R["Namespace"], None, namespace)
+    with release_on(wide, monkeypatch, namespace, MINI_CHART, "0.1.8"):
+        models_file.write_text(models)
+        code, report, _ = doctor(run, "--offline")
+        assert check(report, "GPU fit")["status"] == "ok", report
+        assert code == 0
+        plan = run("plan")
+        assert plan.exit_code == 1, plan.stderr  # changes to make, nothing refused
+        install = run("install", "--yes", "--no-api-key")
+        assert install.exit_code == 0, install.stderr
 
 
 def test_a_rolling_update_without_room_for_its_surge_pod_is_a_warning(

@@ -20,8 +20,7 @@ import yaml
 from tests.conftest import Run
 from tests.features.test_engine_fields import problems, rendered, spec_of
 from tests.render.test_values import models
-from tests.sandbox.fixtures import ClusterEnv, another_sandbox, mini_chart_at, use_release
-from tests.sandbox.kube.controllers import R
+from tests.sandbox.fixtures import ClusterEnv, mini_chart_at, release_on, running_sandbox
 from tests.sandbox.sandbox import Sandbox, SandboxConfig
 from vllmctl.errors import UsageError
 
@@ -258,7 +257,7 @@ def test_helm_template_on_older_charts(run: Run, models_file: Path, tmp_path: Pa
 
 @pytest.fixture(scope="module")
 def keda_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    with another_sandbox(tmp_path_factory.mktemp("keda"), SandboxConfig(keda=True, eso=False)) as sb:
+    with running_sandbox(tmp_path_factory.mktemp("keda"), SandboxConfig(keda=True, eso=False)) as sb:
         yield sb
 
 
@@ -267,13 +266,9 @@ def on_keda(
     keda_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[str]:
     """The environment of a 0.1.12 release on the sandbox that serves ScaledObjects."""
-    if shutil.which("helm") is None or shutil.which("kubectl") is None:
-        pytest.skip("scripts/test puts the pinned helm and kubectl on PATH")
     namespace = f"keda-{request.node.name.replace('_', '-')[:40].strip('-')}"
-    use_release(keda_sandbox, monkeypatch, namespace, mini_chart_at("0.1.12", tmp_path), "0.1.12")
-    yield namespace
-    if keda_sandbox.get("Namespace", None, namespace) is not None:
-        keda_sandbox.call(keda_sandbox.store.delete, R["Namespace"], None, namespace)
+    with release_on(keda_sandbox, monkeypatch, namespace, mini_chart_at("0.1.12", tmp_path), "0.1.12"):
+        yield namespace
 
 
 ON_CLUSTER = """\

@@ -15,8 +15,7 @@ import pytest
 import yaml
 
 from tests.conftest import Run
-from tests.sandbox.fixtures import ClusterEnv, another_sandbox, mini_chart_at, use_release
-from tests.sandbox.kube.controllers import R
+from tests.sandbox.fixtures import ClusterEnv, mini_chart_at, release_on, running_sandbox
 from tests.sandbox.sandbox import Sandbox, SandboxConfig
 from vllmctl.catalog.store import parse
 from vllmctl.deploy import rolling_models
@@ -149,7 +148,7 @@ def test_helm_template_makes_two_service_monitors_and_the_dashboards(
 
 @pytest.fixture(scope="module")
 def operator_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    with another_sandbox(
+    with running_sandbox(
         tmp_path_factory.mktemp("prometheus"), SandboxConfig(prometheus_operator=True, eso=False)
     ) as sb:
         yield sb
@@ -160,13 +159,11 @@ def monitored(
     operator_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[str]:
     """The environment of a 0.1.12 release on the sandbox that serves ServiceMonitors."""
-    if shutil.which("helm") is None or shutil.which("kubectl") is None:
-        pytest.skip("scripts/test puts the pinned helm and kubectl on PATH")
     namespace = f"mon-{request.node.name.replace('_', '-')[:40].strip('-')}"
-    use_release(operator_sandbox, monkeypatch, namespace, mini_chart_at("0.1.12", tmp_path), "0.1.12", **ON)
-    yield namespace
-    if operator_sandbox.get("Namespace", None, namespace) is not None:
-        operator_sandbox.call(operator_sandbox.store.delete, R["Namespace"], None, namespace)
+    with release_on(
+        operator_sandbox, monkeypatch, namespace, mini_chart_at("0.1.12", tmp_path), "0.1.12", **ON
+    ):
+        yield namespace
 
 
 def doctor_check(run: Run) -> dict[str, Any]:

@@ -27,7 +27,17 @@ _numbers = itertools.count(1)
 
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    sb = Sandbox(tmp_path_factory.mktemp("sandbox"), SandboxConfig(gpu_nodes=2, gpus_per_node=2)).start()
+    with running_sandbox(
+        tmp_path_factory.mktemp("sandbox"), SandboxConfig(gpu_nodes=2, gpus_per_node=2)
+    ) as sb:
+        yield sb
+
+
+@contextlib.contextmanager
+def running_sandbox(directory: Path, config: SandboxConfig) -> Iterator[Sandbox]:
+    """A started sandbox, stopped afterwards: the session's, or a module's second cluster of
+    another shape (more GPUs, KEDA, the Prometheus Operator, ...)."""
+    sb = Sandbox(directory, config).start()
     try:
         yield sb
     finally:
@@ -38,22 +48,13 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 
 
 @contextlib.contextmanager
-def another_sandbox(directory: Path, config: SandboxConfig) -> Iterator[Sandbox]:
-    """A second cluster of another shape (more GPUs, KEDA, the Prometheus Operator, ...),
-    for a module's tests; like the session's, it fails on a stand-in's internal error."""
-    sb = Sandbox(directory, config).start()
-    try:
-        yield sb
-    finally:
-        errors = list(sb.api.errors) + (list(sb.cluster.errors) if sb.cluster else []) + list(sb.hub.errors)
-        sb.stop()
-    assert not errors, "the sandbox hit internal errors:\n" + "\n".join(errors)
-
-
-def use_release(
+def release_on(
     sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, namespace: str, chart: Path, version: str, **extra: str
-) -> None:
-    """Point vllmctl at a release `vllm` in `namespace` on `sandbox`, with `chart` at `version`."""
+) -> Iterator[str]:
+    """vllmctl pointed at a release `vllm` in `namespace` on `sandbox`, with `chart` at
+    `version`; the namespace (and so its GPUs) goes afterwards."""
+    if shutil.which("helm") is None or shutil.which("kubectl") is None:
+        pytest.skip("scripts/test puts the pinned helm and kubectl on PATH")
     env = {
         **sandbox.env(),
         "VLLM_NAMESPACE": namespace,
@@ -65,6 +66,9 @@ def use_release(
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
+    yield namespace
+    if sandbox.get("Namespace", None, namespace) is not None:
+        sandbox.call(sandbox.store.delete, R["Namespace"], None, namespace)
 
 
 def mini_chart_at(version: str, directory: Path) -> Path:
