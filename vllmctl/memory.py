@@ -4,6 +4,7 @@ with the entry's engine options and the Hub's facts about the model. Shared by
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,14 @@ from vllmctl.estimate import (
     parse_gpu_memory,
     weight_bytes_per_param,
 )
+
+# Node labels naming the GPU model: NVIDIA's GPU feature discovery, AMD's and Habana's.
+PRODUCT_LABELS = ("nvidia.com/gpu.product", "amd.com/gpu.product-name", "habana.ai/gaudi.product")
+
+
+def product_label(node_labels: Iterable[Mapping[str, str]]) -> str | None:
+    """The first GPU product label found on these nodes' labels, in their order."""
+    return next((str(labels[k]) for labels in node_labels for k in PRODUCT_LABELS if labels.get(k)), None)
 
 
 @dataclass(frozen=True)

@@ -163,21 +163,16 @@ def _stored_token(app: App) -> str | None:
 
 def _node_gpu(app: App) -> str | None:
     """The GPU product label of the cluster's GPU nodes, when a cluster answers."""
-    from vllmctl.doctor.models import PRODUCT_LABELS
     from vllmctl.errors import VllmctlError
     from vllmctl.kube import Kube
+    from vllmctl.memory import product_label
 
     try:
         with Kube.connect(app.settings.context) as kube:
             nodes = kube.list("v1", "nodes", None)
     except VllmctlError:
         return None
-    for node in nodes:
-        labels = (node.get("metadata") or {}).get("labels") or {}
-        for key in PRODUCT_LABELS:
-            if labels.get(key):
-                return str(labels[key])
-    return None
+    return product_label((node.get("metadata") or {}).get("labels") or {} for node in nodes)
 
 
 def _list_gpus(app: App) -> None:

@@ -9,8 +9,6 @@ from vllmctl.catalog.schema import Model
 from vllmctl.doctor.report import FAIL, OK, SKIP, WARN, Report
 from vllmctl.errors import VllmctlError
 
-PRODUCT_LABELS = ("nvidia.com/gpu.product", "amd.com/gpu.product-name", "habana.ai/gaudi.product")
-
 
 def check_gpu_fit(report: Report, kube: Any, settings: Any, prepared: Any) -> Any:
     """The GPU fit of the whole plan, one cell per model; the FitReport, or None."""
@@ -221,9 +219,11 @@ def _node_label(gpus: Any, name: str) -> str | None:
     of any GPU node (a model that does not fit still gets an estimate)."""
     if gpus is None:
         return None
+    from vllmctl.memory import product_label
+
     placed = gpus.placements.get(name) or []
     nodes = sorted(gpus.nodes, key=lambda n: n.name not in placed[:1])
-    return next((n.labels[k] for n in nodes for k in PRODUCT_LABELS if n.labels.get(k)), None)
+    return product_label(n.labels for n in nodes)
 
 
 def _gib(amount: int) -> str:
