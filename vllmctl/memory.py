@@ -11,6 +11,7 @@ from typing import Any
 from vllmctl.errors import UsageError
 from vllmctl.estimate import (
     Estimate,
+    GiB,
     GpuMemoryError,
     config_bytes_per_param,
     estimate,
@@ -90,17 +91,11 @@ def estimate_entry(entry: dict[str, Any], facts: Any, gpu: Gpu) -> Estimate:
     the Hub's parameter count when it has one, else the count from config.json."""
     engine = entry.get("vllmConfig") or {}
     dtype = str(engine.get("dtype") or "auto")
-    config = facts.config
-    if facts.parameters:
-        parameters = int(facts.parameters)
-        per_param = weight_bytes_per_param(facts.parameter_dtypes, dtype, config)
-    else:
-        parameters = param_count_from_config(config)
-        per_param = config_bytes_per_param(config, dtype)
+    parameters, per_param = _weights(facts, dtype)
     return estimate(
         parameters,
         per_param,
-        config,
+        facts.config,
         gpu.memory,
         max_model_len=engine.get("maxModelLen"),
         max_num_seqs=engine.get("maxNumSeqs"),
@@ -110,6 +105,59 @@ def estimate_entry(entry: dict[str, Any], facts: Any, gpu: Gpu) -> Estimate:
         gpu_name=gpu.name,
         gpu_bf16=gpu.bf16,
     )
+
+
+def _weights(facts: Any, dtype: str) -> tuple[int, float]:
+    """The parameter count (the Hub's, else from config.json) and bytes per parameter."""
+    if facts.parameters:
+        return int(facts.parameters), weight_bytes_per_param(facts.parameter_dtypes, dtype, facts.config)
+    return param_count_from_config(facts.config), config_bytes_per_param(facts.config, dtype)
+
+
+# The model cache should hold the weights with room to spare (tokenizer, config, partial
+# downloads): below this factor the storage is called tight.
+STORAGE_HEADROOM = 1.1
+
+
+def size_hint(entry: dict[str, Any], facts: Any, settings: Any) -> str:
+    """One line for add-model: the model's parameters and weights, whether its replica's
+    GPUs (the estimate, with VLLM_GPU_TYPE / VLLM_GPU_MEMORY) and its cache volume look
+    enough. Without a known GPU type only the storage is judged."""
+    from vllmctl.catalog.quantity import QuantityError, parse_quantity
+
+    dtype = str((entry.get("vllmConfig") or {}).get("dtype") or "auto")
+    parameters, per_param = _weights(facts, dtype)
+    weights = parameters * per_param
+    parts = [f"{_count(parameters)} parameters, {weights / GiB:.1f} GiB of weights"]
+    try:
+        gpu = choose_gpu(settings=settings)
+    except UsageError:
+        parts.append("GPU fit unknown (set VLLM_GPU_TYPE or VLLM_GPU_MEMORY)")
+    else:
+        result = estimate_entry(entry, facts, gpu)
+        gpus = f"{result.tensor_parallel_size} x {gpu.name}"
+        if result.fits:
+            parts.append(f"fits {gpus} (KV cache for {result.kv_tokens:,} tokens)")
+        else:
+            advice = f": {result.suggestions[0].text}" if result.suggestions else ""
+            parts.append(f"does not fit {gpus}{advice}")
+    storage = entry.get("pvcStorage")
+    if storage is not None:
+        try:
+            size = float(parse_quantity(storage))
+        except QuantityError:
+            size = None
+        if size is not None:
+            verdict = "holds them" if size >= weights * STORAGE_HEADROOM else "is too small for them"
+            parts.append(f"storage {storage} {verdict}")
+    return "Size: " + "; ".join(parts) + "."
+
+
+def _count(parameters: int) -> str:
+    """7615616512 -> '7.6B', 494032768 -> '494M'."""
+    if parameters >= 10**9:
+        return f"{parameters / 10**9:.1f}B"
+    return f"{parameters / 10**6:.0f}M"
 
 
 def is_hub_repo(model_url: str) -> bool:

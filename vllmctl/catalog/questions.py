@@ -10,6 +10,11 @@ from vllmctl.catalog.constants import DEFAULTS, DTYPES
 
 _INT = re.compile(r"[+-]?[0-9]+")
 _FLOAT = re.compile(r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+# A model page's address as a browser shows it, e.g. https://huggingface.co/org/model,
+# .../tree/main or .../blob/main/config.json: the repo id is its first two path segments.
+_HUB_PAGE = re.compile(r"https?://(?:www\.)?(?:huggingface\.co|hf\.co)/(?P<path>[^?#]*)(?:[?#].*)?", re.I)
+# Hub pages that are not models: their repo ids would name something else.
+_NOT_MODELS = ("datasets", "spaces", "docs", "models", "collections", "papers", "organizations")
 
 
 def as_text(text: str) -> Any:
@@ -24,6 +29,19 @@ def as_number_or_text(text: str) -> Any:
     if _FLOAT.fullmatch(stripped):
         return float(stripped)
     return stripped
+
+
+def as_model_url(text: str) -> Any:
+    """A repo id, URI, or a pasted Hub page address (`https://huggingface.co/org/model`, also
+    with /tree/..., /blob/... or a trailing slash) as the repo id `org/model`."""
+    stripped = text.strip()
+    page = _HUB_PAGE.fullmatch(stripped)
+    if page is None:
+        return stripped
+    segments = [s for s in page["path"].split("/") if s]
+    if len(segments) < 2 or segments[0].lower() in _NOT_MODELS:
+        return stripped  # left for the schema's check to explain
+    return f"{segments[0]}/{segments[1]}"
 
 
 class Question(NamedTuple):
@@ -64,7 +82,7 @@ QUESTIONS: tuple[Question, ...] = (
         "--model-url",
         "HuggingFace model id (org/model) or pvc://, s3://, oci:// URI",
         None,
-        as_text,
+        as_model_url,
     ),
     Question(("requestGPU",), "--gpus", "GPUs per replica", D["requestGPU"]),
     Question(("replicaCount",), "--replicas", "Replicas", D["replicaCount"]),
@@ -144,3 +162,41 @@ def with_field(entry: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
     merged = {**entry, key: value}
     rank = {name: i for i, name in enumerate(ENTRY_ORDER)}
     return dict(sorted(merged.items(), key=lambda item: rank.get(item[0], len(rank))))
+
+
+# Fields a cross-field problem also involves besides the one it is reported at, so asking
+# again offers both (e.g. fewer tensor-parallel GPUs, or more GPUs).
+_ALSO_INVOLVED: dict[tuple[str, ...], tuple[tuple[str, ...], ...]] = {
+    ("vllmConfig", "tensorParallelSize"): (("requestGPU",),),
+    ("limitMemory",): (("requestMemory",),),
+}
+
+
+class EntryProblem(NamedTuple):
+    """A problem of a new entry as a whole, and the questions that can fix it."""
+
+    key: str  # e.g. "vllmConfig.tensorParallelSize"
+    message: str
+    questions: tuple[Question, ...]  # empty: no question of add-model sets that key
+
+
+def entry_problems(entry: dict[str, Any]) -> list[EntryProblem]:
+    """What the schema finds wrong with `entry` on its own: after each answer was checked
+    alone, these are the problems between fields (tensorParallelSize vs requestGPU, ...)."""
+    from pathlib import Path
+
+    from vllmctl.catalog.edits import add_entry
+    from vllmctl.catalog.store import parse
+    from vllmctl.catalog.yamldoc import decode, detect_style
+
+    empty = decode(Path("new entry"), b"")
+    text = add_entry(empty, None, detect_style("", None), entry)  # the text add-model will splice in
+    by_path = {q.path: q for q in QUESTIONS}
+    found = []
+    for problem in parse(empty.path, empty.encode(text)).validation.problems:
+        key = problem.key_path.split(".", 1)[1] if "." in problem.key_path else problem.key_path
+        path = tuple(key.split("."))
+        involved = [path, *_ALSO_INVOLVED.get(path, ())]
+        questions = tuple(by_path[p] for p in involved if p in by_path)
+        found.append(EntryProblem(key, problem.message, questions))
+    return found

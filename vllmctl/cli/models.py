@@ -132,12 +132,14 @@ def add_model(app: App, offline: bool, **flags: str | None) -> None:
     asks: give --name and --model-url, the rest have defaults.
 
     Unless --offline, asks the HuggingFace Hub (HF_ENDPOINT) whether the model exists and
-    records whether it is gated.
+    records whether it is gated; at a terminal it then shows the model's size and whether
+    the GPUs (VLLM_GPU_TYPE / VLLM_GPU_MEMORY) and storage look enough. A problem found
+    after the last answer asks again for the fields involved. A pasted Hub address
+    (https://huggingface.co/org/model/...) is stored as org/model.
 
     Creates models.yaml from models.example.yaml when it does not exist.
     """
-    from vllmctl.catalog.questions import build_entry, with_field
-    from vllmctl.catalog.schema import URI_SCHEMES
+    from vllmctl.catalog.questions import with_field
     from vllmctl.catalog.store import adding, apply_edit, load
 
     _base_file_only(app, "add-model")
@@ -145,15 +147,15 @@ def add_model(app: App, offline: bool, **flags: str | None) -> None:
     catalog = load(path)
     catalog.require_valid()
     answers = _collect_answers(app, flags, taken=set(catalog.names()))
-    entry = build_entry(answers)
-    if not offline and not entry["modelURL"].startswith(URI_SCHEMES):
-        gated = _hub_gated(app, entry["modelURL"])
-        if gated is not None:
-            entry = with_field(entry, "gated", gated)
+    entry, access = _settled_entry(app, answers, offline=offline, taken=set(catalog.names()))
+    if access is not None:
+        entry = with_field(entry, "gated", access)
     if app.interactive:
         from vllmctl.ui import to_yaml
 
         app.info(to_yaml([entry]).rstrip())
+        if access is not None:
+            _show_size_hint(app, entry)
         if not app.confirm(f"Add {entry['name']} to {path}?", default=True):
             app.info("Nothing was changed.")
             return
@@ -164,10 +166,45 @@ def add_model(app: App, offline: bool, **flags: str | None) -> None:
     app.info("Deploy it with `vllmctl upgrade` (or `vllmctl install` for a new release).")
 
 
-def _hub_gated(app: App, repo_id: str) -> bool | None:
-    """Whether the Hub says the repo is gated (None: it could not be asked); refuses a missing repo."""
-    from vllmctl import hub
+def _settled_entry(
+    app: App, answers: dict[tuple[str, ...], Any], *, offline: bool, taken: set[str]
+) -> tuple[dict[str, Any], bool | None]:
+    """The entry, and whether the Hub says it is gated (None: not asked or not reachable).
+    At a terminal a problem found only now (between fields, or a repo the Hub does not
+    know) asks again for the fields involved, keeping every other answer; otherwise it is
+    the error naming the flag, as before."""
+    from vllmctl.catalog.questions import QUESTIONS, build_entry, entry_problems
+    from vllmctl.catalog.schema import URI_SCHEMES
     from vllmctl.errors import UsageError
+
+    model_url = next(q for q in QUESTIONS if q.path == ("modelURL",))
+    while True:
+        entry = build_entry(answers)
+        problems = entry_problems(entry) if app.interactive else []
+        if problems and all(p.questions for p in problems):
+            for problem in problems:
+                app.warn(f"{problem.key}: {problem.message}.")
+            for question in dict.fromkeys(q for p in problems for q in p.questions):
+                answers[question.path] = _ask(app, question, None, current=answers.get(question.path))
+            continue
+        if offline or entry["modelURL"].startswith(URI_SCHEMES):
+            return entry, None
+        gated, unknown = _hub_gated(app, entry["modelURL"])
+        if unknown is None:
+            return entry, gated
+        if not app.interactive:
+            raise UsageError(
+                f"--model-url: {unknown}; check the spelling, or pass --offline to add it without "
+                "asking the Hub."
+            )
+        app.warn(f"{unknown}; check the spelling.")
+        answers[model_url.path] = _ask(app, model_url, None, current=entry["modelURL"])
+
+
+def _hub_gated(app: App, repo_id: str) -> tuple[bool | None, str | None]:
+    """Whether the Hub says the repo is gated (None: it could not be asked), and when the
+    Hub does not know the repo, the sentence saying so."""
+    from vllmctl import hub
     from vllmctl.settings import ENV_HF_TOKEN
 
     endpoint = app.settings.hf_endpoint or hub.DEFAULT_ENDPOINT
@@ -176,23 +213,37 @@ def _hub_gated(app: App, repo_id: str) -> bool | None:
         access = hub.check_access(repo_id, token, endpoint=endpoint)
     except hub.HubUnreachable as unreachable:
         app.warn(f"could not reach {unreachable.endpoint}: {unreachable.reason}; gated not recorded.")
-        return None
+        return None, None
     valid_token = bool(token) and not access.token_rejected
     if access.token_rejected:
         app.warn(f"{endpoint} rejected the HuggingFace token ({ENV_HF_TOKEN}): invalid, expired or revoked.")
     if not access.exists:
         seen = "your token cannot see it" if valid_token else f"no valid {ENV_HF_TOKEN}"
-        raise UsageError(
-            f"--model-url: {repo_id} is not a model on {endpoint} (or it is private and {seen}); "
-            "check the spelling, or pass --offline to add it without asking the Hub."
-        )
+        return None, f"{repo_id} is not a model on {endpoint} (or it is private and {seen})"
     if access.gated and access.allowed is not True:
         if valid_token:
             need = f"your token ({ENV_HF_TOKEN}) has no access"
         else:
             need = "the engines need a HuggingFace token with access"
         app.warn(f"{repo_id} is gated and {need}: request access at {access.page}.")
-    return access.gated
+    return access.gated, None
+
+
+def _show_size_hint(app: App, entry: dict[str, Any]) -> None:
+    """One line on the model's size and whether the entry's GPUs and storage look enough;
+    nothing when the Hub cannot tell (the confirmation follows either way)."""
+    from vllmctl import hub
+    from vllmctl.errors import VllmctlError
+    from vllmctl.estimate import ConfigError
+    from vllmctl.memory import size_hint
+
+    endpoint = app.settings.hf_endpoint or hub.DEFAULT_ENDPOINT
+    try:
+        facts = hub.model_facts(entry["modelURL"], app.settings.hf_token or None, endpoint=endpoint)
+        app.info(size_hint(entry, facts, app.settings))
+    except (VllmctlError, ConfigError) as e:  # the Hub failing now, or a config it cannot read
+        if app.verbose:
+            app.info(f"(no size hint: {e})")
 
 
 def _collect_answers(app: App, flags: dict[str, str | None], taken: set[str]) -> dict[tuple[str, ...], Any]:
@@ -239,10 +290,12 @@ def _collect_answers(app: App, flags: dict[str, str | None], taken: set[str]) ->
     return answers
 
 
-def _ask(app: App, question: Any, extra_check: Any) -> Any:
+def _ask(app: App, question: Any, extra_check: Any, *, current: Any = None) -> Any:
+    """Ask one question; `current` (an earlier answer being corrected) is the default."""
     optional = question.engine_option
     if question.choices:
-        choice = app.ask_select(question.prompt, ["(vLLM's default)", *question.choices])
+        default_choice = current if current in question.choices else None
+        choice = app.ask_select(question.prompt, ["(vLLM's default)", *question.choices], default_choice)
         return None if choice.startswith("(") else choice
 
     def validate(text: str) -> str | None:
@@ -251,7 +304,8 @@ def _ask(app: App, question: Any, extra_check: Any) -> Any:
         value, problem = question.parse(text)
         return problem or (extra_check(value) if extra_check else None)
 
-    default = "" if question.default is None else str(question.default)
+    fallback = question.default if current is None else current
+    default = "" if fallback is None else str(fallback)
     text = app.ask_text(question.prompt, default=default, validate=validate)
     if optional and not text.strip():
         return None
