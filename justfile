@@ -5,6 +5,12 @@
 
 import 'vllm.just'
 
+# The Python scripts/test set up: the active virtual environment, else the repo's .venv
+# (scripts/python-env), else python3.
+python := if env("VIRTUAL_ENV", "") != "" { "python" } else if path_exists(justfile_directory() / ".venv/bin/python") == "true" { justfile_directory() / ".venv/bin/python" } else { "python3" }
+# ...and its bin/ first on PATH, so the benchmarks time the vllmctl installed there.
+venv_path := if python =~ "/" { parent_directory(python) + ":" } else { "" }
+
 # list the recipes (this file's own first recipe is the default, not vllm.just's)
 [private]
 help:
@@ -16,19 +22,17 @@ test *args:
 
 # ruff and mypy
 lint:
-    python3 -m ruff check .
-    python3 -m ruff format --check .
-    python3 -m mypy
+    bash scripts/lint
 
 # a simulated cluster to try vllmctl on, in the foreground (tests/sandbox/README.md)
 sandbox *args:
-    python3 -m tests.sandbox --dir .sandbox "$@"
+    {{python}} -m tests.sandbox --dir .sandbox "$@"
 
 # startup and editing benchmarks (medians of the installed command)
 bench *args:
-    python3 benchmarks/bench.py "$@"
+    PATH="{{venv_path}}$PATH" {{python}} benchmarks/bench.py "$@"
 
 # `status` on 200 models and streaming overhead, against the sandbox (needs scripts/install-tools)
 bench-cluster:
-    PATH="$PWD/.tools/bin:$PATH" python3 benchmarks/bench_status.py
-    PATH="$PWD/.tools/bin:$PATH" python3 benchmarks/bench_stream.py
+    PATH="{{venv_path}}$PWD/.tools/bin:$PATH" {{python}} benchmarks/bench_status.py
+    PATH="{{venv_path}}$PWD/.tools/bin:$PATH" {{python}} benchmarks/bench_stream.py
