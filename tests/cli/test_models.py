@@ -185,7 +185,7 @@ def test_validate(run: Run, models_file: Path) -> None:
     run("add-model", "-y", *LLAMA)
     ok = run("validate")
     assert ok.exit_code == 0
-    assert "models.yaml is valid: 1 model." in ok.stderr
+    assert "models.yaml is valid: 1 model, for chart 0.1.12 (from default: the newest chart" in ok.stderr
     models_file.write_text("- name: a\n  modelURL: org/a\n  replicaCount: -1\n  dtype: auto\n")
     bad = run("validate")
     assert bad.exit_code == 2
