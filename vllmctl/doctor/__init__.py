@@ -23,7 +23,7 @@ def diagnose(settings: Any, *, hub: bool = True) -> Report:
     token: str | None = settings.hf_token or None
     gpus = None
     if kube is None:
-        release.check_chart(report, settings, None)
+        release.check_chart(report, settings, None, index=hub)
         release.check_router_image(report, settings)
     else:
         with kube:
@@ -32,7 +32,7 @@ def diagnose(settings: Any, *, hub: bool = True) -> Report:
             # otherwise, and the checks below judge the settings for that version.
             prepared = release.check_release(report, settings) if catalog else None
             deployed = prepared.deployed if prepared else None
-            release.check_chart(report, settings, deployed.chart_version if deployed else None)
+            release.check_chart(report, settings, deployed.chart_version if deployed else None, index=hub)
             release.check_router_image(report, settings)
             eso = environment.check_secret_store(report, kube, settings)
             environment.check_permissions(report, kube, settings, eso=eso)

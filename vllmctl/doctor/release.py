@@ -78,9 +78,9 @@ def _floating(tag: Any) -> bool:
     return str(tag).strip() in ("", "latest")
 
 
-def check_chart(report: Report, settings: Any, deployed_chart: str | None) -> None:
+def check_chart(report: Report, settings: Any, deployed_chart: str | None, *, index: bool = True) -> None:
     """The target chart version (and where it came from) is one vllmctl knows, the upgrade
-    to it is safe, and whether the chart repository has a newer one."""
+    to it is safe, and (`index`) whether the chart repository has a newer one."""
     from vllmctl.plan import SELECTOR_CHANGE
 
     try:
@@ -101,7 +101,7 @@ def check_chart(report: Report, settings: Any, deployed_chart: str | None) -> No
         )
     else:
         report.add("release", "chart", OK, f"chart {settings.chart} {chart.shown}")
-    if chart.local is None:
+    if chart.local is None and index:
         check_chart_index(report, settings, target)
     if deployed_chart is None:
         return
