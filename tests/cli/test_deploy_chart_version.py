@@ -94,6 +94,13 @@ def test_a_chart_version_that_disagrees_with_the_chart_file_is_refused(
             "(vllmctl reads the version from the chart), or point VLLM_CHART at a 0.1.8 chart."
         )
     assert cluster.sandbox.get("Namespace", None, cluster.namespace) is None  # nothing changed
+    # doctor reports it as the chart's failure, and goes on with what does not need it.
+    doctor = run("doctor", "-o", "json", "--offline")
+    assert doctor.exit_code == 2
+    checks = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}
+    assert checks["chart"]["status"] == "fail"
+    assert checks["chart"]["detail"].startswith("VLLM_CHART_VERSION=0.1.8 disagrees with the chart")
+    assert checks["permissions"]["status"] == "ok"
     assert run("render", env={"VLLM_CHART_VERSION": "0.1.12"}).exit_code == 0  # agreeing is fine
 
 

@@ -36,10 +36,11 @@ def diagnose(settings: Any, *, hub: bool = True) -> Report:
             release.check_router_image(report, settings)
             eso = environment.check_secret_store(report, kube, settings)
             environment.check_permissions(report, kube, settings, eso=eso)
-            environment.check_monitoring(report, kube, settings)
-            autoscaling.check(report, kube, settings, catalog)
-            environment.check_network_policy(report, kube, settings)
-            exposure.check(report, kube, settings)
+            if release.chart_decided(settings):  # else the chart row says why, once
+                environment.check_monitoring(report, kube, settings)
+                autoscaling.check(report, kube, settings, catalog)
+                environment.check_network_policy(report, kube, settings)
+                exposure.check(report, kube, settings)
             if catalog:
                 token = release.check_secrets(report, kube, settings, catalog)
                 sources.check_sources(report, kube, settings, catalog)  # claims, s3Secrets, image volumes

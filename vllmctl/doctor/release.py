@@ -127,6 +127,15 @@ def check_chart(report: Report, settings: Any, deployed_chart: str | None, *, in
         report.add("release", "upgrade path", OK, f"chart {deployed_chart} -> {target}: no selector change")
 
 
+def chart_decided(settings: Any) -> bool:
+    """Whether the chart version can be decided (check_chart reports why not); the checks
+    that judge settings by the chart version need it."""
+    try:
+        return bool(settings.chart_version)
+    except VllmctlError:
+        return False
+
+
 def check_chart_index(report: Report, settings: Any, target: str) -> None:
     """Whether the configured repository's index lists a chart newer than the target; an
     index that cannot be read is skipped, not failed (doctor may run offline)."""
