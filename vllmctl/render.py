@@ -270,7 +270,7 @@ def router_image_values(given: RenderInput) -> dict[str, str | None]:
     with the chart version (None when vllmctl knows none: the chart's own `latest`)."""
     from vllmctl.chart import router_tag_for
 
-    tag = given.router_tag if given.router_tag is not None else router_tag_for(given.chart_version)
+    tag = given.router_tag or router_tag_for(given.chart_version)  # "" counts as unset
     return {"repository": given.router_image, "tag": tag}
 
 

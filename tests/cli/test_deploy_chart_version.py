@@ -44,8 +44,13 @@ def dry_run_command(run: Run, **env: str) -> str:
 
 
 def packaged(chart: Path, target: Path) -> Path:
-    """The chart as `helm package` lays it out: <name>/... in a gzipped tar."""
+    """The chart as `helm package` lays it out: <name>/... in a gzipped tar, here with a
+    vendored dependency's own Chart.yaml first (as 0.1.11+ packages hold two)."""
+    dependency = b"apiVersion: v2\nname: prometheus-adapter\nversion: 5.3.0\n"
     with tarfile.open(target, "w:gz") as archive:
+        info = tarfile.TarInfo("vllm-stack/charts/prometheus-adapter/Chart.yaml")
+        info.size = len(dependency)
+        archive.addfile(info, io.BytesIO(dependency))
         archive.add(chart, arcname="vllm-stack")
     return target
 

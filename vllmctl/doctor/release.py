@@ -101,7 +101,7 @@ def check_chart(report: Report, settings: Any, deployed_chart: str | None, *, in
         )
     else:
         report.add("release", "chart", OK, f"chart {settings.chart} {chart.shown}")
-    if chart.local is None and index:
+    if chart.local is None and index and not str(settings.chart).startswith("oci://"):
         check_chart_index(report, settings, target)
     if deployed_chart is None:
         return
