@@ -37,7 +37,9 @@ def load_models(settings: Any) -> list[Model]:
 
 
 def chart_ref(settings: Any) -> ChartRef:
-    return ChartRef(settings.chart, settings.chart_version, settings.chart_repo)
+    """The chart helm gets: `--version` only for a repository or oci:// chart."""
+    target = settings.chart_target
+    return ChartRef(settings.chart, None if target.local else target.version, settings.chart_repo)
 
 
 def helm_for(settings: Any) -> Helm:
@@ -63,6 +65,9 @@ def prepare(settings: Any, *, helm: Helm | None, kubectl: Kubectl | None) -> Pre
     """Render the values; with a cluster (helm given), against the deployed release."""
     models = load_models(settings)
     deployed = helm.deployed() if helm else None
+    if helm:
+        # An existing release keeps its chart version unless told otherwise (vllmctl.chart).
+        settings.settle_chart(deployed.chart_version if deployed else None)
     notes: list[str] = []
     hf_token, api_key = _secret_references(settings, kubectl, notes)
     given = default_render_input(
@@ -173,12 +178,21 @@ def gpu_fit(settings: Any, prepared: Prepared, kube: Any = None) -> Any:
     return check_fit(nodes, needs, rolling=rolling_models(prepared))
 
 
-def pvc_policy_note(settings: Any) -> str | None:
-    """What happens to the model caches on uninstall, said plainly for old charts."""
-    version = version_tuple(settings.chart_version)
+def pvc_policy_note(settings: Any, helm: Helm | None = None) -> str | None:
+    """What happens to the model caches on uninstall, said plainly for old charts: for the
+    chart being deployed, or with `helm`, for the release's deployed chart (what uninstall
+    removes)."""
+    if helm is None:
+        chart = settings.chart_version
+    else:
+        deployed = helm.deployed()
+        if deployed is None:
+            return None
+        chart = deployed.chart_version
+    version = version_tuple(chart)
     if version is not None and version < (0, 1, 10):
         return (
-            f"chart {settings.chart_version} cannot mark the model caches to be kept: "
+            f"chart {chart} cannot mark the model caches to be kept: "
             "`helm uninstall` deletes their PVCs (downloaded weights). Charts 0.1.10+ keep them."
         )
     return None

@@ -55,6 +55,8 @@ ENVIRONMENT_KEYS: dict[str, str] = {
     "modelTag": "model_tag",
     "storageClass": "storage_class",
     "chartVersion": "chart_version",
+    "routerImage": "router_image",
+    "routerTag": "router_tag",
     "replicaCount": "replica_count",
     "networkPolicy": "network_policy",  # a mapping: NETWORK_POLICY_KEYS
 }

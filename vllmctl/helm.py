@@ -36,15 +36,21 @@ def parse_version(text: str) -> tuple[int, int, int]:
 @dataclass(frozen=True)
 class ChartRef:
     """Where the chart comes from: a repo reference (`vllm/vllm-stack`), a directory, a
-    .tgz, or an oci:// reference."""
+    .tgz, or an oci:// reference; `version` is None for a local chart (helm installs the
+    files as they are: `--version` means nothing for them)."""
 
     ref: str
-    version: str
+    version: str | None
     repo_url: str
 
     @property
     def is_repo(self) -> bool:
-        return not (self.ref.startswith(("oci://", "/", "./", "../")) or Path(self.ref).exists())
+        from vllmctl.chart import local_chart
+
+        return not self.ref.startswith("oci://") and local_chart(self.ref) is None
+
+    def version_argv(self) -> list[str]:
+        return ["--version", self.version] if self.version else []
 
     @property
     def repo_name(self) -> str:
@@ -100,8 +106,7 @@ class Helm:
             "template",
             self.release,
             chart.ref,
-            "--version",
-            chart.version,
+            *chart.version_argv(),
             "--namespace",
             self.namespace,
             "--values",
@@ -118,7 +123,7 @@ class Helm:
         atomic: bool = False,
         wait: bool = True,
     ) -> list[str]:
-        argv = [self.binary, "upgrade", self.release, chart.ref, "--version", chart.version, *self._scope()]
+        argv = [self.binary, "upgrade", self.release, chart.ref, *chart.version_argv(), *self._scope()]
         if install:
             argv.append("--install")
         argv += ["--values", str(values), "--timeout", timeout]

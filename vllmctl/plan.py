@@ -31,10 +31,11 @@ class Plan:
     other: list[tuple[str, Any, Any]]  # release-wide values (router, engine labels, ...)
     blockers: list[str]
     environment: str | None = None  # --env / VLLM_ENV, named in the header
+    chart: tuple[str, str] | None = None  # (deployed, target) chart versions when they differ
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.models or self.other or not self.exists)
+        return bool(self.models or self.other or self.chart or not self.exists)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +53,7 @@ class Plan:
                 for m in self.models
             ],
             "release_values": [{"path": p, "old": o, "new": n} for p, o, n in self.other],
+            "chart": {"old": self.chart[0], "new": self.chart[1]} if self.chart else None,
             "blockers": self.blockers,
         }
 
@@ -62,6 +64,8 @@ class Plan:
         if not self.exists:
             head += " (not installed yet: everything is added)"
         out = [f"Plan for {head}:"]
+        if self.chart:
+            out.append(f"  ~ chart vllm-stack {self.chart[0]} -> {self.chart[1]}")
         for change in self.models:
             if change.action == "add":
                 out.append(f"  + {change.name} ({change.model_url})")
@@ -164,4 +168,6 @@ def make_plan(
             "('field is immutable'). Upgrade with --replace-deployments: vllmctl deletes those "
             "Deployments first (the engines restart: a short outage; PVCs and Services stay)."
         )
-    return Plan(release, namespace, deployed is not None, models, other, blockers, environment)
+    moved = deployed is not None and deployed_chart and target_chart and deployed_chart != target_chart
+    chart = (str(deployed_chart), target_chart) if moved else None
+    return Plan(release, namespace, deployed is not None, models, other, blockers, environment, chart)

@@ -20,7 +20,8 @@ from typing import Any
 from vllmctl import accelerators, autoscaling, rollout, startup, vllm_flags
 from vllmctl import sources as model_sources
 from vllmctl.catalog.schema import CHART_KEYS, REPO_ID_RE, Model
-from vllmctl.errors import CatalogError, UsageError
+from vllmctl.chart import entry_problems
+from vllmctl.errors import CatalogError, UsageError, refuse_problems
 from vllmctl.exposure import router_values as exposure_values
 from vllmctl.monitoring import values as monitoring_values
 from vllmctl.network_policy import objects as network_policy_objects
@@ -100,6 +101,8 @@ class RenderInput:
     router_request_cpu: str
     router_request_memory: str
     router_limit_memory: str
+    router_image: str = "lmcache/lmstack-router"
+    router_tag: str | None = None  # VLLM_ROUTER_TAG; None: the tag released with the chart
     hf_token: SecretRef | None = None
     api_key: SecretRef | None = None
     deployed_labels: DeployedLabels | None = None  # None: a new release
@@ -149,6 +152,9 @@ def _render(models: list[Model], given: RenderInput) -> Rendered:
             "vllmctl cannot check which chart keys it supports."
         )
     warnings += _unpinned(models, given)
+    router_image = router_image_values(given)
+    if router_image["tag"] is None or router_image["tag"] in ("", "latest"):
+        warnings.append(router_unpinned_warning(given.chart_version, router_image["tag"]))
     warnings += autoscaling.warnings((m.data for m in models), chart, given.chart_version)
     specs = [_model_spec(m, given, chart) for m in models]
     entries = [m.effective() for m in models]
@@ -176,6 +182,7 @@ def _render(models: list[Model], given: RenderInput) -> Rendered:
         "router": {
             "enabled": given.router_enabled,
             "replicas": given.router_replicas,
+            "image": router_image,
             "resources": {
                 "requests": {"cpu": given.router_request_cpu, "memory": given.router_request_memory},
                 "limits": {"memory": given.router_limit_memory},
@@ -197,6 +204,8 @@ def _render(models: list[Model], given: RenderInput) -> Rendered:
         values,
         {
             "routerSpec.serviceType": exposure.service_type if exposure.service_type != "ClusterIP" else None,
+            "routerSpec.repository": router_image["repository"],
+            "routerSpec.tag": router_image["tag"],
             "routerSpec.nodePort": exposure.node_port,
             "routerSpec.ingress": exposure.ingress,
             "routerSpec.serviceMonitor": monitor.service_monitor,
@@ -256,6 +265,30 @@ def _unpinned(models: list[Model], given: RenderInput) -> list[str]:
     return warnings
 
 
+def router_image_values(given: RenderInput) -> dict[str, str | None]:
+    """The router's image: VLLM_ROUTER_IMAGE, and VLLM_ROUTER_TAG or else the tag released
+    with the chart version (None when vllmctl knows none: the chart's own `latest`)."""
+    from vllmctl.chart import router_tag_for
+
+    tag = given.router_tag or router_tag_for(given.chart_version)  # "" counts as unset
+    return {"repository": given.router_image, "tag": tag}
+
+
+def router_unpinned_warning(chart_version: str, tag: str | None) -> str:
+    """Why an unpinned router image is a risk, and the setting that pins it."""
+    from vllmctl.settings import ENV_ROUTER_TAG
+
+    what = (
+        f"the router image tag {tag!r} is"
+        if tag
+        else f"no router image tag is known for chart {chart_version}, so the router is"
+    )
+    return (
+        f"{what} not pinned: it runs whatever `latest` points to when its pod starts. "
+        f"Pin {ENV_ROUTER_TAG} (e.g. v0.1.12, the tag released with chart 0.1.12)."
+    )
+
+
 def _startup_probe(entries: list[dict[str, Any]], given: RenderInput) -> dict[str, Any] | None:
     """The release's startup probe, covering the slowest model's budget (None: the chart's
     default, 600 s, is that already, or there are no models)."""
@@ -274,6 +307,11 @@ def _model_spec(model: Model, given: RenderInput, chart: tuple[int, ...] | None)
             f"characters together; the chart needs at most {MAX_RELEASE_AND_NAME} (its object and "
             "host names are built from both). Shorten the model name or VLLM_RELEASE."
         )
+    # Keys the chart version does not read would be silently ignored (vllmctl.chart decides).
+    refuse_problems(
+        [f"{name}: {why}" for _, why in entry_problems(model.data, given.chart_version)],
+        f"{name}'s keys for chart {given.chart_version}",
+    )
     # Where the weights come from: a pvc://, s3:// or oci:// source serves a local directory.
     placed = model_sources.place(model.data, given.sources)
     spec: dict[str, Any] = {
@@ -315,7 +353,6 @@ def _model_spec(model: Model, given: RenderInput, chart: tuple[int, ...] | None)
     spec.update(placed.keys)
     for key, value in data.items():
         if key in CHART_KEYS:
-            _require_chart_key(key, name, given.chart_version, chart)
             _refuse_unsafe_text(name, key, value)
             if key in model_sources.MERGED:  # joined with what the model's source needs
                 value = model_sources.merge(name, key, spec.get(key), value)
@@ -345,14 +382,6 @@ def _refuse_unsafe_text(model: str, key: str, value: Any) -> None:
 
 def _since(key: str) -> tuple[int, ...]:
     return version_tuple(CHART_KEYS[key]) or (0,)
-
-
-def _require_chart_key(key: str, model: str, chart_text: str, chart: tuple[int, ...] | None) -> None:
-    if chart is not None and chart < _since(key):
-        raise UsageError(
-            f"{model}: {key} needs chart {CHART_KEYS[key]} or newer (the chart silently ignores it "
-            f"before); VLLM_CHART_VERSION is {chart_text}. Raise the chart version or remove {key}."
-        )
 
 
 def _vllm_config(model: Model, data: dict[str, Any], engine: tuple[int, ...] | None) -> dict[str, Any]:
@@ -479,6 +508,8 @@ def default_render_input(settings: Any, **overrides: Any) -> RenderInput:
         router_request_cpu=settings.router_request_cpu,
         router_request_memory=settings.router_request_memory,
         router_limit_memory=settings.router_limit_memory,
+        router_image=settings.router_image,
+        router_tag=settings.router_tag,
         templates_dir=settings.templates_dir,
         max_startup_seconds=settings.max_startup_seconds,
         sources=model_sources.options_from(settings),

@@ -37,6 +37,8 @@ ENV_HF_TOKEN_FROM_SECRET = "VLLM_HF_TOKEN_FROM_SECRET"
 ENV_API_KEY_FROM_SECRET = "VLLM_API_KEY_FROM_SECRET"
 ENV_ROUTER_ENABLED = "VLLM_ROUTER_ENABLED"
 ENV_ROUTER_REPLICAS = "VLLM_ROUTER_REPLICAS"
+ENV_ROUTER_IMAGE = "VLLM_ROUTER_IMAGE"
+ENV_ROUTER_TAG = "VLLM_ROUTER_TAG"
 ENV_ROUTER_REQUEST_CPU = "VLLM_ROUTER_REQUEST_CPU"
 ENV_ROUTER_REQUEST_MEMORY = "VLLM_ROUTER_REQUEST_MEMORY"
 ENV_ROUTER_LIMIT_MEMORY = "VLLM_ROUTER_LIMIT_MEMORY"
@@ -99,7 +101,14 @@ SPECS: tuple[SettingSpec, ...] = (
         "https://vllm-project.github.io/production-stack",
         "helm repository URL of the chart",
     ),
-    SettingSpec("chart_version", ENV_CHART_VERSION, "0.1.8", "chart version"),
+    # No default here: vllmctl.chart decides (a local chart's Chart.yaml, the deployed
+    # release's version, else the newest tested); `Settings.chart_version` is that decision.
+    SettingSpec(
+        "chart_version",
+        ENV_CHART_VERSION,
+        None,
+        "chart version (default: a local chart's own, the deployed release's, else the newest tested)",
+    ),
     SettingSpec("helm_timeout", ENV_HELM_TIMEOUT, "30m", "helm --timeout"),
     SettingSpec("model_image", ENV_MODEL_IMAGE, "vllm/vllm-openai", "engine image repository"),
     SettingSpec("model_tag", ENV_MODEL_TAG, "latest", "engine image tag"),
@@ -139,6 +148,9 @@ SPECS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec("router_enabled", ENV_ROUTER_ENABLED, "true", "deploy the router", kind="bool"),
     SettingSpec("router_replicas", ENV_ROUTER_REPLICAS, "1", "router replicas", kind="int"),
+    SettingSpec("router_image", ENV_ROUTER_IMAGE, "lmcache/lmstack-router", "router image repository"),
+    # No default here either: the tag released with the chart version (vllmctl.chart).
+    SettingSpec("router_tag", ENV_ROUTER_TAG, None, "router image tag (default: the chart version's own)"),
     SettingSpec("router_request_cpu", ENV_ROUTER_REQUEST_CPU, "100m", "router CPU request"),
     SettingSpec("router_request_memory", ENV_ROUTER_REQUEST_MEMORY, "256Mi", "router memory request"),
     SettingSpec("router_limit_memory", ENV_ROUTER_LIMIT_MEMORY, "768Mi", "router memory limit"),
@@ -255,6 +267,7 @@ class Settings:
 
     def __init__(self, resolved: dict[str, Resolved]) -> None:
         self.resolved = resolved
+        self._chart_target: Any = None  # a vllmctl.chart.ChartVersion once decided
 
     @classmethod
     def resolve(cls, flags: Mapping[str, str | None], environ: Mapping[str, str] | None = None) -> Settings:
@@ -292,6 +305,30 @@ class Settings:
         return parse_setting(spec, self.resolved[name].raw)
 
     # Typed accessors for the settings the core uses most, so mypy sees their types.
+    @property
+    def chart_target(self) -> Any:
+        """The chart version to render for and where it came from (a vllmctl.chart
+        .ChartVersion): decided once, without the deployed release unless `settle_chart`
+        has been told it."""
+        if self._chart_target is None:
+            from vllmctl.chart import resolve
+
+            self._chart_target = resolve(self)
+        return self._chart_target
+
+    def settle_chart(self, deployed: str | None) -> Any:
+        """Decide the chart version knowing the deployed release's (None: there is none);
+        every later `chart_version` reads this decision."""
+        from vllmctl.chart import resolve
+
+        self._chart_target = resolve(self, deployed)
+        return self._chart_target
+
+    @property
+    def chart_version(self) -> str:
+        """The chart version everything renders and checks for (see chart_target)."""
+        return str(self.chart_target.version)
+
     @property
     def models_path(self) -> Path:
         """The models catalog path."""

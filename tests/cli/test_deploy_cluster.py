@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import Run
-from tests.sandbox.fixtures import ClusterEnv
+from tests.sandbox.fixtures import ClusterEnv, mini_chart_at
 
 MODELS = """\
 - name: llama3
@@ -139,11 +139,11 @@ def test_uninstall_removes_the_release_and_keeps_the_namespace(
 
 
 def test_uninstall_keeps_model_caches_with_charts_that_honour_the_keep_policy(
-    run: Run, models_file: Path, cluster: ClusterEnv, monkeypatch: Any
+    run: Run, models_file: Path, cluster: ClusterEnv, monkeypatch: Any, tmp_path: Path
 ) -> None:
-    # vllmctl annotates PVCs with helm.sh/resource-policy: keep for charts 0.1.10+ (the
-    # test chart renders pvcAnnotations whatever its version), and helm leaves them behind.
-    monkeypatch.setenv("VLLM_CHART_VERSION", "0.1.10")
+    # vllmctl annotates PVCs with helm.sh/resource-policy: keep for charts 0.1.10+ (read
+    # from the chart's Chart.yaml), and helm leaves them behind.
+    monkeypatch.setenv("VLLM_CHART", str(mini_chart_at("0.1.10", tmp_path)))
     models_file.write_text(MODELS)
     result = run("install", "--yes")
     assert result.exit_code == 0, result.stderr

@@ -185,7 +185,7 @@ def test_validate(run: Run, models_file: Path) -> None:
     run("add-model", "-y", *LLAMA)
     ok = run("validate")
     assert ok.exit_code == 0
-    assert "models.yaml is valid: 1 model." in ok.stderr
+    assert "models.yaml is valid: 1 model, for chart 0.1.12 (from default: the newest chart" in ok.stderr
     models_file.write_text("- name: a\n  modelURL: org/a\n  replicaCount: -1\n  dtype: auto\n")
     bad = run("validate")
     assert bad.exit_code == 2
@@ -194,6 +194,37 @@ def test_validate(run: Run, models_file: Path) -> None:
     assert "models.yaml:4:3: models[0] (a).dtype: unknown key 'dtype'" in bad.stderr
     data = json.loads(run("validate", "-o", "json").stdout)
     assert data["valid"] is False and len(data["problems"]) == 2
+
+
+def test_validate_applies_the_chart_versions_rules(run: Run, models_file: Path, tmp_path: Path) -> None:
+    # What render would refuse for the chart version, validate refuses too, at the key.
+    from tests.sandbox.fixtures import mini_chart_at
+
+    models_file.write_text(
+        "- name: a\n  modelURL: org/a\n  modelRevision: main\n  tolerations: []\n  pdb: true\n"
+    )
+    old = run("validate", env={"VLLM_CHART_VERSION": "0.1.8"})
+    assert old.exit_code == 2
+    assert "Checked for chart 0.1.8 (from VLLM_CHART_VERSION)." in old.stderr
+    assert "models.yaml has 3 problems" in old.stderr
+    assert (
+        "models.yaml:3:3: models[0] (a).modelRevision: modelRevision needs chart 0.1.12 or newer (the "
+        "chart silently ignores it before); the chart version is 0.1.8. Raise the chart version or "
+        "remove modelRevision."
+    ) in old.stderr
+    assert "models.yaml:4:3: models[0] (a).tolerations: tolerations needs chart 0.1.11" in old.stderr
+    assert "models.yaml:5:3: models[0] (a).pdb: pdb needs chart 0.1.11" in old.stderr
+    assert run("render", env={"VLLM_CHART_VERSION": "0.1.8"}).exit_code == 2  # the same verdict
+    # A local chart's own version counts, and is named.
+    chart = mini_chart_at("0.1.11", tmp_path)
+    local = run("validate", "-o", "json", env={"VLLM_CHART": str(chart)})
+    assert local.exit_code == 2
+    data = json.loads(local.stdout)
+    assert (data["chart"], data["chartSource"]) == ("0.1.11", str(chart / "Chart.yaml"))
+    assert len(data["problems"]) == 1 and "modelRevision needs chart 0.1.12" in data["problems"][0]
+    fine = run("validate")  # the newest tested chart reads them all
+    assert fine.exit_code == 0
+    assert "valid: 1 model, for chart 0.1.12" in fine.stderr
 
 
 def test_yaml_output(run: Run) -> None:

@@ -355,3 +355,95 @@ def test_a_token_the_hub_rejects_is_said_once_and_public_models_are_still_checke
     assert model(report, "qwen")["access"] == {"status": "ok", "detail": "public"}
     assert model(report, "qwen")["memory"]["status"] == "ok"
     assert unknown not in json.dumps(report) + stderr
+
+
+# --- the chart version, the repository's index and the router image ----------------------
+
+
+def offline_doctor(run: Run, tmp_path: Path, *args: str, **env: str) -> dict[str, Any]:
+    """doctor with no cluster (its checks of the chart need none)."""
+    _, report, _ = doctor(run, *args, env={"KUBECONFIG": str(tmp_path / "missing"), **env})
+    return report
+
+
+def test_doctor_reports_the_chart_version_and_where_it_came_from(
+    run: Run, models_file: Path, tmp_path: Path
+) -> None:
+    from tests.sandbox.fixtures import mini_chart_at
+
+    models_file.write_text(PUBLIC)
+    chart = mini_chart_at("0.1.11", tmp_path)
+    local = check(offline_doctor(run, tmp_path, VLLM_CHART=str(chart)), "chart")
+    assert local == {
+        "area": "release",
+        "name": "chart",
+        "status": "ok",
+        "detail": f"chart {chart} 0.1.11 (from {chart}/Chart.yaml)",
+        "fix": "",
+    }
+    given = check(offline_doctor(run, tmp_path, "--offline", VLLM_CHART_VERSION="0.1.9"), "chart")
+    assert given["detail"] == "chart vllm/vllm-stack 0.1.9 (from VLLM_CHART_VERSION)"
+    default = check(offline_doctor(run, tmp_path, "--offline"), "chart")
+    assert default["detail"].startswith("chart vllm/vllm-stack 0.1.12 (from default: the newest chart")
+    clash = check(offline_doctor(run, tmp_path, VLLM_CHART=str(chart), VLLM_CHART_VERSION="0.1.9"), "chart")
+    assert clash["status"] == "fail" and "VLLM_CHART_VERSION=0.1.9 disagrees" in clash["detail"]
+
+
+def test_doctor_warns_about_a_router_on_latest(run: Run, models_file: Path, tmp_path: Path) -> None:
+    models_file.write_text(PUBLIC)
+    pinned = check(offline_doctor(run, tmp_path, "--offline"), "router image")
+    assert pinned["status"] == "ok"
+    assert pinned["detail"] == "the router runs lmcache/lmstack-router:v0.1.12"
+    latest = check(offline_doctor(run, tmp_path, "--offline", VLLM_ROUTER_TAG="latest"), "router image")
+    assert latest["status"] == "warn"
+    assert latest["detail"].startswith("the router image tag 'latest' is not pinned")
+    assert "VLLM_ROUTER_TAG" in latest["fix"]
+
+
+@pytest.fixture
+def chart_repository(tmp_path: Path) -> Iterator[str]:
+    """A helm repository's index (our own text, the format helm repo index writes) served
+    over HTTP on 127.0.0.1, listing vllm-stack 0.1.8, 0.1.12 and 0.1.13."""
+    import http.server
+    import threading
+    from functools import partial
+
+    root = tmp_path / "repo"
+    root.mkdir()
+    entries = "".join(
+        f"  - name: vllm-stack\n    version: {v}\n    urls: [vllm-stack-{v}.tgz]\n"
+        for v in ("0.1.13", "0.1.12", "0.1.8")
+    )
+    (root / "index.yaml").write_text(f"apiVersion: v1\nentries:\n  vllm-stack:\n{entries}")
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_doctor_says_when_the_repository_has_a_newer_chart(
+    run: Run, models_file: Path, tmp_path: Path, chart_repository: str
+) -> None:
+    models_file.write_text(PUBLIC)
+    old = offline_doctor(run, tmp_path, VLLM_CHART_REPO=chart_repository, VLLM_CHART_VERSION="0.1.8")
+    assert check(old, "chart index") == {
+        "area": "release",
+        "name": "chart index",
+        "status": "warn",
+        "detail": f"a newer chart is in {chart_repository}: 0.1.12, 0.1.13 (target 0.1.8)",
+        "fix": "VLLM_CHART_VERSION=0.1.12 vllmctl plan shows the upgrade and its hazards",
+    }
+    newest = check(offline_doctor(run, tmp_path, VLLM_CHART_REPO=chart_repository), "chart index")
+    assert newest["status"] == "ok"
+    assert newest["detail"] == (
+        f"{chart_repository} has 0.1.13, newer than vllmctl is tested with (0.1.12); 0.1.12 stays the target"
+    )
+    # An index that cannot be read is skipped, not failed; --offline does not ask.
+    gone = check(offline_doctor(run, tmp_path, VLLM_CHART_REPO="http://127.0.0.1:9"), "chart index")
+    assert gone["status"] == "skip" and gone["detail"].startswith(
+        "could not read http://127.0.0.1:9/index.yaml"
+    )
+    offline = offline_doctor(run, tmp_path, "--offline", VLLM_CHART_REPO=chart_repository)
+    assert "chart index" not in [c["name"] for c in offline["checks"]]

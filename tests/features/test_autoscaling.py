@@ -139,10 +139,10 @@ def test_each_metric_has_its_query_and_threshold() -> None:
 
 def test_chart_0_1_8_has_no_keda_and_is_refused() -> None:
     with pytest.raises(UsageError) as caught:
-        rendered(SCALED)  # VLLM_CHART_VERSION's default, 0.1.8
+        rendered(SCALED)  # the tests' chart version, 0.1.8
     assert caught.value.message == (
         "small: autoscaling needs chart 0.1.9 or newer, the first with KEDA support "
-        "(modelSpec[].keda); VLLM_CHART_VERSION is 0.1.8. Raise the chart version, or remove "
+        "(modelSpec[].keda); the chart version is 0.1.8. Raise the chart version, or remove "
         "autoscaling and set replicaCount."
     )
 

@@ -251,7 +251,7 @@ def test_older_charts_get_no_pdb_and_a_warning() -> None:
     assert any("big runs several replicas, but chart 0.1.10 makes no per-model" in w for w in result.warnings)
     assert not any("PodDisruptionBudget" in w for w in rendered(TWO + "  pdb: false\n").warnings)
     with pytest.raises(
-        UsageError, match=r"big: pdb needs chart 0.1.11 or newer .* VLLM_CHART_VERSION is 0.1.8"
+        UsageError, match=r"big: pdb needs chart 0.1.11 or newer .* the chart version is 0.1.8"
     ):
         rendered(TWO + "  pdb: true\n")
 

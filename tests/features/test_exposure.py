@@ -32,7 +32,10 @@ def values(**env: str) -> dict[str, Any]:
 
 
 def rendered(templates: Path | None = None, **env: str) -> Any:
-    settings = Settings.resolve({}, environ={"VLLM_MODEL_TAG": "v0.11.0", **env})
+    # 0.1.8 unless a test asks for another (vllmctl's default is the newest tested).
+    settings = Settings.resolve(
+        {}, environ={"VLLM_MODEL_TAG": "v0.11.0", "VLLM_CHART_VERSION": "0.1.8", **env}
+    )
     catalog = parse(Path("models.yaml"), SMALL.encode())
     return render(catalog.models, default_render_input(settings, templates_dir=templates))
 

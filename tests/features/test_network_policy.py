@@ -403,7 +403,8 @@ def test_doctor_names_the_network_plugin_as_a_hint(
     finally:
         delete("kube-flannel-ds")
 
-    monkeypatch.setenv("VLLM_CHART_VERSION", "0.1.9")
+    monkeypatch.setenv("VLLM_CHART", str(mini_chart_at("0.1.9", tmp_path)))  # read from its Chart.yaml
+    monkeypatch.delenv("VLLM_CHART_VERSION")
     check = network_check(run)
     assert check["status"] == "fail"
     assert check["detail"].startswith("VLLM_NETWORK_POLICY needs chart 0.1.10 or newer")

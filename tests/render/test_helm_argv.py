@@ -28,6 +28,16 @@ def test_install_with_helm_4() -> None:
     ]  # fmt: skip
 
 
+def test_a_local_chart_gets_no_version_flag(tmp_path: Path) -> None:
+    # helm installs a directory or .tgz as it is; --version means nothing for it.
+    for ref in (str(tmp_path), "./charts/vllm-stack", "vllm-stack-0.1.12.tgz"):
+        local = ChartRef(ref, None, CHART.repo_url)
+        assert not local.is_repo
+        assert "--version" not in helm().upgrade_argv(local, VALUES, install=True, timeout="30m")
+        assert "--version" not in helm().template_argv(local, VALUES)
+    assert CHART.is_repo and not ChartRef("oci://ghcr.io/x/vllm-stack", "0.1.12", "").is_repo
+
+
 def test_upgrade_with_helm_3_uses_atomic() -> None:
     argv = helm((3, 14, 2), context=None).upgrade_argv(
         CHART, VALUES, install=False, timeout="10m", atomic=True

@@ -32,7 +32,9 @@ def models(text: str) -> list[Any]:
 
 
 def given_input(**env: str) -> RenderInput:
-    return default_render_input(Settings.resolve({}, environ={"VLLM_MODEL_TAG": "v0.11.0", **env}))
+    # Pinned to the chart these tests were written for (the default is the newest tested).
+    environ = {"VLLM_MODEL_TAG": "v0.11.0", "VLLM_CHART_VERSION": "0.1.8", **env}
+    return default_render_input(Settings.resolve({}, environ=environ))
 
 
 def specs(text: str, **overrides: Any) -> list[dict[str, Any]]:
@@ -76,6 +78,8 @@ def test_release_wide_values() -> None:
     assert router == {
         "enableRouter": True,
         "replicaCount": 2,
+        "repository": "lmcache/lmstack-router",
+        "tag": "0.1.8",  # the router released with chart 0.1.8, not the chart's `latest`
         "serviceType": "ClusterIP",
         "routingLogic": "roundrobin",
         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "768Mi"}},
@@ -138,7 +142,7 @@ def test_pass_through_keys_reach_the_chart_and_win() -> None:
 
 def test_a_key_the_chart_version_does_not_read_is_refused() -> None:
     with pytest.raises(
-        UsageError, match=r"llama3: tolerations needs chart 0.1.11 or newer .* VLLM_CHART_VERSION is 0.1.8"
+        UsageError, match=r"llama3: tolerations needs chart 0.1.11 or newer .* the chart version is 0.1.8"
     ):
         specs(LLAMA + "  tolerations: []\n", chart_version="0.1.8")
 

@@ -106,8 +106,9 @@ def cluster(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Clust
         **sandbox.env(),
         "VLLM_NAMESPACE": namespace,
         "VLLM_RELEASE": "vllm",
+        # The mini chart's Chart.yaml says 0.1.8, and vllmctl reads the version from it (a
+        # test wanting another version points VLLM_CHART at mini_chart_at(version)).
         "VLLM_CHART": str(MINI_CHART),
-        "VLLM_CHART_VERSION": "0.1.8",
         "VLLM_MODEL_TAG": "v0.10.1",
     }
     for key, value in env.items():

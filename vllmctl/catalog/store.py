@@ -95,14 +95,16 @@ class Catalog:
         index = self.index_of(name)
         return next(m for m in self.models if m.index == index)
 
-    def require_valid(self) -> None:
-        """Stop with every problem listed when the file is not valid."""
-        if self.problems:
-            count = len(self.problems)
+    def require_valid(self, problems: list[Problem] | None = None) -> None:
+        """Stop with every problem listed when the file is not valid (`problems`: these
+        instead of validation's own, e.g. with the chart version's added)."""
+        problems = self.problems if problems is None else problems
+        if problems:
+            count = len(problems)
             raise CatalogError(
                 f"{self.label} has {count} problem{'s' if count > 1 else ''}; "
                 "fix them and try again (nothing was changed).",
-                details=[str(p) for p in self.problems],
+                details=[str(p) for p in problems],
             )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from vllmctl.cli.options import command
 from vllmctl.ui import App
 
@@ -25,6 +27,9 @@ def show_config(app: App) -> None:
         }
         for spec in SPECS
     ]
+    decided = _decided(settings)
+    for row in rows:
+        row.update(decided.get(str(row["name"]), {}))
     app.emit(
         rows,
         lambda: app.table(
@@ -32,6 +37,31 @@ def show_config(app: App) -> None:
             [(r["name"], r["env"], "" if r["value"] is None else r["value"], r["source"]) for r in rows],
         ),
     )
+
+
+def _decided(settings: Any) -> dict[str, dict[str, str | None]]:
+    """Settings whose value vllmctl decides when none is given: the chart version (a local
+    chart's own, else VLLM_CHART_VERSION, else the newest tested; a deployed release's own
+    is known only to commands that ask the cluster) and the router tag that goes with it."""
+    from vllmctl.chart import router_tag_for
+    from vllmctl.errors import VllmctlError
+
+    try:
+        chart = settings.chart_target
+    except VllmctlError as e:
+        return {"chart_version": {"value": None, "source": f"error: {e.message}"}}
+    decided: dict[str, dict[str, str | None]] = {
+        "chart_version": {"value": chart.version, "source": chart.source}
+    }
+    if settings.raw("router_tag") is None:
+        tag = router_tag_for(chart.version)
+        known = (
+            f"default: released with chart {chart.version}"
+            if tag
+            else f"none known for chart {chart.version}"
+        )
+        decided["router_tag"] = {"value": tag, "source": known}
+    return decided
 
 
 COMMANDS = {c.name: c for c in (show_config,)}

@@ -302,7 +302,7 @@ def uninstall(app: App, delete_secrets: bool, delete_namespace: bool) -> None:
     helm = deploy.helm_for(settings)
     kubectl = deploy.kubectl_for(settings)
     namespace, release = settings.namespace, settings.release
-    if note := deploy.pvc_policy_note(settings):
+    if note := deploy.pvc_policy_note(settings, helm):
         app.warn(note)
     if not app.confirm(f"Uninstall release {release} from namespace {namespace}? Serving stops."):
         app.info("Nothing was changed.")

@@ -22,7 +22,11 @@ AREAS = {
 
 @command("doctor")
 @click.option("--strict", is_flag=True, help="exit 1 on warnings too (for CI gates)")
-@click.option("--offline", is_flag=True, help="do not ask the HuggingFace Hub (no access or memory checks)")
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="do not ask the HuggingFace Hub (no access or memory checks) or the chart repository's index",
+)
 @backend_option
 def doctor(app: App, strict: bool, offline: bool) -> None:
     """Check tools, cluster, secrets, models and GPU fit before deploying; each problem with its fix.

@@ -419,16 +419,33 @@ def _parse_assignment(text: str) -> tuple[list[str], Any]:
 def validate_models(app: App) -> None:
     """Check models.yaml; every problem with file:line:column.
 
-    Exit 0 when valid, else 2 with each problem, its key path and the fix.
+    Keys the chart version does not read are problems too, for the version install would
+    use without a cluster: a local chart's Chart.yaml, VLLM_CHART_VERSION, else the newest
+    tested (an existing release's own version is what plan checks). Exit 0 when valid, else
+    2 with each problem, its key path and the fix.
     """
+    from vllmctl.chart import catalog_problems
+
     catalog = _load_existing(app)
+    chart = app.settings.chart_target  # offline: the local chart's file, VLLM_CHART_VERSION or the default
+    problems = [*catalog.problems, *catalog_problems(catalog, chart.version)]
     if app.output != "table":
         app.emit(
-            {"valid": not catalog.problems, "problems": [str(p) for p in catalog.problems]}, lambda: None
+            {
+                "valid": not problems,
+                "chart": chart.version,
+                "chartSource": chart.source,
+                "problems": [str(p) for p in problems],
+            },
+            lambda: None,
         )
-    catalog.require_valid()
+    if problems:
+        app.info(f"Checked for chart {chart.shown}.")
+    catalog.require_valid(problems)
     count = len(catalog.models)
-    app.success(f"{catalog.label} is valid: {count} model{'s' if count != 1 else ''}.")
+    app.success(
+        f"{catalog.label} is valid: {count} model{'s' if count != 1 else ''}, for chart {chart.shown}."
+    )
 
 
 COMMANDS = {c.name: c for c in (list_models, add_model, remove_model, show_model, set_model, validate_models)}

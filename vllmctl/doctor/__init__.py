@@ -23,19 +23,24 @@ def diagnose(settings: Any, *, hub: bool = True) -> Report:
     token: str | None = settings.hf_token or None
     gpus = None
     if kube is None:
-        release.check_chart(report, settings, None)
+        release.check_chart(report, settings, None, index=hub)
+        release.check_router_image(report, settings)
     else:
         with kube:
             environment.check_namespace(report, kube, settings)
-            eso = environment.check_secret_store(report, kube, settings)
-            environment.check_permissions(report, kube, settings, eso=eso)
-            environment.check_monitoring(report, kube, settings)
-            autoscaling.check(report, kube, settings, catalog)
-            environment.check_network_policy(report, kube, settings)
-            exposure.check(report, kube, settings)
+            # First the deployed release: its chart version is the target unless told
+            # otherwise, and the checks below judge the settings for that version.
             prepared = release.check_release(report, settings) if catalog else None
             deployed = prepared.deployed if prepared else None
-            release.check_chart(report, settings, deployed.chart_version if deployed else None)
+            release.check_chart(report, settings, deployed.chart_version if deployed else None, index=hub)
+            release.check_router_image(report, settings)
+            eso = environment.check_secret_store(report, kube, settings)
+            environment.check_permissions(report, kube, settings, eso=eso)
+            if release.chart_decided(settings):  # else the chart row says why, once
+                environment.check_monitoring(report, kube, settings)
+                autoscaling.check(report, kube, settings, catalog)
+                environment.check_network_policy(report, kube, settings)
+                exposure.check(report, kube, settings)
             if catalog:
                 token = release.check_secrets(report, kube, settings, catalog)
                 sources.check_sources(report, kube, settings, catalog)  # claims, s3Secrets, image volumes

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from vllmctl.catalog.schema import CHART_KEYS, Model
-from vllmctl.doctor.report import FAIL, OK, WARN, Report
+from vllmctl.catalog.schema import Model
+from vllmctl.chart import TESTED_CHARTS
+from vllmctl.doctor.report import FAIL, OK, SKIP, WARN, Report
 from vllmctl.errors import VllmctlError
 from vllmctl.render import version_tuple
-
-# The chart versions docs/chart-facts.md describes (every version that changed a key, and 0.1.8).
-KNOWN_CHARTS = sorted({"0.1.8", *CHART_KEYS.values()}, key=lambda v: version_tuple(v) or (0,))
 
 
 def check_models(report: Report, settings: Any) -> list[Model] | None:
@@ -80,22 +78,31 @@ def _floating(tag: Any) -> bool:
     return str(tag).strip() in ("", "latest")
 
 
-def check_chart(report: Report, settings: Any, deployed_chart: str | None) -> None:
-    """The target chart version is one vllmctl knows, and the upgrade to it is safe."""
+def check_chart(report: Report, settings: Any, deployed_chart: str | None, *, index: bool = True) -> None:
+    """The target chart version (and where it came from) is one vllmctl knows, the upgrade
+    to it is safe, and (`index`) whether the chart repository has a newer one."""
     from vllmctl.plan import SELECTOR_CHANGE
 
-    target = str(settings.chart_version)
-    if target not in KNOWN_CHARTS:
+    try:
+        chart = settings.chart_target
+    except VllmctlError as e:
+        report.add("release", "chart", FAIL, e.message)
+        return
+    target = chart.version
+    if target.lstrip("v") not in TESTED_CHARTS:
         report.add(
             "release",
             "chart",
             WARN,
-            f"chart version {target} is not one vllmctl knows ({', '.join(KNOWN_CHARTS)}); "
-            "values are rendered as for the newest it knows",
-            "use a known version (VLLM_CHART_VERSION), or check `vllmctl template` by hand",
+            f"chart {settings.chart} {chart.shown} is not one vllmctl is tested with "
+            f"({', '.join(TESTED_CHARTS)}); values are rendered as for the newest it knows",
+            "use a tested version (VLLM_CHART_VERSION, or a chart of that version), or check "
+            "`vllmctl template` by hand",
         )
     else:
-        report.add("release", "chart", OK, f"chart {settings.chart} {target}")
+        report.add("release", "chart", OK, f"chart {settings.chart} {chart.shown}")
+    if chart.local is None and index and not str(settings.chart).startswith("oci://"):
+        check_chart_index(report, settings, target)
     if deployed_chart is None:
         return
     before, after = version_tuple(deployed_chart), version_tuple(target)
@@ -118,6 +125,73 @@ def check_chart(report: Report, settings: Any, deployed_chart: str | None) -> No
         )
     else:
         report.add("release", "upgrade path", OK, f"chart {deployed_chart} -> {target}: no selector change")
+
+
+def chart_decided(settings: Any) -> bool:
+    """Whether the chart version can be decided (check_chart reports why not); the checks
+    that judge settings by the chart version need it."""
+    try:
+        return bool(settings.chart_version)
+    except VllmctlError:
+        return False
+
+
+def check_chart_index(report: Report, settings: Any, target: str) -> None:
+    """Whether the configured repository's index lists a chart newer than the target; an
+    index that cannot be read is skipped, not failed (doctor may run offline)."""
+    from vllmctl.chart import NEWEST_TESTED, newer_in_index
+
+    try:
+        newer = newer_in_index(settings.chart_repo, settings.chart, target)
+    except VllmctlError as e:
+        report.add(
+            "release", "chart index", SKIP, f"could not read {settings.chart_repo}/index.yaml: {e.message}"
+        )
+        return
+    if not newer:
+        report.add("release", "chart index", OK, f"{target} is the newest chart in {settings.chart_repo}")
+        return
+    tested = [v for v in newer if v.lstrip("v") in TESTED_CHARTS]
+    untested = [v for v in newer if v not in tested]
+    if tested:
+        report.add(
+            "release",
+            "chart index",
+            WARN,
+            f"a newer chart is in {settings.chart_repo}: {', '.join(newer)} (target {target})",
+            f"VLLM_CHART_VERSION={tested[-1]} vllmctl plan shows the upgrade and its hazards",
+        )
+    else:
+        report.add(
+            "release",
+            "chart index",
+            OK,
+            f"{settings.chart_repo} has {', '.join(untested)}, newer than vllmctl is tested with "
+            f"({NEWEST_TESTED}); {target} stays the target",
+        )
+
+
+def check_router_image(report: Report, settings: Any) -> None:
+    """The router image: VLLM_ROUTER_IMAGE:VLLM_ROUTER_TAG, or the tag released with the
+    chart version; `latest` (the chart's own default) or none known warns."""
+    from vllmctl.render import default_render_input, router_image_values, router_unpinned_warning
+
+    try:
+        given = default_render_input(settings)
+    except VllmctlError:
+        return  # the chart check says why the chart version cannot be decided
+    image = router_image_values(given)
+    tag = image["tag"]
+    if tag is None or _floating(tag):
+        report.add(
+            "release",
+            "router image",
+            WARN,
+            router_unpinned_warning(given.chart_version, tag),
+            "set VLLM_ROUTER_TAG to a released tag (docs/chart-facts.md lists one per chart version)",
+        )
+        return
+    report.add("release", "router image", OK, f"the router runs {image['repository']}:{tag}")
 
 
 def check_release(report: Report, settings: Any) -> Any:

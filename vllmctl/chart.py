@@ -1,0 +1,234 @@
+"""Which vllm-stack chart version vllmctl renders for, decided in one place.
+
+The values must suit the chart helm installs, so the version comes from:
+- a local chart (a directory or a .tgz): its own Chart.yaml, always; helm installs that
+  file whatever `--version` says, so a VLLM_CHART_VERSION that disagrees is refused;
+- a repository or oci:// chart: VLLM_CHART_VERSION when set, else the deployed release's
+  version (an upgrade must not move the chart by surprise), else the newest version vllmctl
+  is tested with.
+Also the router image tag that goes with each chart version (docs/chart-facts.md).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vllmctl.errors import UsageError
+
+# The chart versions vllmctl is tested with (docs/chart-facts.md), oldest first; a new
+# release gets the newest.
+TESTED_CHARTS = ("0.1.8", "0.1.9", "0.1.10", "0.1.11", "0.1.12")
+NEWEST_TESTED = TESTED_CHARTS[-1]
+# The router image tag each chart release's own release workflow pushed, from the same
+# commit, beside `latest` (what the chart's values.yaml names in every release): `v<chart>`
+# since 0.1.9; 0.1.8's workflow pushed only the router's setuptools-scm version, which on
+# the release tag is `0.1.8` (docs/chart-facts.md, "Router image").
+ROUTER_TAGS = {
+    "0.1.8": "0.1.8",
+    "0.1.9": "v0.1.9",
+    "0.1.10": "v0.1.10",
+    "0.1.11": "v0.1.11",
+    "0.1.12": "v0.1.12",
+}
+_VERSION_LINE = re.compile(r"v?\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]*)?")
+
+
+@dataclass(frozen=True)
+class ChartVersion:
+    """The version to render for, and where it came from (shown by config and doctor)."""
+
+    version: str
+    source: str
+    local: Path | None = None  # the chart directory or .tgz, for a local chart
+
+    @property
+    def shown(self) -> str:
+        """`0.1.12 (from VLLM_CHART_VERSION)`: for messages (config shows the bare source)."""
+        source = {"env": "VLLM_CHART_VERSION", "flag": "the command line"}.get(self.source, self.source)
+        return f"{self.version} (from {source})"
+
+
+def local_chart(ref: str) -> Path | None:
+    """The path of a local chart reference (a directory or .tgz), None for a repository
+    (`vllm/vllm-stack`) or oci:// reference. Mirrors helm: a path that exists is local,
+    and so is anything written as a path."""
+    if ref.startswith("oci://"):
+        return None
+    path = Path(ref).expanduser()
+    if ref.startswith(("/", "./", "../", "~")) or ref.endswith((".tgz", ".tar.gz")) or path.exists():
+        return path
+    return None
+
+
+def read_version(path: Path, variable: str = "VLLM_CHART") -> str:
+    """The `version:` of a chart directory's Chart.yaml, or of the Chart.yaml inside a
+    packaged chart (.tgz, read with tarfile: no helm needed)."""
+    if path.is_dir():
+        chart_file = path / "Chart.yaml"
+        if not chart_file.is_file():
+            raise UsageError(
+                f"{variable}={path} has no Chart.yaml; point {variable} at the chart's own "
+                "directory (the one holding Chart.yaml), or at its .tgz."
+            )
+        return _version_in(chart_file.read_text(encoding="utf-8"), str(chart_file))
+    if path.is_file():
+        return _version_in(_packaged_chart_yaml(path, variable), f"{path}:Chart.yaml")
+    raise UsageError(
+        f"{variable}={path}: no such directory or .tgz; point {variable} at a chart directory, "
+        "a .tgz, or a repository chart such as vllm/vllm-stack."
+    )
+
+
+def _packaged_chart_yaml(path: Path, variable: str) -> str:
+    """The text of <name>/Chart.yaml in a `helm package` archive (the top-level one: a
+    packaged chart also holds its dependencies' Chart.yaml files under charts/)."""
+    import tarfile
+
+    try:
+        with tarfile.open(path, "r:*") as archive:
+            for member in archive:
+                parts = member.name.lstrip("./").split("/")
+                if member.isfile() and len(parts) == 2 and parts[1] == "Chart.yaml":
+                    handle = archive.extractfile(member)
+                    if handle is not None:
+                        return handle.read().decode("utf-8")
+    except (tarfile.TarError, OSError, UnicodeDecodeError) as exc:
+        raise UsageError(
+            f"{variable}={path} is not a readable chart archive ({exc}); repackage it with helm package."
+        ) from None
+    raise UsageError(f"{variable}={path} holds no <chart>/Chart.yaml; package the chart with helm package.")
+
+
+def _version_in(text: str, where: str) -> str:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        data: Any = YAML(typ="safe", pure=True).load(text)
+    except YAMLError:
+        raise UsageError(f"{where} is not valid YAML; fix the chart or point VLLM_CHART elsewhere.") from None
+    version = str(data.get("version", "")) if isinstance(data, dict) else ""
+    if not _VERSION_LINE.fullmatch(version):
+        raise UsageError(f"{where} has no chart version (a `version: X.Y.Z` line); fix the chart.")
+    return version
+
+
+def resolve(settings: Any, deployed: str | None = None) -> ChartVersion:
+    """The chart version to render for. `deployed` is the deployed release's chart version
+    (None: no release, or not asked)."""
+    from vllmctl.settings import ENV_CHART_VERSION
+
+    given = settings.raw("chart_version")
+    given_source = settings.source("chart_version")
+    explicit = given is not None and given != "" and given_source != "default"
+    path = local_chart(str(settings.chart))
+    if path is not None:
+        version = read_version(path)
+        if explicit and given.lstrip("v") != version.lstrip("v"):
+            raise UsageError(
+                f"{ENV_CHART_VERSION}={given} disagrees with the chart VLLM_CHART={path}, whose "
+                f"Chart.yaml says {version}: helm installs the chart's own version. Unset "
+                f"{ENV_CHART_VERSION} (vllmctl reads the version from the chart), or point "
+                f"VLLM_CHART at a {given} chart."
+            )
+        return ChartVersion(
+            version, f"{path / 'Chart.yaml' if path.is_dir() else f'{path}:Chart.yaml'}", path
+        )
+    if explicit:
+        return ChartVersion(str(given), given_source)
+    if deployed:
+        return ChartVersion(deployed, f"the deployed release {settings.release} (vllm-stack-{deployed})")
+    return ChartVersion(
+        NEWEST_TESTED, "default: the newest chart vllmctl is tested with; a deployed release keeps its own"
+    )
+
+
+def router_tag_for(chart_version: str) -> str | None:
+    """The router image tag released with a chart version; None when vllmctl knows none."""
+    return ROUTER_TAGS.get(chart_version.lstrip("v"))
+
+
+def entry_problems(entry: dict[str, Any], chart_text: str) -> list[tuple[str, str]]:
+    """The keys of one models.yaml entry that chart `chart_text` does not read (it would
+    silently ignore them), each as (key, why and the fix). The one place that decides:
+    render refuses these, and `validate` reports them at the key's line:column."""
+    from vllmctl import autoscaling, rollout
+    from vllmctl.catalog.schema import CHART_KEYS
+    from vllmctl.render import version_tuple
+
+    chart = version_tuple(chart_text)
+    if chart is None:
+        return []
+    ignored = "(the chart silently ignores it before)"
+    newer = f"the chart version is {chart_text}. Raise the chart version or remove"
+    problems = []
+    for key in entry:
+        since = CHART_KEYS.get(key)
+        if since is not None and chart < (version_tuple(since) or (0,)):
+            problems.append(
+                (
+                    key,
+                    f"{key} needs chart {since} or newer {ignored}; {newer} {key}.",
+                )
+            )
+    if "autoscaling" in entry and chart < autoscaling.SINCE:
+        problems.append(
+            (
+                "autoscaling",
+                "autoscaling needs chart 0.1.9 or newer, the first with KEDA support (modelSpec[].keda); "
+                f"the chart version is {chart_text}. Raise the chart version, or remove autoscaling and "
+                "set replicaCount.",
+            )
+        )
+    if entry.get("pdb") not in (None, False) and chart < rollout.PDB_SINCE:
+        problems.append(("pdb", f"pdb needs chart 0.1.11 or newer {ignored}; {newer} pdb."))
+    return problems
+
+
+def catalog_problems(catalog: Any, chart_text: str) -> list[Any]:
+    """`entry_problems` for every valid model of a catalog, as schema Problems that name the
+    key's file:line:column."""
+    from vllmctl.catalog.schema import Problem
+    from vllmctl.catalog.yamldoc import find_key
+
+    found = []
+    for model in catalog.models:
+        for key, message in entry_problems(model.data, chart_text):
+            pair = find_key(model.node, key)
+            at = pair[0].start_mark.index if pair else model.node.start_mark.index
+            found.append(
+                Problem(catalog.doc.where(at), f"models[{model.index}] ({model.name}).{key}", message)
+            )
+    return found
+
+
+def newer_in_index(repo_url: str, chart_ref: str, target: str) -> list[str]:
+    """The versions of the chart in the repository's index.yaml newer than `target`, oldest
+    first. An index that cannot be fetched or read is an ExternalError."""
+    import httpx
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    from vllmctl.errors import ExternalError
+    from vllmctl.render import version_tuple
+
+    url = f"{repo_url.rstrip('/')}/index.yaml"
+    try:
+        response = httpx.get(url, timeout=5.0, follow_redirects=True)
+        response.raise_for_status()
+        index: Any = YAML(typ="safe").load(response.text)
+    except httpx.HTTPError as exc:
+        raise ExternalError(str(exc) or type(exc).__name__) from None
+    except YAMLError:
+        raise ExternalError("the index is not valid YAML") from None
+    name = chart_ref.rsplit("/", 1)[-1]
+    entries = (index.get("entries") or {}).get(name) if isinstance(index, dict) else None
+    if not isinstance(entries, list):
+        raise ExternalError(f"the index lists no chart {name!r}")
+    floor = version_tuple(target)
+    found = {str(e.get("version")) for e in entries if isinstance(e, dict)}
+    newer = [v for v in found if (t := version_tuple(v)) is not None and (floor is None or t > floor)]
+    return sorted(newer, key=lambda v: version_tuple(v) or (0,))
