@@ -74,8 +74,18 @@ def test_vllm_hf_token_at_install_is_stored_and_wired_as_set_hf_token_would(
     plan = run("plan", env={"VLLM_HF_TOKEN": TOKEN})
     assert plan.exit_code == 1, plan.stderr
     assert "llama3, mistral need the HuggingFace token: install stores VLLM_HF_TOKEN" in plan.stderr
+    sb = cluster.sandbox
+    sb.call(sb.hub.requests.clear)
     result = run("install", "--yes", env={"VLLM_HF_TOKEN": TOKEN})
     assert result.exit_code == 0, result.stderr
+    # install renders twice (again once the Secret exists) but asks the Hub once per repo
+    assert sorted(hub_asks(cluster)) == [
+        "/api/models/Qwen/Qwen2.5-1.5B-Instruct",
+        "/api/models/meta-llama/Llama-3.1-8B-Instruct",
+        "/api/models/mistralai/Mistral-7B-Instruct-v0.3",
+    ]
+    made = sb.call(lambda: list(sb.hub.requests))
+    assert all(r.token is None for r in made)  # asked anonymously: the token goes nowhere else
     assert vault_value(cluster, "vllm/huggingface", "token") == TOKEN  # as set-hf-token stores it
     assert secret_value(cluster, "hf-token", "token") == TOKEN
     for name in ("llama3", "mistral"):
