@@ -163,7 +163,9 @@ def _secret_references(settings: Any, kubectl: Kubectl | None, notes: list[str])
             "no Secret hf-token: engines start without a HuggingFace token (gated models fail "
             "to download). Create it, or set VLLM_HF_TOKEN_FROM_SECRET=true if it exists."
         )
-    if api_key is None:
+    if api_key is None and settings.api_key:
+        notes.append("no Secret vllm-api-key yet: install and upgrade store VLLM_API_KEY as one.")
+    elif api_key is None:
         notes.append("no Secret vllm-api-key: the endpoint accepts requests without an API key.")
     return hf_token, api_key
 

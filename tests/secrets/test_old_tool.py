@@ -163,6 +163,8 @@ def test_vllm_api_key_at_install_protects_the_endpoint(
     run: Run, models_file: Path, cluster: ClusterEnv
 ) -> None:
     models_file.write_text(QWEN_ONLY)
+    plan = run("plan", env={"VLLM_API_KEY": API_KEY})
+    assert "install and upgrade store VLLM_API_KEY" in plan.stderr and API_KEY not in plan.stderr
     result = run("install", "--yes", env={"VLLM_API_KEY": API_KEY})
     assert result.exit_code == 0, result.stderr
     assert vault_value(cluster, "vllm/api-key", "api-key") == API_KEY

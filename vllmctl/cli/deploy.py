@@ -4,6 +4,7 @@ uninstall, history, rollback, and the helm repo and namespace helpers."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -251,7 +252,7 @@ def upgrade(
     )
 
 
-def _gated_models(app: App) -> Any:
+def _gated_models(app: App) -> Callable[[list[Any]], list[str]]:
     """models -> the models that need the HuggingFace token (vllmctl/gated.py), decided
     once per run (the Hub asked once per repo), its warnings shown once."""
     from vllmctl import deploy
