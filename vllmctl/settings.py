@@ -347,17 +347,16 @@ def parse_setting(spec: SettingSpec, raw: str | None) -> object:
     return raw
 
 
-# Go's time.ParseDuration, which helm's --timeout uses: one or more <number><unit>.
-_DURATION_PART = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|\u00b5s|\u03bcs|ms|s|m|h)"
+# Go's time.ParseDuration, which helm's --timeout uses: one or more <number><unit>, in seconds.
 _DURATION_UNITS = {
     "ns": 1e-9,
     "us": 1e-6,
-    "\u00b5s": 1e-6,
-    "\u03bcs": 1e-6,
+    "\u00b5s": 1e-6,  # micro sign
+    "\u03bcs": 1e-6,  # Greek mu
     "ms": 1e-3,
-    "s": 1,
-    "m": 60,
-    "h": 3600,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
 }
 
 
@@ -366,11 +365,11 @@ def duration_seconds(text: str) -> float | None:
     refuse it, or it is not longer than zero (a helm timeout of 0 fails at once)."""
     import re
 
-    if not re.fullmatch(f"\\+?(?:{_DURATION_PART})+", text):
+    units = "|".join(sorted(_DURATION_UNITS, key=len, reverse=True))  # "ms" before "m"
+    part = rf"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)({units})"
+    if not re.fullmatch(rf"\+?(?:{part})+", text):
         return None
-    total = 0.0
-    for number, unit in re.findall(r"([0-9.]+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)", text):
-        total += float(number) * _DURATION_UNITS[unit]
+    total = sum(float(number) * _DURATION_UNITS[unit] for number, unit in re.findall(part, text))
     return total if total > 0 else None
 
 
