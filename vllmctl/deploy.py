@@ -3,7 +3,7 @@ uninstall. Commands in cli/deploy.py call these; nothing here talks to the user.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,17 +59,38 @@ class Prepared:
     deployed: DeployedRelease | None
     plan: Plan
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
-def prepare(settings: Any, *, helm: Helm | None, kubectl: Kubectl | None) -> Prepared:
-    """Render the values; with a cluster (helm given), against the deployed release."""
+def decide_gated(settings: Any, models: list[Model]) -> Any:
+    """Which models need the HuggingFace token (gated.decide: models.yaml, else the Hub)."""
+    from vllmctl.gated import decide
+    from vllmctl.hub import DEFAULT_ENDPOINT
+
+    return decide(models, endpoint=settings.hf_endpoint or DEFAULT_ENDPOINT)
+
+
+def prepare(
+    settings: Any,
+    *,
+    helm: Helm | None,
+    kubectl: Kubectl | None,
+    gated: Callable[[list[Model]], list[str]] | None = None,
+) -> Prepared:
+    """Render the values; with a cluster (helm given), against the deployed release.
+    `gated(models)`: the models that need the hf-token Secret (decide_gated), asked once
+    the cluster has answered, so an unreachable cluster fails before the Hub is asked."""
     models = load_models(settings)
     deployed = helm.deployed() if helm else None
     if helm:
         # An existing release keeps its chart version unless told otherwise (vllmctl.chart).
         settings.settle_chart(deployed.chart_version if deployed else None)
     notes: list[str] = []
+    warnings: list[str] = []
     hf_token, api_key = _secret_references(settings, kubectl, notes)
+    needing = gated(models) if gated is not None else []
+    if needing and kubectl is not None and hf_token is None:
+        hf_token = _gated_without_secret(settings, needing, notes, warnings)
     given = default_render_input(
         settings,
         hf_token=hf_token,
@@ -93,7 +114,30 @@ def prepare(settings: Any, *, helm: Helm | None, kubectl: Kubectl | None) -> Pre
         target_chart=settings.chart_version,
         environment=settings.env or None,
     )
-    return Prepared(models, rendered, deployed, plan, notes)
+    return Prepared(models, rendered, deployed, plan, notes, warnings)
+
+
+def _gated_without_secret(settings: Any, gated: list[str], notes: list[str], warnings: list[str]) -> Any:
+    """The namespace has no hf-token Secret but gated models need one: install stores
+    VLLM_HF_TOKEN (so the plan references the Secret it will create), syncs a token kept in
+    Vault, or refuses."""
+    from vllmctl.settings import ENV_HF_TOKEN
+
+    names = ", ".join(gated)
+    # The generic note about a missing hf-token Secret is replaced by what install will do.
+    notes[:] = [n for n in notes if not n.startswith("no Secret hf-token")]
+    if settings.hf_token:
+        need = "needs" if len(gated) == 1 else "need"
+        notes.append(
+            f"{names} {need} the HuggingFace token: install stores {ENV_HF_TOKEN} as Secret hf-token."
+        )
+        return HF_TOKEN_SECRET
+    warnings.append(
+        f"{names} {'is' if len(gated) == 1 else 'are'} gated and namespace {settings.namespace} has no "
+        f"Secret hf-token: install syncs a token kept in Vault, else refuses; store one with "
+        f"`vllmctl set-hf-token` (or set {ENV_HF_TOKEN})."
+    )
+    return None
 
 
 def _secret_references(settings: Any, kubectl: Kubectl | None, notes: list[str]) -> tuple[Any, Any]:
@@ -124,7 +168,9 @@ def _secret_references(settings: Any, kubectl: Kubectl | None, notes: list[str])
             "no Secret hf-token: engines start without a HuggingFace token (gated models fail "
             "to download). Create it, or set VLLM_HF_TOKEN_FROM_SECRET=true if it exists."
         )
-    if api_key is None:
+    if api_key is None and settings.api_key:
+        notes.append("no Secret vllm-api-key yet: install and upgrade store VLLM_API_KEY as one.")
+    elif api_key is None:
         notes.append("no Secret vllm-api-key: the endpoint accepts requests without an API key.")
     return hf_token, api_key
 

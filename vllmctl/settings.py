@@ -54,8 +54,6 @@ ENV_NETWORK_POLICY_NAMESPACES = "VLLM_NETWORK_POLICY_NAMESPACES"
 ENV_NETWORK_POLICY_INGRESS_NAMESPACE = "VLLM_NETWORK_POLICY_INGRESS_NAMESPACE"
 ENV_NETWORK_POLICY_PROMETHEUS_NAMESPACE = "VLLM_NETWORK_POLICY_PROMETHEUS_NAMESPACE"
 ENV_PROMETHEUS_URL = "VLLM_PROMETHEUS_URL"
-ENV_EXTERNAL_SECRETS_NAMESPACE = "EXTERNAL_SECRETS_NAMESPACE"
-ENV_VAULT_NAMESPACE = "K8S_VAULT_NAMESPACE"
 ENV_SECRET_BACKEND = "VLLM_SECRET_BACKEND"
 ENV_VAULT_MOUNT = "VLLM_VAULT_MOUNT"
 ENV_VAULT_PREFIX = "VLLM_VAULT_PREFIX"
@@ -80,7 +78,7 @@ class SettingSpec(NamedTuple):
     default: str | None
     help: str
     secret: bool = False
-    kind: str = "str"  # "str", "bool", "int" or "path": how the raw text is parsed
+    kind: str = "str"  # "str", "bool", "int", "path" or "duration": how the raw text is parsed
 
 
 SPECS: tuple[SettingSpec, ...] = (
@@ -109,7 +107,13 @@ SPECS: tuple[SettingSpec, ...] = (
         None,
         "chart version (default: a local chart's own, the deployed release's, else the newest tested)",
     ),
-    SettingSpec("helm_timeout", ENV_HELM_TIMEOUT, "30m", "helm --timeout"),
+    SettingSpec(
+        "helm_timeout",
+        ENV_HELM_TIMEOUT,
+        "30m",
+        "helm --timeout (a duration: 10m, 1h30m, 90s)",
+        kind="duration",
+    ),
     SettingSpec("model_image", ENV_MODEL_IMAGE, "vllm/vllm-openai", "engine image repository"),
     SettingSpec("model_tag", ENV_MODEL_TAG, "latest", "engine image tag"),
     SettingSpec(
@@ -208,13 +212,6 @@ SPECS: tuple[SettingSpec, ...] = (
         DEFAULT_PROMETHEUS_URL,
         "Prometheus that autoscaling's KEDA triggers query",
     ),
-    SettingSpec(
-        "external_secrets_namespace",
-        ENV_EXTERNAL_SECRETS_NAMESPACE,
-        "external-secrets",
-        "namespace of the External Secrets Operator",
-    ),
-    SettingSpec("vault_namespace", ENV_VAULT_NAMESPACE, "vault", "namespace of Vault in the cluster"),
     SettingSpec("secret_backend", ENV_SECRET_BACKEND, "auto", "where secrets live: auto, vault, kubernetes"),
     SettingSpec("vault_mount", ENV_VAULT_MOUNT, "secret", "Vault KV v2 mount holding the secrets"),
     SettingSpec("vault_prefix", ENV_VAULT_PREFIX, "vllm", "path prefix of the secrets in that mount"),
@@ -250,6 +247,30 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("templates_dir", ENV_TEMPLATES_DIR, None, "directory of custom templates", kind="path"),
 )
 SPECS_BY_NAME = {spec.name: spec for spec in SPECS}
+
+# The old tool's variables that vllmctl does not read, and what took their place
+# (docs/secrets.md): set, they get one warning per run, and `config` does not show them.
+RETIRED: dict[str, str] = {
+    "EXTERNAL_SECRETS_NAMESPACE": (
+        "whether the External Secrets Operator runs is read from the cluster's API discovery "
+        "(is ExternalSecret served?), wherever it is installed"
+    ),
+    "K8S_VAULT_NAMESPACE": (
+        "Vault is reached at VAULT_ADDR (its in-cluster Service address, or a port-forward), "
+        "not through a namespace"
+    ),
+}
+
+
+def retired_settings(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One warning per retired variable that is set, naming what replaced it."""
+    env = os.environ if environ is None else environ
+    return [
+        f"{name} is set but vllmctl does not use it: {instead}; unset it."
+        for name, instead in RETIRED.items()
+        if name in env
+    ]
+
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
@@ -355,7 +376,38 @@ def parse_setting(spec: SettingSpec, raw: str | None) -> object:
             raise UsageError(f"{spec.env}={raw!r} is not a whole number.") from None
     if spec.kind == "path":
         return Path(raw).expanduser()
+    if spec.kind == "duration" and duration_seconds(raw) is None:
+        raise UsageError(
+            f"{spec.env}={raw!r} is not a duration helm takes: write it as Go does, e.g. 10m, 1h30m or 90s "
+            "(units h, m, s, ms; no spaces), and longer than zero."
+        )
     return raw
+
+
+# Go's time.ParseDuration, which helm's --timeout uses: one or more <number><unit>, in seconds.
+_DURATION_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "\u00b5s": 1e-6,  # micro sign
+    "\u03bcs": 1e-6,  # Greek mu
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+
+
+def duration_seconds(text: str) -> float | None:
+    """The seconds a Go duration such as 1h30m stands for; None when Go (and so helm) would
+    refuse it, or it is not longer than zero (a helm timeout of 0 fails at once)."""
+    import re
+
+    units = "|".join(sorted(_DURATION_UNITS, key=len, reverse=True))  # "ms" before "m"
+    part = rf"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)({units})"
+    if not re.fullmatch(rf"\+?(?:{part})+", text):
+        return None
+    total = sum(float(number) * _DURATION_UNITS[unit] for number, unit in re.findall(part, text))
+    return total if total > 0 else None
 
 
 def masked(spec: SettingSpec, raw: str | None) -> str | None:

@@ -36,6 +36,7 @@ class App:
         self.yes = False
         self.verbose = False
         self._settings: Settings | None = None
+        self._retired_warned = False
 
     # ---------------------------------------------------------------- settings
     @property
@@ -43,6 +44,15 @@ class App:
         if self._settings is None:
             self._settings = Settings.resolve(self.flags)
         return self._settings
+
+    def warn_retired_settings(self) -> None:
+        """Warn, once per run, about the old tool's variables that vllmctl does not read."""
+        from vllmctl.settings import retired_settings
+
+        if not self._retired_warned:
+            self._retired_warned = True
+            for warning in retired_settings():
+                self.warn(warning)
 
     def set_flag(self, name: str, value: str | None) -> None:
         """Record a command-line value for a setting (before settings are first used)."""

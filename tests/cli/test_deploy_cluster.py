@@ -14,9 +14,12 @@ from typing import Any
 from tests.conftest import Run
 from tests.sandbox.fixtures import ClusterEnv, mini_chart_at
 
+# `gated: false`: these tests are not about the HuggingFace token; without it install asks
+# the Hub, which says the repo is gated, and wants a token (tests/secrets/test_old_tool.py).
 MODELS = """\
 - name: llama3
   modelURL: meta-llama/Llama-3.1-8B-Instruct
+  gated: false
   requestGPU: 1
   pvcStorage: 20Gi
 """

@@ -375,6 +375,8 @@ def test_helm_template_on_an_old_chart_makes_no_pdb(run: Run, models_file: Path)
 
 # ------------------------------------------------------------------ on the sandbox
 
+# `gated: false`: these tests are not about the HuggingFace token; without it install asks
+# the Hub, which says the repo is gated, and wants a token (tests/secrets/test_old_tool.py).
 ON_CLUSTER = """\
 - name: small
   modelURL: Qwen/Qwen2.5-1.5B-Instruct
@@ -383,6 +385,7 @@ ON_CLUSTER = """\
   strategy: recreate
 - name: pair
   modelURL: meta-llama/Llama-3.1-8B-Instruct
+  gated: false
   replicaCount: 2
   maxStartupSeconds: 1200
 """

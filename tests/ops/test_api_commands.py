@@ -25,9 +25,12 @@ from tests.sandbox.fixtures import ClusterEnv
 from tests.sandbox.kube.controllers import PodFault, R
 from tests.sandbox.router import FILLER, RouterStandIn
 
+# `gated: false`: these tests are not about the HuggingFace token; without it install asks
+# the Hub, which says the repo is gated, and wants a token (tests/secrets/test_old_tool.py).
 MODELS = """\
 - name: llama3
   modelURL: meta-llama/Llama-3.1-8B-Instruct
+  gated: false
   requestGPU: 1
 """
 SERVED = ["llama3", "meta-llama/Llama-3.1-8B-Instruct"]

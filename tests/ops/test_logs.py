@@ -24,9 +24,12 @@ from tests.sandbox.kube.controllers import PodFault, R
 from vllmctl.errors import UsageError
 from vllmctl.logs import owned_by_deployment, parse_since, selector_text
 
+# `gated: false`: these tests are not about the HuggingFace token; without it install asks
+# the Hub, which says the repo is gated, and wants a token (tests/secrets/test_old_tool.py).
 LLAMA = """\
 - name: llama3
   modelURL: meta-llama/Llama-3.1-8B-Instruct
+  gated: false
   requestGPU: 1
   replicaCount: 2
 """
@@ -39,6 +42,7 @@ QWEN = """\
 OTHER = """\
 - name: llama3
   modelURL: meta-llama/Llama-3.1-8B-Instruct
+  gated: false
   requestGPU: 1
 """
 THROUGHPUT = "Avg prompt throughput"

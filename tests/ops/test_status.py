@@ -20,9 +20,12 @@ from tests.conftest import Run
 from tests.sandbox.fixtures import MINI_CHART, ClusterEnv
 from tests.sandbox.kube.controllers import PodFault
 
+# `gated: false`: these tests are not about the HuggingFace token; without it install asks
+# the Hub, which says the repo is gated, and wants a token (tests/secrets/test_old_tool.py).
 LLAMA = """\
 - name: llama3
   modelURL: meta-llama/Llama-3.1-8B-Instruct
+  gated: false
   requestGPU: 1
 """
 QWEN = """\

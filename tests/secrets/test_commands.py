@@ -93,7 +93,7 @@ def test_an_external_secret_that_does_not_sync_is_reported_with_esos_reason(
 ) -> None:
     result = run("set-hf-token", input=TOKEN, env={"VLLM_SECRET_STORE": "no-such-store"})
     assert result.exit_code == 3
-    assert result.stderr.startswith(
+    assert result.stderr.splitlines()[-1].startswith(
         "error: the HuggingFace token was stored in Vault secret/vllm/huggingface, but the cluster's Secret "
         "was not updated: ExternalSecret hf-token-external-secret"
     ), result.stderr
@@ -247,7 +247,7 @@ def test_install_with_a_gated_model_and_no_token(run: Run, models_file: Path, cl
 
 
 def test_install_with_api_key_then_rotate(run: Run, models_file: Path, cluster: ClusterEnv) -> None:
-    models_file.write_text(GATED.replace("  gated: true\n", ""))
+    models_file.write_text(GATED.replace("  gated: true\n", "  gated: false\n"))  # not about the token
     result = run("install", "--yes", "--api-key")
     assert result.exit_code == 0, result.stderr
     first = run("get-api-key").stdout.strip()

@@ -53,11 +53,12 @@ API_KEY = "CanaryApiKey" + "m4N7b1V8c5X2z9L3k6J0h4G7f1D8s5A2p9O3"
 CANARIES = {"the canary HF token": TOKEN, "the canary API key": API_KEY}
 SECRET_ENV = {"VLLM_HF_TOKEN": TOKEN, "VLLM_API_KEY": API_KEY}
 
+# As an old models.yaml has it: no `gated:`. install asks the Hub (the stand-in says the repo
+# is gated, anonymously: no token goes there) and stores VLLM_HF_TOKEN for it.
 MODELS = """\
 - name: llama3
   modelURL: meta-llama/Llama-3.1-8B-Instruct
   requestGPU: 1
-  gated: true
 """
 QWEN = ("--name", "qwen", "--model-url", "Qwen/Qwen2.5-1.5B-Instruct", "--gpus", "0")
 
@@ -69,7 +70,9 @@ KUBE = ("--secret-backend", "kubernetes")
 class Step:
     """One vllmctl run. `-v` is added after the command name."""
 
-    args: tuple[str, ...]  # the command and its arguments (never a secret: none is ever an argument)
+    # the command and its arguments (a secret only where the step shows the refusal of the old
+    # positional form, which must not repeat it)
+    args: tuple[str, ...]
     stdin: str = ""  # piped to standard input ("" is an empty pipe)
     env: Mapping[str, str] = field(default_factory=lambda: SECRET_ENV)  # vllmctl's own extra environment
     exit: int | None = 0  # the exit code the flow needs; None: may fail (nothing may leak either way)
@@ -81,7 +84,7 @@ class Step:
 
 
 # Every command, in an order that takes the secrets through their real paths: install
-# storing the token from VLLM_HF_TOKEN for the gated model, sets from standard input,
+# storing the token from VLLM_HF_TOKEN for the model the Hub says is gated, sets from standard input,
 # syncs, rotation, deletes; first with Vault + ESO, then with Kubernetes Secrets.
 STEPS: tuple[Step, ...] = (
     # -- no cluster, or nothing stored yet (both secrets are in vllmctl's environment in every
@@ -128,6 +131,9 @@ STEPS: tuple[Step, ...] = (
     Step(("rollback", "--yes")),
     Step(("set-hf-token", "--force-sync", *VAULT), stdin=TOKEN + "\n", env={}),
     Step(("set-hf-token", *VAULT), stdin=TOKEN + " pasted twice", env={}, exit=None),  # refused, not echoed
+    # The old tool's positional forms: refused with the reason, the value never repeated.
+    Step(("set-hf-token", TOKEN), env={}, exit=2),
+    Step(("set-api-key", API_KEY), env={}, exit=2),
     Step(("set-hf-token",), stdin="", env={"VLLM_HF_TOKEN": TOKEN}),  # from the variable, backend auto
     Step(("delete-hf-token-secret", "--yes", *VAULT)),
     Step(("create-hf-token-secret", *VAULT)),
@@ -152,8 +158,9 @@ STEPS: tuple[Step, ...] = (
     Step(("get-api-key", *KUBE), learns="the key set-api-key generated (kubernetes)"),
     Step(("delete-hf-token-secret", "--yes", *KUBE)),
     Step(("delete-api-key-secret", "--yes", *KUBE)),
-    # the Secrets are gone: install takes both from the environment again, into Secrets
-    Step(("install", "--yes", "--api-key", *KUBE)),
+    # the Secrets are gone: install takes both from the environment again, into Secrets; the
+    # API key because VLLM_API_KEY is set (no --api-key), as the old tool took it
+    Step(("install", "--yes", *KUBE)),
     Step(("get-hf-token", *KUBE), prints="the canary HF token"),
     Step(("get-api-key", *KUBE), prints="the canary API key"),
     Step(("set-hf-token", *KUBE), stdin=TOKEN, env={**SECRET_ENV, "VLLM_VAULT_BACKUP": "true"}),

@@ -4,6 +4,7 @@ uninstall, history, rollback, and the helm repo and namespace helpers."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from vllmctl.ui import App
 
 
 def _show_notes(app: App, prepared: Any) -> None:
-    for warning in prepared.rendered.warnings:
+    for warning in [*prepared.rendered.warnings, *prepared.warnings]:
         app.warn(warning)
     for note in prepared.notes:
         app.info(f"note: {note}")
@@ -87,7 +88,9 @@ def plan(app: App, force: bool) -> None:
     from vllmctl.errors import EXIT_NEGATIVE, UsageError
 
     settings = app.settings
-    prepared = prepare(settings, helm=helm_for(settings), kubectl=kubectl_for(settings))
+    prepared = prepare(
+        settings, helm=helm_for(settings), kubectl=kubectl_for(settings), gated=_gated_models(app)
+    )
     _show_notes(app, prepared)
     result = prepared.plan
 
@@ -115,7 +118,8 @@ def _apply_options(func: Any) -> Any:
         "--api-key/--no-api-key",
         "api_key",
         default=None,
-        help="protect the endpoint with an API key (generated and stored when none is); default: ask",
+        help="protect the endpoint with an API key, stored when none is: VLLM_API_KEY's, else a generated "
+        "one; default: yes when VLLM_API_KEY is set, else ask",
     )(func)
     func = _force_option(func)
     func = click.option(
@@ -140,9 +144,11 @@ def _apply(
     from vllmctl.errors import UsageError
 
     settings = app.settings
+    settings.helm_timeout  # noqa: B018 (a bad VLLM_HELM_TIMEOUT stops here, before anything changes)
     helm = deploy.helm_for(settings)
     kubectl = deploy.kubectl_for(settings)
-    prepared = deploy.prepare(settings, helm=helm, kubectl=kubectl)
+    gated = _gated_models(app)
+    prepared = deploy.prepare(settings, helm=helm, kubectl=kubectl, gated=gated)
     if not install and prepared.deployed is None:
         raise UsageError(
             f"there is no release {settings.release!r} in namespace {settings.namespace!r}; "
@@ -163,9 +169,9 @@ def _apply(
 
     found = sources.needs((m.data for m in prepared.models), sources.options_from(settings))
     sources.require_present(found, settings.namespace, kubectl.names)
-    if not dry_run and _ensure_secrets(app, prepared.models, api_key):
+    if not dry_run and _ensure_secrets(app, gated(prepared.models), api_key):
         # The values reference a Secret only once it exists: render again.
-        prepared = deploy.prepare(settings, helm=helm, kubectl=kubectl)
+        prepared = deploy.prepare(settings, helm=helm, kubectl=kubectl, gated=gated)
     _show_notes(app, prepared)
     if note := deploy.pvc_policy_note(settings):
         app.warn(note)
@@ -208,7 +214,13 @@ def _apply(
 def install(
     app: App, dry_run: bool, atomic: bool, replace_deployments: bool, api_key: bool | None, force: bool
 ) -> None:
-    """Install (or upgrade) the release from models.yaml, creating the namespace."""
+    """Install (or upgrade) the release from models.yaml, creating the namespace.
+
+    Gated models (models.yaml's `gated:`, else the Hub's answer) need the HuggingFace
+    token: a stored one, or VLLM_HF_TOKEN, which is stored as `set-hf-token` would; without
+    one nothing is changed (exit 2). VLLM_API_KEY set protects the endpoint with that key
+    (stored, and its Secret wired into the release), as --api-key does.
+    """
     _apply(
         app,
         install=True,
@@ -225,7 +237,10 @@ def install(
 def upgrade(
     app: App, dry_run: bool, atomic: bool, replace_deployments: bool, api_key: bool | None, force: bool
 ) -> None:
-    """Upgrade the existing release to what models.yaml says now."""
+    """Upgrade the existing release to what models.yaml says now.
+
+    Gated models and VLLM_HF_TOKEN / VLLM_API_KEY are handled as by install.
+    """
     _apply(
         app,
         install=False,
@@ -237,18 +252,37 @@ def upgrade(
     )
 
 
-def _ensure_secrets(app: App, models: list[Any], api_key: bool | None) -> bool:
+def _gated_models(app: App) -> Callable[[list[Any]], list[str]]:
+    """models -> the models that need the HuggingFace token (vllmctl/gated.py), decided
+    once per run (the Hub asked once per repo), its warnings shown once."""
+    from vllmctl import deploy
+
+    decided: list[list[str]] = []
+
+    def gated(models: list[Any]) -> list[str]:
+        if not decided:
+            found = deploy.decide_gated(app.settings, models)
+            for warning in found.warnings:
+                app.warn(warning)
+            decided.append(list(found.models))
+        return decided[0]
+
+    return gated
+
+
+def _ensure_secrets(app: App, gated: list[str], api_key: bool | None) -> bool:
     """Before helm: the HF token for gated models, and the API key when wanted
     (vllmctl/secrets/install.py). Skipped, with no cluster call, when neither applies.
     Returns whether a Secret was created or changed."""
-    from vllmctl.secrets.install import ensure_secrets, needs_backend
+    from vllmctl.secrets.install import ensure_secrets, needs_backend, wants_api_key
 
-    if not needs_backend(models, api_key, app.interactive):
+    api_key = wants_api_key(api_key)
+    if not needs_backend(gated, api_key, app.interactive):
         return False
     from vllmctl.cli.secrets import secret_backend
 
     with secret_backend(app) as backend:
-        done = ensure_secrets(app, backend, models, api_key)
+        done = ensure_secrets(app, backend, gated, api_key)
     for line in done:
         app.info(line[0].upper() + line[1:] + ".")
     return bool(done)

@@ -137,7 +137,9 @@ def pass_app(func: F) -> F:
     @click.pass_context
     @functools.wraps(func)  # keeps the options click has attached to `func`
     def wrapper(ctx: click.Context, *args: Any, **kwargs: Any) -> Any:
-        return func(_app(ctx), *args, **kwargs)
+        app = _app(ctx)
+        app.warn_retired_settings()
+        return func(app, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
 

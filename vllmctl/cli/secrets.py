@@ -32,15 +32,34 @@ def force_sync_option(func: Any) -> Any:
     )(func)
 
 
+# The old tool took secrets as arguments (`set-hf-token TOKEN`). Extra arguments, unknown
+# options included (a value may start with "-"), reach the command so that it can refuse
+# them with the reason, instead of click's error, which would repeat the value.
+TAKES_NO_VALUE = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def refuse_arguments(kind: SecretKind) -> None:
+    """Fail when anything was given on the command line beyond the options; never echo it."""
+    from vllmctl.errors import UsageError
+
+    if click.get_current_context().args:
+        raise UsageError(
+            f"the {kind.label} is never an argument (every user of this machine can read command lines, "
+            f"so what was given is not repeated here): pipe it to standard input, set {kind.env}, "
+            "or run the command at a terminal to be asked (input hidden)."
+        )
+
+
 @contextmanager
-def secret_backend(app: App) -> Iterator[Any]:
-    """Connect to the cluster, choose the backend, say which and why (-v)."""
+def secret_backend(app: App, *, writes: bool = True) -> Iterator[Any]:
+    """Connect to the cluster, choose the backend, and say which and why: always before a
+    write (auto's choice decides where a secret goes), with -v for a read."""
     from vllmctl.kube import Kube
     from vllmctl.secrets.backend import choose
 
     with Kube.connect(app.settings.context) as kube:
         backend = choose(app.settings, kube)
-        if app.verbose:
+        if writes or app.verbose:
             app.info(f"secret backend: {backend.name} ({backend.reason})")
         for note in backend.notes:
             app.warn(note)
@@ -78,7 +97,7 @@ def _set(
 def _get(app: App, kind: SecretKind) -> None:
     from vllmctl.errors import EXIT_NEGATIVE
 
-    with secret_backend(app) as backend:
+    with secret_backend(app, writes=False) as backend:
         value = backend.get(kind)
     if value is None:
         app.warn(
@@ -122,13 +141,14 @@ def _delete_secret(app: App, kind: SecretKind) -> None:
     app.success(f"Removed {result}.")
 
 
-@command("set-hf-token")
+@command("set-hf-token", context_settings=TAKES_NO_VALUE)
 @backend_option
 @stdin_option
 @force_sync_option
 @click.option("--force", is_flag=True, help="store a value that does not look like an HF token")
 def set_hf_token(app: App, stdin: bool, force: bool, force_sync: bool) -> None:
     """Store the HuggingFace token (stdin, VLLM_HF_TOKEN or a hidden prompt; never an argument)."""
+    refuse_arguments(HF_TOKEN)
     _set(app, HF_TOKEN, stdin=stdin, force=force, force_sync=force_sync, generate=False)
 
 
@@ -147,13 +167,14 @@ def delete_hf_token(app: App, destroy: bool) -> None:
     _delete(app, HF_TOKEN, destroy=destroy)
 
 
-@command("set-api-key")
+@command("set-api-key", context_settings=TAKES_NO_VALUE)
 @backend_option
 @stdin_option
 @force_sync_option
 @click.option("--show", is_flag=True, help="print a generated key on stdout")
 def set_api_key(app: App, stdin: bool, force_sync: bool, show: bool) -> None:
     """Store the API key (stdin, VLLM_API_KEY or a prompt; generated when none is given)."""
+    refuse_arguments(API_KEY)
     _set(app, API_KEY, stdin=stdin, force=False, force_sync=force_sync, generate=True, show=show)
 
 
@@ -172,13 +193,14 @@ def delete_api_key(app: App, destroy: bool) -> None:
     _delete(app, API_KEY, destroy=destroy)
 
 
-@command("create-hf-token-secret")
+@command("create-hf-token-secret", context_settings=TAKES_NO_VALUE)
 @backend_option
 @stdin_option
 @force_sync_option
 @click.option("--force", is_flag=True, help="kubernetes backend: accept a value unlike an HF token")
 def create_hf_token_secret(app: App, stdin: bool, force: bool, force_sync: bool) -> None:
     """Create the hf-token Secret in the namespace from the stored token."""
+    refuse_arguments(HF_TOKEN)
     _create_secret(app, HF_TOKEN, stdin=stdin, force=force, force_sync=force_sync)
 
 
@@ -189,12 +211,13 @@ def delete_hf_token_secret(app: App) -> None:
     _delete_secret(app, HF_TOKEN)
 
 
-@command("create-api-key-secret")
+@command("create-api-key-secret", context_settings=TAKES_NO_VALUE)
 @backend_option
 @stdin_option
 @force_sync_option
 def create_api_key_secret(app: App, stdin: bool, force_sync: bool) -> None:
     """Create the vllm-api-key Secret in the namespace from the stored key."""
+    refuse_arguments(API_KEY)
     _create_secret(app, API_KEY, stdin=stdin, force=False, force_sync=force_sync)
 
 

@@ -23,7 +23,7 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "vllmctl"}
 
 @dataclass
 class Backend(ABC):
-    """A chosen backend. `reason` says why it was chosen (shown with -v)."""
+    """A chosen backend. `reason` says why it was chosen (shown before every write)."""
 
     settings: Any
     kube: Any

@@ -1,0 +1,99 @@
+"""Which models need the HuggingFace token: install, upgrade and plan decide it for every
+entry, so an old models.yaml (written before `gated:` existed) cannot deploy a gated model
+without one.
+
+An entry's own `gated:` is trusted (add-model records the Hub's answer there). For an entry
+without it the Hub is asked, once per repo per run, anonymously: a gated repo's metadata is
+public, and the token is not needed to learn that it is needed. When the Hub cannot be asked
+(offline, unreachable), the organisations the old tool knew to gate their models count as
+gated, and the caller warns that this was a guess. Nothing here prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+# The old tool's list (its regex), used only when the Hub cannot be asked.
+KNOWN_GATED_PREFIXES = ("meta-llama/", "mistralai/", "google/gemma")
+
+
+@dataclass
+class Gated:
+    """The models that need the token, and what the caller should say about how it knows."""
+
+    models: list[str] = field(default_factory=list)  # model names, in models.yaml's order
+    asked: dict[str, bool | None] = field(default_factory=dict)  # repo -> the Hub's answer
+    warnings: list[str] = field(default_factory=list)
+
+    def named(self) -> str:
+        return ", ".join(self.models)
+
+
+def known_gated(repo_id: str) -> bool:
+    """The old tool's guess from the organisation (meta-llama, mistralai, google/gemma)."""
+    return repo_id.lower().startswith(KNOWN_GATED_PREFIXES)
+
+
+def decide(models: Iterable[Any], *, endpoint: str, ask: Callable[[str], Any] | None = None) -> Gated:
+    """The models (catalog Models) whose engines need the HuggingFace token.
+
+    `ask(repo_id)` returns hub.Access (default: hub.check_access without a token) and may
+    raise hub.HubUnreachable; after one such failure the Hub is not asked again this run.
+    """
+    from vllmctl.hub import HubUnreachable, check_access
+    from vllmctl.memory import is_hub_repo
+
+    if ask is None:
+
+        def ask(repo_id: str) -> Any:
+            return check_access(repo_id, None, endpoint=endpoint)
+
+    result = Gated()
+    guessed: list[str] = []
+    unreachable: HubUnreachable | None = None
+    not_found: list[str] = []
+    for model in models:
+        marked = model.data.get("gated")
+        url = str(model.data.get("modelURL", ""))
+        if isinstance(marked, bool):
+            if marked:
+                result.models.append(model.name)
+            continue
+        if not is_hub_repo(url):
+            continue  # pvc://, s3://, oci://: nothing to download from the Hub
+        if url not in result.asked and unreachable is None:
+            try:
+                access = ask(url)
+            except HubUnreachable as e:
+                unreachable = e
+            else:
+                result.asked[url] = bool(access.gated) if access.exists else None
+                if not access.exists:
+                    not_found.append(url)
+        if unreachable is not None and url not in result.asked:
+            if known_gated(url):
+                result.models.append(model.name)
+                guessed.append(model.name)
+            continue
+        if result.asked[url]:
+            result.models.append(model.name)
+    if unreachable is not None:
+        counted = (
+            f"{', '.join(guessed)} {'counts' if len(guessed) == 1 else 'count'} as gated"
+            if guessed
+            else "no model counts as gated"
+        )
+        result.warnings.append(
+            f"could not ask the HuggingFace Hub whether the models without `gated:` are gated "
+            f"({unreachable.message.rstrip('.')}); {counted} by the old tool's rule "
+            f"(organisations meta-llama, mistralai, google/gemma). Mark each model with "
+            f"`gated: true` or `gated: false` to decide it yourself."
+        )
+    if not_found:
+        result.warnings.append(
+            f"the Hub at {endpoint} does not show {', '.join(not_found)} (private, or misspelt): "
+            "not counted as gated; `vllmctl doctor` checks it with the stored token."
+        )
+    return result
