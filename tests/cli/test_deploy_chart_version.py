@@ -17,9 +17,11 @@ import pytest
 from tests.conftest import Run
 from tests.sandbox.fixtures import MINI_CHART, ClusterEnv, mini_chart_at
 
+# `gated: false`: these tests are about the chart version, not the HuggingFace token.
 MODELS = """\
 - name: llama3
   modelURL: meta-llama/Llama-3.1-8B-Instruct
+  gated: false
   requestGPU: 1
   pvcStorage: 20Gi
 """
