@@ -243,6 +243,10 @@ sandbox *args:
 bench *args:
     python3 benchmarks/bench.py "$@"
 
+# time and peak memory of `validate` on hostile files: alias bombs, deep nesting, 50 MB (issue 14)
+bench-hostile *args:
+    python3 benchmarks/bench_hostile.py "$@"
+
 # `status` on 200 models and streaming overhead, against the sandbox (needs scripts/install-tools)
 bench-cluster:
     PATH="$PWD/.tools/bin:$PATH" python3 benchmarks/bench_status.py

@@ -15,7 +15,7 @@ from vllmctl.cli import COMMANDS
 
 JUST = shutil.which("just")
 pytestmark = pytest.mark.skipif(JUST is None, reason="just is installed by scripts/test (rust-just)")
-DEV_RECIPES = {"test", "lint", "bench", "bench-cluster", "sandbox"}
+DEV_RECIPES = {"test", "lint", "bench", "bench-hostile", "bench-cluster", "sandbox"}
 
 
 def just(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -269,10 +269,16 @@ class Constructor:
     the value shared, so aliases cost what the file says, not what they expand to."""
 
     def __init__(self) -> None:
+        import warnings
+
         from ruamel.yaml.cyaml import CSafeLoader
+        from ruamel.yaml.error import MantissaNoDotYAML1_1Warning
 
         # A fresh one per parse: ruamel caches every constructed node, keeping trees alive.
         self._loader = CSafeLoader("")
+        # ruamel warns on stderr, in a dozen lines, about floats like 1e3; the value is
+        # read as YAML 1.1 says and checked like any other.
+        warnings.simplefilter("ignore", MantissaNoDotYAML1_1Warning)
         self._built: dict[int, Any] = {}
 
     def __call__(self, node: Node) -> Any:
