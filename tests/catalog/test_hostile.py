@@ -16,6 +16,7 @@ wall time, so a loaded machine does not make the test flaky.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
+from tests.conftest import Run
 from vllmctl.catalog.fileio import MAX_FILE_BYTES
 
 HERE = Path(__file__).parent
@@ -227,3 +229,33 @@ def test_nested_aliases_are_bounded_at_every_level(isolated: Path) -> None:
         # The report's figure: refused in < 0.5 s and < 100 MB (CPU time: not flaky).
         assert result["cpu_seconds"] < 0.5, shown
         assert peak_mb < 100, shown
+
+
+def test_rendered_values_of_a_custom_template_are_bounded_too(run: Run, isolated: Path) -> None:
+    """The values text vllmctl reads back comes from templates an operator may copy and edit."""
+    from vllmctl.render import packaged_templates
+
+    templates = isolated / "templates"
+    shutil.copytree(packaged_templates(), templates)
+    bomb = "\n".join(line.strip() for line in alias_levels(9).decode().splitlines()[3:])
+    with (templates / "values.yaml.j2").open("a") as values:
+        values.write("\n" + bomb + "\n")
+    (isolated / "models.yaml").write_bytes(VALID)
+    result = run("render", env={"VLLM_TEMPLATES_DIR": str(templates)})
+    assert result.exit_code == 2, result.stdout[-500:]
+    assert "the rendered values are not valid YAML (<rendered values>:" in result.stderr
+    assert "past 100,000 repeated values" in result.stderr
+
+
+def test_the_largest_file_read_stays_within_the_budget(isolated: Path) -> None:
+    """The worst an accepted file costs: just under the size limit, with flow lists (which
+    also get the bounds' event scan), read by validate and list-models."""
+    entry = "- name: m{i}\n  modelURL: org/m{i}\n  vllmConfig: {{extraArgs: [--a]}}\n"
+    count = (MAX_FILE_BYTES - 1024) // len(entry.format(i=99999))
+    (isolated / "models.yaml").write_text("".join(entry.format(i=i) for i in range(count)))
+    results, peak_mb = run_commands(isolated, [["validate"], ["list-models", "-o", "json"]])
+    for result in results:
+        assert result["exit_code"] == 0, result["stderr"]
+        assert result["cpu_seconds"] < MAX_CPU_SECONDS * 2, result["cpu_seconds"]  # ~1 s measured
+    assert f"is valid: {count} models" in results[0]["stderr"] + results[0]["stdout"]
+    assert peak_mb < MAX_RSS_MB, peak_mb

@@ -29,11 +29,11 @@ def real_path(path: Path) -> Path:
     return Path(os.path.realpath(path))
 
 
-# The largest file vllmctl reads (models.yaml, an overlay, vllmctl.yaml). 2 MiB holds over
-# 20,000 models, more than one Helm release can carry (helm keeps a release, values
-# included, in a Secret of at most 1 MiB after gzip), and keeps the worst case of any
-# read within about 1.5 CPU seconds and 150 MB (benchmarks/README.md).
-MAX_FILE_BYTES = 2 * 1024 * 1024
+# The largest file vllmctl reads (models.yaml, an overlay, vllmctl.yaml). 1 MiB holds some
+# 5,000 commented models (10,000 terse ones), more than one Helm release can carry (helm
+# keeps a release, values included, in a Secret of at most 1 MiB after gzip), and keeps
+# the worst case of any read near 1 CPU second and 100 MB (benchmarks/README.md).
+MAX_FILE_BYTES = 1024 * 1024
 
 
 def read_bytes(path: Path) -> bytes | None:
