@@ -259,3 +259,16 @@ def test_the_largest_file_read_stays_within_the_budget(isolated: Path) -> None:
         assert result["cpu_seconds"] < MAX_CPU_SECONDS * 2, result["cpu_seconds"]  # ~1 s measured
     assert f"is valid: {count} models" in results[0]["stderr"] + results[0]["stdout"]
     assert peak_mb < MAX_RSS_MB, peak_mb
+
+
+@pytest.mark.parametrize("error", [MemoryError(), RecursionError(), ValueError("")], ids=repr)
+def test_an_exception_without_text_still_makes_a_message(error: Exception) -> None:
+    """The report's `internal error: IndexError`: a MemoryError has no text, and the problem
+    formatter took the first of its (no) lines."""
+    from vllmctl.catalog.schema import _construct_problem
+    from vllmctl.catalog.yamldoc import YamlText
+
+    doc = YamlText(Path("models.yaml"), "- name: a\n", False, "\n")
+    problem = _construct_problem(doc, error, "models[0].annotations", "models.yaml:1:3")
+    assert problem.where == "models.yaml:1:3"
+    assert type(error).__name__ in problem.message
