@@ -82,6 +82,8 @@ MODELS = [
     Hostile("quantities-cpu-absurd.yaml", "3:15", "more than 10,000 CPUs per replica"),
     Hostile("quantities-pvc-past-int64.yaml", "3:15", "larger than any quantity Kubernetes can hold"),
     Hostile("quantities-exponent-overflow.yaml", "3:18", "is not a Kubernetes quantity"),
+    # As text, the exponent reached Decimal, whose error escaped as an internal error.
+    Hostile("quantities-exponent-past-decimal.yaml", "3:15", "is not a CPU quantity"),
     Hostile("names-uppercase.yaml", "1:9", "for example 'llama3'"),
     Hostile("names-too-long.yaml", "1:9", "is 41 characters; use at most 40"),
     Hostile("duplicates-key.yaml", "4:3", "'replicaCount' appears twice in this mapping"),
