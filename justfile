@@ -32,6 +32,10 @@ sandbox *args:
 bench *args:
     PATH="{{venv_path}}$PATH" {{python}} benchmarks/bench.py "$@"
 
+# time and peak memory of `validate` on hostile files: alias bombs, deep nesting, 50 MB (issue 14)
+bench-hostile *args:
+    PATH="{{venv_path}}$PATH" {{python}} benchmarks/bench_hostile.py "$@"
+
 # `status` on 200 models and streaming overhead, against the sandbox (needs scripts/install-tools)
 bench-cluster:
     PATH="{{venv_path}}$PWD/.tools/bin:$PATH" {{python}} benchmarks/bench_status.py

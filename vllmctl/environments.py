@@ -33,13 +33,14 @@ from vllmctl.catalog.yamldoc import (
     construct,
     decode,
     find_key,
+    is_empty_document,
     is_mapping,
     is_scalar,
     is_sequence,
     tag_of,
 )
 from vllmctl.errors import CatalogError, UsageError
-from vllmctl.settings import ENV_ENVIRONMENT, ENV_REPLICA_COUNT, Resolved
+from vllmctl.settings import ENV_ENVIRONMENT, ENV_REPLICA_COUNT, Resolved, name_problem
 
 SETTINGS_FILE = "vllmctl.yaml"
 # Environment names become part of a file name (models.NAME.yaml): no paths, no dots.
@@ -116,6 +117,8 @@ def read_settings_file(path: Path) -> EnvironmentsFile:
     problems: list[Problem] = []
     environments: dict[str, dict[str, str]] = {}
     where = ""
+    if is_empty_document(root):
+        root = None
     if root is not None and not is_mapping(root):
         problems.append(
             Problem(
@@ -285,6 +288,8 @@ def _setting_problem(key: str, node: Node) -> str | None:
         return int_check(0)(construct(node))
     if not node.value and key not in MAY_BE_EMPTY:
         return "must not be empty; remove the key to keep the default"
+    if problem := name_problem(ENVIRONMENT_KEYS[key], str(node.value)):
+        return problem
     # Other values are kept as written (`chartVersion: 0.2` stays "0.2", not a float).
     return None
 
@@ -390,9 +395,12 @@ def merge(base: Catalog, path: Path, raw: bytes, name: str) -> tuple[Catalog, se
     overlay = decode(path, raw)
     with gc_paused():
         overlay_root = compose(overlay)
-        if base.root is not None and not is_sequence(base.root):
+        if is_empty_document(overlay_root):
+            overlay_root = None
+        base_root = None if is_empty_document(base.root) else base.root
+        if base_root is not None and not is_sequence(base_root):
             return base, set()  # models.yaml is not a list: its own problem says so
-        base_items = list(base.root.value) if base.root is not None else []
+        base_items = list(base_root.value) if base_root is not None else []
         by_name: dict[str, int] = {}
         for index, item in enumerate(base_items):
             pair = find_key(item, "name") if is_mapping(item) else None
@@ -409,7 +417,7 @@ def merge(base: Catalog, path: Path, raw: bytes, name: str) -> tuple[Catalog, se
                 items[by_name[model]] = _merged(items[by_name[model]], item, top=True)
             else:  # a model only this environment has: a complete entry, checked as one
                 items.append(item)
-        root = _sequence(base.root, items, base.path)
+        root = _sequence(base_root, items, base.path)
         found = validate(doc, root)
     catalog = Catalog(base.path, base.raw, doc, root, Validation(found.models, problems + found.problems))
     catalog.label = f"{base.path} with {path} (env {name})"
@@ -454,7 +462,17 @@ def _overlay_entries(
             )
             continue
         pair = find_key(item, "name")
-        if pair is None or _text(pair[1]) is None:
+        if pair is not None and _text(pair[1]) is None:
+            problems.append(
+                Problem(
+                    doc.where(pair[1].start_mark.index),
+                    f"{label}.name",
+                    f"must be the text name of a model of {base_path}, not "
+                    f"{_node_kind(pair[1])}{_quote_hint(pair[1])}",
+                )
+            )
+            continue
+        if pair is None:
             problems.append(
                 Problem(
                     doc.where(item.start_mark.index),
@@ -489,6 +507,18 @@ def _overlay_entries(
             continue
         entries.append((model, item))
     return entries
+
+
+def _node_kind(node: Node) -> str:
+    if is_mapping(node):
+        return "a mapping"
+    if is_sequence(node):
+        return "a list"
+    return "an empty value" if _is_null(node) else f"the value {node.value}"
+
+
+def _quote_hint(node: Node) -> str:
+    return f"; quote it: name: '{node.value}'" if is_scalar(node) and not _is_null(node) else ""
 
 
 def _move(root: Node, offset: int) -> None:

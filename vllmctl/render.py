@@ -466,16 +466,19 @@ def packaged_templates() -> Path:
 
 def check_values(text: str, specs: list[dict[str, Any]]) -> dict[str, Any]:
     """Parse rendered values back; they must hold exactly our models, names and URLs intact."""
-    from ruamel.yaml.cyaml import CSafeLoader
     from ruamel.yaml.error import YAMLError
 
-    from vllmctl.catalog.yamldoc import Constructor
+    from vllmctl.catalog.yamldoc import Constructor, YamlText, compose
 
     try:
-        node = CSafeLoader(text).get_single_node()
+        # compose: the same bounds as every file read (a custom template could hold aliases)
+        node = compose(YamlText(Path("<rendered values>"), text, False, "\n"))
         values: Any = Constructor()(node) if node is not None else None
-    except YAMLError as exc:
-        raise CatalogError(f"the rendered values are not valid YAML ({exc}); check the templates.") from None
+    except (YAMLError, CatalogError) as exc:
+        problem = exc.message if isinstance(exc, CatalogError) else str(exc)
+        raise CatalogError(
+            f"the rendered values are not valid YAML ({problem}); check the templates."
+        ) from None
     model_specs = (
         (values.get("servingEngineSpec") or {}).get("modelSpec") if isinstance(values, dict) else None
     )

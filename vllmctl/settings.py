@@ -8,6 +8,7 @@ shell set-ups keep working. Each resolved value remembers where it came from, wh
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -323,7 +324,22 @@ class Settings:
         spec = SPECS_BY_NAME.get(name)
         if spec is None:
             raise AttributeError(name)
+        if name in NAME_CHECKS:
+            self.check_names(name)
         return parse_setting(spec, self.resolved[name].raw)
+
+    def check_names(self, *names: str) -> None:
+        """Refuse namespace, release and context names Kubernetes or helm would refuse,
+        naming where each came from (default: all of them, every problem at once)."""
+        from vllmctl.errors import refuse_problems
+
+        problems = []
+        for name in names or NAME_CHECKS:
+            resolved = self.resolved[name]
+            problem = name_problem(name, resolved.raw)
+            if problem:
+                problems.append(f"{_given_as(SPECS_BY_NAME[name], resolved)}: {problem}.")
+        refuse_problems(problems, "the names in the settings")
 
     # Typed accessors for the settings the core uses most, so mypy sees their types.
     @property
@@ -415,3 +431,63 @@ def masked(spec: SettingSpec, raw: str | None) -> str | None:
     if raw is None or not spec.secret:
         return raw
     return "<set, hidden>" if raw else "<empty>"
+
+
+# ---------------------------------------------------------------- names Kubernetes checks
+# Checked when a command uses the setting (and by `config`), from any source, so that
+# a bad name stops before helm or the API server refuses it half-way (docs/environments.md).
+
+# helm's own rule for release names (lowercase DNS labels joined by dots, at most 53),
+# narrowed: the chart names Services `<release>-router-service`, which must be DNS-1035
+# labels, so no dots and a letter first.
+_RELEASE_RE = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+RELEASE_MAX = 53
+
+
+def namespace_name_problem(value: str) -> str | None:
+    """A namespace name is a DNS-1123 label (the API server refuses others with 422)."""
+    from vllmctl.network_policy import namespace_problem
+
+    return namespace_problem(value)
+
+
+def release_name_problem(value: str) -> str | None:
+    if len(value) > RELEASE_MAX:
+        return f"{value!r} is {len(value)} characters; helm allows at most {RELEASE_MAX} in a release name"
+    if not _RELEASE_RE.fullmatch(value):
+        return (
+            f"{value!r} is not a release name: lower-case letters, digits and '-', starting with a "
+            "letter and ending with a letter or digit (helm's rule, and the chart's Service names)"
+        )
+    return None
+
+
+def context_name_problem(value: str) -> str | None:
+    """A kubeconfig context name may be any text (kubectl accepts 'team/prod', 'arn:...'),
+    so only names that cannot be one are refused: empty, or holding control characters."""
+    if not value.strip():
+        return "is empty; give a context of your kubeconfig (kubectl config get-contexts)"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        return f"{value!r} holds a control character; give a context of your kubeconfig"
+    return None
+
+
+NAME_CHECKS = {
+    "namespace": namespace_name_problem,
+    "release": release_name_problem,
+    "context": context_name_problem,
+}
+
+
+def name_problem(setting: str, raw: str | None) -> str | None:
+    """Why `raw` cannot be the value of the name setting `setting`, or None (also when unset)."""
+    check = NAME_CHECKS.get(setting)
+    return check(raw) if check is not None and raw is not None else None
+
+
+def _given_as(spec: SettingSpec, resolved: Resolved) -> str:
+    if resolved.source == "flag":
+        return f"--{spec.name.replace('_', '-')} {resolved.raw}"
+    if resolved.source == "env":
+        return f"{spec.env}={resolved.raw}"
+    return resolved.source

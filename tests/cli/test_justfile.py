@@ -16,7 +16,7 @@ from vllmctl.cli import COMMANDS
 
 JUST = shutil.which("just")
 pytestmark = pytest.mark.skipif(JUST is None, reason="just is installed by scripts/test (rust-just)")
-DEV_RECIPES = {"test", "lint", "bench", "bench-cluster", "sandbox"}
+DEV_RECIPES = {"test", "lint", "bench", "bench-hostile", "bench-cluster", "sandbox"}
 # An old project's models.yaml, as the old module's add-model wrote it (no vllmctl fields).
 OLD_MODELS = """\
 # served by the platform team

@@ -19,6 +19,7 @@ from vllmctl.catalog.yamldoc import (
     ends_with_break,
     find_dash,
     find_key,
+    is_empty_document,
     is_mapping,
     is_scalar,
     is_sequence,
@@ -51,11 +52,27 @@ def add_entry(doc: YamlText, root: Node | None, style: IndentStyle, entry: dict[
     """The text with `entry` appended after the last model, in the file's own layout."""
     _require_block_list(doc, root)
     text = doc.text
+    if root is not None and is_sequence(root) and root.flow_style:
+        # An empty "[]": the new list takes its place, at its column, and whatever followed
+        # it on the line (a comment) follows the entry's last line, so that removing the
+        # entry again (`remove_entry` writes "[]" back) restores the file byte for byte.
+        start, end = root.start_mark.index, root.end_mark.index
+        column = start - line_start(text, start)
+        if text[start - column : start].strip(" \t"):
+            # "--- []": a block list cannot start on the marker's line; it goes below it.
+            block = style.dump_item(entry, doc.newline)
+            return text[:start].rstrip(" \t") + doc.newline + block[: -len(doc.newline)] + text[end:]
+        block = style._replace(dash_column=column).dump_item(entry, doc.newline)
+        return text[:start] + block[column : -len(doc.newline)] + text[end:]
     block = style.dump_item(entry, doc.newline)
-    if root is None or not root.value:
-        if root is not None and root.flow_style:  # an empty "[]": the new list replaces it
-            text = text[: root.start_mark.index] + text[root.end_mark.index :]
-        return _insert_lines(text, len(text), block, doc.newline)
+    if is_empty_document(root):
+        # Nothing, or `---` (then maybe `...`) around nothing: the entry goes where the value
+        # would be, i.e. before a `...` end marker, not after it (that would start a new document).
+        at = len(text) if root is None else root.start_mark.index
+        if at < len(text) and not (at == 0 or ends_with_break(text, at)):
+            at = line_end(text, at)
+        return _insert_lines(text, at, block, doc.newline)
+    assert root is not None
     return _insert_lines(text, line_end(text, content_end(text, root.value[-1])), block, doc.newline)
 
 
@@ -76,16 +93,28 @@ def entry_span(doc: YamlText, root: Node, index: int) -> tuple[int, int]:
 
 
 def remove_entry(doc: YamlText, root: Node, index: int) -> str:
-    """The text without list item `index` (comments around it stay)."""
+    """The text without list item `index` (comments around it stay).
+
+    Removing the only entry leaves "[]" where it was (from its dash to its last
+    character; a comment after it stays after "[]"): the file still says it is a list,
+    which keeps it valid between document markers (`---`, `...`), and restores a file
+    that held "[]" before the entry was added.
+    """
     _require_block_list(doc, root)
+    text = doc.text
+    if len(root.value) == 1:
+        item = root.value[0]
+        dash = find_dash(text, root.start_mark.index, item.start_mark.index)
+        return text[:dash] + "[]" + text[content_end(text, item) :]
     start, end = entry_span(doc, root, index)
-    return doc.text[:start] + doc.text[end:]
+    return text[:start] + text[end:]
 
 
 def set_value(doc: YamlText, entry: MappingNode, path: list[str], value: Any, style: IndentStyle) -> str:
     """The text with `path` (e.g. ['vllmConfig', 'maxModelLen']) set to `value` in `entry`."""
     mapping = entry
     for depth, key in enumerate(path):
+        _refuse_explicit_keys(doc, mapping)
         pair = find_key(mapping, key)
         rest = path[depth:]
         if pair is None:
@@ -100,6 +129,20 @@ def set_value(doc: YamlText, entry: MappingNode, path: list[str], value: Any, st
             return _replace_pair(doc, mapping, key_node, value_node, _nest(rest, value), style)
         mapping = value_node
     raise AssertionError("unreachable: the loop returns")  # pragma: no cover
+
+
+def _refuse_explicit_keys(doc: YamlText, mapping: MappingNode) -> None:
+    """Stop at a key written in YAML's explicit form (`? key` then `: value`): a splice of
+    `key: value` over it would leave the indicators behind, so such entries are not edited."""
+    text = doc.text
+    for key_node, _ in mapping.value:
+        before = text[line_start(text, key_node.start_mark.index) : key_node.start_mark.index].rstrip(" \t")
+        if before.endswith("?"):
+            at = line_start(text, key_node.start_mark.index) + len(before) - 1
+            raise CatalogError(
+                f"{doc.where(at)}: this key is written in the explicit form ('? key' and ': value' "
+                "lines), which vllmctl does not edit; write it as 'key: value' and try again."
+            )
 
 
 def _nest(path: list[str], value: Any) -> dict[str, Any]:

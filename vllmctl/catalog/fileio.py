@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import glob
 import os
 import time
 from collections.abc import Iterator
@@ -28,16 +29,30 @@ def real_path(path: Path) -> Path:
     return Path(os.path.realpath(path))
 
 
+# The largest file vllmctl reads (models.yaml, an overlay, vllmctl.yaml). 1 MiB holds some
+# 5,000 commented models (10,000 terse ones), more than one Helm release can carry (helm
+# keeps a release, values included, in a Secret of at most 1 MiB after gzip), and keeps
+# the worst case of any read near 1 CPU second and 100 MB (benchmarks/README.md).
+MAX_FILE_BYTES = 1024 * 1024
+
+
 def read_bytes(path: Path) -> bytes | None:
-    """The file's bytes, or None when it does not exist."""
+    """The file's bytes, or None when it does not exist; a file past MAX_FILE_BYTES is refused."""
     try:
-        return path.read_bytes()
+        with path.open("rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         return None
     except IsADirectoryError:
         raise CatalogError(f"{path} is a directory; give the path of a models.yaml file.") from None
     except PermissionError:
         raise CatalogError(f"{path} cannot be read: permission denied.") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise CatalogError(
+            f"{path} is larger than {MAX_FILE_BYTES // 1024**2} MiB, the most vllmctl reads "
+            "(one Helm release cannot carry that much); split it, or check that it is the file you meant."
+        )
+    return data
 
 
 @contextlib.contextmanager
@@ -107,9 +122,27 @@ def atomic_write(path: Path, data: bytes, expected: bytes | None) -> None:
 def _remove_stale_temp_files(path: Path) -> None:
     # Temp files exist only while a writer holds the lock, which the caller now holds:
     # any left over belong to a writer that was killed mid-write.
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+    for stale in _temp_files(path):
         with contextlib.suppress(OSError):
             stale.unlink()
+
+
+def _temp_files(path: Path) -> list[Path]:
+    return list(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
+
+
+def remove_stale_temp_files(path: Path) -> None:
+    """Remove temp files a killed writer left beside `path`, if no writer is at work now.
+
+    Reading commands call this: a temp file lives only while its writer holds the edit
+    lock, so when the lock is free (taken here without waiting) every temp file is stale.
+    When another vllmctl holds the lock, its temp file is live and everything is left.
+    Costs one directory listing when there is nothing to remove.
+    """
+    if not _temp_files(path):
+        return
+    with contextlib.suppress(OSError, CatalogError), locked(path, timeout=0):
+        _remove_stale_temp_files(path)
 
 
 def _fsync_directory(directory: Path) -> None:

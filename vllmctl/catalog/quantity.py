@@ -46,11 +46,24 @@ def parse_quantity(value: str | int | float) -> Decimal:
         number = Decimal(match["number"])
     except InvalidOperation:  # pragma: no cover - the regex admits only valid decimals
         raise QuantityError(f"{value!r} is not a quantity") from None
-    if match["binary"]:
-        return number * (Decimal(1024) ** _BINARY[match["binary"]])
-    if match["exponent"] is not None:
-        return number.scaleb(int(match["exponent"]))
-    return number.scaleb(_DECIMAL[match["decimal"] or ""])
+    try:
+        if match["binary"]:
+            return number * (Decimal(1024) ** _BINARY[match["binary"]])
+        if match["exponent"] is not None:
+            return number.scaleb(int(match["exponent"]))
+        return number.scaleb(_DECIMAL[match["decimal"] or ""])
+    except ArithmeticError:  # an exponent past what Decimal holds, e.g. 1e9999999999
+        raise QuantityError(f"{value!r} is out of range") from None
+
+
+# The API server stores a quantity as an int64 count of milli-units (k8s.io/apimachinery's
+# resource.Quantity): anything larger cannot be written to an object.
+MAX_MILLI_UNITS = 2**63 - 1
+
+
+def beyond_kubernetes(amount: Decimal) -> bool:
+    """Whether a parsed quantity is too large for Kubernetes to hold (int64 milli-units)."""
+    return abs(amount) * 1000 > MAX_MILLI_UNITS
 
 
 def format_bytes(amount: Decimal) -> str:

@@ -17,7 +17,13 @@ from typing import Any, NamedTuple
 
 from vllmctl import accelerators, autoscaling, rollout, sources, startup
 from vllmctl.catalog.constants import DEFAULTS, DTYPES
-from vllmctl.catalog.quantity import QuantityError, format_bytes, parse_quantity
+from vllmctl.catalog.quantity import (
+    MAX_MILLI_UNITS,
+    QuantityError,
+    beyond_kubernetes,
+    format_bytes,
+    parse_quantity,
+)
 from vllmctl.catalog.yamldoc import (
     MAP_TAG,
     SEQ_TAG,
@@ -27,6 +33,8 @@ from vllmctl.catalog.yamldoc import (
     Node,
     YamlText,
     find_key,
+    first_line,
+    is_empty_document,
     is_mapping,
     is_scalar,
     is_sequence,
@@ -191,6 +199,11 @@ def _not_a_quantity(value: Any) -> str | None:
     return None
 
 
+# Requests no node can satisfy: more is a unit mistake (16Ei for 16Gi), not a big model.
+MAX_CPU = Decimal(10_000)
+MAX_MEMORY = Decimal(1024**5)  # 1 PiB per replica
+
+
 def check_cpu(value: Any) -> str | None:
     if problem := _not_a_quantity(value):
         return problem
@@ -200,24 +213,47 @@ def check_cpu(value: Any) -> str | None:
         return f"{value!r} is not a CPU quantity; use cores like 6 or 0.5, or millicores like 500m"
     if amount <= 0:
         return f"must be more than 0, not {value!r}"
+    if amount > MAX_CPU:
+        return (
+            f"{value!r} is more than {MAX_CPU:,} CPUs per replica, more than any node has; "
+            "give cores like 6 or millicores like 500m"
+        )
     return None
 
 
-def check_memory(value: Any) -> str | None:
-    if problem := _not_a_quantity(value):
-        return problem
-    try:
-        amount = parse_quantity(value)
-    except QuantityError:
-        hint = ""
-        if isinstance(value, str):
-            fixed = re.sub(r"([KMGTPE])[bB]?$", r"\1i", value.strip())
-            if fixed != value and _is_quantity(fixed):
-                hint = f"; did you mean {fixed!r}?"
-        return f"{value!r} is not a Kubernetes quantity; use a binary suffix like 16Gi{hint}"
-    if amount < MIN_MEMORY:
-        return f"{value!r} means {format_bytes(amount)} bytes; give a unit, e.g. '{value}Gi'"
-    return None
+def memory_check(maximum: Decimal | None) -> Check:
+    """A memory quantity's check; `maximum`: the most that makes sense for the field."""
+
+    def check(value: Any) -> str | None:
+        if problem := _not_a_quantity(value):
+            return problem
+        try:
+            amount = parse_quantity(value)
+        except QuantityError:
+            hint = ""
+            if isinstance(value, str):
+                fixed = re.sub(r"([KMGTPE])[bB]?$", r"\1i", value.strip())
+                if fixed != value and _is_quantity(fixed):
+                    hint = f"; did you mean {fixed!r}?"
+            return f"{value!r} is not a Kubernetes quantity; use a binary suffix like 16Gi{hint}"
+        if amount < MIN_MEMORY:
+            return f"{value!r} means {format_bytes(amount)} bytes; give a unit, e.g. '{value}Gi'"
+        if maximum is not None and amount > maximum:
+            return (
+                f"{value!r} is more than {format_bytes(maximum)} per replica, which no node has; "
+                "check the unit (e.g. 64Gi)"
+            )
+        if beyond_kubernetes(amount):
+            return (
+                f"{value!r} is larger than any quantity Kubernetes can hold "
+                f"({format_bytes(Decimal(MAX_MILLI_UNITS) / 1000)}); check the unit (e.g. 500Gi)"
+            )
+        return None
+
+    return check
+
+
+check_memory = memory_check(MAX_MEMORY)
 
 
 def _is_quantity(text: str) -> bool:
@@ -253,8 +289,13 @@ def check_bool(value: Any) -> str | None:
 
 
 def check_str_list(value: Any) -> str | None:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+    if not isinstance(value, list):
         return f"must be a list of strings (one per argument), not {_type_name(value)}"
+    for item in value:
+        if not isinstance(item, str):
+            if isinstance(item, int | float) and not isinstance(item, bool):
+                return f"every argument must be text, not the number {item}; quote it: '{item}'"
+            return f"every argument must be text, not {_type_name(item)}"
     return None
 
 
@@ -348,7 +389,7 @@ FIELDS: dict[str, Field] = {
     "requestMemory": Field(check_memory, "memory request per replica"),
     "limitMemory": Field(check_memory, "memory limit per replica"),
     "requestGPU": Field(int_check(0), "GPUs per replica"),
-    "pvcStorage": Field(check_memory, "size of the model cache volume"),
+    "pvcStorage": Field(memory_check(None), "size of the model cache volume"),
     "gated": Field(check_bool, "the model needs a HuggingFace token"),
     "maxStartupSeconds": Field(check_startup_seconds, "seconds the engine may take to start"),
     "accelerator": Field(accelerators.problem, "nvidia, amd, gaudi or a GPU resource name"),
@@ -413,7 +454,7 @@ def validate(doc: YamlText, root: Node | None) -> Validation:
     """Check every entry; collect all problems rather than stopping at the first."""
     models: list[Model] = []
     problems: list[Problem] = []
-    if root is None:
+    if root is None or is_empty_document(root):
         return Validation(models, problems)
     if not is_sequence(root):
         found = "a mapping" if is_mapping(root) else "a single value"
@@ -501,6 +542,50 @@ def value_index(doc: YamlText, key_node: Node, value_node: Node) -> int:
     return next((at for at in doc.aliases if at >= key_end), int(key_node.start_mark.index))
 
 
+def _first_bad_item(node: Node, value: Any, check: Check) -> Node:
+    """The node to point at for a list's problem: its first item that fails the check on
+    its own (e.g. the number in `extraArgs: [--x, 64]`), else the list itself."""
+    if check is not check_str_list:  # only list checks judge items one by one
+        return node
+    if isinstance(value, list) and is_sequence(node) and len(node.value) == len(value):
+        for item_node, item in zip(node.value, value, strict=True):
+            if check([item]) is not None:
+                return item_node
+    return node
+
+
+def check_env(node: Node, value: Any) -> tuple[Node, str] | None:
+    """`env` as the chart reads it: a list of {name, value} (or {name, valueFrom}); the
+    chart ranges over it, so a mapping would fail inside helm's template."""
+    if isinstance(value, dict):
+        first = next(iter(value), "NAME")
+        return node, (
+            "must be a list of {name, value} (the chart's container env), not a mapping; "
+            f"write e.g. env: [{{name: {first}, value: '{value.get(first, '...')}'}}]"
+        )
+    if not isinstance(value, list):
+        return node, f"must be a list of {{name, value}}, not {_type_name(value)}"
+    items = node.value if is_sequence(node) and len(node.value) == len(value) else [node] * len(value)
+    for item_node, item in zip(items, value, strict=True):
+        if not isinstance(item, dict):
+            return (
+                item_node,
+                f"each variable must be a mapping {{name: ..., value: ...}}, not {_type_name(item)}",
+            )
+        if not isinstance(item.get("name"), str) or not item["name"]:
+            return item_node, "each variable needs a name (name: MY_VARIABLE)"
+        if "value" not in item and "valueFrom" not in item:
+            return item_node, f"{item['name']} needs a value (value: '...') or a valueFrom"
+        if "value" in item and not isinstance(item["value"], str | int | float):
+            return item_node, f"the value of {item['name']} must be text, not {_type_name(item['value'])}"
+    return None
+
+
+# Chart keys vllmctl passes through but checks first, where a wrong shape would only
+# fail inside helm: key -> a check of (value node, value) giving the node to point at.
+CHART_KEY_CHECKS: dict[str, Callable[[Node, Any], tuple[Node, str] | None]] = {"env": check_env}
+
+
 def _check_mapping(
     doc: YamlText,
     construct: Constructor,
@@ -539,6 +624,17 @@ def _check_mapping(
         spec = fields.get(key)
         if spec is None:
             if top and key in CHART_KEYS:
+                chart_check = CHART_KEY_CHECKS.get(key)
+                found = chart_check(value_node, value) if chart_check else None
+                if found is not None:
+                    at = found[0] if found[0] is not value_node else None
+                    where = (
+                        doc.where(at.start_mark.index)
+                        if at is not None
+                        else _value_at(doc, key_node, value_node)
+                    )
+                    problems.append(Problem(where, path, found[1]))
+                    continue
                 data[key] = value
                 continue
             hint = did_you_mean(key, known) or "; remove it (docs/models-yaml.md lists the keys)"
@@ -546,12 +642,21 @@ def _check_mapping(
             continue
         message = spec.check(value)
         if message:
-            problems.append(Problem(_value_at(doc, key_node, value_node), path, message))
+            bad = _first_bad_item(value_node, value, spec.check)
+            where = (
+                _value_at(doc, key_node, value_node) if bad is value_node else doc.where(bad.start_mark.index)
+            )
+            problems.append(Problem(where, path, message))
             continue
         data[key] = value
         if spec.children and is_mapping(value_node):
             _check_mapping(doc, construct, value_node, spec.children, path, problems)
     return data, present
+
+
+def _where_in(doc: YamlText, key_node: Node, value_node: Node, bad: Node) -> str:
+    """Where to point for a problem of `bad`: the value itself, or one node inside it."""
+    return _value_at(doc, key_node, value_node) if bad is value_node else doc.where(bad.start_mark.index)
 
 
 def _value_at(doc: YamlText, key_node: Node, value_node: Node) -> str:
@@ -567,7 +672,7 @@ def _key_problem(key_node: Node) -> str:
 
 
 def _construct_problem(doc: YamlText, exc: Exception, path: str, value_at: str) -> Problem:
-    problem = str(getattr(exc, "problem", None) or str(exc).splitlines()[0])
+    problem = str(getattr(exc, "problem", None) or first_line(exc))
     duplicate = re.search(r'duplicate key "(.*?)"', problem)
     mark = getattr(exc, "problem_mark", None)
     if duplicate and mark is not None:
@@ -575,6 +680,8 @@ def _construct_problem(doc: YamlText, exc: Exception, path: str, value_at: str) 
         return Problem(
             doc.where(mark.index), f"{path}.{key}", f"{key!r} appears twice in this mapping; keep one"
         )
+    if not hasattr(exc, "problem"):  # not ruamel's: no tag is involved (compose bounds the rest)
+        return Problem(value_at, path, f"this value cannot be read ({problem}); write it as plain YAML")
     return Problem(value_at, path, _tag_message(exc))
 
 
@@ -583,7 +690,7 @@ def _tag_refused(tag: str) -> str:
 
 
 def _tag_message(exc: Exception) -> str:
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    problem = getattr(exc, "problem", None) or first_line(exc)
     return f"{problem}; remove the tag and write a plain value"
 
 

@@ -9,13 +9,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from vllmctl.catalog.fileio import atomic_write, locked, read_bytes, real_path
+from vllmctl.catalog.fileio import atomic_write, locked, read_bytes, real_path, remove_stale_temp_files
 from vllmctl.catalog.schema import Model, Problem, Validation, did_you_mean, validate
 from vllmctl.catalog.yamldoc import (
     IndentStyle,
     Node,
     YamlText,
-    alias_positions,
     compose,
     decode,
     detect_style,
@@ -137,7 +136,11 @@ def gc_paused() -> Iterator[None]:
 
 def load(path: Path) -> Catalog:
     """Read and parse models.yaml; a missing file is an empty catalog (`exists` is False)."""
-    return parse(path, read_bytes(real_path(path)))
+    target = real_path(path)
+    raw = read_bytes(target)
+    if raw is not None:
+        remove_stale_temp_files(target)
+    return parse(path, raw)
 
 
 def load_selected(settings: Any) -> Catalog:
@@ -192,7 +195,7 @@ def apply_edit(
 
 def edit_text(before: Catalog, edit: Edit) -> Catalog:
     """Run `edit` on a parsed catalog and check its result: parseable, and no new problems."""
-    aliases = alias_positions(before.doc.text)
+    aliases = before.doc.aliases
     if aliases:
         raise CatalogError(
             f"{before.doc.where(aliases[0])}: this file uses YAML aliases (*name), which vllmctl "

@@ -65,8 +65,10 @@ class YamlText:
 
     @cached_property
     def aliases(self) -> list[int]:
-        """Offsets of the aliases (`*name`) in the text."""
-        return alias_positions(self.text)
+        """Offsets of the aliases (`*name`) in the text. An alias node is the very node of
+        its anchor, with the anchor's position, so edits cannot be spliced around one;
+        callers refuse to edit such files. (`compose` fills this in when it scans.)"""
+        return _check_bounds(self) if "*" in self.text else []
 
     def where(self, index: int) -> str:
         """`file:line:column` of a character offset."""
@@ -90,17 +92,31 @@ def decode(path: Path, data: bytes) -> YamlText:
     bom = text.startswith(BOM)
     if bom:
         text = text[1:]
-    newline = "\r\n" if "\r\n" in text else "\n"
-    return YamlText(path, text, bom, newline)
+    return YamlText(path, text, bom, newline_of(text))
+
+
+def newline_of(text: str) -> str:
+    """The file's own line ending, from its first line break: CRLF, CR alone (old Mac
+    files) or LF; LF also for a file without one, or whose first is a YAML 1.1 break."""
+    match = re.search("\r\n|[\r\n]", text)
+    return match.group() if match else "\n"
 
 
 def compose(doc: YamlText) -> Node | None:
-    """Parse the text into libyaml's node tree; None for a document with no content."""
+    """Parse the text into libyaml's node tree; None for a document with no content.
+
+    Text that could nest deeper than MAX_DEPTH or holds aliases is scanned first
+    (`_check_bounds`): libyaml's composer recurses once per level (a hundred thousand
+    nested `[` overflow the C stack), and aliases can make a few hundred bytes stand for
+    millions of values.
+    """
     from ruamel.yaml.cyaml import CSafeLoader
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
     from ruamel.yaml.reader import ReaderError
 
     try:
+        if _may_exceed_bounds(doc.text):
+            doc.__dict__["aliases"] = _check_bounds(doc)  # fills the `aliases` cache too
         node: Node | None = CSafeLoader(doc.text).get_single_node()
     except MarkedYAMLError as exc:
         raise CatalogError(_syntax_message(doc, exc)) from None
@@ -111,28 +127,104 @@ def compose(doc: YamlText) -> Node | None:
             "(control characters are not); delete it."
         ) from None
     except YAMLError as exc:  # pragma: no cover - libyaml reports the others with marks
-        raise CatalogError(f"{doc.path}: not valid YAML: {exc}") from None
+        raise CatalogError(f"{doc.path}: not valid YAML: {first_line(exc)}") from None
     return node
 
 
-def alias_positions(text: str) -> list[int]:
-    """Offsets of the aliases (`*name`) in the text.
+# How deep values may nest, and how many values aliases may add to what is written.
+# models.yaml needs a handful of levels (affinity, the deepest chart key, about ten); the
+# alias limit follows the Kubernetes API server, which refuses YAML whose aliases expand
+# it far past its own size. docs/models-yaml.md ("Limits") documents both.
+MAX_DEPTH = 100
+MAX_ALIAS_NODES = 100_000
+# A block collection nested in another starts at a greater column, or at the same one
+# for a list under a mapping key: so a line prefix of spaces and indicators shorter
+# than this keeps block nesting within half of MAX_DEPTH.
+_DEEP_PREFIX = re.compile(rf"^[ \t?:-]{{{MAX_DEPTH // 4}}}", re.MULTILINE)
 
-    An alias node is the very node of its anchor, with the anchor's position, so edits
-    cannot be spliced around one; callers refuse to edit such files.
+
+def _may_exceed_bounds(text: str) -> bool:
+    """Whether the text might hold an alias or nest past MAX_DEPTH (cheap, no parse):
+    every flow level needs a '[' or '{', and every two block levels one more column."""
+    if "*" in text:
+        return True
+    return text.count("[") + text.count("{") > MAX_DEPTH // 2 or _DEEP_PREFIX.search(text) is not None
+
+
+class _Open:
+    """A collection being scanned: how many values it stands for so far, and its anchor."""
+
+    __slots__ = ("anchor", "size")
+
+    def __init__(self, anchor: str | None) -> None:
+        self.anchor = anchor
+        self.size = 1
+
+
+def _check_bounds(doc: YamlText) -> list[int]:
+    """Scan the events once: refuse nesting past MAX_DEPTH and aliases that add more than
+    MAX_ALIAS_NODES values, at the offending line:column; return the aliases' offsets.
+
+    Each anchor's expanded size is known when its value ends, so an alias costs one
+    addition, and a value aliased inside itself is caught while it is still open.
     """
-    if "*" not in text:  # no alias indicator at all: skip the event scan
-        return []
     from ruamel.yaml.cyaml import CSafeLoader
 
-    loader = CSafeLoader(text)
-    positions = []
+    loader = CSafeLoader(doc.text)
+    sizes: dict[str, int] = {}
+    stack: list[_Open] = []
+    added = 0
+    aliases: list[int] = []
     while (event := loader.get_event()) is not None:
-        if type(event).__name__ == "AliasEvent":
-            positions.append(event.start_mark.index)
-        if type(event).__name__ == "StreamEndEvent":
+        kind = type(event).__name__
+        if kind in ("SequenceStartEvent", "MappingStartEvent"):
+            if len(stack) >= MAX_DEPTH:
+                raise CatalogError(
+                    f"{doc.where(event.start_mark.index)}: values are nested more than {MAX_DEPTH} "
+                    "levels deep here, past what vllmctl reads (a model entry needs a few); "
+                    "flatten this value."
+                )
+            stack.append(_Open(event.anchor))
+            continue
+        if kind in ("SequenceEndEvent", "MappingEndEvent"):
+            done = stack.pop()
+            if done.anchor is not None:
+                sizes[done.anchor] = done.size
+            size = done.size
+        elif kind == "ScalarEvent":
+            size = 1
+            if event.anchor is not None:
+                sizes[event.anchor] = 1
+        elif kind == "AliasEvent":
+            at = event.start_mark.index
+            aliases.append(at)
+            if any(open_.anchor == event.anchor for open_ in stack):
+                raise CatalogError(
+                    f"{doc.where(at)}: the alias *{event.anchor} is inside the value it names, "
+                    "which would repeat without end; write the value out instead."
+                )
+            size = sizes.get(event.anchor, 1)  # an undefined alias: the composer names it
+            added += size
+            if added > MAX_ALIAS_NODES:
+                raise CatalogError(
+                    f"{doc.where(at)}: the alias *{event.anchor} takes the aliases in this file past "
+                    f"{MAX_ALIAS_NODES:,} repeated values (each alias repeats its anchor's whole "
+                    f"value; this one {size:,}); write the values out, or use fewer nested aliases."
+                )
+        elif kind == "StreamEndEvent":
             break
-    return positions
+        else:
+            continue
+        if stack:
+            stack[-1].size += size
+    return aliases
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's text, for a message; its class name when it has
+    none (a MemoryError or RecursionError may carry no text at all)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _syntax_message(doc: YamlText, exc: Any) -> str:
@@ -151,6 +243,16 @@ STR_TAG = "tag:yaml.org,2002:str"
 INT_TAG = "tag:yaml.org,2002:int"
 MAP_TAG = "tag:yaml.org,2002:map"
 SEQ_TAG = "tag:yaml.org,2002:seq"
+NULL_TAG = "tag:yaml.org,2002:null"
+
+
+def is_empty_document(root: Node | None) -> bool:
+    """Whether the file holds no value at all: nothing, only comments, or document markers
+    around nothing (`---`, `---` then `...`), which libyaml composes as an empty null.
+    vllmctl reads such a file as an empty list of models."""
+    if root is None:
+        return True
+    return bool(is_scalar(root) and root.value == "" and not root.style and tag_of(root) == NULL_TAG)
 
 
 def tag_of(node: Node) -> str:
@@ -161,16 +263,36 @@ def tag_of(node: Node) -> str:
 class Constructor:
     """Builds plain Python values from nodes: ruamel's safe constructor, with fast paths
     for the scalars that make up nearly all of models.yaml (plain strings and decimal
-    integers), which cost a tenth of the general path on a 1,000-model file."""
+    integers), which cost a tenth of the general path on a 1,000-model file.
+
+    An aliased node (libyaml gives every alias its anchor's very node) is built once and
+    the value shared, so aliases cost what the file says, not what they expand to."""
 
     def __init__(self) -> None:
+        import warnings
+
         from ruamel.yaml.cyaml import CSafeLoader
+        from ruamel.yaml.error import MantissaNoDotYAML1_1Warning
 
         # A fresh one per parse: ruamel caches every constructed node, keeping trees alive.
         self._loader = CSafeLoader("")
+        # ruamel warns on stderr, in a dozen lines, about floats like 1e3; the value is
+        # read as YAML 1.1 says and checked like any other.
+        warnings.simplefilter("ignore", MantissaNoDotYAML1_1Warning)
+        self._built: dict[int, Any] = {}
 
     def __call__(self, node: Node) -> Any:
         kind = node.id
+        if kind != "scalar":
+            built = self._built.get(id(node), self)
+            if built is not self:
+                return built
+        value = self._build(node, kind)
+        if kind != "scalar":
+            self._built[id(node)] = value  # the nodes live as long as this constructor
+        return value
+
+    def _build(self, node: Node, kind: str) -> Any:
         tag = tag_of(node)
         if kind == "scalar":
             value = node.value

@@ -37,6 +37,7 @@ def show_config(app: App) -> None:
             [(r["name"], r["env"], "" if r["value"] is None else r["value"], r["source"]) for r in rows],
         ),
     )
+    settings.check_names()  # shown as given; then a name Kubernetes or helm would refuse stops here
 
 
 def _decided(settings: Any) -> dict[str, dict[str, str | None]]:
