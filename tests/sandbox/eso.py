@@ -1,4 +1,5 @@
-"""The External Secrets Operator, simulated for the Vault provider (KV v2, token auth).
+"""The External Secrets Operator, simulated for the Vault provider (KV v2, token auth),
+reading from the sandbox's real OpenBao with the store's own token.
 
 Follows ESO's controllers: a (Cluster)SecretStore is validated (Ready / reason Valid, or
 False with InvalidProviderConfig / ValidationFailed); an ExternalSecret is synced when it
@@ -27,10 +28,11 @@ from tests.sandbox.kube.store import Obj, Store, now
 
 GROUP = "external-secrets.io"
 # read(server, mount, path, token) -> data dict, None when the secret does not exist;
-# raises with a message when Vault refuses (sealed, bad token, no permission).
+# raises with Vault's answer when it refuses (sealed, bad token, no permission).
 VaultRead = Callable[[str, str, str, str], dict[str, Any] | None]
 MANAGED = "reconcile.external-secrets.io/managed"
 SECRETS = next(r for r in BUILTINS if r.kind == "Secret")
+VALIDATE_SECONDS = 0.5
 
 
 def parse_duration(text: str) -> float:
@@ -46,6 +48,9 @@ class ExternalSecrets:
         self.event = event
         self.vault_read = vault_read
         self._synced: dict[str, tuple[str, float]] = {}  # ES uid -> (what was synced, when)
+        # store uid -> (its spec, when validated): a store's check is a request to OpenBao,
+        # so it is redone every VALIDATE_SECONDS (or when the spec changes), not every tick.
+        self._validated: dict[str, tuple[str, float]] = {}
 
     def _resources(self) -> dict[str, Resource]:
         crds = [
@@ -80,6 +85,11 @@ class ExternalSecrets:
         return base64.b64decode(secret["data"][key]).decode()
 
     def _validate_store(self, res: Resource, s: Obj) -> None:
+        spec = json.dumps(s.get("spec"), sort_keys=True)
+        last = self._validated.get(s["metadata"]["uid"])
+        if last and last[0] == spec and time.monotonic() - last[1] < VALIDATE_SECONDS:
+            return
+        self._validated[s["metadata"]["uid"]] = (spec, time.monotonic())
         vault = ((s.get("spec") or {}).get("provider") or {}).get("vault")
         ok, reason, message = True, "Valid", "store validated"
         if not vault or not vault.get("server"):
