@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import secrets
 import shlex
 import ssl
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +39,6 @@ CRD = next(r for r in BUILTINS if r.kind == "CustomResourceDefinition")
 STORE_NAME = "vault-secret-store"
 ESO_NAMESPACE = "external-secrets"
 API_KEY_SECRET = ("vllm-api-key", "api-key")  # what vllmctl and the chart use
-VALIDATE_KEY = "__sandbox-validate__"  # eso.py validates a store by reading this key
 
 
 @dataclass
@@ -119,7 +115,7 @@ class Sandbox:
         self.cluster = Cluster(self.store, nodes, c.timing)
         for name in ("default", "kube-system"):
             self.store.create(R["Namespace"], None, {"metadata": {"name": name}})
-        self.cluster.reconcilers.append(ExternalSecrets(self.store, self.cluster.event, self._vault_read))
+        self.cluster.reconcilers.append(ExternalSecrets(self.store, self.cluster.event))
         if c.eso:
             self.install_eso()
         if c.prometheus_operator:
@@ -237,36 +233,6 @@ class Sandbox:
         return self.loop.run(self._router(namespace))[0]
 
     # --- wiring between the stand-ins -------------------------------------------------------
-
-    def _vault_read(self, server: str, mount: str, path: str, token: str) -> dict[str, Any] | None:
-        """What ESO's Vault provider gets for a KV v2 read: the data, None for a missing key
-        (or a deleted latest version); anything else raises with the words ESO shows, e.g.
-        `Code: 403. Errors: * permission denied`. Runs on the loop thread: a blocking
-        request, but to 127.0.0.1 with a short timeout."""
-        url = f"{server.rstrip('/')}/v1/{mount.strip('/')}/data/{path.strip('/')}"
-        if path == VALIDATE_KEY:  # ESO validates a token-auth store with a token lookup
-            url = f"{server.rstrip('/')}/v1/auth/token/lookup-self"
-        request = urllib.request.Request(url, headers={"X-Vault-Token": token})
-        try:
-            with urllib.request.urlopen(request, timeout=2) as answer:
-                body = json.load(answer)
-        except urllib.error.HTTPError as e:
-            try:
-                errors = json.load(e).get("errors") or []
-            except ValueError:
-                errors = []
-            if e.code == 404 and not errors:
-                return None
-            words = " ".join(f"* {' '.join(str(x).replace('1 error occurred:', '').split())}" for x in errors)
-            raise ValueError(
-                f"Error making API request. URL: GET {url} Code: {e.code}. Errors: {words}"
-            ) from None
-        except OSError as e:
-            reason = getattr(e, "reason", e)
-            raise ValueError(f'Get "{url}": {reason}') from None
-        if path == VALIDATE_KEY:
-            return {}
-        return (body.get("data") or {}).get("data")
 
     async def _logs(self, request: web.Request, namespace: str, name: str) -> web.StreamResponse:
         assert self.cluster is not None
