@@ -216,7 +216,8 @@ class VaultStore:
             # standbyok: a standby forwards requests to the active node, which is fine here.
             # Asked without VAULT_NAMESPACE: sys/health exists in the root namespace only
             # (OpenBao answers 400 "operation unavailable in namespaces" inside one).
-            health = self._client(root_namespace=True).sys.read_health_status(method="GET", standby_ok=True)
+            root = self._new_client(namespace=None) if self.config.namespace else client
+            health = root.sys.read_health_status(method="GET", standby_ok=True)
         self._check_health(health)
         with self._calling("look up", LOOKUP_SELF):
             client.auth.token.lookup_self()
@@ -291,27 +292,26 @@ class VaultStore:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _client(self, root_namespace: bool = False) -> Any:
-        """The hvac client (made once), or with `root_namespace` one without VAULT_NAMESPACE."""
-        if self._hvac is None or (root_namespace and self.config.namespace):
-            import hvac
-
-            c = self.config
-            verify: bool | str = True
-            if c.skip_verify:
-                verify = False
-            elif c.cacert is not None:
-                verify = str(c.cacert)
-            elif c.capath is not None:
-                verify = str(c.capath)
-            namespace = None if root_namespace else c.namespace
-            client = hvac.Client(
-                url=c.addr, token=c.token, verify=verify, timeout=TIMEOUT_SECONDS, namespace=namespace
-            )
-            if root_namespace and c.namespace:
-                return client
-            self._hvac = client
+    def _client(self) -> Any:
+        """The hvac client, in VAULT_NAMESPACE when it is set (made once)."""
+        if self._hvac is None:
+            self._hvac = self._new_client(self.config.namespace)
         return self._hvac
+
+    def _new_client(self, namespace: str | None) -> Any:
+        import hvac
+
+        c = self.config
+        verify: bool | str = True
+        if c.skip_verify:
+            verify = False
+        elif c.cacert is not None:
+            verify = str(c.cacert)
+        elif c.capath is not None:
+            verify = str(c.capath)
+        return hvac.Client(
+            url=c.addr, token=c.token, verify=verify, timeout=TIMEOUT_SECONDS, namespace=namespace
+        )
 
     def _api_path(self, kind: str, key: str) -> str:
         return f"{self.mount}/{kind}/{key}"
