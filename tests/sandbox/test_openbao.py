@@ -76,7 +76,9 @@ def test_it_listens_on_loopback_only_and_writes_nowhere_else(sandbox: Sandbox) -
     ]
     env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     assert f"HOME={work / 'home'}".encode() in env
-    assert not any(e.startswith((b"VAULT_", b"BAO_")) for e in env)
+    assert not any(e.startswith((b"VAULT_", b"BAO_ADDR", b"BAO_TOKEN")) for e in env)
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes()
+    assert sandbox.vault.root_token.encode() not in argv  # ps shows argv to every user
     assert os.readlink(f"/proc/{pid}/cwd") == str(work)
     assert sandbox.vault.audit_log.parent == work
 
