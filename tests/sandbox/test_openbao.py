@@ -7,6 +7,9 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import hvac
@@ -14,6 +17,7 @@ import hvac.exceptions
 import pytest
 
 from tests.sandbox import openbao
+from tests.sandbox.fixtures import REPO
 from tests.sandbox.sandbox import Sandbox
 
 
@@ -149,3 +153,35 @@ def test_the_audit_log_hmacs_values_but_not_paths(sandbox: Sandbox) -> None:
     assert request["request"]["data"]["data"]["token"].startswith("hmac-sha256:")
     assert request["auth"]["client_token"].startswith("hmac-sha256:")
     sandbox.call(bao.reset)
+
+
+def running(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie (ended, waiting for init to reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_killed_parent_takes_openbao_with_it(tmp_path: Path) -> None:
+    # SIGKILL skips stop(): bao must still go (it gets SIGTERM when its parent dies).
+    code = (
+        "import sys, time, trustme; from pathlib import Path; from tests.sandbox.openbao import OpenBao; "
+        "bao = OpenBao(Path(sys.argv[1]), trustme.CA()).start(); print(bao.pid, flush=True); time.sleep(60)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE)
+    try:
+        assert parent.stdout is not None
+        pid = int(parent.stdout.readline())
+        os.kill(pid, 0)  # running
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while running(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not running(pid)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
