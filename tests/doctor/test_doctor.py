@@ -227,8 +227,8 @@ def test_vault_problems_fail_the_secret_checks(
 ) -> None:
     models_file.write_text(PUBLIC)
     vault = cluster.sandbox.vault
-    cluster.sandbox.call(vault.add_token, "hvs.limited", ["secret/data/other/"])
-    monkeypatch.setenv("VAULT_TOKEN", "hvs.limited")
+    cluster.sandbox.call(vault.add_token, "limited-token", ["secret/data/other/"])
+    monkeypatch.setenv("VAULT_TOKEN", "limited-token")
     code, report, _ = doctor(run, "--offline")
     assert code == 2
     found = check(report, "vault")
@@ -239,6 +239,37 @@ def test_vault_problems_fail_the_secret_checks(
     code, report, _ = doctor(run, "--offline")
     assert check(report, "vault")["status"] == "fail"
     assert "sealed" in check(report, "vault")["detail"]
+
+
+def test_vault_capabilities_come_from_the_tokens_real_policy(
+    run: Run, models_file: Path, cluster: ClusterEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    models_file.write_text(PUBLIC)
+    vault = cluster.sandbox.vault
+    # A token that may only read both secrets: doctor names what it lacks on each.
+    reader = vault.add_token(allowed_paths=["secret/data/vllm/"], capabilities=("read", "list"))
+    monkeypatch.setenv("VAULT_TOKEN", reader)
+    code, report, _ = doctor(run, "--offline")
+    assert code == 2
+    found = check(report, "vault")
+    assert found["status"] == "fail"
+    assert found["detail"].endswith(
+        "lacks secret/vllm/huggingface: create, update; secret/vllm/api-key: create, update"
+    ), found["detail"]
+    assert reader not in json.dumps(report)
+    # One that may write the HF token but only read the API key: only the API key lacks.
+    hf_rules = 'path "secret/data/vllm/huggingface" { capabilities = ["create", "read", "update"] }'
+    vault.add_policy("hf-writer", hf_rules)
+    vault.add_policy("key-reader", 'path "secret/data/vllm/api-key" { capabilities = ["read"] }')
+    mixed = vault.add_token(policies=["hf-writer", "key-reader"])
+    monkeypatch.setenv("VAULT_TOKEN", mixed)
+    code, report, _ = doctor(run, "--offline")
+    assert check(report, "vault")["detail"].endswith("lacks secret/vllm/api-key: create, update")
+    # A non-root token whose policy allows both: the check passes.
+    writer = vault.add_token(allowed_paths=["secret/data/vllm/"], capabilities=("create", "read", "update"))
+    monkeypatch.setenv("VAULT_TOKEN", writer)
+    code, report, _ = doctor(run, "--offline")
+    assert check(report, "vault")["status"] == "ok", check(report, "vault")
 
 
 def test_no_cluster_still_checks_the_rest(

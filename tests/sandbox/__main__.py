@@ -2,7 +2,8 @@
 
 It writes DIR/kubeconfig and DIR/env (export lines for KUBECONFIG, VAULT_ADDR,
 VAULT_TOKEN and HF_ENDPOINT), prints one line when ready, and stops cleanly on SIGTERM or Ctrl-C.
-This is a SIMULATED cluster for trying and testing vllmctl: nothing runs a model.
+This is a SIMULATED cluster for trying and testing vllmctl: nothing runs a model. Vault is
+a real OpenBao dev server (in memory, gone when the sandbox stops).
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     sandbox = Sandbox(args.dir, config).start()
     try:
         print(
-            f"sandbox ready (simulated cluster): API {sandbox.kube_url}, Vault {sandbox.vault_url}, "
+            "sandbox ready (simulated cluster, real OpenBao): "
+            f"API {sandbox.kube_url}, Vault {sandbox.vault_url}, "
             f"Hub {sandbox.hub_url}; "
             f"run: source {sandbox.dir / 'env'}",
             flush=True,

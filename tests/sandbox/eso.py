@@ -1,4 +1,5 @@
-"""The External Secrets Operator, simulated for the Vault provider (KV v2, token auth).
+"""The External Secrets Operator, simulated for the Vault provider (KV v2, token auth),
+reading from the sandbox's real OpenBao with the store's own token.
 
 Follows ESO's controllers: a (Cluster)SecretStore is validated (Ready / reason Valid, or
 False with InvalidProviderConfig / ValidationFailed); an ExternalSecret is synced when it
@@ -19,6 +20,8 @@ import hashlib
 import json
 import re
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -26,11 +29,9 @@ from tests.sandbox.kube.resources import BUILTINS, Resource, from_crd
 from tests.sandbox.kube.store import Obj, Store, now
 
 GROUP = "external-secrets.io"
-# read(server, mount, path, token) -> data dict, None when the secret does not exist;
-# raises with a message when Vault refuses (sealed, bad token, no permission).
-VaultRead = Callable[[str, str, str, str], dict[str, Any] | None]
 MANAGED = "reconcile.external-secrets.io/managed"
 SECRETS = next(r for r in BUILTINS if r.kind == "Secret")
+VALIDATE_SECONDS = 0.5
 
 
 def parse_duration(text: str) -> float:
@@ -41,11 +42,13 @@ def parse_duration(text: str) -> float:
 
 
 class ExternalSecrets:
-    def __init__(self, store: Store, event: Callable[..., None], vault_read: VaultRead) -> None:
+    def __init__(self, store: Store, event: Callable[..., None]) -> None:
         self.store = store
         self.event = event
-        self.vault_read = vault_read
         self._synced: dict[str, tuple[str, float]] = {}  # ES uid -> (what was synced, when)
+        # store uid -> (its spec, when validated): a store's check is a request to OpenBao,
+        # so it is redone every VALIDATE_SECONDS (or when the spec changes), not every tick.
+        self._validated: dict[str, tuple[str, float]] = {}
 
     def _resources(self) -> dict[str, Resource]:
         crds = [
@@ -80,6 +83,11 @@ class ExternalSecrets:
         return base64.b64decode(secret["data"][key]).decode()
 
     def _validate_store(self, res: Resource, s: Obj) -> None:
+        spec = json.dumps(s.get("spec"), sort_keys=True)
+        last = self._validated.get(s["metadata"]["uid"])
+        if last and last[0] == spec and time.monotonic() - last[1] < VALIDATE_SECONDS:
+            return
+        self._validated[s["metadata"]["uid"]] = (spec, time.monotonic())
         vault = ((s.get("spec") or {}).get("provider") or {}).get("vault")
         ok, reason, message = True, "Valid", "store validated"
         if not vault or not vault.get("server"):
@@ -90,12 +98,9 @@ class ExternalSecrets:
             )
         else:
             try:
-                self.vault_read(
-                    vault["server"],
-                    vault.get("path", "secret"),
-                    "__sandbox-validate__",
-                    self._token(vault, s["metadata"].get("namespace")),
-                )
+                # ESO validates a token-auth Vault store by looking its token up.
+                token = self._token(vault, s["metadata"].get("namespace"))
+                vault_get(vault["server"], "auth/token/lookup-self", token)
             except Exception as e:
                 ok, reason, message = False, "ValidationFailed", f"unable to validate store: {e}"
         self._set_ready(res, s, ok, reason, message, {"capabilities": "ReadWrite"})
@@ -181,7 +186,7 @@ class ExternalSecrets:
         for i, item in enumerate(spec.get("data") or []):
             remote = item.get("remoteRef") or {}
             key = remote.get("key", "")
-            values = self.vault_read(vault["server"], mount, key, token)
+            values = vault_kv2_read(vault["server"], mount, key, token)
             if values is None:
                 raise ValueError(f"error processing spec.data[{i}] (key: {key}), err: Secret does not exist")
             prop = remote.get("property")
@@ -196,7 +201,7 @@ class ExternalSecrets:
                 out[item["secretKey"]] = json.dumps(values)
         for i, item in enumerate(spec.get("dataFrom") or []):
             key = (item.get("extract") or {}).get("key", "")
-            values = self.vault_read(vault["server"], mount, key, token)
+            values = vault_kv2_read(vault["server"], mount, key, token)
             if values is None:
                 raise ValueError(f"error processing spec.dataFrom[{i}].extract, err: Secret does not exist")
             out.update({k: str(v) for k, v in values.items()})
@@ -241,6 +246,38 @@ class ExternalSecrets:
         if new != current:
             self.store.update(SECRETS, ns, name, new)
             self.event(es, "Updated", "secret updated", "Normal", "external-secrets")
+
+
+def vault_kv2_read(server: str, mount: str, key: str, token: str) -> dict[str, Any] | None:
+    """A KV v2 secret's latest data as ESO's Vault provider gets it; None when the key does not
+    exist (or its latest version is deleted)."""
+    body = vault_get(server, f"{mount.strip('/')}/data/{key.strip('/')}", token)
+    return None if body is None else (body.get("data") or {}).get("data")
+
+
+def vault_get(server: str, api_path: str, token: str) -> dict[str, Any] | None:
+    """GET <server>/v1/<api_path> with the token: the JSON body; None for a 404 without
+    errors (a missing key); anything else raises in the words ESO shows, e.g. `Code: 403.
+    Errors: * permission denied`. Runs on the loop thread, blocking, but the server is on
+    127.0.0.1 and the timeout short."""
+    url = f"{server.rstrip('/')}/v1/{api_path}"
+    request = urllib.request.Request(url, headers={"X-Vault-Token": token})
+    try:
+        with urllib.request.urlopen(request, timeout=2) as answer:
+            return json.load(answer)  # type: ignore[no-any-return]
+    except urllib.error.HTTPError as e:
+        try:
+            errors = json.load(e).get("errors") or []
+        except ValueError:
+            errors = []
+        if e.code == 404 and not errors:
+            return None
+        words = " ".join(f"* {' '.join(str(x).replace('1 error occurred:', '').split())}" for x in errors)
+        raise ValueError(
+            f"Error making API request. URL: GET {url} Code: {e.code}. Errors: {words}"
+        ) from None
+    except OSError as e:
+        raise ValueError(f'Get "{url}": {getattr(e, "reason", e)}') from None
 
 
 def _digest(text: str) -> str:

@@ -118,7 +118,7 @@ def cluster(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Clust
     sandbox.call(sandbox.api.denied.clear)
     assert sandbox.cluster is not None
     sandbox.call(sandbox.cluster.faults.clear)
-    sandbox.call(sandbox.vault.reset)  # a fresh dev Vault (same root token) for the next test
+    sandbox.call(sandbox.vault.reset)  # OpenBao unsealed, a fresh secret/ mount, what the test added gone
     sandbox.call(sandbox.hub.reset)  # the preloaded models again; the test's tokens and faults go
     # Free the namespace's GPUs for the next test, as `kubectl delete namespace` would.
     if sandbox.get("Namespace", None, namespace) is not None:

@@ -1,9 +1,10 @@
 """The whole sandbox: a Kubernetes API stand-in with its simulated controllers and
-kubelets, the External Secrets Operator simulation, a Vault stand-in, vLLM router
-stand-ins and a HuggingFace Hub stand-in, all on one event loop in a background thread.
+kubelets, the External Secrets Operator simulation, vLLM router stand-ins and a
+HuggingFace Hub stand-in, all on one event loop in a background thread, and a real
+OpenBao dev server (`openbao.py`) as Vault.
 
 `Sandbox(...).start()` serves them on free 127.0.0.1 ports and writes `kubeconfig` and
-`env` into a directory; `stop()` ends every server, stream and thread.
+`env` into a directory; `stop()` ends every server, stream, thread and the bao process.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from tests.sandbox.kube.portforward import handle_portforward
 from tests.sandbox.kube.resources import BUILTINS, Resource
 from tests.sandbox.kube.store import Obj, Store
 from tests.sandbox.loop import LoopThread
+from tests.sandbox.openbao import OpenBao
 from tests.sandbox.router import RouterStandIn
-from tests.sandbox.vault import VaultError, VaultStandIn
 
 MANIFESTS = Path(__file__).parent / "manifests"
 CRD = next(r for r in BUILTINS if r.kind == "CustomResourceDefinition")
@@ -61,20 +62,21 @@ class Sandbox:
         self.loop = LoopThread()
         self.store = Store()
         self.api = KubeApi(self.store, self.token)
-        self.vault = VaultStandIn()
+        self.ca = trustme.CA()  # signs the API's and OpenBao's TLS certificates
+        self.vault = OpenBao(self.dir, self.ca)  # a real Vault API: the bao process, started by start()
         self.hub = HubStandIn()
         self.routers: dict[str, tuple[RouterStandIn, int]] = {}  # namespace -> router and its port
         self._router_locks: dict[str, asyncio.Lock] = {}
         self.cluster: Cluster | None = None
         self.keda = Keda(self.store, lambda *args: self.cluster.event(*args) if self.cluster else None)
-        self.kube_url = self.vault_url = self.hub_url = ""
+        self.kube_url = self.vault_url = self.vault_tls_url = self.hub_url = ""
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> Sandbox:
         self.dir.mkdir(parents=True, exist_ok=True)
-        ca = trustme.CA()
+        ca = self.ca
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
         (self.dir / "ca.crt").write_bytes(ca.cert_pem.bytes())
@@ -83,14 +85,20 @@ class Sandbox:
         kube_port = self.loop.serve(self.api.app(), ssl_context=context)
         self.api.address = f"127.0.0.1:{kube_port}"
         self.kube_url = f"https://127.0.0.1:{kube_port}"
-        self.vault_url = f"http://127.0.0.1:{self.loop.serve(self.vault.app())}"
-        self.hub_url = f"http://127.0.0.1:{self.loop.serve(self.hub.app())}"
-        self.loop.call(self._populate)
-        self._write_files(ca)
+        try:
+            self.vault.start()
+            self.vault_url, self.vault_tls_url = self.vault.url, self.vault.tls_url
+            self.hub_url = f"http://127.0.0.1:{self.loop.serve(self.hub.app())}"
+            self.loop.call(self._populate)
+            self._write_files(ca)
+        except BaseException:
+            self.stop()  # no loop thread or bao process outlives a failed start
+            raise
         return self
 
     def stop(self) -> None:
         self.loop.stop()
+        self.vault.stop()
 
     def __enter__(self) -> Sandbox:
         return self.start()
@@ -107,7 +115,7 @@ class Sandbox:
         self.cluster = Cluster(self.store, nodes, c.timing)
         for name in ("default", "kube-system"):
             self.store.create(R["Namespace"], None, {"metadata": {"name": name}})
-        self.cluster.reconcilers.append(ExternalSecrets(self.store, self.cluster.event, self._vault_read))
+        self.cluster.reconcilers.append(ExternalSecrets(self.store, self.cluster.event))
         if c.eso:
             self.install_eso()
         if c.prometheus_operator:
@@ -118,14 +126,16 @@ class Sandbox:
         self._tasks.append(asyncio.get_running_loop().create_task(self.cluster.run()))
 
     def install_eso(self) -> None:
-        """ESO's CRDs, its namespace, and a ClusterSecretStore reading the Vault stand-in
-        with a token kept in a Secret: a cluster where an operator has set ESO up."""
+        """ESO's CRDs, its namespace, and a ClusterSecretStore reading OpenBao with a token
+        kept in a Secret, whose policy may only read secret/data/*: a cluster where an
+        operator has set ESO up."""
+
         self.apply_manifests(MANIFESTS / "external-secrets-crds.yaml")
         self.store.create(R["Namespace"], None, {"metadata": {"name": ESO_NAMESPACE}})
         self.store.create(
             R["Secret"],
             ESO_NAMESPACE,
-            {"metadata": {"name": "vault-token"}, "stringData": {"token": self.vault.root_token}},
+            {"metadata": {"name": "vault-token"}, "stringData": {"token": self.vault.eso_token}},
         )
         assert self.cluster is not None
         self.cluster.reconcile()  # CRDs become Established, so their kinds are served
@@ -189,6 +199,7 @@ class Sandbox:
         env.chmod(0o600)
 
     def env(self) -> dict[str, str]:
+
         return {
             "KUBECONFIG": str(self.dir / "kubeconfig"),
             "VAULT_ADDR": self.vault_url,
@@ -222,14 +233,6 @@ class Sandbox:
         return self.loop.run(self._router(namespace))[0]
 
     # --- wiring between the stand-ins -------------------------------------------------------
-
-    def _vault_read(self, server: str, mount: str, path: str, token: str) -> dict[str, Any] | None:
-        if server.rstrip("/") != self.vault_url:
-            raise ValueError(f"cannot reach Vault at {server}: connection refused")
-        try:
-            return self.vault.read_secret(mount, path, token)
-        except VaultError as e:
-            raise ValueError(f"Vault refused: {e}") from e
 
     async def _logs(self, request: web.Request, namespace: str, name: str) -> web.StreamResponse:
         assert self.cluster is not None

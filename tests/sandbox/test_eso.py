@@ -1,5 +1,6 @@
 """The External Secrets Operator simulation: an ExternalSecret applied with kubectl is
-synced from the Vault stand-in (written with the real hvac) into a Kubernetes Secret."""
+synced from the sandbox's real OpenBao (written with the real hvac) into a Kubernetes
+Secret, read with the ClusterSecretStore's own read-only token."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import time
 from typing import Any
 
 import hvac
+import hvac.exceptions
 import pytest
 
 from tests.sandbox.fixtures import ClusterEnv
+from tests.sandbox.openbao import ESO_POLICY
 from tests.sandbox.sandbox import STORE_NAME
 
 
@@ -43,6 +46,17 @@ def ready(cluster: ClusterEnv, name: str) -> dict[str, Any]:
     es = cluster.sandbox.get("ExternalSecret", cluster.namespace, name, "external-secrets.io/v1")
     assert es is not None
     return next(c for c in es["status"]["conditions"] if c["type"] == "Ready")
+
+
+def first_ready(cluster: ClusterEnv, name: str) -> dict[str, Any]:
+    """The Ready condition of the first sync, once there is one."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        es = cluster.sandbox.get("ExternalSecret", cluster.namespace, name, "external-secrets.io/v1")
+        if es and es.get("status"):
+            break
+        time.sleep(0.05)
+    return ready(cluster, name)
 
 
 def secret_value(cluster: ClusterEnv, name: str) -> str:
@@ -93,13 +107,7 @@ def test_a_missing_vault_key_is_reported_on_the_external_secret(
         cluster.kubectl("apply", "--server-side", "-f", "-"),
         external_secret("key", "vllm/nothing-here", "api-key", "vllm-api-key"),
     )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        es = cluster.sandbox.get("ExternalSecret", cluster.namespace, "key", "external-secrets.io/v1")
-        if es and es.get("status"):
-            break
-        time.sleep(0.05)
-    condition = ready(cluster, "key")
+    condition = first_ready(cluster, "key")
     assert (condition["status"], condition["reason"]) == ("False", "SecretSyncedError")
     assert "vllm/nothing-here" in condition["message"] and "Secret does not exist" in condition["message"]
     assert cluster.sandbox.get("Secret", cluster.namespace, "vllm-api-key") is None
@@ -131,3 +139,37 @@ def test_a_sealed_vault_makes_the_store_not_ready(cluster: ClusterEnv) -> None:
     finally:
         sb.call(seal, False)
     sh(cluster.kubectl("wait", "--for=condition=Ready", f"clustersecretstore/{STORE_NAME}", "--timeout=10s"))
+
+
+def test_the_store_reads_with_its_own_read_only_token(cluster: ClusterEnv, vault: hvac.Client) -> None:
+    sb = cluster.sandbox
+    token = sb.get("Secret", "external-secrets", "vault-token")
+    assert token is not None
+    eso_token = base64.b64decode(token["data"]["token"]).decode()
+    assert eso_token != sb.vault.root_token
+    as_eso = hvac.Client(url=sb.vault_url, token=eso_token)
+    answer = as_eso.sys.get_capabilities(paths=["secret/data/vllm/huggingface", "secret/metadata/vllm"])
+    assert answer["data"]["secret/data/vllm/huggingface"] == ["read"]
+    assert answer["data"]["secret/metadata/vllm"] == ["deny"]
+    with pytest.raises(hvac.exceptions.Forbidden):
+        as_eso.secrets.kv.v2.create_or_update_secret("vllm/huggingface", secret={"token": "hf_x"})
+
+
+def test_a_wrong_store_policy_is_a_sync_error(cluster: ClusterEnv, vault: hvac.Client) -> None:
+    sb = cluster.sandbox
+    vault.secrets.kv.v2.create_or_update_secret("vllm/huggingface", secret={"token": "hf_first"})
+    # An operator's typo: the policy names another path, so ESO's token may read nothing here.
+    sb.vault.add_policy(ESO_POLICY, 'path "secret/data/vlm/*" { capabilities = ["read"] }')
+    sh(
+        cluster.kubectl("apply", "--server-side", "-f", "-"),
+        external_secret("hf", "vllm/huggingface", "token", "hf-token"),
+    )
+    condition = first_ready(cluster, "hf")
+    assert (condition["status"], condition["reason"]) == ("False", "SecretSyncedError")
+    assert "Code: 403" in condition["message"] and "permission denied" in condition["message"]
+    assert "secret/data/vllm/huggingface" in condition["message"]
+    assert cluster.sandbox.get("Secret", cluster.namespace, "hf-token") is None
+    # The policy fixed, the retry syncs (ESO requeues failed syncs).
+    sb.vault.add_policy(ESO_POLICY, 'path "secret/data/*" { capabilities = ["read"] }')
+    sh(cluster.kubectl("wait", "--for=condition=Ready", "externalsecret/hf", "--timeout=10s"))
+    assert secret_value(cluster, "hf-token") == "hf_first"

@@ -64,7 +64,9 @@ def test_the_command_runs_in_the_foreground_and_stops_on_sigterm(tmp_path: Path)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        assert line.startswith("sandbox ready (simulated cluster): API https://127.0.0.1:"), line
+        assert line.startswith("sandbox ready (simulated cluster, real OpenBao): API https://127.0.0.1:"), (
+            line
+        )
         env = read_env(tmp_path / "env")
         assert set(env) == {"KUBECONFIG", "VAULT_ADDR", "VAULT_TOKEN", "HF_ENDPOINT"}
         assert oct((tmp_path / "env").stat().st_mode & 0o777) == "0o600"  # it holds a token
@@ -86,6 +88,9 @@ def test_the_command_runs_in_the_foreground_and_stops_on_sigterm(tmp_path: Path)
         assert proc.wait(15) == 0
         assert proc.stderr is not None and "sandbox stopped" in proc.stderr.read()
         assert not port_open(api_url) and not port_open(env["VAULT_ADDR"])
+        # OpenBao's work directory (config, TLS key, audit log) went with it.
+        assert {"ca.crt", "env", "kubeconfig"} <= {p.name for p in tmp_path.iterdir()}
+        assert not (tmp_path / "openbao").exists()
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -95,6 +100,8 @@ def test_the_command_runs_in_the_foreground_and_stops_on_sigterm(tmp_path: Path)
 def test_stop_closes_servers_streams_and_the_loop_thread(tmp_path: Path) -> None:
     before = {t.ident for t in threading.enumerate()}
     sandbox = Sandbox(tmp_path, SandboxConfig(gpu_nodes=1, timing=Timing(tick=0.02))).start()
+    bao = sandbox.vault.pid
+    assert bao is not None and (tmp_path / "openbao" / "audit.log").exists()
     # An open watch stream and a started router must not keep anything alive.
     from kubernetes import client, config
 
@@ -111,6 +118,9 @@ def test_stop_closes_servers_streams_and_the_loop_thread(tmp_path: Path) -> None
     stream.release_conn()
     api_client.close()
     assert not port_open(sandbox.kube_url)
-    assert not port_open(sandbox.vault_url)
+    assert not port_open(sandbox.vault_url) and not port_open(sandbox.vault_tls_url)
+    with pytest.raises(ProcessLookupError):  # the bao server ended and was reaped
+        os.kill(bao, 0)
+    assert not (tmp_path / "openbao").exists()
     assert not port_open(f"http://127.0.0.1:{router_port}")
     assert {t.ident for t in threading.enumerate()} - before == set()

@@ -141,11 +141,13 @@ def test_kubernetes_backend_refuses_a_secret_eso_keeps(run: Run, cluster: Cluste
 
 def test_a_token_vault_refuses(run: Run, cluster: ClusterEnv) -> None:
     sb = cluster.sandbox
-    sb.call(sb.vault.add_token, "hvs.limited", ["secret/data/other"])
-    result = run("set-hf-token", "--secret-backend", "vault", input=TOKEN, env={"VAULT_TOKEN": "hvs.limited"})
+    sb.call(sb.vault.add_token, "limited-token", ["secret/data/other"])
+    result = run(
+        "set-hf-token", "--secret-backend", "vault", input=TOKEN, env={"VAULT_TOKEN": "limited-token"}
+    )
     assert result.exit_code == 3
     assert "vault login" in result.stderr
-    assert "hvs.limited" not in result.stderr and TOKEN not in result.stderr
+    assert "limited-token" not in result.stderr and TOKEN not in result.stderr
 
 
 def test_an_unreachable_vault(run: Run, cluster: ClusterEnv) -> None:
@@ -305,3 +307,22 @@ def test_set_then_install_wires_both_secrets_into_the_release(
     assert TOKEN not in json.dumps([engine, router]) and "k" * 48 not in json.dumps([engine, router])
     if not with_eso:
         sandbox.call(sandbox.store.delete, sandbox.api.by_kind("v1", "Namespace"), None, cluster.namespace)
+
+
+@pytest.mark.parametrize(
+    ("mount", "says"), [("kv1", "is not KV version 2"), ("kv-nope", "has no secrets engine")]
+)
+def test_a_mount_that_is_not_kv2_is_refused_before_writing(
+    run: Run, cluster: ClusterEnv, mount: str, says: str
+) -> None:
+    import hvac.exceptions
+
+    sb = cluster.sandbox
+    sb.vault.enable_kv("kv1", version=1)  # a real KV version 1 mount (kv-nope does not exist)
+    result = run("set-hf-token", "--secret-backend", "vault", input=TOKEN, env={"VLLM_VAULT_MOUNT": mount})
+    assert result.exit_code == 3
+    assert says in result.stderr and "VLLM_VAULT_MOUNT" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and TOKEN not in result.stderr
+    # Nothing landed in the KV v1 mount (a KV v2 write there would store a key `data/...`).
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        sb.vault.client().secrets.kv.v1.list_secrets(path="", mount_point="kv1")

@@ -16,9 +16,10 @@ Then the canaries, the keys vllmctl generated or rotated on its own (read back w
 `get-api-key`), and the Vault and cluster tokens vllmctl uses are searched, raw and in
 base64 at every alignment, in: each command's stdout (but get-*'s, which must be exactly
 the value) and stderr, its log file, each child's argv, environment and TMPDIR files,
-every file left under the working directory, HOME and TMPDIR, and every object of the
+every file left under the working directory, HOME and TMPDIR, every object of the
 namespace after every command (the release helm stores decoded; the hf-token and
-vllm-api-key Secrets without their data).
+vllm-api-key Secrets without their data), and the lines the test added to OpenBao's file
+audit log (where the server HMACs values: vllmctl must add nothing in the clear).
 
 New commands go into STEPS (or, with a reason, into SKIPPED): a test fails otherwise.
 """
@@ -464,6 +465,8 @@ def test_no_secret_leaks_from_any_command(cluster: ClusterEnv, isolated: Path, t
     (isolated / "models.yaml").write_text(MODELS)
     cluster.sandbox.call(cluster.sandbox.hub.add_token, TOKEN, ["meta-llama/Llama-3.1-8B-Instruct"])
     harness = make_harness(cluster, isolated, tmp_path)
+    audit_log = cluster.sandbox.vault.audit_log
+    audit_start = audit_log.stat().st_size  # OpenBao's audit lines of this test come after it
     secrets = {
         **CANARIES,
         # vllmctl's own credentials: nothing it prints, writes or starts may hold them either.
@@ -531,6 +534,17 @@ def test_no_secret_leaks_from_any_command(cluster: ClusterEnv, isolated: Path, t
     # the cluster, after every command
     for where, text in harness.objects:
         check(where, text)
+
+    # OpenBao's audit log: the server HMACs the values it logs, so a secret in the clear there
+    # is one vllmctl put where no value belongs (a request path, a header, metadata).
+    with audit_log.open("rb") as log:
+        log.seek(audit_start)
+        audited = log.read()
+    check(f"OpenBao's audit log ({audit_log.name})", audited)
+    requests = [line for line in audited.splitlines() if b'"type":"request"' in line]
+    writes = [line for line in requests if b'"operation":"create"' in line or b'"operation":"update"' in line]
+    if not any(b"secret/data/vllm/huggingface" in line and b'"data":' in line for line in writes):
+        problems.append("OpenBao's audit log holds no write of the HF token: the audit check is vacuous")
 
     timings = ", ".join(f"{r.index}:{r.seconds:.1f}s" for r in harness.ran)
     print(f"leak test: {len(harness.ran)} commands, {len(calls)} child processes; seconds per step {timings}")

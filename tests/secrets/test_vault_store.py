@@ -1,4 +1,4 @@
-"""vllmctl.secrets.vault against the sandbox's Vault stand-in, through the real hvac client."""
+"""vllmctl.secrets.vault against the sandbox's real OpenBao dev server, through hvac."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import hvac
 import hvac.exceptions
 import pytest
-from aiohttp import web
+import trustme
 
 from tests.sandbox.sandbox import Sandbox
 from vllmctl.errors import EXIT_EXTERNAL, EXIT_USAGE, ExternalError, UsageError
@@ -22,12 +22,13 @@ from vllmctl.settings import Settings
 
 SECRET = "hf_s3cr3tValueThatMustNeverBeShown1234"
 OTHER = "hf_anotherValueThatMustNeverBeShown987"
-RESTRICTED = "hvs.restricted-token-for-tests"
+RESTRICTED = "restricted-token-for-tests"  # bao refuses custom ids starting "hvs."
 
 
 @pytest.fixture
 def vault(sandbox: Sandbox) -> Iterator[Sandbox]:
-    """The session sandbox with a fresh Vault before and after the test (no `cluster` needed)."""
+    """The session sandbox with OpenBao reset before and after the test (no `cluster` needed):
+    a fresh secret/ mount, the test's tokens, policies, mounts and namespaces gone."""
     sandbox.call(sandbox.vault.reset)
     yield sandbox
     sandbox.call(sandbox.vault.reset)
@@ -38,7 +39,7 @@ def settings(**env: str) -> Settings:
 
 
 def store_for(sb: Sandbox, home: Path, mount: str = "secret", **env: str) -> VaultStore:
-    """A store on the stand-in as the root token, unless `env` says otherwise."""
+    """A store on OpenBao as the root token, unless `env` says otherwise."""
     full = {"VAULT_ADDR": sb.vault_url, "VAULT_TOKEN": sb.vault.root_token, **env}
     return VaultStore(vault_config(settings(**{k: v for k, v in full.items() if v}), home=home), mount)
 
@@ -175,7 +176,7 @@ def test_importing_the_module_does_not_load_hvac() -> None:
     assert out.strip() == "[]"
 
 
-# -- talking to the stand-in ------------------------------------------------------------------
+# -- talking to OpenBao -----------------------------------------------------------------------
 
 
 def test_check_passes_on_a_healthy_vault(vault: Sandbox, tmp_path: Path) -> None:
@@ -267,13 +268,36 @@ def test_destroy_removes_every_version(vault: Sandbox, tmp_path: Path) -> None:
 
 
 def test_namespace_is_sent(vault: Sandbox, tmp_path: Path) -> None:
+    # OpenBao serves namespaces (since 2.3): each has its own mounts.
+    vault.vault.create_namespace("team-a")
+    vault.vault.enable_kv("secret", namespace="team-a")
     team = store_for(vault, tmp_path, VAULT_NAMESPACE="team-a")
+    team.check()
     team.write("vllm/api-key", {"api-key": SECRET}, cas=0)
     in_team = partial(
         vault.vault.read_secret, "secret", "vllm/api-key", vault.vault.root_token, namespace="team-a"
     )
     assert vault.call(in_team) == {"api-key": SECRET}
     assert store_for(vault, tmp_path).read("vllm/api-key") is None  # not in the root namespace
+
+
+def check_and_read_fail_with(store: VaultStore, expected: str, token: str) -> None:
+    """check() and read() both refuse with `expected`, which never holds the token."""
+    with pytest.raises(ExternalError) as excinfo:
+        store.check()
+    assert message_of(excinfo, token) == expected
+    with pytest.raises(ExternalError) as excinfo:
+        store.read("vllm/api-key")
+    assert message_of(excinfo, token) == expected
+
+
+def test_a_namespace_that_does_not_exist_is_named(vault: Sandbox, tmp_path: Path) -> None:
+    store = store_for(vault, tmp_path, VAULT_NAMESPACE="team-nope")
+    expected = (
+        f"Vault at {vault.vault_url} has no namespace team-nope (VAULT_NAMESPACE): set VAULT_NAMESPACE "
+        "to the namespace that holds the secrets, or unset it for the root namespace."
+    )
+    check_and_read_fail_with(store, expected, vault.vault.root_token)
 
 
 # -- failures ---------------------------------------------------------------------------------
@@ -294,22 +318,67 @@ def test_sealed(vault: Sandbox, tmp_path: Path) -> None:
         vault.call(setattr, vault.vault, "sealed", False)
 
 
-def test_forbidden_path_names_it_and_how_to_log_in(vault: Sandbox, tmp_path: Path) -> None:
+def test_forbidden_path_names_it_and_the_missing_capability(vault: Sandbox, tmp_path: Path) -> None:
     vault.call(vault.vault.add_token, RESTRICTED, ["secret/data/other/"])
     store = store_for(vault, tmp_path, VAULT_TOKEN=RESTRICTED)
     store.check()  # a valid token; mount details it may not see are left to reads and writes
     assert store.read("other/thing") is None
     expected = (
-        "Vault refused to {} secret/data/vllm/api-key with the token from VAULT_TOKEN (expired, or not "
-        "allowed on that path): run `vault login`, or set VAULT_TOKEN to a token whose policy allows "
-        "secret/data/vllm/api-key."
+        "Vault refused to {} secret/data/vllm/api-key: the policy of the token from VAULT_TOKEN grants "
+        "nothing there, not {}; set VAULT_TOKEN to a token whose policy allows {} on "
+        "secret/data/vllm/api-key, or run `vault login` as someone it allows."
     )
     with pytest.raises(ExternalError) as excinfo:
         store.read("vllm/api-key")
-    assert message_of(excinfo, RESTRICTED) == expected.format("read")
+    assert message_of(excinfo, RESTRICTED) == expected.format("read", "read", "read")
     with pytest.raises(ExternalError) as excinfo:
         store.write("vllm/api-key", {"api-key": SECRET}, cas=0)
-    assert message_of(excinfo, RESTRICTED, SECRET) == expected.format("write")
+    assert message_of(excinfo, RESTRICTED, SECRET) == expected.format(
+        "write", "create or update", "create and update"
+    )
+
+
+def test_a_read_only_token_reads_but_may_not_write(vault: Sandbox, tmp_path: Path) -> None:
+    vault.vault.write_secret("secret", "vllm/api-key", {"api-key": OTHER})
+    reader = vault.vault.add_token(allowed_paths=["secret/data/vllm/"], capabilities=("read",))
+    store = store_for(vault, tmp_path, VAULT_TOKEN=reader)
+    store.check()
+    assert store.read("vllm/api-key") == ({"api-key": OTHER}, 1)
+    with pytest.raises(ExternalError) as excinfo:
+        store.write("vllm/api-key", {"api-key": SECRET}, cas=1)
+    assert message_of(excinfo, reader, SECRET, OTHER) == (
+        "Vault refused to write secret/data/vllm/api-key: the policy of the token from VAULT_TOKEN grants "
+        "read there, not create or update; set VAULT_TOKEN to a token whose policy allows create and "
+        "update on secret/data/vllm/api-key, or run `vault login` as someone it allows."
+    )
+    with pytest.raises(ExternalError, match="grants read there, not delete;"):
+        store.delete("vllm/api-key")
+    assert vault.vault.read_secret("secret", "vllm/api-key") == {"api-key": OTHER}  # nothing changed
+
+
+@pytest.mark.parametrize("how", ["revoked", "expired"])
+def test_a_token_vault_no_longer_accepts(vault: Sandbox, tmp_path: Path, how: str) -> None:
+    if how == "revoked":
+        token = vault.vault.add_token(allowed_paths=["secret/"])
+        vault.vault.revoke(token)
+    else:
+        token = vault.vault.add_token(allowed_paths=["secret/"], ttl="1s")
+        time.sleep(1.5)
+    store = store_for(vault, tmp_path, VAULT_TOKEN=token)
+    with pytest.raises(ExternalError) as excinfo:
+        store.check()
+    assert message_of(excinfo, token) == (
+        f"Vault at {vault.vault_url} did not accept the token from VAULT_TOKEN (expired, revoked or "
+        "mistyped): run `vault login`, or set VAULT_TOKEN to a valid token."
+    )
+    # Without the check first: Vault will not say what the token may do, so it is the suspect.
+    with pytest.raises(ExternalError) as excinfo:
+        store.read("vllm/api-key")
+    assert message_of(excinfo, token) == (
+        "Vault refused to read secret/data/vllm/api-key with the token from VAULT_TOKEN (expired, or not "
+        "allowed on that path): run `vault login`, or set VAULT_TOKEN to a token whose policy allows "
+        "secret/data/vllm/api-key."
+    )
 
 
 def test_forbidden_names_the_token_file(vault: Sandbox, tmp_path: Path) -> None:
@@ -319,7 +388,7 @@ def test_forbidden_names_the_token_file(vault: Sandbox, tmp_path: Path) -> None:
     with pytest.raises(ExternalError) as excinfo:
         store.delete("vllm/api-key")
     message = message_of(excinfo, RESTRICTED)
-    assert "with the token from ~/.vault-token" in message
+    assert "the token from ~/.vault-token" in message
     assert "secret/data/vllm/api-key" in message
     assert "`vault login`" in message
 
@@ -378,23 +447,40 @@ def test_a_silent_vault_times_out(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     )
 
 
-def test_untrusted_certificate_suggests_vault_cacert(vault: Sandbox, tmp_path: Path) -> None:
-    # The sandbox's Kubernetes API speaks TLS with a throw-away CA: not Vault, but a TLS server.
-    store = store_for(vault, tmp_path, VAULT_ADDR=vault.kube_url)
+def test_tls_with_vault_cacert(vault: Sandbox, tmp_path: Path) -> None:
+    # OpenBao's second listener serves TLS with a certificate from the sandbox's throw-away CA.
+    addr = vault.vault_tls_url
+    store = store_for(vault, tmp_path, VAULT_ADDR=addr)
     with pytest.raises(ExternalError) as excinfo:
         store.check()
     message = message_of(excinfo, vault.vault.root_token)
-    assert message.startswith(
-        f"cannot reach Vault at {vault.kube_url} (VAULT_ADDR): TLS verification failed ("
-    )
+    assert message.startswith(f"cannot reach Vault at {addr} (VAULT_ADDR): TLS verification failed (")
     assert "certificate verify failed" in message
     assert message.endswith("set VAULT_CACERT to the PEM file of the CA that signed Vault's certificate.")
-    # With the CA, or without verification, TLS goes through and the server is seen not to be Vault.
+    # With the CA the same server is trusted: check, write and read go through TLS.
+    trusted = store_for(vault, tmp_path, VAULT_ADDR=addr, VAULT_CACERT=str(vault.dir / "ca.crt"))
+    trusted.check()
+    assert trusted.warnings == []
+    assert trusted.write("vllm/api-key", {"api-key": SECRET}, cas=0) == 1
+    assert vault.vault.read_secret("secret", "vllm/api-key") == {"api-key": SECRET}
+    # A wrong CA is named with the setting that holds it.
+    other = tmp_path / "other-ca.pem"
+    other.write_bytes(trustme.CA().cert_pem.bytes())
+    wrong = store_for(vault, tmp_path, VAULT_ADDR=addr, VAULT_CACERT=str(other))
+    with pytest.raises(ExternalError, match=f"check that VAULT_CACERT \\({other}\\) holds the CA"):
+        wrong.check()
+    # Without verification it works too, with the warning vllmctl prints.
+    skipping = store_for(vault, tmp_path, VAULT_ADDR=addr, VAULT_SKIP_VERIFY="true")
+    assert skipping.read("vllm/api-key") == ({"api-key": SECRET}, 1)
+    assert skipping.warnings[0].startswith("VAULT_SKIP_VERIFY is set")
+
+
+def test_a_tls_server_that_is_not_vault_is_named(vault: Sandbox, tmp_path: Path) -> None:
+    # The sandbox's Kubernetes API speaks TLS with the same CA: not Vault, but a TLS server.
     not_vault = f"{vault.kube_url} answered Vault's health check with HTTP"
-    for env in ({"VAULT_CACERT": str(vault.dir / "ca.crt")}, {"VAULT_SKIP_VERIFY": "true"}):
-        store = store_for(vault, tmp_path, VAULT_ADDR=vault.kube_url, **env)
-        with pytest.raises(ExternalError, match=not_vault):
-            store.check()
+    store = store_for(vault, tmp_path, VAULT_ADDR=vault.kube_url, VAULT_CACERT=str(vault.dir / "ca.crt"))
+    with pytest.raises(ExternalError, match=not_vault):
+        store.check()
 
 
 def test_missing_mount_names_it_and_the_setting(vault: Sandbox, tmp_path: Path) -> None:
@@ -404,34 +490,21 @@ def test_missing_mount_names_it_and_the_setting(vault: Sandbox, tmp_path: Path) 
         "the KV version 2 mount that holds the secrets, or create this one "
         "(`vault secrets enable -path=kv-nope kv-v2`)."
     )
-    with pytest.raises(ExternalError) as excinfo:
-        store.check()
-    assert message_of(excinfo, vault.vault.root_token) == expected
-    with pytest.raises(ExternalError) as excinfo:
-        store.read("vllm/api-key")
-    assert message_of(excinfo) == expected
+    check_and_read_fail_with(store, expected, vault.vault.root_token)
     # Another KV v2 mount works once it exists.
-    vault.call(vault.vault.add_kv_mount, "kv-nope")
+    vault.vault.enable_kv("kv-nope")
     store.check()
     assert store.write("vllm/api-key", {"api-key": SECRET}, cas=0) == 1
 
 
 def test_a_kv_version_1_mount_fails_the_check(vault: Sandbox, tmp_path: Path) -> None:
-    # The stand-in mounts KV v2 only: make its tune answer describe a KV v1 mount, as Vault would.
-    def tune_v1(path: str) -> web.Response:
-        data = {"description": "key/value secret storage", "options": {"version": "1"}}
-        return web.json_response(data | {"data": data})
-
-    vault.call(setattr, vault.vault, "_sys_tune", tune_v1)
-    try:
-        with pytest.raises(ExternalError) as excinfo:
-            store_for(vault, tmp_path).check()
-    finally:
-        vault.call(delattr, vault.vault, "_sys_tune")
+    vault.vault.enable_kv("kv1", version=1)
+    with pytest.raises(ExternalError) as excinfo:
+        store_for(vault, tmp_path, mount="kv1").check()
     assert message_of(excinfo, vault.vault.root_token) == (
-        "the Vault mount secret/ is not KV version 2 (options.version is 1): set VLLM_VAULT_MOUNT to the "
+        "the Vault mount kv1/ is not KV version 2 (options.version is 1): set VLLM_VAULT_MOUNT to the "
         "KV version 2 mount that holds the secrets, or upgrade this one with "
-        "`vault kv enable-versioning secret/`."
+        "`vault kv enable-versioning kv1/`."
     )
 
 

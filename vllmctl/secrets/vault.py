@@ -32,6 +32,15 @@ SEALED_WORDS = "Vault is sealed"
 CAS_MISMATCH_WORDS = "check-and-set parameter did not match"
 CAS_REQUIRED_WORDS = "check-and-set parameter required"
 MOUNT_MISSING_WORDS = ("no handler for route", "cannot fetch sysview")
+NAMESPACE_MISSING_WORDS = "namespace not found"
+# The ACL capabilities each operation needs on its API path (a write of a new key needs
+# create, of an existing one update: both are asked for).
+NEEDED_CAPABILITIES = {
+    "read": ("read",),
+    "write": ("create", "update"),
+    "delete": ("delete",),
+    "destroy": ("delete",),
+}
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 # hvac's exception classes by the status code they stand for (hvac keeps no code on them).
 _STATUS_OF = {
@@ -205,7 +214,10 @@ class VaultStore:
         client = self._client()
         with self._calling("check the health of", "sys/health"):
             # standbyok: a standby forwards requests to the active node, which is fine here.
-            health = client.sys.read_health_status(method="GET", standby_ok=True)
+            # Asked without VAULT_NAMESPACE: sys/health exists in the root namespace only
+            # (OpenBao answers 400 "operation unavailable in namespaces" inside one).
+            root = self._new_client(namespace=None) if self.config.namespace else client
+            health = root.sys.read_health_status(method="GET", standby_ok=True)
         self._check_health(health)
         with self._calling("look up", LOOKUP_SELF):
             client.auth.token.lookup_self()
@@ -281,21 +293,25 @@ class VaultStore:
     # -- helpers ------------------------------------------------------------------------------
 
     def _client(self) -> Any:
+        """The hvac client, in VAULT_NAMESPACE when it is set (made once)."""
         if self._hvac is None:
-            import hvac
-
-            c = self.config
-            verify: bool | str = True
-            if c.skip_verify:
-                verify = False
-            elif c.cacert is not None:
-                verify = str(c.cacert)
-            elif c.capath is not None:
-                verify = str(c.capath)
-            self._hvac = hvac.Client(
-                url=c.addr, token=c.token, verify=verify, timeout=TIMEOUT_SECONDS, namespace=c.namespace
-            )
+            self._hvac = self._new_client(self.config.namespace)
         return self._hvac
+
+    def _new_client(self, namespace: str | None) -> Any:
+        import hvac
+
+        c = self.config
+        verify: bool | str = True
+        if c.skip_verify:
+            verify = False
+        elif c.cacert is not None:
+            verify = str(c.cacert)
+        elif c.capath is not None:
+            verify = str(c.capath)
+        return hvac.Client(
+            url=c.addr, token=c.token, verify=verify, timeout=TIMEOUT_SECONDS, namespace=namespace
+        )
 
     def _api_path(self, kind: str, key: str) -> str:
         return f"{self.mount}/{kind}/{key}"
@@ -436,10 +452,11 @@ class VaultStore:
                     f"Vault at {addr} did not accept the token from {source} (expired, revoked or "
                     "mistyped): run `vault login`, or set VAULT_TOKEN to a valid token."
                 )
+            return ExternalError(self._forbidden(action, api_path))
+        if NAMESPACE_MISSING_WORDS in detail and self.config.namespace:
             return ExternalError(
-                f"Vault refused to {action} {api_path} with the token from {source} (expired, or not "
-                f"allowed on that path): run `vault login`, or set VAULT_TOKEN to a token whose policy "
-                f"allows {api_path}."
+                f"Vault at {addr} has no namespace {self.config.namespace} (VAULT_NAMESPACE): set "
+                "VAULT_NAMESPACE to the namespace that holds the secrets, or unset it for the root namespace."
             )
         if any(words in detail for words in MOUNT_MISSING_WORDS):
             return ExternalError(
@@ -455,6 +472,35 @@ class VaultStore:
             said += f": {detail}"
         return ExternalError(
             f"Vault at {addr} failed to {action} {api_path} ({said}): check Vault's server log and retry."
+        )
+
+    def _forbidden(self, action: str, api_path: str) -> str:
+        """Why a 403 on a secret: the capabilities the token lacks there, asked of Vault
+        (sys/capabilities-self); when Vault will not say, the token itself is the suspect."""
+        source = self.config.token_source
+        needed = NEEDED_CAPABILITIES.get(action)
+        granted: list[str] | None = None
+        if needed:
+            try:
+                answer = self._client().sys.get_capabilities(paths=[api_path])
+                found = answer.get("data") if isinstance(answer.get("data"), dict) else answer
+                granted = [str(c) for c in found.get(api_path) or []]
+            except Exception:  # a token Vault no longer accepts (revoked, expired) gets a 403 here too
+                granted = None
+        missing = []
+        if granted is not None and "root" not in granted:
+            missing = [c for c in needed or () if c not in granted]
+        if not missing:
+            return (
+                f"Vault refused to {action} {api_path} with the token from {source} (expired, or not "
+                f"allowed on that path): run `vault login`, or set VAULT_TOKEN to a token whose policy "
+                f"allows {api_path}."
+            )
+        has = ", ".join(c for c in granted or [] if c != "deny") or "nothing"
+        return (
+            f"Vault refused to {action} {api_path}: the policy of the token from {source} grants "
+            f"{has} there, not {' or '.join(missing)}; set VAULT_TOKEN to a token whose policy allows "
+            f"{' and '.join(missing)} on {api_path}, or run `vault login` as someone it allows."
         )
 
     def _unreachable(self, err: Exception) -> ExternalError:
