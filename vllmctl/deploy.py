@@ -164,7 +164,7 @@ def gpu_fit(settings: Any, prepared: Prepared, kube: Any = None) -> Any:
     from vllmctl.kube import Kube
 
     if kube is None:
-        with Kube.connect(settings.context) as own:
+        with Kube.from_settings(settings) as own:
             nodes = read_nodes(own, namespace=settings.namespace, release=settings.release)
     else:
         nodes = read_nodes(kube, namespace=settings.namespace, release=settings.release)

@@ -18,6 +18,7 @@ ENV_ENVIRONMENT = "VLLM_ENV"
 ENV_REPLICA_COUNT = "VLLM_REPLICA_COUNT"
 ENV_NAMESPACE = "VLLM_NAMESPACE"
 ENV_CONTEXT = "VLLM_KUBE_CONTEXT"
+ENV_KUBE_TIMEOUT = "VLLM_KUBE_TIMEOUT"
 ENV_RELEASE = "VLLM_RELEASE"
 ENV_CHART = "VLLM_CHART"
 ENV_CHART_REPO = "VLLM_CHART_REPO"
@@ -78,7 +79,7 @@ class SettingSpec(NamedTuple):
     default: str | None
     help: str
     secret: bool = False
-    kind: str = "str"  # "str", "bool", "int" or "path": how the raw text is parsed
+    kind: str = "str"  # "str", "bool", "int", "duration" (seconds) or "path": how the raw text is parsed
 
 
 SPECS: tuple[SettingSpec, ...] = (
@@ -91,6 +92,13 @@ SPECS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec("namespace", ENV_NAMESPACE, "vllm", "Kubernetes namespace"),
     SettingSpec("context", ENV_CONTEXT, None, "kube context (default: kubeconfig's current)"),
+    SettingSpec(
+        "kube_timeout",
+        ENV_KUBE_TIMEOUT,
+        "30s",
+        "Kubernetes API: connecting, and each answer (seconds, or 30s, 2m)",
+        kind="duration",
+    ),
     SettingSpec("release", ENV_RELEASE, "vllm", "helm release name"),
     SettingSpec("chart", ENV_CHART, "vllm/vllm-stack", "chart: repo/name, directory, .tgz or oci://"),
     SettingSpec(
@@ -316,9 +324,29 @@ def parse_setting(spec: SettingSpec, raw: str | None) -> object:
             return int(raw)
         except ValueError:
             raise UsageError(f"{spec.env}={raw!r} is not a whole number.") from None
+    if spec.kind == "duration":
+        return _positive_seconds(spec, raw)
     if spec.kind == "path":
         return Path(raw).expanduser()
     return raw
+
+
+def _positive_seconds(spec: SettingSpec, raw: str) -> float:
+    """A duration setting in seconds: `30`, `30s`, `2m`, `1m30s`; more than zero."""
+    import math
+
+    from vllmctl.durations import seconds
+    from vllmctl.errors import UsageError
+
+    value = seconds(raw)
+    if value is None or not math.isfinite(value):
+        raise UsageError(
+            f"{spec.env}={raw!r} is not a duration: write seconds (30) or a number and a unit "
+            "(30s, 2m, 1m30s)."
+        )
+    if value <= 0:
+        raise UsageError(f"{spec.env}={raw!r} must be longer than 0 s.")
+    return value
 
 
 def masked(spec: SettingSpec, raw: str | None) -> str | None:

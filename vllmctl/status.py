@@ -215,7 +215,7 @@ class StatusReader:
         if self._kube is None:
             from vllmctl.kube import Kube
 
-            self._kube = Kube.connect(self.settings.context)  # imports the client: ~0.4 s
+            self._kube = Kube.from_settings(self.settings)  # imports the client: ~0.4 s
         return self._kube
 
     def read(self, *, check_router: bool = True) -> StatusReport:

@@ -38,7 +38,7 @@ def secret_backend(app: App) -> Iterator[Any]:
     from vllmctl.kube import Kube
     from vllmctl.secrets.backend import choose
 
-    with Kube.connect(app.settings.context) as kube:
+    with Kube.from_settings(app.settings) as kube:
         backend = choose(app.settings, kube)
         if app.verbose:
             app.info(f"secret backend: {backend.name} ({backend.reason})")

@@ -63,7 +63,7 @@ def endpoints(app: App, cluster_domain: str) -> None:
     from vllmctl.kube import Kube
     from vllmctl.status import endpoints as gather
 
-    with Kube.connect(app.settings.context) as kube:
+    with Kube.from_settings(app.settings) as kube:
         report = gather(app.settings, kube, domain=cluster_domain)
     if report.router is None and not report.engines:
         raise UsageError(
