@@ -57,6 +57,14 @@ class Kubectl:
     def exists(self, kind: str, name: str, namespace: str | None = None) -> bool:
         return bool(tools.run(self.exists_argv(kind, name, namespace)).strip())
 
+    def existing(self, kind: str, names: list[str], namespace: str | None) -> list[str]:
+        """Those of the named objects that exist."""
+        if not names:
+            return []
+        scope = ["--namespace", namespace] if namespace else []
+        argv = self._argv("get", kind, *names, *scope, "--ignore-not-found", "--output", "name")
+        return [line.split("/", 1)[-1] for line in tools.run(argv).split()]
+
     def names_argv(self, kind: str, namespace: str, selector: str | None = None) -> list[str]:
         select = ["--selector", selector] if selector else []
         return self._argv("get", kind, "--namespace", namespace, *select, "--output", "name")
@@ -66,8 +74,14 @@ class Kubectl:
 
     def delete_argv(self, kind: str, names: list[str], namespace: str | None) -> list[str]:
         scope = ["--namespace", namespace] if namespace else []
-        return self._argv("delete", kind, *names, *scope, "--ignore-not-found", "--wait=true")
+        # `--output name`: one `kind/name` line per object deleted, none for one not there.
+        return self._argv(
+            "delete", kind, *names, *scope, "--ignore-not-found", "--wait=true", "--output", "name"
+        )
 
-    def delete(self, kind: str, names: list[str], namespace: str | None = None) -> None:
-        if names:
-            tools.run(self.delete_argv(kind, names, namespace))
+    def delete(self, kind: str, names: list[str], namespace: str | None = None) -> list[str]:
+        """Delete the named objects that exist; the names of those deleted."""
+        if not names:
+            return []
+        deleted = tools.run(self.delete_argv(kind, names, namespace)).split()
+        return [line.split("/", 1)[-1] for line in deleted]

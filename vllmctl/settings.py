@@ -79,7 +79,7 @@ class SettingSpec(NamedTuple):
     default: str | None
     help: str
     secret: bool = False
-    kind: str = "str"  # "str", "bool", "int", "duration" (seconds) or "path": how the raw text is parsed
+    kind: str = "str"  # "str", "bool", "int" or "path": how the raw text is parsed
 
 
 SPECS: tuple[SettingSpec, ...] = (
@@ -97,7 +97,7 @@ SPECS: tuple[SettingSpec, ...] = (
         ENV_KUBE_TIMEOUT,
         "30s",
         "Kubernetes API: connecting, and each answer (seconds, or 30s, 2m)",
-        kind="duration",
+        kind="seconds",  # parsed to a float: a plain number of seconds or a Go duration
     ),
     SettingSpec("release", ENV_RELEASE, "vllm", "helm release name"),
     SettingSpec("chart", ENV_CHART, "vllm/vllm-stack", "chart: repo/name, directory, .tgz or oci://"),
@@ -324,7 +324,7 @@ def parse_setting(spec: SettingSpec, raw: str | None) -> object:
             return int(raw)
         except ValueError:
             raise UsageError(f"{spec.env}={raw!r} is not a whole number.") from None
-    if spec.kind == "duration":
+    if spec.kind == "seconds":
         return _positive_seconds(spec, raw)
     if spec.kind == "path":
         return Path(raw).expanduser()

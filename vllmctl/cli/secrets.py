@@ -59,13 +59,14 @@ def _set(
 ) -> None:
     from vllmctl.secrets.source import check_value, generate_api_key, read_value
 
-    given = read_value(kind, app, stdin=stdin, allow_empty=generate)
-    if given is None:
-        value, origin = generate_api_key(), "generated"
-    else:
-        value, origin = given
-        check_value(kind, value, force=force)
     with secret_backend(app) as backend:
+        backend.ensure_namespace()  # refused before a value is asked for that could not be stored
+        given = read_value(kind, app, stdin=stdin, allow_empty=generate)
+        if given is None:
+            value, origin = generate_api_key(), "generated"
+        else:
+            value, origin = given
+            check_value(kind, value, force=force)
         where = backend.set(kind, value, force_sync=force_sync)
     app.success(f"Stored the {kind.label} ({origin}) in {where}.")
     if origin == "generated":
@@ -103,6 +104,7 @@ def _create_secret(app: App, kind: SecretKind, *, stdin: bool, force: bool, forc
     from vllmctl.secrets.source import check_value, read_value
 
     with secret_backend(app) as backend:
+        backend.ensure_namespace()
         value = None
         if backend.name == "kubernetes":
             given = read_value(kind, app, stdin=stdin)

@@ -276,6 +276,8 @@ def _router_lines(router: Any) -> list[str]:
 
 
 def _comparison_lines(report: Any) -> list[str]:
+    from vllmctl.status import DIFFERS
+
     c = report.comparison
     deploy = "install" if report.release.installed is False else "upgrade"
     found = [
@@ -285,9 +287,12 @@ def _comparison_lines(report: Any) -> list[str]:
         ("served by the router, not in models.yaml", c.serving_not_configured),
     ]
     lines = [f"  {title}: {', '.join(names)}" for title, names in found if names]
+    if c.plan:
+        count = len(c.plan)
+        lines.append(f"  {DIFFERS} ({count} change{'s' if count > 1 else ''})")
     if lines:
         return ["Compared with models.yaml:", *lines, ""]
-    if report.release.installed and report.models_file:
+    if report.release.installed and report.models_file and c.plan is not None:
         agree = (
             "models.yaml, the release and the router"
             if report.router.reachable
