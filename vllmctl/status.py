@@ -223,16 +223,17 @@ class StatusReader:
             self._kube = Kube.from_settings(self.settings)  # imports the client: ~0.4 s
         return self._kube
 
-    def read(self, *, check_router: bool = True) -> StatusReport:
+    def read(self, *, check_router: bool = True, check_plan: bool = True) -> StatusReport:
         """One report. helm runs in one thread (from the start: it needs no connection),
-        the router check in another, while this one reads models.yaml and the API."""
+        the plan (`check_plan`) in another, the router check in a third, while this one
+        reads models.yaml and the API."""
         from concurrent.futures import ThreadPoolExecutor
 
         s = self.settings
         secrets = _known_secrets(s)
         with ThreadPoolExecutor(max_workers=3) as pool:
             release_future = pool.submit(self._release)
-            plan_future = pool.submit(self._plan)  # helm and kubectl again: beside the rest
+            plan_future = pool.submit(self._plan) if check_plan else None  # helm and kubectl again
             kube = self.kube
             router_future = (
                 pool.submit(ask_router, kube, s.namespace, s.release, s.api_key, secrets=secrets)
@@ -243,7 +244,7 @@ class StatusReader:
             cluster = _read_cluster(kube, s.namespace, s.release)
             router_check = router_future.result() if router_future else None
             release = release_future.result()
-            plan = plan_future.result() if release.installed else None
+            plan = plan_future.result() if plan_future and release.installed else None
         if cluster.router is None:
             router_check = None  # no router to ask: its absence is the report
         elif router_check and not (cluster.router.get("status") or {}).get("readyReplicas"):

@@ -339,7 +339,8 @@ def test_watch_in_a_terminal_redraws_until_ready(
 ) -> None:
     sb = cluster.sandbox
     assert sb.cluster is not None
-    sb.call(sb.cluster.faults.append, PodFault("model=slow", "slow", ready_seconds=1.0))
+    # 2.5 s: room for helm, the child's start and its first frame on a loaded machine
+    sb.call(sb.cluster.faults.append, PodFault("model=slow", "slow", ready_seconds=2.5))
     models_file.write_text(small("slow"))
     deploy_without_waiting(run, cluster, tmp_path)
     child = spawn("status", "--watch", "--interval", "0.1", cwd=models_file.parent)
