@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vllmctl import tools
-from vllmctl.errors import ExternalError, UsageError
+from vllmctl.errors import ExternalError, UsageError, cluster_unreachable
 
 HOW_TO_GET_HELM = "Install helm 3.8 or newer (https://helm.sh/docs/intro/install/), or point VLLM_HELM at it."
 MIN_VERSION = (3, 8, 0)
@@ -165,11 +165,8 @@ class Helm:
         found = UNREACHABLE.search(exc.stderr)
         if found is None:
             return exc
-        server, why = found.group("server") or "the kubeconfig's server", found.group("why").strip()
-        context = f"context {self.context}" if self.context else "the kubeconfig's current context"
-        return ExternalError(
-            f"Kubernetes is unreachable at {server} ({why}), as helm found: check that the cluster is up "
-            f"and that {context} points at it, or use another context with --context."
+        return cluster_unreachable(
+            found.group("server"), found.group("why").strip(), self.context, tool="helm"
         )
 
     def listed(self) -> dict[str, Any] | None:

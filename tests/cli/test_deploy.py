@@ -156,6 +156,15 @@ def test_cluster_commands_fail_clearly_without_a_cluster(run: Run, models_file: 
             "found: check that the cluster is up and that the kubeconfig's current context points "
             "at it, or use another context with --context.\n"
         ), command
+    # kubectl's words, likewise (apply names the URL it asked, get only the host and port)
+    for command, server in (("create-namespace", "https://127.0.0.1:9"), ("delete-namespace", "127.0.0.1:9")):
+        result = run(command, "--yes", env={**ENV, "KUBECONFIG": str(kubeconfig)})
+        assert (result.exit_code, result.stderr) == (
+            3,
+            f"error: Kubernetes is unreachable at {server} (connection refused), as kubectl found: check "
+            "that the cluster is up and that the kubeconfig's current context points at it, or use another "
+            "context with --context.\n",
+        ), command
 
 
 def test_a_missing_helm_says_how_to_get_it(run: Run, models_file: Path) -> None:
