@@ -17,9 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import Run
 from tests.sandbox.fixtures import MINI_CHART, ClusterEnv
 from tests.sandbox.kube.api import Fault
 from tests.sandbox.sandbox import STORE_NAME
+from tests.sandbox.silent import kubeconfig_for, silent_server
 from vllmctl.errors import EXIT_EXTERNAL, EXIT_USAGE, ExternalError, UsageError
 from vllmctl.kube import RESTARTED_AT, Kube
 
@@ -290,16 +292,16 @@ def test_an_untrusted_certificate(
 
 
 def test_a_server_that_does_not_answer(cluster: ClusterEnv, kube: Kube) -> None:
-    kube.timeouts = (5.0, 0.3)
+    kube.timeout = 0.5
     cluster.sandbox.call(
-        cluster.sandbox.api.faults.append, Fault("GET", r"/configmaps/slow$", status=0, delay=1)
+        cluster.sandbox.api.faults.append, Fault("GET", r"/configmaps/slow$", status=0, delay=1.5)
     )
     started = time.monotonic()
     with pytest.raises(ExternalError) as error:
         kube.get("v1", "configmaps", cluster.namespace, "slow")
-    assert time.monotonic() - started < 0.9  # not retried
+    assert time.monotonic() - started < 1.4  # not retried
     assert refused(error) == (
-        f"Kubernetes at {cluster.sandbox.kube_url} did not answer within 0.3 s: "
+        f"Kubernetes at {cluster.sandbox.kube_url} did not answer within 0.5 s: "
         f"check the cluster's health, {OTHER_CONTEXT}"
     )
 
@@ -364,3 +366,28 @@ def test_restart_deployments_replaces_the_pods(cluster: ClusterEnv, kube: Kube) 
         f"the rollout of Deployments ghost (absent) in namespace {ns} did not finish within 0.3 s: "
         f"see `kubectl --namespace {ns} get pods` for why."
     )
+
+
+def test_a_server_that_accepts_and_never_answers_waits_the_timeout_it_names(run: Run, tmp_path: Path) -> None:
+    """The TLS handshake never completes: urllib3 calls that a read timeout, and it used to be
+    cut by the 10 s connect timeout while the message said 60 s. One setting governs both."""
+    config = tmp_path / "kubeconfig"
+    with silent_server() as port:
+        config.write_text(kubeconfig_for(port))
+        env = {"KUBECONFIG": str(config), "VLLM_KUBE_TIMEOUT": "1.5s"}
+        started = time.monotonic()
+        result = run("endpoints", env=env)
+        took = time.monotonic() - started
+        assert (result.exit_code, result.stderr) == (
+            EXIT_EXTERNAL,
+            f"error: Kubernetes at https://127.0.0.1:{port} did not answer within 1.5 s: check the "
+            f"cluster's health, {OTHER_CONTEXT}\n",
+        )
+        assert 1.5 <= took < 4.0, took  # the figure named, once (not retried)
+        shown = run("config", "-o", "json", env=env)
+        (row,) = [r for r in json.loads(shown.stdout) if r["env"] == "VLLM_KUBE_TIMEOUT"]
+        assert (row["value"], row["source"]) == ("1.5s", "env")
+        for bad in ("soon", "0", "-3"):
+            refused = run("endpoints", env={**env, "VLLM_KUBE_TIMEOUT": bad})
+            assert refused.exit_code == EXIT_USAGE, bad
+            assert refused.stderr.startswith(f"error: VLLM_KUBE_TIMEOUT={bad!r} "), refused.stderr

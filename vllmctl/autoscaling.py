@@ -327,7 +327,7 @@ def require_served(settings: Any) -> None:
     from vllmctl.kube import refuse_unless_served
 
     refuse_unless_served(
-        settings.context,
+        settings,
         GROUP,
         VERSION,
         PLURAL,

@@ -215,7 +215,7 @@ def gpu_fit(settings: Any, prepared: Prepared, kube: Any = None) -> Any:
     from vllmctl.kube import Kube
 
     if kube is None:
-        with Kube.connect(settings.context) as own:
+        with Kube.from_settings(settings) as own:
             nodes = read_nodes(own, namespace=settings.namespace, release=settings.release)
     else:
         nodes = read_nodes(kube, namespace=settings.namespace, release=settings.release)
@@ -287,3 +287,52 @@ def upgrade_command(settings: Any, helm: Helm, *, install: bool, atomic: bool) -
     return helm.upgrade_argv(
         chart_ref(settings), Path("<values>"), install=install, timeout=settings.helm_timeout, atomic=atomic
     )
+
+
+# --- uninstall: what is there is removed, what is gone already is said to be gone ---------
+
+
+@dataclass(frozen=True)
+class Present:
+    """What `uninstall` finds before it changes anything."""
+
+    release: bool  # helm lists the release (in any state)
+    namespace: bool
+    claims: list[str]  # the namespace's PVCs (asked only when the namespace may go)
+
+
+def survey(settings: Any, helm: Helm, kubectl: Kubectl, *, claims: bool) -> Present:
+    """Whether the release and the namespace exist, and (with `claims`) the namespace's
+    PVCs. helm is asked first: a cluster out of reach is then one sentence."""
+    release = helm.listed() is not None
+    namespace = release or kubectl.exists("namespace", settings.namespace)
+    found = kubectl.names("persistentvolumeclaim", settings.namespace) if claims and namespace else []
+    return Present(release, namespace, [c.split("/", 1)[-1] for c in found])
+
+
+def remove_release(settings: Any, helm: Helm) -> Iterator[str]:
+    """helm uninstall, yielding its lines; a release that went meanwhile is not a failure."""
+    from vllmctl.helm import is_not_found
+
+    try:
+        yield from tools.stream(helm.uninstall_argv(timeout=settings.helm_timeout))
+    except tools.ToolError as exc:
+        if not is_not_found(exc):
+            raise helm.explained(exc) from None
+        yield f"release {settings.release} was already gone"
+
+
+def delete_release_secrets(settings: Any, kubectl: Kubectl) -> list[str]:
+    """Delete the Secrets hf-token and vllm-api-key and the ExternalSecrets that make them;
+    what was there and is now gone ("Secret hf-token", ...), [] when nothing was."""
+    from vllmctl.secrets.specs import API_KEY, HF_TOKEN
+
+    namespace, kinds = settings.namespace, (HF_TOKEN, API_KEY)
+    # Listed first: deleting an ExternalSecret may take its Secret with it (owner reference).
+    secrets = kubectl.existing("secret", [k.ref.secret_name for k in kinds], namespace)
+    gone: list[str] = []
+    if kubectl.exists("customresourcedefinition", "externalsecrets.external-secrets.io"):
+        external = kubectl.delete("externalsecret", [k.external_secret for k in kinds], namespace)
+        gone += [f"ExternalSecret {name}" for name in external]
+    kubectl.delete("secret", secrets, namespace)
+    return [*(f"Secret {name}" for name in secrets), *gone]

@@ -56,3 +56,13 @@ def refuse_problems(problems: list[str], what: str) -> None:
         raise UsageError(problems[0])
     if problems:
         raise UsageError(f"{len(problems)} problems with {what}:", details=problems)
+
+
+def cluster_unreachable(server: str | None, why: str, context: str | None, *, tool: str) -> ExternalError:
+    """helm's or kubectl's words for a cluster they cannot reach, as vllmctl.kube says it."""
+    where = server or "the kubeconfig's server"
+    chosen = f"context {context}" if context else "the kubeconfig's current context"
+    return ExternalError(
+        f"Kubernetes is unreachable at {where} ({why}), as {tool} found: check that the cluster is up "
+        f"and that {chosen} points at it, or use another context with --context."
+    )

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vllmctl import tools
-from vllmctl.errors import ExternalError, UsageError
+from vllmctl.errors import ExternalError, UsageError, cluster_unreachable
 
 HOW_TO_GET_HELM = "Install helm 3.8 or newer (https://helm.sh/docs/intro/install/), or point VLLM_HELM at it."
 MIN_VERSION = (3, 8, 0)
@@ -157,25 +157,79 @@ class Helm:
         return [self.binary, "list", *self._scope(), *every_state, "--filter", release, "-o", "json"]
 
     # ---------------------------------------------------------------- runs
+    def run(self, argv: list[str]) -> str:
+        """Run a helm command to completion; a cluster helm cannot reach is one sentence."""
+        try:
+            return tools.run(argv)
+        except tools.ToolError as exc:
+            raise self.explained(exc) from None
+
+    def explained(self, exc: tools.ToolError) -> ExternalError:
+        """helm's failure in vllmctl's words where it is a known one (the cluster out of
+        reach), else as helm said it."""
+        found = UNREACHABLE.search(exc.stderr)
+        if found is None:
+            return exc
+        return cluster_unreachable(
+            found.group("server"), found.group("why").strip(), self.context, tool="helm"
+        )
+
+    def listed(self) -> dict[str, Any] | None:
+        """The release's entry in `helm list` (any state), or None when there is none."""
+        listed = json.loads(self.run(self.list_argv()) or "[]")
+        entry: dict[str, Any] | None = next((r for r in listed if r.get("name") == self.release), None)
+        return entry
+
     def deployed(self) -> DeployedRelease | None:
         """The release as helm knows it, or None when there is none."""
-        listed = json.loads(tools.run(self.list_argv()) or "[]")
-        entry = next((r for r in listed if r.get("name") == self.release), None)
+        entry = self.listed()
         if entry is None:
             return None
-        values = json.loads(tools.run(self.get_values_argv()) or "null") or {}
+        values = json.loads(self.run(self.get_values_argv()) or "null") or {}
         return DeployedRelease.from_helm(entry, values)
 
     def history(self) -> list[dict[str, Any]]:
         try:
             history: list[dict[str, Any]] = json.loads(tools.run(self.history_argv()))
         except tools.ToolError as exc:
-            if "release: not found" in exc.stderr:
+            if is_not_found(exc):
                 raise UsageError(
                     f"there is no release {self.release!r} in namespace {self.namespace!r}."
                 ) from None
-            raise
+            raise self.explained(exc) from None
         return history
+
+    def rollback_target(self, revision: int | None) -> int:
+        """The revision a rollback goes to (None: the one before the current), refused when
+        the history has no such revision."""
+        revisions = sorted(int(r["revision"]) for r in self.history() if "revision" in r)
+        if revision is None:
+            if len(revisions) < 2:
+                only = f"only revision {revisions[-1]}" if revisions else "no revision"
+                raise UsageError(f"release {self.release} has {only}; nothing to roll back to.")
+            return revisions[-2]
+        if revision not in revisions:
+            listed = ", ".join(map(str, revisions))
+            raise UsageError(
+                f"release {self.release} has no revision {revision} (helm keeps {listed}): "
+                "`vllmctl history` lists them."
+            )
+        return revision
+
+
+# helm's words for a cluster it cannot reach (`Kubernetes` in helm 3, `kubernetes` in 4):
+# `kubernetes cluster unreachable: Get "https://host:6443/version": dial tcp ...: connect:
+# connection refused`. `why` is the last part: "connection refused", "TLS handshake timeout".
+UNREACHABLE = re.compile(
+    r"kubernetes cluster unreachable: "
+    r'(?:\w+ "(?P<server>https?://[^/"]+)[^"]*": )?(?:.*: )?(?P<why>[^:\n]+)$',
+    re.MULTILINE | re.IGNORECASE,
+)
+
+
+def is_not_found(exc: tools.ToolError) -> bool:
+    """Whether helm failed because the release does not exist (uninstall, history, status)."""
+    return "release: not found" in exc.stderr
 
 
 @dataclass(frozen=True)
@@ -208,3 +262,8 @@ def private_values_file(text: str) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+def is_no_repo(exc: tools.ToolError) -> bool:
+    """Whether `helm repo remove` failed because there is no such repository (helm 3 and 4)."""
+    return "no repo named" in exc.stderr or "no repositories configured" in exc.stderr

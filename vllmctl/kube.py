@@ -28,8 +28,9 @@ from vllmctl.errors import ExternalError, UsageError, VllmctlError
 
 OTHER_CONTEXT = "or use another context with --context"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"  # the annotation `kubectl rollout restart` sets
-# (connect, read) seconds for one request; a watch reads for as long as it waits.
-TIMEOUTS = (10.0, 60.0)
+# Seconds for connecting (TCP and TLS) and then again for the answer of one request
+# (VLLM_KUBE_TIMEOUT); a watch reads for as long as it waits.
+DEFAULT_TIMEOUT = 30.0  # VLLM_KUBE_TIMEOUT's default (settings.py)
 
 Obj = dict[str, Any]
 # Aliases, because `Kube.list` shadows the builtin inside the class body.
@@ -77,16 +78,27 @@ class PodConnection:
 class Kube:
     """A connection to one cluster (one kubeconfig context), with a private ApiClient."""
 
-    def __init__(self, api_client: Any, context: str, server: str) -> None:
+    def __init__(self, api_client: Any, context: str, server: str, timeout: float = DEFAULT_TIMEOUT) -> None:
         self._client = api_client
         self.context = context
         self.server = server
-        self.timeouts = TIMEOUTS
+        self.timeout = timeout
+
+    @property
+    def timeouts(self) -> tuple[float, float]:
+        """(connect, read) of one request: the same figure, so a message can name it. The
+        TLS handshake counts as connecting, and urllib3 reports its timeout as a read's."""
+        return (self.timeout, self.timeout)
 
     # --- connecting -----------------------------------------------------------------
 
     @classmethod
-    def connect(cls, context: str | None) -> Kube:
+    def from_settings(cls, settings: Any) -> Kube:
+        """Connected as the settings say: their kube context and VLLM_KUBE_TIMEOUT."""
+        return cls.connect(settings.context, timeout=settings.kube_timeout)
+
+    @classmethod
+    def connect(cls, context: str | None, *, timeout: float = DEFAULT_TIMEOUT) -> Kube:
         """Load the kubeconfig (KUBECONFIG, else ~/.kube/config) with that context, or its current one."""
         import logging
 
@@ -94,7 +106,6 @@ class Kube:
         from kubernetes.client import ApiClient, Configuration
         from kubernetes.config.config_exception import ConfigException
         from kubernetes.config.kube_config import KubeConfigLoader, KubeConfigMerger
-        from urllib3.util.retry import Retry
 
         from vllmctl import __version__
 
@@ -140,9 +151,7 @@ class Kube:
             )
 
         configuration = Configuration()
-        # Retry a refused connection once; never repeat a request that timed out (a slow
-        # server would make every wait four times longer).
-        configuration.retries = Retry(total=1, read=0, status=0, redirect=0)
+        configuration.retries = _retry_refused_once()
         try:
             loader = KubeConfigLoader(config_dict=merged, active_context=chosen, config_base_path=None)
             loader.load_and_set(configuration)
@@ -154,7 +163,7 @@ class Kube:
             ) from None
         client = ApiClient(configuration)
         client.user_agent = f"vllmctl/{__version__}"
-        return cls(client, chosen, configuration.host)
+        return cls(client, chosen, configuration.host, timeout)
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -583,7 +592,7 @@ class Kube:
         if isinstance(cause, NewConnectionError):  # before its base class, ConnectTimeoutError
             why = _os_reason(cause) or "no connection"
         elif isinstance(cause, ConnectTimeoutError):
-            why = "connection timed out"
+            why = f"no connection within {self.timeouts[0]:g} s"
         elif isinstance(cause, ProtocolError):
             why = "the connection broke"
         else:
@@ -785,17 +794,45 @@ class Kube:
 # --- helpers ------------------------------------------------------------------------------
 
 
-def refuse_unless_served(context: str | None, group: str, version: str, plural: str, refusal: str) -> None:
+def refuse_unless_served(settings: Any, group: str, version: str, plural: str, refusal: str) -> None:
     """Before install or upgrade: stop with `refusal` (nothing changed yet) when the cluster
     answers and does not serve a kind the values make, as helm would fail half-way through.
     A cluster that cannot be asked is left to helm, which says why itself."""
     try:
-        with Kube.connect(context) as kube:
+        with Kube.from_settings(settings) as kube:
             if version in kube.served_versions(group, plural):
                 return
     except VllmctlError:
         return
     raise UsageError(refusal)
+
+
+def _retry_refused_once() -> Any:
+    """urllib3 retries: a refused connection once (an API server restarting), never a request
+    that timed out, connecting or reading, so that each wait is the one the message names."""
+    from typing import Self
+
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+    from urllib3.util.retry import Retry
+
+    class RefusedOnce(Retry):
+        def increment(
+            self,
+            method: str | None = None,
+            url: str | None = None,
+            response: Any = None,
+            error: Exception | None = None,
+            _pool: Any = None,
+            _stacktrace: TracebackType | None = None,
+        ) -> Self:
+            # NewConnectionError (refused, no route) is a ConnectTimeoutError to urllib3.
+            if isinstance(error, ConnectTimeoutError) and not isinstance(error, NewConnectionError):
+                # As if no attempt were left: MaxRetryError with this error as its reason.
+                exhausted = self.new(total=0)
+                return Retry.increment(exhausted, method, url, response, error, _pool, _stacktrace)
+            return super().increment(method, url, response, error, _pool, _stacktrace)
+
+    return RefusedOnce(total=1, read=0, status=0, redirect=0)
 
 
 def _path(api_version: str, plural: str, namespace: str | None, name: str | None = None) -> str:

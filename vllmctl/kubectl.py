@@ -5,9 +5,11 @@ upgrade changes. Command lines are built by pure functions so tests can check th
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from vllmctl import tools
+from vllmctl.errors import cluster_unreachable
 
 HOW_TO_GET_KUBECTL = "Install kubectl (https://kubernetes.io/docs/tasks/tools/), or point VLLM_KUBECTL at it."
 # Pod Security admission: engines need no privileges beyond "baseline".
@@ -32,6 +34,20 @@ class Kubectl:
         scope = ["--context", self.context] if self.context else []
         return [self.binary, *scope, *args]
 
+    def _run(self, argv: list[str], input: str | None = None) -> str:
+        """Run kubectl; a cluster it cannot reach is one sentence with the fix."""
+        try:
+            return tools.run(argv, input=input)
+        except tools.ToolError as exc:
+            for pattern in UNREACHABLE:
+                if found := pattern.search(exc.stderr):
+                    parts = found.groupdict()
+                    why = parts.get("why") or "connection refused"
+                    raise cluster_unreachable(
+                        parts.get("server"), why.strip(), self.context, tool="kubectl"
+                    ) from None
+            raise
+
     def namespace_manifest(self, namespace: str) -> str:
         manifest = {
             "apiVersion": "v1",
@@ -48,26 +64,53 @@ class Kubectl:
         return self._argv("apply", "--server-side", "--field-manager=vllmctl", "--force-conflicts", "-f", "-")
 
     def ensure_namespace(self, namespace: str) -> None:
-        tools.run(self.apply_namespace_argv(), input=self.namespace_manifest(namespace))
+        self._run(self.apply_namespace_argv(), input=self.namespace_manifest(namespace))
 
     def exists_argv(self, kind: str, name: str, namespace: str | None) -> list[str]:
         scope = ["--namespace", namespace] if namespace else []
         return self._argv("get", kind, name, *scope, "--ignore-not-found", "--output", "name")
 
     def exists(self, kind: str, name: str, namespace: str | None = None) -> bool:
-        return bool(tools.run(self.exists_argv(kind, name, namespace)).strip())
+        return bool(self._run(self.exists_argv(kind, name, namespace)).strip())
+
+    def existing(self, kind: str, names: list[str], namespace: str | None) -> list[str]:
+        """Those of the named objects that exist."""
+        if not names:
+            return []
+        scope = ["--namespace", namespace] if namespace else []
+        argv = self._argv("get", kind, *names, *scope, "--ignore-not-found", "--output", "name")
+        return [line.split("/", 1)[-1] for line in self._run(argv).split()]
 
     def names_argv(self, kind: str, namespace: str, selector: str | None = None) -> list[str]:
         select = ["--selector", selector] if selector else []
         return self._argv("get", kind, "--namespace", namespace, *select, "--output", "name")
 
     def names(self, kind: str, namespace: str, selector: str | None = None) -> list[str]:
-        return tools.run(self.names_argv(kind, namespace, selector)).split()
+        return self._run(self.names_argv(kind, namespace, selector)).split()
 
     def delete_argv(self, kind: str, names: list[str], namespace: str | None) -> list[str]:
         scope = ["--namespace", namespace] if namespace else []
-        return self._argv("delete", kind, *names, *scope, "--ignore-not-found", "--wait=true")
+        # `--output name`: one `kind/name` line per object deleted, none for one not there.
+        return self._argv(
+            "delete", kind, *names, *scope, "--ignore-not-found", "--wait=true", "--output", "name"
+        )
 
-    def delete(self, kind: str, names: list[str], namespace: str | None = None) -> None:
-        if names:
-            tools.run(self.delete_argv(kind, names, namespace))
+    def delete(self, kind: str, names: list[str], namespace: str | None = None) -> list[str]:
+        """Delete the named objects that exist; the names of those deleted."""
+        if not names:
+            return []
+        deleted = self._run(self.delete_argv(kind, names, namespace)).split()
+        return [line.split("/", 1)[-1] for line in deleted]
+
+
+# kubectl's words for a cluster it cannot reach: "The connection to the server HOST:PORT was
+# refused - did you specify the right host or port?"; a request's `Get "URL": dial tcp ...:
+# connect: connection refused` (apply's OpenAPI download); "Unable to connect to the server: WHY".
+UNREACHABLE = (
+    re.compile(r"The connection to the server (?P<server>\S+) was refused"),
+    re.compile(
+        r'"(?P<server>https?://[^/"]+)[^"]*": (?:dial tcp \S+: )?(?:[a-z]+: )*'
+        r"(?P<why>connection refused|no such host|i/o timeout|no route to host|TLS handshake timeout)"
+    ),
+    re.compile(r"Unable to connect to the server: (?:.*: )?(?P<why>[^:\n]+)$", re.MULTILINE),
+)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import queue
-import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
@@ -30,8 +29,6 @@ Note = Callable[[str], None]
 DEFAULT_TAIL = 100
 # ANSI colours for pod prefixes, in the order pods are first seen (no red: it reads as an error).
 COLOURS = ("36", "32", "35", "33", "34", "96", "92", "95", "93", "94")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")  # Go accepts both micro signs
-_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 JOIN_SECONDS = 5.0  # how long shutting down waits for the reader threads
 
 
@@ -59,14 +56,10 @@ class Outcome(NamedTuple):
 
 def parse_since(text: str) -> int:
     """kubectl's --since: a Go duration (`90s`, `10m`, `1h30m`, `1.5h`) as whole seconds, rounded up."""
-    position, total = 0, 0.0
-    while position < len(text):
-        part = _DURATION_PART.match(text, position)
-        if part is None:
-            break
-        total += float(part.group(1)) * _SECONDS[part.group(2)]
-        position = part.end()
-    if not text or position < len(text):
+    from vllmctl.durations import go_seconds
+
+    total = go_seconds(text)
+    if total is None:
         raise UsageError(
             f"--since {text!r} is not a duration: write a number and a unit (s, m, h), e.g. 30s, 10m, 1h30m."
         )

@@ -19,6 +19,7 @@ ENV_ENVIRONMENT = "VLLM_ENV"
 ENV_REPLICA_COUNT = "VLLM_REPLICA_COUNT"
 ENV_NAMESPACE = "VLLM_NAMESPACE"
 ENV_CONTEXT = "VLLM_KUBE_CONTEXT"
+ENV_KUBE_TIMEOUT = "VLLM_KUBE_TIMEOUT"
 ENV_RELEASE = "VLLM_RELEASE"
 ENV_CHART = "VLLM_CHART"
 ENV_CHART_REPO = "VLLM_CHART_REPO"
@@ -79,7 +80,9 @@ class SettingSpec(NamedTuple):
     default: str | None
     help: str
     secret: bool = False
-    kind: str = "str"  # "str", "bool", "int", "path" or "duration": how the raw text is parsed
+    kind: str = (
+        "str"  # "str", "bool", "int", "path", "duration" (Go) or "seconds": how the raw text is parsed
+    )
 
 
 SPECS: tuple[SettingSpec, ...] = (
@@ -92,6 +95,13 @@ SPECS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec("namespace", ENV_NAMESPACE, "vllm", "Kubernetes namespace"),
     SettingSpec("context", ENV_CONTEXT, None, "kube context (default: kubeconfig's current)"),
+    SettingSpec(
+        "kube_timeout",
+        ENV_KUBE_TIMEOUT,
+        "30s",
+        "Kubernetes API: connecting, and each answer (seconds, or 30s, 2m)",
+        kind="seconds",  # parsed to a float: a plain number of seconds or a Go duration
+    ),
     SettingSpec("release", ENV_RELEASE, "vllm", "helm release name"),
     SettingSpec("chart", ENV_CHART, "vllm/vllm-stack", "chart: repo/name, directory, .tgz or oci://"),
     SettingSpec(
@@ -390,6 +400,8 @@ def parse_setting(spec: SettingSpec, raw: str | None) -> object:
             return int(raw)
         except ValueError:
             raise UsageError(f"{spec.env}={raw!r} is not a whole number.") from None
+    if spec.kind == "seconds":
+        return _positive_seconds(spec, raw)
     if spec.kind == "path":
         return Path(raw).expanduser()
     if spec.kind == "duration" and duration_seconds(raw) is None:
@@ -400,30 +412,31 @@ def parse_setting(spec: SettingSpec, raw: str | None) -> object:
     return raw
 
 
-# Go's time.ParseDuration, which helm's --timeout uses: one or more <number><unit>, in seconds.
-_DURATION_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "\u00b5s": 1e-6,  # micro sign
-    "\u03bcs": 1e-6,  # Greek mu
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
-
-
 def duration_seconds(text: str) -> float | None:
     """The seconds a Go duration such as 1h30m stands for; None when Go (and so helm) would
     refuse it, or it is not longer than zero (a helm timeout of 0 fails at once)."""
-    import re
+    from vllmctl.durations import go_seconds
 
-    units = "|".join(sorted(_DURATION_UNITS, key=len, reverse=True))  # "ms" before "m"
-    part = rf"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)({units})"
-    if not re.fullmatch(rf"\+?(?:{part})+", text):
-        return None
-    total = sum(float(number) * _DURATION_UNITS[unit] for number, unit in re.findall(part, text))
-    return total if total > 0 else None
+    value = go_seconds(text.removeprefix("+"))  # Go takes a sign; a negative one is refused
+    return value if value is not None and value > 0 else None
+
+
+def _positive_seconds(spec: SettingSpec, raw: str) -> float:
+    """A duration setting in seconds: `30`, `30s`, `2m`, `1m30s`; more than zero."""
+    import math
+
+    from vllmctl.durations import seconds
+    from vllmctl.errors import UsageError
+
+    value = seconds(raw)
+    if value is None or not math.isfinite(value):
+        raise UsageError(
+            f"{spec.env}={raw!r} is not a duration: write seconds (30) or a number and a unit "
+            "(30s, 2m, 1m30s)."
+        )
+    if value <= 0:
+        raise UsageError(f"{spec.env}={raw!r} must be longer than 0 s.")
+    return value
 
 
 def masked(spec: SettingSpec, raw: str | None) -> str | None:

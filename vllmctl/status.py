@@ -40,6 +40,7 @@ API_KEY_SECRET, API_KEY_KEY = "vllm-api-key", "api-key"  # as vllmctl.tunnel rea
 ENGINE_CONTAINER = "vllm"
 RELEASE_POD_LABEL = "helm-release-name"  # on engine pods, in every chart version
 MODEL_POD_LABEL = "model"
+DIFFERS = "the release differs from models.yaml: run vllmctl plan"
 CRASHING = ("CrashLoopBackOff", "RunContainerError", "Error", "OOMKilled")
 PULLING = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull")
 
@@ -172,6 +173,9 @@ class Comparison:
     deployed_not_configured: list[str] = field(default_factory=list)
     deployed_not_serving: list[str] = field(default_factory=list)
     serving_not_configured: list[str] = field(default_factory=list)  # served ids
+    # What `vllmctl plan` would change (its lines: the same comparison of the deployed
+    # values with models.yaml's); [] when they agree, None when not compared.
+    plan: list[str] | None = None
 
 
 @dataclass
@@ -201,6 +205,7 @@ class StatusReader:
         self._kube = kube
         self._owns_kube = kube is None
         self._helm: Helm | None = None
+        self._plan_helm: Helm | None = None  # the plan's own, in its own thread
 
     def __enter__(self) -> StatusReader:
         return self
@@ -215,18 +220,20 @@ class StatusReader:
         if self._kube is None:
             from vllmctl.kube import Kube
 
-            self._kube = Kube.connect(self.settings.context)  # imports the client: ~0.4 s
+            self._kube = Kube.from_settings(self.settings)  # imports the client: ~0.4 s
         return self._kube
 
-    def read(self, *, check_router: bool = True) -> StatusReport:
+    def read(self, *, check_router: bool = True, check_plan: bool = True) -> StatusReport:
         """One report. helm runs in one thread (from the start: it needs no connection),
-        the router check in another, while this one reads models.yaml and the API."""
+        the plan (`check_plan`) in another, the router check in a third, while this one
+        reads models.yaml and the API."""
         from concurrent.futures import ThreadPoolExecutor
 
         s = self.settings
         secrets = _known_secrets(s)
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        with ThreadPoolExecutor(max_workers=3) as pool:
             release_future = pool.submit(self._release)
+            plan_future = pool.submit(self._plan) if check_plan else None  # helm and kubectl again
             kube = self.kube
             router_future = (
                 pool.submit(ask_router, kube, s.namespace, s.release, s.api_key, secrets=secrets)
@@ -237,6 +244,7 @@ class StatusReader:
             cluster = _read_cluster(kube, s.namespace, s.release)
             router_check = router_future.result() if router_future else None
             release = release_future.result()
+            plan = plan_future.result() if plan_future and release.installed else None
         if cluster.router is None:
             router_check = None  # no router to ask: its absence is the report
         elif router_check and not (cluster.router.get("status") or {}).get("readyReplicas"):
@@ -249,6 +257,7 @@ class StatusReader:
             notes=notes,
             models_file=str(s.models_path) if configured is not None else None,
             redact=secrets,
+            plan=plan,
         )
 
     def _release(self) -> ReleaseInfo:
@@ -261,6 +270,39 @@ class StatusReader:
             return release_info(self._helm)
         except VllmctlError as e:
             return ReleaseInfo(s.release, s.namespace, installed=None, error=e.message)
+
+    def _plan(self) -> PlanCheck:
+        """What `vllmctl plan` would change (used when the release is installed)."""
+        from vllmctl.deploy import helm_for
+
+        try:
+            if self._plan_helm is None:
+                self._plan_helm = helm_for(self.settings)
+        except VllmctlError as e:  # said by the release line already
+            return PlanCheck(None, e.message)
+        return plan_check(self.settings, self._plan_helm)
+
+
+@dataclass
+class PlanCheck:
+    lines: list[str] | None  # the plan's changes ([]: none); None: not compared
+    note: str | None = None  # why not
+
+
+def plan_check(settings: Any, helm: Helm) -> PlanCheck:
+    """The comparison `vllmctl plan` makes (deploy.prepare: the values models.yaml renders
+    against the deployed ones), so status and plan cannot disagree."""
+    from vllmctl.deploy import kubectl_for, prepare
+
+    if not settings.models_path.exists() and not settings.env:
+        return PlanCheck(None)  # the report already says there is nothing to compare with
+    try:
+        plan = prepare(settings, helm=helm, kubectl=kubectl_for(settings)).plan
+    except VllmctlError as e:
+        return PlanCheck(None, f"the release's values were not compared with models.yaml: {e.message}")
+    if not (plan.has_changes or plan.blockers):
+        return PlanCheck([])
+    return PlanCheck([line.strip() for line in plan.lines()[1:]])
 
 
 @dataclass
@@ -300,12 +342,7 @@ def ask_router(
 
 def release_info(helm: Helm) -> ReleaseInfo:
     """The release from `helm list` (every state); `installed=False` when there is none."""
-    import json
-
-    from vllmctl import tools
-
-    listed = json.loads(tools.run(helm.list_argv()) or "[]")
-    entry = next((r for r in listed if r.get("name") == helm.release), None)
+    entry = helm.listed()
     if entry is None:
         return ReleaseInfo(helm.release, helm.namespace, installed=False)
     chart = str(entry.get("chart") or "")
@@ -560,6 +597,7 @@ def build_report(
     notes: list[str],
     models_file: str | None = None,
     redact: list[str] | None = None,
+    plan: PlanCheck | None = None,
 ) -> StatusReport:
     """The report from what was read: no further calls."""
     clean = _redactor(redact or [])
@@ -569,6 +607,9 @@ def build_report(
     router = _router(cluster, router_check, clean)
 
     comparison = Comparison()
+    if plan is not None and configured is not None:
+        comparison.plan = plan.lines
+        notes = [*notes, plan.note] if plan.note else notes
     if configured is not None:
         comparison.configured_not_deployed = [m.name for m in models if m.configured and not m.deployed]
         comparison.deployed_not_configured = [m.name for m in models if m.deployed and not m.configured]
@@ -628,6 +669,8 @@ def _problems(
     ):
         if names:
             problems.append(f"{title}: {', '.join(names)}")
+    if c.plan:
+        problems.append(DIFFERS)
     return problems
 
 

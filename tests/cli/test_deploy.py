@@ -17,6 +17,7 @@ import pytest
 from tests.conftest import REPO, Run
 
 MINI_CHART = REPO / "tests" / "charts" / "vllm-stack-mini"
+HELM3 = REPO / ".tools" / "helm3" / "helm"  # scripts/install-tools puts helm 3 there
 needs_helm = pytest.mark.skipif(shutil.which("helm") is None, reason="scripts/test puts helm on PATH")
 
 MODELS = """\
@@ -142,11 +143,28 @@ def test_cluster_commands_fail_clearly_without_a_cluster(run: Run, models_file: 
         "users: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\n"
         "current-context: c\n"
     )
-    for command in ("plan", "install", "upgrade", "history"):
-        result = run(command, "--yes", env={**ENV, "KUBECONFIG": str(kubeconfig)})
+    helms = [{}, {"VLLM_HELM": str(HELM3)}] if HELM3.exists() else [{}]  # helm 4 and 3 word it apart
+    for command, helm in (
+        (c, h) for c in ("plan", "install", "upgrade", "history", "rollback", "uninstall") for h in helms
+    ):
+        result = run(command, "--yes", env={**ENV, "KUBECONFIG": str(kubeconfig), **helm})
         assert result.exit_code == 3, (command, result.stderr)
-        assert result.stderr.startswith("error: helm failed (exit 1): "), (command, result.stderr)
-        assert "Traceback" not in result.stderr
+        # one sentence with the fix, not helm's "helm failed (exit 1): Error: kubernetes cluster
+        # unreachable: Get ...: dial tcp ...: connect: connection refused"
+        assert result.stderr == (
+            "error: Kubernetes is unreachable at https://127.0.0.1:9 (connection refused), as helm "
+            "found: check that the cluster is up and that the kubeconfig's current context points "
+            "at it, or use another context with --context.\n"
+        ), command
+    # kubectl's words, likewise (apply names the URL it asked, get only the host and port)
+    for command, server in (("create-namespace", "https://127.0.0.1:9"), ("delete-namespace", "127.0.0.1:9")):
+        result = run(command, "--yes", env={**ENV, "KUBECONFIG": str(kubeconfig)})
+        assert (result.exit_code, result.stderr) == (
+            3,
+            f"error: Kubernetes is unreachable at {server} (connection refused), as kubectl found: check "
+            "that the cluster is up and that the kubeconfig's current context points at it, or use another "
+            "context with --context.\n",
+        ), command
 
 
 def test_a_missing_helm_says_how_to_get_it(run: Run, models_file: Path) -> None:
@@ -154,3 +172,29 @@ def test_a_missing_helm_says_how_to_get_it(run: Run, models_file: Path) -> None:
     result = run("template", env={**ENV, "VLLM_HELM": "/nonexistent/helm"})
     assert result.exit_code == 2
     assert "cannot find '/nonexistent/helm' (from the settings). Install helm 3.8 or newer" in result.stderr
+
+
+@needs_helm
+@pytest.mark.parametrize("helm", ["helm", "helm3"])
+def test_remove_helm_repo_for_a_local_chart_or_a_repo_already_gone(
+    run: Run, tmp_path: Path, helm: str
+) -> None:
+    if helm == "helm3" and not HELM3.exists():
+        pytest.skip("scripts/install-tools puts helm 3 in .tools/helm3")
+    binary = {"VLLM_HELM": str(HELM3)} if helm == "helm3" else {}
+    local = run("remove-helm-repo", env={"VLLM_CHART": str(MINI_CHART), **binary})
+    assert (local.exit_code, local.stderr) == (
+        0,
+        f"VLLM_CHART={MINI_CHART} is a local chart: there is no helm repository to remove.\n",
+    )
+    config = tmp_path / "repositories.yaml"
+    env = {"VLLM_CHART": "vllm/vllm-stack", "HELM_REPOSITORY_CONFIG": str(config), **binary}
+    none = run("remove-helm-repo", env=env)  # helm: "no repositories configured"
+    assert (none.exit_code, none.stderr) == (0, "helm has no repository vllm: nothing to remove.\n")
+    entry = "- name: {0}\n  url: https://example.invalid/{0}\n"
+    config.write_text("apiVersion: v1\nrepositories:\n" + entry.format("vllm") + entry.format("other"))
+    removed = run("remove-helm-repo", env=env)
+    assert (removed.exit_code, removed.stderr) == (0, "Removed helm repo vllm.\n")
+    again = run("remove-helm-repo", env=env)  # helm: "no repo named "vllm" found"
+    assert (again.exit_code, again.stderr) == (0, "helm has no repository vllm: nothing to remove.\n")
+    assert "other" in config.read_text()

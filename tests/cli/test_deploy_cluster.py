@@ -166,3 +166,117 @@ def test_uninstall_with_delete_namespace_removes_everything(
     assert result.exit_code == 0, result.stderr
     assert cluster.sandbox.get("Namespace", None, cluster.namespace) is None
     assert cluster.sandbox.list("PersistentVolumeClaim", cluster.namespace) == []
+
+
+# --- second runs: what is gone is said to be gone, the rest still done ----------------------
+
+
+def test_uninstall_again_deletes_what_is_left_and_says_what_was_gone(
+    run: Run, models_file: Path, cluster: ClusterEnv
+) -> None:
+    models_file.write_text(MODELS)
+    assert run("install", "--yes", "--api-key").exit_code == 0  # Vault + ESO: an ExternalSecret too
+    assert run("uninstall", "--yes").exit_code == 0  # the release goes; Secrets and namespace stay
+    ns = cluster.namespace
+    assert cluster.sandbox.get("Secret", ns, "vllm-api-key") is not None
+
+    again = run("uninstall", "--delete-secrets", "--delete-namespace", "--yes")
+    assert again.exit_code == 0, again.stderr
+    assert f"Release vllm is not installed in namespace {ns}: nothing to uninstall." in again.stderr
+    assert "Deleted Secret vllm-api-key, ExternalSecret vllm-api-key-external-secret." in again.stderr
+    assert f"Deleted namespace {ns}." in again.stderr
+    assert cluster.sandbox.get("Namespace", None, ns) is None
+
+    third = run("uninstall", "--delete-secrets", "--delete-namespace", "--yes")
+    assert third.exit_code == 0, third.stderr
+    assert third.stderr.splitlines() == [
+        f"Release vllm is not installed in namespace {ns}: nothing to uninstall.",
+        f"No Secret hf-token or vllm-api-key in namespace {ns}: none to delete.",
+        f"Namespace {ns} does not exist: nothing to delete.",
+    ]
+    plain = run("uninstall")  # nothing to do: no question asked, even without a terminal
+    assert (plain.exit_code, plain.stderr) == (
+        0,
+        f"Release vllm is not installed in namespace {ns}: nothing to uninstall.\n",
+    )
+
+
+def test_delete_namespace_that_does_not_exist(run: Run, cluster: ClusterEnv) -> None:
+    result = run("delete-namespace", "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == f"Namespace {cluster.namespace} does not exist: nothing to delete.\n"
+    cluster.sandbox.create_namespace(cluster.namespace)
+    deleted = run("delete-namespace", "--yes")
+    assert deleted.exit_code == 0, deleted.stderr
+    assert f"Deleted namespace {cluster.namespace}." in deleted.stderr
+    assert cluster.sandbox.get("Namespace", None, cluster.namespace) is None
+
+
+def test_rollback_with_one_revision_or_to_one_helm_does_not_have(
+    run: Run, models_file: Path, cluster: ClusterEnv
+) -> None:
+    models_file.write_text(MODELS)
+    assert run("install", "--yes").exit_code == 0
+    result = run("rollback", "--yes")
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "error: release vllm has only revision 1; nothing to roll back to.\n",
+    )
+    missing = run("rollback", "7", "--yes")
+    assert (missing.exit_code, missing.stderr) == (
+        2,
+        "error: release vllm has no revision 7 (helm keeps 1): `vllmctl history` lists them.\n",
+    )
+    models_file.write_text(MODELS + QWEN)
+    assert run("upgrade", "--yes").exit_code == 0
+    back = run("rollback", "--yes")  # the previous revision, named
+    assert back.exit_code == 0, back.stderr
+    assert "Rolled vllm back to revision 1." in back.stderr
+    assert engine(cluster, "qwen") is None
+
+
+def spawn(*args: str, cwd: Path) -> Any:
+    """vllmctl at a terminal, with the sandbox's environment (set by the `cluster` fixture)."""
+    import os
+    import sys
+
+    import pexpect
+
+    env = {**os.environ, "TERM": "xterm", "NO_COLOR": "1", "COLUMNS": "200", "LINES": "50"}
+    return pexpect.spawn(
+        sys.executable, ["-m", "vllmctl", *args], cwd=str(cwd), env=env, encoding="utf-8", timeout=60
+    )
+
+
+def finish(child: Any) -> tuple[int, str]:
+    import pexpect
+
+    child.expect(pexpect.EOF)
+    child.close()
+    return int(child.exitstatus), str(child.before)
+
+
+def test_upgrade_at_a_terminal_asks_after_the_plan(run: Run, models_file: Path, cluster: ClusterEnv) -> None:
+    models_file.write_text(MODELS)
+    assert run("install", "--yes").exit_code == 0
+    models_file.write_text(MODELS + QWEN)
+    child = spawn("upgrade", "--no-api-key", cwd=models_file.parent)
+    child.expect_exact("+ qwen (Qwen/Qwen2.5-1.5B-Instruct)")  # the plan first
+    child.expect_exact(f"Upgrade release vllm in namespace {cluster.namespace} as planned?")
+    child.send("n")
+    code, transcript = finish(child)
+    assert code == 0, transcript
+    assert "Release vllm was not changed." in transcript
+    assert len(release_secrets(cluster)) == 1 and engine(cluster, "qwen") is None
+
+    child = spawn("upgrade", "--no-api-key", cwd=models_file.parent)
+    child.expect_exact("as planned?")
+    child.send("y")
+    code, transcript = finish(child)
+    assert code == 0, transcript
+    assert "Release vllm is deployed" in transcript
+    assert engine(cluster, "qwen") is not None
+    # --yes asks nothing; without a terminal upgrade goes ahead, as install does
+    models_file.write_text(MODELS)
+    assert run("upgrade").exit_code == 0
+    assert engine(cluster, "qwen") is None

@@ -63,6 +63,7 @@ def model(report: dict[str, Any], name: str) -> dict[str, Any]:
 
 def test_a_ready_setup_passes(run: Run, models_file: Path, cluster: ClusterEnv) -> None:
     models_file.write_text(PUBLIC)
+    assert run("create-namespace").exit_code == 0  # set-api-key refuses a namespace that does not exist
     assert run("set-api-key", "--secret-backend", "kubernetes").exit_code == 0
     code, report, _ = doctor(run, "--secret-backend", "kubernetes")
     assert code == 0, report
@@ -153,6 +154,7 @@ def test_gated_model_without_access_is_reported_with_the_link(
 
 def test_a_stored_token_with_access_passes(run: Run, models_file: Path, cluster: ClusterEnv) -> None:
     cluster.sandbox.call(cluster.sandbox.hub.add_token, GRANTED, ["meta-llama/Llama-3.1-8B-Instruct"])
+    assert run("create-namespace").exit_code == 0
     assert run("set-hf-token", "--secret-backend", "kubernetes", input=GRANTED + "\n").exit_code == 0
     models_file.write_text(GATED)
     code, report, stderr = doctor(run, "--secret-backend", "kubernetes")

@@ -179,7 +179,9 @@ def test_two_models_ready_and_served_then_models_yaml_drifts(
         "deployed_not_configured": ["qwen"],
         "deployed_not_serving": [],
         "serving_not_configured": ["Qwen/Qwen2.5-1.5B-Instruct", "qwen"],
+        "plan": ["+ mistral (org/mistral)", "- qwen"],  # what `vllmctl plan` says
     }
+    assert "the release differs from models.yaml: run vllmctl plan (2 changes)" in result.stdout
     assert [m["name"] for m in report["models"]] == ["llama3", "mistral", "qwen"]
     as_yaml = run("status", "-o", "yaml")
     assert as_yaml.exit_code == 1
@@ -340,7 +342,8 @@ def test_watch_in_a_terminal_redraws_until_ready(
 ) -> None:
     sb = cluster.sandbox
     assert sb.cluster is not None
-    sb.call(sb.cluster.faults.append, PodFault("model=slow", "slow", ready_seconds=1.0))
+    # 2.5 s: room for helm, the child's start and its first frame on a loaded machine
+    sb.call(sb.cluster.faults.append, PodFault("model=slow", "slow", ready_seconds=2.5))
     models_file.write_text(small("slow"))
     deploy_without_waiting(run, cluster, tmp_path)
     child = spawn("status", "--watch", "--interval", "0.1", cwd=models_file.parent)
@@ -393,6 +396,7 @@ def test_endpoints_show_services_urls_and_examples_without_the_key(
     run: Run, models_file: Path, cluster: ClusterEnv, tmp_path: Path
 ) -> None:
     key = "sk-" + "Q7w" * 12
+    cluster.sandbox.create_namespace(cluster.namespace)  # set-api-key needs it; install creates it
     stored = run("set-api-key", "--secret-backend", "kubernetes", "--stdin", input=key)
     assert stored.exit_code == 0, stored.stderr
     models_file.write_text(LLAMA + QWEN)
@@ -545,3 +549,26 @@ def test_names_and_selectors() -> None:
     when = _parse_helm_time("2025-11-23 10:00:00.123456789 +0100 CET")
     assert when is not None and when.isoformat() == "2025-11-23T10:00:00+01:00"
     assert _redactor(["s3cr3t-key"])("ERROR: bad key s3cr3t-key") == "ERROR: bad key [redacted]"
+
+
+def test_status_compares_what_plan_compares_after_a_rollback(
+    run: Run, models_file: Path, cluster: ClusterEnv
+) -> None:
+    models_file.write_text(small("a"))
+    assert run("install", "--yes", "--no-api-key").exit_code == 0  # revision 1: no Secret references
+    assert run("set-api-key", "--secret-backend", "kubernetes", input="k" * 40).exit_code == 0
+    assert run("upgrade", "--yes").exit_code == 0  # revision 2 references Secret vllm-api-key
+    assert run("status").exit_code == 0
+    assert run("rollback", "1", "--yes").exit_code == 0  # the names agree, the values do not
+    plan = run("plan", "-o", "json")
+    assert plan.exit_code == 1
+    result = run("status")
+    assert result.exit_code == 1, result.stdout
+    assert "agree" not in result.stdout
+    assert "the release differs from models.yaml: run vllmctl plan (" in result.stdout
+    _, report = status_json(run)
+    assert "the release differs from models.yaml: run vllmctl plan" in report["problems"]
+    changed = [line.split(":")[0] for line in report["comparison"]["plan"]]
+    planned = json.loads(plan.stdout)
+    assert changed and len(changed) == len(planned["release_values"]) + len(planned["models"])
+    assert "~ servingEngineSpec.vllmApiKey.secretName" in changed

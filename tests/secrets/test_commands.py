@@ -40,6 +40,7 @@ def external_secret(cluster: ClusterEnv, name: str) -> dict[str, Any] | None:
 # --- vault + ESO (the sandbox has both) ------------------------------------------------
 
 
+@pytest.mark.usefixtures("namespace")
 def test_set_get_delete_hf_token_through_vault_and_eso(run: Run, cluster: ClusterEnv) -> None:
     result = run("set-hf-token", "-v", input=TOKEN + "\n")
     assert result.exit_code == 0, result.stderr
@@ -64,6 +65,7 @@ def test_set_get_delete_hf_token_through_vault_and_eso(run: Run, cluster: Cluste
     assert missing.exit_code == 1 and missing.stdout == ""
 
 
+@pytest.mark.usefixtures("namespace")
 def test_set_api_key_generates_a_key_and_does_not_print_it(run: Run, cluster: ClusterEnv) -> None:
     result = run("set-api-key", input="")
     assert result.exit_code == 0, result.stderr
@@ -77,6 +79,7 @@ def test_set_api_key_generates_a_key_and_does_not_print_it(run: Run, cluster: Cl
     assert shown.exit_code == 0 and len(shown.stdout.strip()) == 48 and shown.stdout.strip() != key
 
 
+@pytest.mark.usefixtures("namespace")
 def test_create_and_delete_the_cluster_secret_keep_the_stored_value(run: Run, cluster: ClusterEnv) -> None:
     sb = cluster.sandbox
     sb.call(sb.vault.write_secret, "secret", "vllm/huggingface", {"token": TOKEN})
@@ -88,6 +91,7 @@ def test_create_and_delete_the_cluster_secret_keep_the_stored_value(run: Run, cl
     assert vault_value(cluster, "vllm/huggingface", "token") == TOKEN
 
 
+@pytest.mark.usefixtures("namespace")
 def test_an_external_secret_that_does_not_sync_is_reported_with_esos_reason(
     run: Run, cluster: ClusterEnv
 ) -> None:
@@ -105,6 +109,7 @@ def test_an_external_secret_that_does_not_sync_is_reported_with_esos_reason(
     assert secret_value(cluster, "hf-token", "token") == TOKEN
 
 
+@pytest.mark.usefixtures("namespace")
 def test_hf_token_sanity_and_no_argument(run: Run, cluster: ClusterEnv) -> None:
     bad = run("set-hf-token", input="not-a-token")
     assert bad.exit_code == 2
@@ -131,6 +136,7 @@ def test_a_sealed_vault(run: Run, cluster: ClusterEnv) -> None:
     assert cluster.sandbox.get("Secret", cluster.namespace, "hf-token") is None
 
 
+@pytest.mark.usefixtures("namespace")
 def test_kubernetes_backend_refuses_a_secret_eso_keeps(run: Run, cluster: ClusterEnv) -> None:
     assert run("set-hf-token", input=TOKEN).exit_code == 0  # vault: ExternalSecret -> Secret hf-token
     result = run("set-hf-token", "--secret-backend", "kubernetes", input=OTHER_TOKEN)
@@ -139,6 +145,7 @@ def test_kubernetes_backend_refuses_a_secret_eso_keeps(run: Run, cluster: Cluste
     assert secret_value(cluster, "hf-token", "token") == TOKEN
 
 
+@pytest.mark.usefixtures("namespace")
 def test_a_token_vault_refuses(run: Run, cluster: ClusterEnv) -> None:
     sb = cluster.sandbox
     sb.call(sb.vault.add_token, "limited-token", ["secret/data/other"])
@@ -159,6 +166,7 @@ def test_an_unreachable_vault(run: Run, cluster: ClusterEnv) -> None:
 # --- Kubernetes Secrets --------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("namespace")
 def test_the_kubernetes_backend(run: Run, cluster: ClusterEnv) -> None:
     result = run("set-api-key", "--secret-backend", "kubernetes", input="k" * 40)
     assert result.exit_code == 0, result.stderr
@@ -174,6 +182,7 @@ def test_the_kubernetes_backend(run: Run, cluster: ClusterEnv) -> None:
     assert cluster.sandbox.get("Secret", cluster.namespace, "vllm-api-key") is None
 
 
+@pytest.mark.usefixtures("namespace")
 def test_the_kubernetes_backend_keeps_a_vault_copy_when_asked(run: Run, cluster: ClusterEnv) -> None:
     result = run(
         "set-hf-token", "--secret-backend", "kubernetes", input=TOKEN, env={"VLLM_VAULT_BACKUP": "true"}
@@ -183,6 +192,7 @@ def test_the_kubernetes_backend_keeps_a_vault_copy_when_asked(run: Run, cluster:
     assert external_secret(cluster, "hf-token-external-secret") is None
 
 
+@pytest.mark.usefixtures("namespace")
 def test_kubernetes_refusing_is_named(run: Run, cluster: ClusterEnv) -> None:
     sb = cluster.sandbox
     sb.call(sb.api.faults.append, Fault("PATCH", r"/secrets/", status=403))
@@ -191,6 +201,7 @@ def test_kubernetes_refusing_is_named(run: Run, cluster: ClusterEnv) -> None:
     assert "secrets" in result.stderr and cluster.namespace in result.stderr and "RBAC" in result.stderr
 
 
+@pytest.mark.usefixtures("namespace")
 def test_auto_without_vault_addr_uses_kubernetes(run: Run, cluster: ClusterEnv, monkeypatch: Any) -> None:
     monkeypatch.delenv("VAULT_ADDR")
     result = run("set-hf-token", "-v", input=TOKEN)
@@ -212,6 +223,7 @@ def test_without_eso_auto_uses_kubernetes_and_vault_is_refused(
 ) -> None:
     for key, value in no_eso.env().items():
         monkeypatch.setenv(key, value)
+    no_eso.create_namespace(cluster.namespace)
     result = run("set-hf-token", "-v", input=TOKEN)
     assert result.exit_code == 0, result.stderr
     assert "secret backend: kubernetes (the cluster does not serve ExternalSecrets" in result.stderr
@@ -281,6 +293,7 @@ def test_set_then_install_wires_both_secrets_into_the_release(
         for key, value in no_eso.env().items():
             monkeypatch.setenv(key, value)
     sandbox = cluster.sandbox if with_eso else no_eso
+    sandbox.create_namespace(cluster.namespace)  # set-* refuse a namespace that does not exist
     models_file.write_text(GATED)
     assert run("set-hf-token", input=TOKEN).exit_code == 0
     assert run("set-api-key", input="k" * 48).exit_code == 0
@@ -326,3 +339,32 @@ def test_a_mount_that_is_not_kv2_is_refused_before_writing(
     # Nothing landed in the KV v1 mount (a KV v2 write there would store a key `data/...`).
     with pytest.raises(hvac.exceptions.InvalidPath):
         sb.vault.client().secrets.kv.v1.list_secrets(path="", mount_point="kv1")
+
+
+# --- a namespace that does not exist -------------------------------------------------------
+
+
+def test_secret_commands_refuse_a_namespace_that_does_not_exist(run: Run, cluster: ClusterEnv) -> None:
+    sb = cluster.sandbox
+    sb.call(sb.vault.write_secret, "secret", "vllm/huggingface", {"token": TOKEN})
+    refusal = (
+        "error: namespace typo does not exist (--namespace/VLLM_NAMESPACE): check the name, or create "
+        "it with `vllmctl create-namespace -n typo` (install creates it too).\n"
+    )
+    for argv, stdin in (
+        (("set-api-key", "--secret-backend", "kubernetes", "-n", "typo"), "k" * 40),
+        (("set-api-key", "-n", "typo"), "k" * 40),  # vault: refused before Vault is written
+        (("create-hf-token-secret", "-n", "typo"), None),
+        (("create-api-key-secret", "--secret-backend", "kubernetes", "-n", "typo"), "k" * 40),
+    ):
+        result = run(*argv, input=stdin)
+        assert result.exit_code == 2, argv
+        assert result.stderr.endswith(refusal), argv  # after the line naming the backend, if any
+    assert sb.get("Namespace", None, "typo") is None
+    assert vault_value(cluster, "vllm/api-key", "api-key") is None
+    # the fix the message names, then the same command works (install creating the namespace
+    # for its Secrets: test_install_with_api_key_then_rotate)
+    ns = cluster.namespace
+    assert run("create-namespace").exit_code == 0 and sb.get("Namespace", None, ns) is not None
+    assert run("create-hf-token-secret").exit_code == 0
+    assert secret_value(cluster, "hf-token", "token") == TOKEN

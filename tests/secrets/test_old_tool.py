@@ -214,6 +214,7 @@ def test_retired_namespace_variables_are_not_shown_and_warned_about_once(run: Ru
     assert "does not use it" not in quiet.stderr
 
 
+@pytest.mark.usefixtures("namespace")
 def test_auto_says_which_backend_it_chose_on_every_write(
     run: Run, models_file: Path, cluster: ClusterEnv, monkeypatch: Any
 ) -> None:

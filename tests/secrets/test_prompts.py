@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pexpect
+import pytest
 
 from tests.sandbox.fixtures import ClusterEnv
 
@@ -20,6 +21,7 @@ def spawn(*args: str, cwd: Path) -> pexpect.spawn:
     )
 
 
+@pytest.mark.usefixtures("namespace")
 def test_a_typed_token_is_not_echoed(isolated: Path, cluster: ClusterEnv) -> None:
     child = spawn("set-hf-token", "--secret-backend", "kubernetes", cwd=isolated)
     child.expect_exact("HuggingFace token (input hidden):")
@@ -35,6 +37,7 @@ def test_a_typed_token_is_not_echoed(isolated: Path, cluster: ClusterEnv) -> Non
     assert secret is not None
 
 
+@pytest.mark.usefixtures("namespace")
 def test_an_empty_answer_generates_an_api_key(isolated: Path, cluster: ClusterEnv) -> None:
     child = spawn("set-api-key", "--secret-backend", "kubernetes", cwd=isolated)
     child.expect_exact("API key (input hidden, empty to generate one):")

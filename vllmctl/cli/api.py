@@ -43,7 +43,7 @@ def _endpoint(app: App, base_url: str | None) -> Iterator[Endpoint]:
         key, source = _api_key(app, None)
         yield Endpoint(base_url, key, source, base_url)
         return
-    with Kube.connect(settings.context) as kube:
+    with Kube.from_settings(settings) as kube:
         key, source = _api_key(app, kube)
         report = app.info if app.verbose else None
         with open_router_tunnel(kube, settings.namespace, settings.release, on_event=report) as tunnel:
@@ -69,8 +69,8 @@ def _api_key(app: App, kube: Kube | None) -> tuple[str | None, str]:
     where = f"Secret {API_KEY_SECRET} in namespace {settings.namespace}"
     try:
         if kube is None:  # --base-url: the cluster may be out of reach, so do not wait long
-            with Kube.connect(settings.context) as own:
-                own.timeouts = (3.0, 5.0)
+            with Kube.from_settings(settings) as own:
+                own.timeout = min(own.timeout, 5.0)
                 key = router_api_key(own, settings.namespace)
         else:
             key = router_api_key(kube, settings.namespace)
@@ -104,7 +104,7 @@ def port_forward(app: App, port: int, address: str) -> None:
 
     settings = app.settings
     with (
-        Kube.connect(settings.context) as kube,
+        Kube.from_settings(settings) as kube,
         open_router_tunnel(
             kube, settings.namespace, settings.release, port=port, address=address, on_event=app.info
         ) as tunnel,

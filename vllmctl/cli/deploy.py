@@ -169,7 +169,7 @@ def _apply(
 
     found = sources.needs((m.data for m in prepared.models), sources.options_from(settings))
     sources.require_present(found, settings.namespace, kubectl.names)
-    if not dry_run and _ensure_secrets(app, gated(prepared.models), api_key):
+    if not dry_run and _ensure_secrets(app, gated(prepared.models), api_key, install=install):
         # The values reference a Secret only once it exists: render again.
         prepared = deploy.prepare(settings, helm=helm, kubectl=kubectl, gated=gated)
     _show_notes(app, prepared)
@@ -180,6 +180,12 @@ def _apply(
         argv = deploy.upgrade_command(settings, helm, install=install, atomic=atomic)
         app.info(f"helm command: {tools.shown(argv)}")
         app.info("Dry run: nothing was changed.")
+        return
+    # At a terminal, a deployed release changes only once the plan is agreed to (--yes
+    # skips the question; without a terminal it goes ahead, as a new install does).
+    question = f"Upgrade release {settings.release} in namespace {settings.namespace} as planned?"
+    if prepared.deployed is not None and app.interactive and not app.confirm(question):
+        app.info(f"Release {settings.release} was not changed.")
         return
     verb = "Installing" if install and prepared.deployed is None else "Upgrading"
     lines = deploy.apply(
@@ -270,10 +276,10 @@ def _gated_models(app: App) -> Callable[[list[Any]], list[str]]:
     return gated
 
 
-def _ensure_secrets(app: App, gated: list[str], api_key: bool | None) -> bool:
+def _ensure_secrets(app: App, gated: list[str], api_key: bool | None, *, install: bool) -> bool:
     """Before helm: the HF token for gated models, and the API key when wanted
     (vllmctl/secrets/install.py). Skipped, with no cluster call, when neither applies.
-    Returns whether a Secret was created or changed."""
+    Returns whether a Secret was created or changed. Install creates the namespace."""
     from vllmctl.secrets.install import ensure_secrets, needs_backend, wants_api_key
 
     api_key = wants_api_key(api_key)
@@ -282,6 +288,7 @@ def _ensure_secrets(app: App, gated: list[str], api_key: bool | None) -> bool:
     from vllmctl.cli.secrets import secret_backend
 
     with secret_backend(app) as backend:
+        backend.creates_namespace = install
         done = ensure_secrets(app, backend, gated, api_key)
     for line in done:
         app.info(line[0].upper() + line[1:] + ".")
@@ -329,38 +336,56 @@ def uninstall(app: App, delete_secrets: bool, delete_namespace: bool) -> None:
     """Uninstall the release; model caches and secrets stay unless asked.
 
     The model-cache PVCs survive with chart 0.1.10+ and are reused by the next install.
+    Run again, it deletes what is left and says what was already gone.
     """
-    from vllmctl import deploy, tools
+    from vllmctl import deploy
 
     settings = app.settings
-    helm = deploy.helm_for(settings)
-    kubectl = deploy.kubectl_for(settings)
+    helm, kubectl = deploy.helm_for(settings), deploy.kubectl_for(settings)
     namespace, release = settings.namespace, settings.release
-    if note := deploy.pvc_policy_note(settings, helm):
-        app.warn(note)
-    if not app.confirm(f"Uninstall release {release} from namespace {namespace}? Serving stops."):
-        app.info("Nothing was changed.")
-        return
-    if delete_namespace:
-        claims = kubectl.names("persistentvolumeclaim", namespace)
-        lost = ", ".join(c.split("/", 1)[-1] for c in claims) or "none"
+    found = deploy.survey(settings, helm, kubectl, claims=delete_namespace)
+    if found.release:
+        if note := deploy.pvc_policy_note(settings, helm):
+            app.warn(note)
+        if not app.confirm(f"Uninstall release {release} from namespace {namespace}? Serving stops."):
+            app.info("Nothing was changed.")
+            return
+    else:
+        app.info(f"Release {release} is not installed in namespace {namespace}: nothing to uninstall.")
+        question = f"Delete the Secrets hf-token and vllm-api-key in namespace {namespace}?"
+        if delete_secrets and found.namespace and not delete_namespace and not app.confirm(question):
+            app.info("Nothing was changed.")
+            return
+    if delete_namespace and found.namespace:
+        lost = ", ".join(found.claims) or "none"
         app.warn(
             f"deleting namespace {namespace} deletes every object in it, model caches included ({lost})."
         )
         if not app.confirm(f"Delete namespace {namespace} and everything in it?", flag="--yes"):
-            app.info("The release stays; nothing was changed.")
+            app.info("The release stays; nothing was changed." if found.release else "Nothing was changed.")
             return
-    app.follow(tools.stream(helm.uninstall_argv(timeout=settings.helm_timeout)), f"Uninstalling {release}")
-    app.success(f"Uninstalled {release}.")
+    if found.release:
+        app.follow(deploy.remove_release(settings, helm), f"Uninstalling {release}")
+        app.success(f"Uninstalled {release}.")
     if delete_secrets:
-        if kubectl.exists("customresourcedefinition", "externalsecrets.external-secrets.io"):
-            external = ["hf-token-external-secret", "vllm-api-key-external-secret"]
-            kubectl.delete("externalsecret", external, namespace)
-        kubectl.delete("secret", ["hf-token", "vllm-api-key"], namespace)
-        app.info("Deleted the Secrets hf-token and vllm-api-key (and their ExternalSecrets, if any).")
+        _delete_secrets(app, deploy.delete_release_secrets(settings, kubectl) if found.namespace else [])
     if delete_namespace:
-        kubectl.delete("namespace", [namespace])
-        app.info(f"Deleted namespace {namespace}.")
+        _delete_namespace(app, kubectl, namespace, exists=found.namespace)
+
+
+def _delete_secrets(app: App, deleted: list[str]) -> None:
+    if deleted:
+        app.info(f"Deleted {', '.join(deleted)}.")
+    else:
+        app.info(f"No Secret hf-token or vllm-api-key in namespace {app.settings.namespace}: none to delete.")
+
+
+def _delete_namespace(app: App, kubectl: Any, namespace: str, *, exists: bool) -> None:
+    """Delete the namespace (waiting until it is gone), or say that there is none."""
+    if exists and kubectl.delete("namespace", [namespace]):
+        app.success(f"Deleted namespace {namespace}.")
+    else:
+        app.info(f"Namespace {namespace} does not exist: nothing to delete.")
 
 
 @command("history")
@@ -385,10 +410,10 @@ def rollback(app: App, revision: int | None) -> None:
 
     settings = app.settings
     helm = helm_for(settings)
-    helm.history()  # a clear error when there is no release
-    target = f"revision {revision}" if revision else "the previous revision"
+    chosen = helm.rollback_target(revision)  # refused when there is no release, or no such revision
+    target = f"revision {chosen}"
     app.follow(
-        tools.stream(helm.rollback_argv(revision, timeout=settings.helm_timeout)), f"Rolling back to {target}"
+        tools.stream(helm.rollback_argv(chosen, timeout=settings.helm_timeout)), f"Rolling back to {target}"
     )
     app.success(f"Rolled {settings.release} back to {target}.")
 
@@ -416,9 +441,19 @@ def remove_helm_repo(app: App) -> None:
     """Remove the chart's helm repository."""
     from vllmctl import tools
     from vllmctl.deploy import chart_ref, helm_for
+    from vllmctl.helm import is_no_repo
 
     chart = chart_ref(app.settings)
-    tools.run(helm_for(app.settings).repo_remove_argv(chart.repo_name))
+    if not chart.is_repo:
+        app.info(f"VLLM_CHART={chart.ref} is a local chart: there is no helm repository to remove.")
+        return
+    try:
+        tools.run(helm_for(app.settings).repo_remove_argv(chart.repo_name))
+    except tools.ToolError as exc:
+        if not is_no_repo(exc):
+            raise
+        app.info(f"helm has no repository {chart.repo_name}: nothing to remove.")
+        return
     app.success(f"Removed helm repo {chart.repo_name}.")
 
 
@@ -439,6 +474,9 @@ def delete_namespace(app: App) -> None:
 
     namespace = app.settings.namespace
     kubectl = kubectl_for(app.settings)
+    if not kubectl.exists("namespace", namespace):
+        _delete_namespace(app, kubectl, namespace, exists=False)
+        return
     claims = (
         ", ".join(c.split("/", 1)[-1] for c in kubectl.names("persistentvolumeclaim", namespace)) or "none"
     )
@@ -446,8 +484,7 @@ def delete_namespace(app: App) -> None:
     if not app.confirm(f"Delete namespace {namespace}?"):
         app.info("Nothing was changed.")
         return
-    kubectl.delete("namespace", [namespace])
-    app.success(f"Deleted namespace {namespace}.")
+    _delete_namespace(app, kubectl, namespace, exists=True)
 
 
 COMMANDS = {

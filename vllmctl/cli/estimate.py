@@ -168,7 +168,7 @@ def _node_gpu(app: App) -> str | None:
     from vllmctl.memory import product_label
 
     try:
-        with Kube.connect(app.settings.context) as kube:
+        with Kube.from_settings(app.settings) as kube:
             nodes = kube.list("v1", "nodes", None)
     except VllmctlError:
         return None

@@ -65,7 +65,7 @@ def logs(
     from vllmctl.logs import deployed_models, engine_selector
 
     namespace, release = app.settings.namespace, app.settings.release
-    with Kube.connect(app.settings.context) as kube:
+    with Kube.from_settings(app.settings) as kube:
         deployed = deployed_models(kube, namespace, release)
         model = _choose(app, model, deployed)
         where = f"model {model} of release {release} in namespace {namespace}"
@@ -88,7 +88,7 @@ def router_logs(
     from vllmctl.logs import router_pods
 
     namespace, release = app.settings.namespace, app.settings.release
-    with Kube.connect(app.settings.context) as kube:
+    with Kube.from_settings(app.settings) as kube:
         selector, accept = router_pods(kube, namespace, release)
         where = f"the router of release {release} in namespace {namespace}"
         return _show(app, kube, selector, where, follow, tail, since, previous, container, accept)

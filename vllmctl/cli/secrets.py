@@ -57,7 +57,7 @@ def secret_backend(app: App, *, writes: bool = True) -> Iterator[Any]:
     from vllmctl.kube import Kube
     from vllmctl.secrets.backend import choose
 
-    with Kube.connect(app.settings.context) as kube:
+    with Kube.from_settings(app.settings) as kube:
         backend = choose(app.settings, kube)
         if writes or app.verbose:
             app.info(f"secret backend: {backend.name} ({backend.reason})")
@@ -78,13 +78,14 @@ def _set(
 ) -> None:
     from vllmctl.secrets.source import check_value, generate_api_key, read_value
 
-    given = read_value(kind, app, stdin=stdin, allow_empty=generate)
-    if given is None:
-        value, origin = generate_api_key(), "generated"
-    else:
-        value, origin = given
-        check_value(kind, value, force=force)
     with secret_backend(app) as backend:
+        backend.ensure_namespace()  # refused before a value is asked for that could not be stored
+        given = read_value(kind, app, stdin=stdin, allow_empty=generate)
+        if given is None:
+            value, origin = generate_api_key(), "generated"
+        else:
+            value, origin = given
+            check_value(kind, value, force=force)
         where = backend.set(kind, value, force_sync=force_sync)
     app.success(f"Stored the {kind.label} ({origin}) in {where}.")
     if origin == "generated":
@@ -122,6 +123,7 @@ def _create_secret(app: App, kind: SecretKind, *, stdin: bool, force: bool, forc
     from vllmctl.secrets.source import check_value, read_value
 
     with secret_backend(app) as backend:
+        backend.ensure_namespace()
         value = None
         if backend.name == "kubernetes":
             given = read_value(kind, app, stdin=stdin)

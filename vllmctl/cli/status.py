@@ -63,7 +63,7 @@ def endpoints(app: App, cluster_domain: str) -> None:
     from vllmctl.kube import Kube
     from vllmctl.status import endpoints as gather
 
-    with Kube.connect(app.settings.context) as kube:
+    with Kube.from_settings(app.settings) as kube:
         report = gather(app.settings, kube, domain=cluster_domain)
     if report.router is None and not report.engines:
         raise UsageError(
@@ -86,9 +86,10 @@ def _watch(app: App, reader: Any, interval: float, timeout: float | None) -> Any
         report = _watch_live(reader, interval, deadline)
     else:
         report = _watch_plain(app, reader, interval, deadline)
+    final = reader.read()  # with the comparison `plan` makes, which the frames leave out
     if report.ready:
-        return report
-    app.emit(report.as_json(), lambda: print(render_status(report), end=""))
+        return final
+    app.emit(final.as_json(), lambda: print(render_status(final), end=""))
     app.error(f"not everything was Ready within {timeout:g} s.")
     return None
 
@@ -100,7 +101,7 @@ def _watch_plain(app: App, reader: Any, interval: float, deadline: float | None)
 
     shown = ""
     while True:
-        report = reader.read()
+        report = reader.read(check_plan=False)  # frames follow readiness: quick to redraw
         if report.ready or (deadline is not None and time.monotonic() >= deadline):
             if shown:
                 print("---", flush=True)
@@ -124,11 +125,11 @@ def _watch_live(reader: Any, interval: float, deadline: float | None) -> Any:
     from rich.text import Text
 
     console = Console(no_color="NO_COLOR" in os.environ, highlight=False)
-    report = reader.read()
+    report = reader.read(check_plan=False)  # frames follow readiness: quick to redraw
     with Live(Text(render_status(report)), console=console, auto_refresh=False, transient=True) as live:
         while not report.ready and (deadline is None or time.monotonic() < deadline):
             time.sleep(interval)
-            report = reader.read()
+            report = reader.read(check_plan=False)
             live.update(Text(render_status(report)), refresh=True)
     return report
 
@@ -276,6 +277,8 @@ def _router_lines(router: Any) -> list[str]:
 
 
 def _comparison_lines(report: Any) -> list[str]:
+    from vllmctl.status import DIFFERS
+
     c = report.comparison
     deploy = "install" if report.release.installed is False else "upgrade"
     found = [
@@ -285,9 +288,12 @@ def _comparison_lines(report: Any) -> list[str]:
         ("served by the router, not in models.yaml", c.serving_not_configured),
     ]
     lines = [f"  {title}: {', '.join(names)}" for title, names in found if names]
+    if c.plan:
+        count = len(c.plan)
+        lines.append(f"  {DIFFERS} ({count} change{'s' if count > 1 else ''})")
     if lines:
         return ["Compared with models.yaml:", *lines, ""]
-    if report.release.installed and report.models_file:
+    if report.release.installed and report.models_file and c.plan is not None:
         agree = (
             "models.yaml, the release and the router"
             if report.router.reachable

@@ -71,7 +71,7 @@ def connect(report: Report, settings: Any) -> Any:
     from vllmctl.kube import Kube
 
     try:
-        kube = Kube.connect(settings.context)
+        kube = Kube.from_settings(settings)
     except VllmctlError as e:
         report.add(
             "cluster", "context", FAIL, e.message, "fix the kubeconfig, or choose a context with --context"

@@ -30,6 +30,8 @@ class Backend(ABC):
     reason: str
     notes: list[str] = field(default_factory=list)
     name: str = ""
+    # Only install creates the namespace; other commands would make one out of a typo.
+    creates_namespace: bool = False
 
     @abstractmethod
     def set(self, kind: SecretKind, value: str, *, force_sync: bool = False) -> str:
@@ -56,10 +58,17 @@ class Backend(ABC):
         return external.secret_value(self.kube, self.settings.namespace, kind)
 
     def ensure_namespace(self) -> None:
+        """The namespace must exist before a Secret goes into it: refused (nothing written
+        anywhere) unless this is install's backend, which creates it."""
         from vllmctl.kubectl import POD_SECURITY
 
         namespace = self.settings.namespace
         if self.kube.get("v1", "namespaces", None, namespace) is None:
+            if not self.creates_namespace:
+                raise UsageError(
+                    f"namespace {namespace} does not exist (--namespace/VLLM_NAMESPACE): check the name, "
+                    f"or create it with `vllmctl create-namespace -n {namespace}` (install creates it too)."
+                )
             self.kube.apply(
                 {
                     "apiVersion": "v1",
@@ -151,6 +160,7 @@ class VaultBackend(Backend):
         return f"Vault {self.settings.vault_mount}/{kind.vault_path(self.settings.vault_prefix)}"
 
     def set(self, kind: SecretKind, value: str, *, force_sync: bool = False) -> str:
+        self.ensure_namespace()  # before Vault changes: the sync needs the namespace
         changed = _vault_write(self.vault, kind, self.settings, value)
         try:
             self.sync(kind, value, force_sync=force_sync or changed)
