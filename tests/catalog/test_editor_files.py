@@ -17,11 +17,12 @@ ENTRY = "- name: a\n  modelURL: org/a\n"
 @pytest.mark.parametrize(
     ("text", "left"),
     [
-        ("---\n" + ENTRY, "---\n[]\n"),
-        ("---\n" + ENTRY + "...\n", "---\n[]\n...\n"),
-        ("--- # models\n" + ENTRY + "...\n# after\n", "--- # models\n[]\n...\n# after\n"),
+        ("---\n" + ENTRY, "---\n"),
+        ("---\n" + ENTRY + "...\n", "---\n...\n"),
+        ("--- # models\n" + ENTRY + "...\n# after\n", "--- # models\n...\n# after\n"),
+        ("!!seq\n" + ENTRY, "!!seq\n[]\n"),
     ],
-    ids=["start-marker", "start-and-end-markers", "markers-and-comments"],
+    ids=["start-marker", "start-and-end-markers", "markers-and-comments", "tagged-list"],
 )
 def test_removing_the_last_model_keeps_the_markers_and_an_empty_list(
     run: Run, models_file: Path, text: str, left: str
@@ -55,10 +56,23 @@ def test_a_file_holding_only_markers_is_an_empty_list(run: Run, models_file: Pat
 @pytest.mark.parametrize(
     "text", ["[]\n", "# empty\n[]  # none yet\n", "[]", "  []\n", "---\n[]\n...\n"], ids=repr
 )
-def test_add_then_remove_gives_an_empty_flow_list_back(run: Run, models_file: Path, text: str) -> None:
+def test_add_then_remove_leaves_an_empty_flow_list_empty(run: Run, models_file: Path, text: str) -> None:
+    """The entry takes the place of "[]"; removing it leaves a file that still reads as an
+    empty list (not "[]" byte for byte: that would put "[]" into every comments-only file
+    add then remove must give back, docs/models-yaml.md)."""
     models_file.write_text(text)
     assert run(*ADD).exit_code == 0
     assert "- name: extra" in models_file.read_text()
+    assert run("remove-model", "--yes", "extra").exit_code == 0
+    assert run("list-models", "-o", "json").stdout.strip() == "[]"
+    assert run("validate").exit_code == 0
+    assert "[]" not in models_file.read_text()
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "# a\n\n# b\n"], ids=repr)
+def test_add_then_remove_gives_a_comments_only_file_back(run: Run, models_file: Path, text: str) -> None:
+    models_file.write_text(text)
+    assert run(*ADD).exit_code == 0
     assert run("remove-model", "--yes", "extra").exit_code == 0
     assert models_file.read_bytes() == text.encode()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.catalog import samples
-from tests.catalog.textdiff import is_insertion, with_empty_list
+from tests.catalog.textdiff import is_insertion
 from vllmctl.catalog.store import Catalog, adding, edit_text, parse, removing, setting
 from vllmctl.errors import CatalogError
 
@@ -28,11 +28,7 @@ def test_add_then_remove_restores_every_byte(name: str) -> None:
     added = edit_text(catalog_of(original), adding(NEW))
     assert "added" in added.names()
     removed = edit_text(added, removing("added"))
-    # Removing the only model leaves "[]", so a file that held no list gets one.
-    assert text_of(removed) == (original if samples.ALL[name] not in NO_LIST else with_empty_list(original))
-
-
-NO_LIST = (samples.EMPTY, samples.COMMENTS_ONLY)
+    assert text_of(removed) == original
 
 
 @pytest.mark.parametrize("name", list(samples.ALL))
@@ -87,10 +83,7 @@ def test_remove_last_entry_keeps_trailing_comments() -> None:
 
 
 def test_remove_only_entry_without_final_newline() -> None:
-    # The only entry gives way to "[]", and the comment after its last value stays.
-    assert text_of(edit_text(catalog_of(samples.NO_FINAL_NEWLINE), removing("solo"))) == (
-        "[]  # no newline at the end"
-    )
+    assert text_of(edit_text(catalog_of(samples.NO_FINAL_NEWLINE), removing("solo"))) == ""
 
 
 def test_set_replaces_only_the_value() -> None:

@@ -19,15 +19,6 @@ def is_insertion(old: str, new: str) -> bool:
     return only_replaced(old, new, at, at)
 
 
-def with_empty_list(old: str) -> str:
-    """What removing the only model leaves of a file that held no list (`old`, before the
-    model was added at its end): the file with "[]" where the list was."""
-    if not old or old.endswith(("\n", "\r")):
-        newline = "\r\n" if old.endswith("\r\n") else "\r" if old.endswith("\r") else "\n"
-        return old + "[]" + newline
-    return old + ("\r\n" if "\r\n" in old else "\n") + "[]"
-
-
 def is_insertion_into_list(old: str, new: str) -> bool:
     """Whether `new` is `old` with one insertion, where an empty flow list "[]" in `old`
     counts as the place of the new entry (the entry replaces it)."""

@@ -95,19 +95,33 @@ def entry_span(doc: YamlText, root: Node, index: int) -> tuple[int, int]:
 def remove_entry(doc: YamlText, root: Node, index: int) -> str:
     """The text without list item `index` (comments around it stay).
 
-    Removing the only entry leaves "[]" where it was (from its dash to its last
-    character; a comment after it stays after "[]"): the file still says it is a list,
-    which keeps it valid between document markers (`---`, `...`), and restores a file
-    that held "[]" before the entry was added.
+    Removing the only entry leaves the file as it was before a first entry was added to
+    it: comments and document markers (`---`, `...`) alone, which read as an empty list,
+    so a comments-only file such as models.example.yaml comes back byte for byte. Only
+    when something else would be left with no value after it (a tag or an anchor on the
+    list) does "[]" take the entry's place, to keep the file a list.
     """
     _require_block_list(doc, root)
     text = doc.text
-    if len(root.value) == 1:
+    start, end = entry_span(doc, root, index)
+    without = text[:start] + text[end:]
+    if len(root.value) == 1 and not _only_comments_and_markers(without):
         item = root.value[0]
         dash = find_dash(text, root.start_mark.index, item.start_mark.index)
         return text[:dash] + "[]" + text[content_end(text, item) :]
-    start, end = entry_span(doc, root, index)
-    return text[:start] + text[end:]
+    return without
+
+
+def _only_comments_and_markers(text: str) -> bool:
+    """Whether `text` holds nothing but blank lines, comments and document markers."""
+    for line in text.splitlines():
+        content = line.strip()
+        for marker in ("---", "..."):
+            if content == marker or content.startswith(marker + " "):
+                content = content[len(marker) :].strip()
+        if content and not content.startswith("#"):
+            return False
+    return True
 
 
 def set_value(doc: YamlText, entry: MappingNode, path: list[str], value: Any, style: IndentStyle) -> str:
