@@ -120,6 +120,20 @@ def test_hf_token_sanity_and_no_argument(run: Run, cluster: ClusterEnv) -> None:
     assert run("set-hf-token", TOKEN).exit_code == 2  # no positional value exists, by design
 
 
+@pytest.mark.usefixtures("namespace")
+def test_an_api_key_short_enough_to_guess_is_refused(run: Run, cluster: ClusterEnv) -> None:
+    short = "x" * 15
+    refused = run("set-api-key", input=short)
+    assert refused.exit_code == 2
+    assert "15 characters, short enough to guess" in refused.stderr and "--force" in refused.stderr
+    assert short not in refused.stderr
+    assert vault_value(cluster, "vllm/api-key", "api-key") is None
+    forced = run("set-api-key", "--force", input=short)
+    assert forced.exit_code == 0, forced.stderr
+    assert vault_value(cluster, "vllm/api-key", "api-key") == short
+    assert run("set-api-key", input="y" * 16).exit_code == 0
+
+
 # --- Vault failures ----------------------------------------------------------------------
 
 

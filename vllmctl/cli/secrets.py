@@ -174,10 +174,11 @@ def delete_hf_token(app: App, destroy: bool) -> None:
 @stdin_option
 @force_sync_option
 @click.option("--show", is_flag=True, help="print a generated key on stdout")
-def set_api_key(app: App, stdin: bool, force_sync: bool, show: bool) -> None:
+@click.option("--force", is_flag=True, help="store a key shorter than 16 characters")
+def set_api_key(app: App, stdin: bool, force_sync: bool, show: bool, force: bool) -> None:
     """Store the API key (stdin, VLLM_API_KEY or a prompt; generated when none is given)."""
     refuse_arguments(API_KEY)
-    _set(app, API_KEY, stdin=stdin, force=False, force_sync=force_sync, generate=True, show=show)
+    _set(app, API_KEY, stdin=stdin, force=force, force_sync=force_sync, generate=True, show=show)
 
 
 @command("get-api-key")
@@ -217,10 +218,11 @@ def delete_hf_token_secret(app: App) -> None:
 @backend_option
 @stdin_option
 @force_sync_option
-def create_api_key_secret(app: App, stdin: bool, force_sync: bool) -> None:
+@click.option("--force", is_flag=True, help="kubernetes backend: accept a key shorter than 16 characters")
+def create_api_key_secret(app: App, stdin: bool, force_sync: bool, force: bool) -> None:
     """Create the vllm-api-key Secret in the namespace from the stored key."""
     refuse_arguments(API_KEY)
-    _create_secret(app, API_KEY, stdin=stdin, force=False, force_sync=force_sync)
+    _create_secret(app, API_KEY, stdin=stdin, force=force, force_sync=force_sync)
 
 
 @command("delete-api-key-secret")

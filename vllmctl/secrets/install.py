@@ -36,6 +36,10 @@ def ensure_secrets(app: Any, backend: Any, gated: list[str], api_key: bool | Non
     """Make the namespace's Secrets ready for the release, the gated models' token first
     (a refusal then changes nothing); returns what was done."""
     done: list[str] = []
+    given = os.environ.get(API_KEY.env)
+    if given and api_key is not False and backend.secret_value(API_KEY) is None:
+        # VLLM_API_KEY will be stored below: refuse a bad one now, before the token is.
+        check_value(API_KEY, given, force=False)
     if gated and backend.secret_value(HF_TOKEN) is None:
         done.append(_provide_token(app, backend, gated))
     if api_key is False:
@@ -46,7 +50,6 @@ def ensure_secrets(app: Any, backend: Any, gated: list[str], api_key: bool | Non
         backend.sync(API_KEY, stored)
         done.append(f"synced the stored API key into Secret {API_KEY.ref.secret_name}")
     kept = current if current is not None else stored
-    given = os.environ.get(API_KEY.env)
     if kept is not None and given and given != kept:
         app.warn(
             f"{API_KEY.env} differs from the API key already stored, which stays in use; "

@@ -19,6 +19,10 @@ from vllmctl.secrets.specs import HF_TOKEN, SecretKind
 
 API_KEY_LENGTH = 48  # as the old tool's keys
 API_KEY_ALPHABET = string.ascii_letters + string.digits
+# A key anyone may guess protects nothing: shorter ones are refused unless --force. 16
+# characters from a password manager's alphabet are ~95 bits, out of reach of guessing
+# over HTTP; the generated key is 48.
+API_KEY_MIN_LENGTH = 16
 # HuggingFace user access tokens: "hf_" and 34 letters (older ones "api_"): accept hf_ and
 # 30+ URL-safe characters, so future longer tokens pass.
 HF_TOKEN_RE = re.compile(r"hf_[A-Za-z0-9]{30,}")
@@ -65,12 +69,19 @@ def read_value(
 
 
 def check_value(kind: SecretKind, value: str, *, force: bool) -> None:
-    """Refuse values that cannot be right: whitespace or control characters anywhere, and
-    an HF token that does not look like one (unless --force)."""
+    """Refuse values that cannot be right: whitespace or control characters anywhere, an
+    HF token that does not look like one, and an API key short enough to guess (the last
+    two unless --force)."""
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise UsageError(f"the {kind.label} contains spaces or control characters; check what was pasted.")
     if kind is HF_TOKEN and not force and not HF_TOKEN_RE.fullmatch(value):
         raise UsageError(
             "that does not look like a HuggingFace token (hf_ and at least 30 letters or digits); "
             "copy it from https://huggingface.co/settings/tokens, or pass --force to store it anyway."
+        )
+    if kind is not HF_TOKEN and not force and len(value) < API_KEY_MIN_LENGTH:
+        raise UsageError(
+            f"that API key has {len(value)} characters, short enough to guess: use at least "
+            f"{API_KEY_MIN_LENGTH} (or give none, and vllmctl generates 48), or store it anyway with "
+            "`vllmctl set-api-key --force`."
         )
