@@ -88,6 +88,11 @@ history *args:
 rollback *args:
     @{{vllmctl}} rollback "$@"
 
+# repair a release an interrupted helm left pending (vllmctl's own; the old recipes had none)
+[no-cd]
+recover *args:
+    @{{vllmctl}} recover "$@"
+
 # add the chart's helm repository
 [no-cd]
 add-helm-repo *args:

@@ -3,7 +3,7 @@ uninstall. Commands in cli/deploy.py call these; nothing here talks to the user.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -193,8 +193,11 @@ def apply(
     install: bool,
     atomic: bool,
     replace_deployments: bool,
+    notify: Callable[[str], None] | None = None,
 ) -> Iterator[str]:
-    """Run the install or upgrade, yielding helm's output lines as they come."""
+    """Run the install or upgrade, yielding helm's output lines as they come. On SIGINT or
+    SIGTERM helm is asked to stop (it records the outcome; `notify` says so) and
+    tools.ToolInterrupted follows."""
     if prepared.plan.blockers and not replace_deployments:
         raise UsageError("the upgrade cannot go through as is.", details=prepared.plan.blockers)
     chart = chart_ref(settings)
@@ -208,7 +211,8 @@ def apply(
     hint = f"Roll back with: vllmctl rollback -n {settings.namespace}"
     with private_values_file(prepared.rendered.text) as values:
         argv = helm.upgrade_argv(chart, values, install=install, timeout=settings.helm_timeout, atomic=atomic)
-        yield from tools.stream(argv, hint=hint if not install or prepared.deployed else "")
+        hint = hint if not install or prepared.deployed else ""
+        yield from tools.stream(argv, hint=hint, notify=notify or tools.warn_on_stderr)
 
 
 def replace_release_deployments(settings: Any, kubectl: Kubectl) -> Iterator[str]:

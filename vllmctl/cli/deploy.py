@@ -85,9 +85,13 @@ def plan(app: App, force: bool) -> None:
     """
     from vllmctl.deploy import helm_for, kubectl_for, prepare
     from vllmctl.errors import EXIT_NEGATIVE, UsageError
+    from vllmctl.recovery import stuck_release
 
     settings = app.settings
-    prepared = prepare(settings, helm=helm_for(settings), kubectl=kubectl_for(settings))
+    helm = helm_for(settings)
+    prepared = prepare(settings, helm=helm, kubectl=kubectl_for(settings))
+    if stuck := stuck_release(helm, prepared.deployed):
+        raise stuck.refusal("plan again")
     _show_notes(app, prepared)
     result = prepared.plan
 
@@ -119,6 +123,11 @@ def _apply_options(func: Any) -> Any:
     )(func)
     func = _force_option(func)
     func = click.option(
+        "--recover",
+        is_flag=True,
+        help="first repair a release an interrupted helm left pending (as `vllmctl recover` does)",
+    )(func)
+    func = click.option(
         "--replace-deployments",
         is_flag=True,
         help="delete Deployments whose selector the chart version changes (a short outage)",
@@ -135,14 +144,22 @@ def _apply(
     replace_deployments: bool,
     api_key: bool | None,
     force: bool,
+    recover: bool,
 ) -> None:
-    from vllmctl import deploy, tools
+    from vllmctl import deploy, recovery, tools
     from vllmctl.errors import UsageError
 
     settings = app.settings
     helm = deploy.helm_for(settings)
     kubectl = deploy.kubectl_for(settings)
     prepared = deploy.prepare(settings, helm=helm, kubectl=kubectl)
+    if stuck := recovery.stuck_release(helm, prepared.deployed):
+        from vllmctl.cli.recover import offer_recovery
+
+        offer_recovery(
+            app, helm, stuck, recover=recover, then=f"`vllmctl {'install' if install else 'upgrade'}`"
+        )
+        prepared = deploy.prepare(settings, helm=helm, kubectl=kubectl)  # against what is deployed now
     if not install and prepared.deployed is None:
         raise UsageError(
             f"there is no release {settings.release!r} in namespace {settings.namespace!r}; "
@@ -184,16 +201,14 @@ def _apply(
         install=install,
         atomic=atomic,
         replace_deployments=replace_deployments,
+        notify=app.warn,
     )
     try:
         seconds = app.follow(lines, f"{verb} {settings.release} with helm")
-    except KeyboardInterrupt:
+    except tools.ToolInterrupted as e:
         from vllmctl.errors import Interrupted
 
-        raise Interrupted(
-            "interrupted while helm was changing the release; `vllmctl history` and `vllmctl status` "
-            "show where it stopped."
-        ) from None
+        raise Interrupted(recovery.after_interrupt(helm, prepared.deployed, e.signal_name)) from None
     app.success(f"Release {settings.release} is deployed in namespace {settings.namespace} ({seconds:.0f}s).")
     names = ", ".join(m.name for m in prepared.models)
     app.info(f"Models: {names}")
@@ -205,36 +220,16 @@ def _apply(
 
 @command("install")
 @_apply_options
-def install(
-    app: App, dry_run: bool, atomic: bool, replace_deployments: bool, api_key: bool | None, force: bool
-) -> None:
+def install(app: App, **options: Any) -> None:
     """Install (or upgrade) the release from models.yaml, creating the namespace."""
-    _apply(
-        app,
-        install=True,
-        dry_run=dry_run,
-        atomic=atomic,
-        replace_deployments=replace_deployments,
-        api_key=api_key,
-        force=force,
-    )
+    _apply(app, install=True, **options)
 
 
 @command("upgrade")
 @_apply_options
-def upgrade(
-    app: App, dry_run: bool, atomic: bool, replace_deployments: bool, api_key: bool | None, force: bool
-) -> None:
+def upgrade(app: App, **options: Any) -> None:
     """Upgrade the existing release to what models.yaml says now."""
-    _apply(
-        app,
-        install=False,
-        dry_run=dry_run,
-        atomic=atomic,
-        replace_deployments=replace_deployments,
-        api_key=api_key,
-        force=force,
-    )
+    _apply(app, install=False, **options)
 
 
 def _ensure_secrets(app: App, models: list[Any], api_key: bool | None) -> bool:
@@ -316,7 +311,8 @@ def uninstall(app: App, delete_secrets: bool, delete_namespace: bool) -> None:
         if not app.confirm(f"Delete namespace {namespace} and everything in it?", flag="--yes"):
             app.info("The release stays; nothing was changed.")
             return
-    app.follow(tools.stream(helm.uninstall_argv(timeout=settings.helm_timeout)), f"Uninstalling {release}")
+    argv = helm.uninstall_argv(timeout=settings.helm_timeout)
+    app.follow(tools.stream(argv, on_signal=tools.FINISH, notify=app.warn), f"Uninstalling {release}")
     app.success(f"Uninstalled {release}.")
     if delete_secrets:
         if kubectl.exists("customresourcedefinition", "externalsecrets.external-secrets.io"):
@@ -348,14 +344,19 @@ def rollback(app: App, revision: int | None) -> None:
     """Roll the release back to REVISION (default: the previous one)."""
     from vllmctl import tools
     from vllmctl.deploy import helm_for
+    from vllmctl.recovery import stuck_in
 
     settings = app.settings
     helm = helm_for(settings)
-    helm.history()  # a clear error when there is no release
+    history = helm.history()  # a clear error when there is no release
+    if stuck := stuck_in(history, settings.release, settings.namespace):
+        if stuck.target is None:
+            raise stuck.refusal()
+        app.warn(stuck.sentence())
+        revision = revision or stuck.target  # "the previous one" may be the revision that never finished
     target = f"revision {revision}" if revision else "the previous revision"
-    app.follow(
-        tools.stream(helm.rollback_argv(revision, timeout=settings.helm_timeout)), f"Rolling back to {target}"
-    )
+    argv = helm.rollback_argv(revision, timeout=settings.helm_timeout)
+    app.follow(tools.stream(argv, on_signal=tools.FINISH, notify=app.warn), f"Rolling back to {target}")
     app.success(f"Rolled {settings.release} back to {target}.")
 
 
