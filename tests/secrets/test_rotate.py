@@ -28,7 +28,7 @@ def test_a_restart_that_cannot_be_placed_is_refused_before_the_key_changes(
     assert run("install", "--yes", "--api-key").exit_code == 0
     key, before = run("get-api-key").stdout.strip(), generations(cluster)
     started = time.monotonic()
-    refused = run("rotate-api-key", "--yes")
+    refused = run("rotate-api-key", "--yes", "--timeout", "20")  # main waited the whole timeout
     assert time.monotonic() - started < 10
     assert refused.exit_code == 2, refused.stderr
     assert "does not fit the cluster's free GPUs, so the key was not rotated" in refused.stderr
