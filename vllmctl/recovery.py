@@ -143,6 +143,12 @@ def after_interrupt(helm: Helm, before: DeployedRelease | None, signal_name: str
         if stuck is not None:
             fix = f"Recover with: {RECOVER} (it {stuck.remedy()})."
             return f"interrupted ({signal_name}): {stuck.sentence()} {fix}"
+    if now.status == "uninstalling":
+        return (
+            f"interrupted ({signal_name}): helm was stopped halfway through uninstalling release "
+            f"{release} (revision {now.revision} is marked uninstalling, some objects may be left): "
+            "`vllmctl uninstall` again finishes it."
+        )
     if now.status == "deployed":
         return f"interrupted ({signal_name}), but helm had finished: revision {now.revision} is deployed."
     serving = (

@@ -187,7 +187,7 @@ def stream(
 
     Raises ToolError at the end when it fails; its stderr lines are in the error too.
     After a SIGINT/SIGTERM (handled as `on_signal` says), ToolInterrupted once the
-    child has ended, whatever its exit code.
+    child has ended, whatever its exit code; with FINISH only when a second signal killed it.
     """
     said: list[str] = []
     # The guard is in place before helm starts: a signal in between must not raise
@@ -216,7 +216,8 @@ def stream(
             process.wait()
             raise
         code = process.wait()
-    if guard.received:
+    # FINISH: a run that was let finish ended as it would have; only a killed one is news.
+    if guard.killed or (guard.received and on_signal == FORWARD):
         raise ToolInterrupted(argv, code, "".join(said), guard.signal_name, guard.killed)
     if code != 0:
         raise ToolError(argv, code, "".join(said), hint)

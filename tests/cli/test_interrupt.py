@@ -37,8 +37,19 @@ def vllmctl(*args: str, cwd: Path, timeout: float = 90) -> subprocess.CompletedP
     )
 
 
-def helm_upgrade_child(pid: int, timeout: float = 30) -> int:
-    """The pid of vllmctl's `helm upgrade` child, once it has started."""
+def start(cwd: Path, *args: str) -> subprocess.Popen[str]:
+    """vllmctl as a process of its own, its output piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "vllmctl", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def helm_upgrade_child(pid: int, timeout: float = 30, verb: bytes = b"upgrade") -> int:
+    """The pid of vllmctl's `helm upgrade` (or `verb`) child, once it has started."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -50,10 +61,10 @@ def helm_upgrade_child(pid: int, timeout: float = 30) -> int:
                 argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
             except (FileNotFoundError, ProcessLookupError):  # it ended meanwhile (helm version...)
                 continue
-            if len(argv) > 1 and argv[0].endswith(b"helm") and argv[1] == b"upgrade":
+            if len(argv) > 1 and argv[0].endswith(b"helm") and argv[1] == verb:
                 return int(child)
         time.sleep(0.01)
-    raise AssertionError("vllmctl never started helm upgrade")
+    raise AssertionError(f"vllmctl never started helm {verb.decode()}")
 
 
 def history(cluster: ClusterEnv) -> list[tuple[int, str]]:
@@ -65,23 +76,17 @@ def history(cluster: ClusterEnv) -> list[tuple[int, str]]:
     return [(h["revision"], h["status"]) for h in json.loads(done.stdout)]
 
 
-def slow_engines(cluster: ClusterEnv) -> None:
+def slow_engines(cluster: ClusterEnv, seconds: float = 30.0) -> None:
     """Engines take 30 s to get Ready, so helm is still waiting when the signal comes."""
     sb = cluster.sandbox
-    sb.call(sb.cluster.faults.append, PodFault("model=qwen", "slow", ready_seconds=30.0))
+    sb.call(sb.cluster.faults.append, PodFault("model=qwen", "slow", ready_seconds=seconds))
 
 
 def interrupt_install(cluster: ClusterEnv, cwd: Path, delay: float, signals: list[int]) -> tuple[int, str]:
     """Start `install --yes`, signal vllmctl alone `delay` s after helm upgrade started;
     its exit code and stderr."""
     slow_engines(cluster)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vllmctl", "install", "--yes", "--no-api-key"],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start(cwd, "install", "--yes", "--no-api-key")
     try:
         helm_upgrade_child(process.pid)
         time.sleep(delay)
@@ -278,3 +283,43 @@ def test_what_counts_as_stuck(statuses: list[str], stuck: str | None, target: in
     found = stuck_in(history, "vllm", "ns")
     assert (found.status if found else None) == stuck
     assert (found.target if found else None) == target
+
+
+@pytest.mark.parametrize("twice", [False, True], ids=["ctrl-c-waits", "second-ctrl-c-kills"])
+def test_ctrl_c_during_a_rollback_waits_for_helm(models_file: Path, cluster: ClusterEnv, twice: bool) -> None:
+    """helm rollback has no signal handler (it would leave pending-rollback): the first
+    Ctrl-C lets it finish; a second kills it, and `vllmctl recover` repairs the release."""
+    cwd = models_file.parent
+    models_file.write_text(variant(0))
+    assert vllmctl("install", "--yes", "--no-api-key", cwd=cwd).returncode == 0
+    models_file.write_text(variant(1))
+    assert vllmctl("upgrade", "--yes", "--no-api-key", cwd=cwd).returncode == 0
+    slow_engines(cluster, 4.0 if not twice else 30.0)
+    process = start(cwd, "rollback", "1", "--yes")
+    try:
+        helm_upgrade_child(process.pid, verb=b"rollback")
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        if twice:
+            time.sleep(0.5)
+            process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    cluster.sandbox.call(cluster.sandbox.cluster.faults.clear)
+    assert "cannot stop halfway without leaving the release stuck" in stderr, stderr
+    if not twice:
+        assert process.returncode == 0, stderr
+        assert "Rolled vllm back to revision 1." in stderr
+        assert history(cluster)[-1] == (3, "deployed")
+        return
+    assert process.returncode == 130, stderr
+    assert "again: killed helm at once" in stderr
+    assert history(cluster)[-1] == (3, "pending-rollback")
+    assert (
+        "stuck in pending-rollback (revision 3" in stderr
+        and "vllmctl recover (it rolls it back to revision 2" in stderr
+    )
+    assert vllmctl("recover", "--yes", cwd=cwd).returncode == 0
+    converged(cluster, 1, '"--max-model-len", "8192"')

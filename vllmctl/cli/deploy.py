@@ -156,9 +156,10 @@ def _apply(
     if stuck := recovery.stuck_release(helm, prepared.deployed):
         from vllmctl.cli.recover import offer_recovery
 
-        offer_recovery(
-            app, helm, stuck, recover=recover, then=f"`vllmctl {'install' if install else 'upgrade'}`"
-        )
+        then = f"`vllmctl {'install' if install else 'upgrade'}`"
+        if dry_run:  # a dry run repairs nothing either
+            raise stuck.refusal(then)
+        offer_recovery(app, helm, stuck, recover=recover, then=then)
         prepared = deploy.prepare(settings, helm=helm, kubectl=kubectl)  # against what is deployed now
     if not install and prepared.deployed is None:
         raise UsageError(
@@ -291,7 +292,7 @@ def uninstall(app: App, delete_secrets: bool, delete_namespace: bool) -> None:
 
     The model-cache PVCs survive with chart 0.1.10+ and are reused by the next install.
     """
-    from vllmctl import deploy, tools
+    from vllmctl import deploy
 
     settings = app.settings
     helm = deploy.helm_for(settings)
@@ -311,8 +312,11 @@ def uninstall(app: App, delete_secrets: bool, delete_namespace: bool) -> None:
         if not app.confirm(f"Delete namespace {namespace} and everything in it?", flag="--yes"):
             app.info("The release stays; nothing was changed.")
             return
-    argv = helm.uninstall_argv(timeout=settings.helm_timeout)
-    app.follow(tools.stream(argv, on_signal=tools.FINISH, notify=app.warn), f"Uninstalling {release}")
+    from vllmctl.cli.recover import follow_to_the_end
+
+    follow_to_the_end(
+        app, helm, helm.uninstall_argv(timeout=settings.helm_timeout), f"Uninstalling {release}"
+    )
     app.success(f"Uninstalled {release}.")
     if delete_secrets:
         if kubectl.exists("customresourcedefinition", "externalsecrets.external-secrets.io"):
@@ -342,7 +346,6 @@ def history(app: App) -> None:
 @click.argument("revision", type=int, required=False)
 def rollback(app: App, revision: int | None) -> None:
     """Roll the release back to REVISION (default: the previous one)."""
-    from vllmctl import tools
     from vllmctl.deploy import helm_for
     from vllmctl.recovery import stuck_in
 
@@ -355,8 +358,10 @@ def rollback(app: App, revision: int | None) -> None:
         app.warn(stuck.sentence())
         revision = revision or stuck.target  # "the previous one" may be the revision that never finished
     target = f"revision {revision}" if revision else "the previous revision"
+    from vllmctl.cli.recover import follow_to_the_end
+
     argv = helm.rollback_argv(revision, timeout=settings.helm_timeout)
-    app.follow(tools.stream(argv, on_signal=tools.FINISH, notify=app.warn), f"Rolling back to {target}")
+    follow_to_the_end(app, helm, argv, f"Rolling back to {target}")
     app.success(f"Rolled {settings.release} back to {target}.")
 
 

@@ -36,7 +36,7 @@ def recover(app: App) -> None:
 
 def run_recovery(app: App, helm: Any, stuck: Any) -> None:
     """The rollback or uninstall that repairs the release, followed like any helm run."""
-    from vllmctl import recovery, tools
+    from vllmctl import recovery
 
     argv = recovery.recovery_argv(helm, stuck, timeout=app.settings.helm_timeout)
     label = (
@@ -44,18 +44,24 @@ def run_recovery(app: App, helm: Any, stuck: Any) -> None:
         if stuck.target is None
         else (f"Rolling back to revision {stuck.target}")
     )
+    follow_to_the_end(app, helm, argv, label)
+    if stuck.target is None:
+        app.success(f"Uninstalled {stuck.release}, which never deployed; `vllmctl install` starts afresh.")
+    else:
+        app.success(f"Recovered {stuck.release}: rolled back to revision {stuck.target}.")
+
+
+def follow_to_the_end(app: App, helm: Any, argv: list[str], label: str) -> None:
+    """A helm run that must not stop halfway (rollback, uninstall): Ctrl-C waits for it, a
+    second one kills it, and then the message says what state the release is in."""
+    from vllmctl import recovery, tools
+
     try:
         app.follow(tools.stream(argv, on_signal=tools.FINISH, notify=app.warn), label)
     except tools.ToolInterrupted as e:
         from vllmctl.errors import Interrupted
 
         raise Interrupted(recovery.after_interrupt(helm, None, e.signal_name)) from None
-    if stuck.target is None:
-        app.success(
-            f"Uninstalled {stuck.release}, which never deployed; `vllmctl install` installs it afresh."
-        )
-    else:
-        app.success(f"Recovered {stuck.release}: rolled back to revision {stuck.target}.")
 
 
 def offer_recovery(app: App, helm: Any, stuck: Any, *, recover: bool, then: str) -> None:
