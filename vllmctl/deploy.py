@@ -253,8 +253,11 @@ def apply(
     install: bool,
     atomic: bool,
     replace_deployments: bool,
+    notify: Callable[[str], None] | None = None,
 ) -> Iterator[str]:
-    """Run the install or upgrade, yielding helm's output lines as they come."""
+    """Run the install or upgrade, yielding helm's output lines as they come. On SIGINT or
+    SIGTERM helm is asked to stop (it records the outcome; `notify` says so) and
+    tools.ToolInterrupted follows."""
     if prepared.plan.blockers and not replace_deployments:
         raise UsageError("the upgrade cannot go through as is.", details=prepared.plan.blockers)
     chart = chart_ref(settings)
@@ -268,7 +271,8 @@ def apply(
     hint = f"Roll back with: vllmctl rollback -n {settings.namespace}"
     with private_values_file(prepared.rendered.text) as values:
         argv = helm.upgrade_argv(chart, values, install=install, timeout=settings.helm_timeout, atomic=atomic)
-        yield from tools.stream(argv, hint=hint if not install or prepared.deployed else "")
+        hint = hint if not install or prepared.deployed else ""
+        yield from tools.stream(argv, hint=hint, notify=notify or tools.warn_on_stderr)
 
 
 def replace_release_deployments(settings: Any, kubectl: Kubectl) -> Iterator[str]:
@@ -308,18 +312,6 @@ def survey(settings: Any, helm: Helm, kubectl: Kubectl, *, claims: bool) -> Pres
     namespace = release or kubectl.exists("namespace", settings.namespace)
     found = kubectl.names("persistentvolumeclaim", settings.namespace) if claims and namespace else []
     return Present(release, namespace, [c.split("/", 1)[-1] for c in found])
-
-
-def remove_release(settings: Any, helm: Helm) -> Iterator[str]:
-    """helm uninstall, yielding its lines; a release that went meanwhile is not a failure."""
-    from vllmctl.helm import is_not_found
-
-    try:
-        yield from tools.stream(helm.uninstall_argv(timeout=settings.helm_timeout))
-    except tools.ToolError as exc:
-        if not is_not_found(exc):
-            raise helm.explained(exc) from None
-        yield f"release {settings.release} was already gone"
 
 
 def delete_release_secrets(settings: Any, kubectl: Kubectl) -> list[str]:

@@ -47,6 +47,14 @@ class _NotFound(ExternalError):
         self.status = status
 
 
+class RolloutNotDone(ExternalError):
+    """wait_rollout's deadline passed; `behind` says how far each unfinished Deployment got."""
+
+    def __init__(self, message: str, behind: str) -> None:
+        super().__init__(message)
+        self.behind = behind
+
+
 class PodConnection:
     """A TCP connection to a pod's port through the API server. `socket` carries the bytes
     both ways (one end of a socket pair; the client's proxy thread relays the other end
@@ -396,9 +404,10 @@ class Kube:
                 if all(n in objects and _rolled_out(objects[n]) for n in names):
                     return
         behind = ", ".join(_progress(n, latest.get(n)) for n in names if not _rolled_out(latest.get(n)))
-        raise ExternalError(
+        raise RolloutNotDone(
             f"the rollout of Deployments {behind} in namespace {namespace} did not finish within "
-            f"{timeout:g} s: see `kubectl --namespace {namespace} get pods` for why."
+            f"{timeout:g} s: see `kubectl --namespace {namespace} get pods` for why.",
+            behind,
         )
 
     def _observe(

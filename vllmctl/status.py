@@ -643,8 +643,12 @@ def _problems(
     if release.installed is False:
         problems.append(f"release {release.name} is not installed in namespace {release.namespace}")
     elif release.status and release.status != "deployed":
+        from vllmctl.recovery import pending_advice
+
+        advice = pending_advice(release.status)
         problems.append(
             f"helm reports release {release.name} as {release.status} (revision {release.revision})"
+            + (f": {advice}" if advice else "")
         )
     if release.error:
         problems.append(f"helm: {release.error}")
@@ -1290,3 +1294,13 @@ def _age(when: datetime | None, now: float | None = None) -> str:
     if seconds < 48 * 3600:
         return f"{seconds // 3600}h"
     return f"{seconds // 86400}d"
+
+
+def pod_reason(pod: Obj, events: list[Obj]) -> str | None:
+    """Why one pod is not Ready, in the words of `status` (None when it is Ready): for
+    commands that wait for pods (rotate-api-key's restarts)."""
+    st = pod.get("status") or {}
+    if _condition(st, "Ready") == "True":
+        return None
+    statuses = [*(st.get("initContainerStatuses") or []), *(st.get("containerStatuses") or [])]
+    return _why_not_ready(pod, statuses, sorted(events, key=_event_time))

@@ -3,17 +3,28 @@
 Argument lists only, never a shell. A failure becomes an ExternalError that carries the
 command, its exit code and what it said on stderr. The child's environment is ours minus
 vllmctl's secret variables: a token must never reach a child process.
+
+A streamed run (`stream`) is interrupted the way its program tolerates: helm
+upgrade/install stop cleanly on SIGINT/SIGTERM and record the outcome, so the signal is
+passed on (FORWARD); helm rollback/uninstall have no handler and die halfway, so they are
+left to finish (FINISH). A second signal kills the program either way (docs/recovery.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
-from collections.abc import Iterator, Sequence
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
-from vllmctl.errors import ExternalError, UsageError
+from vllmctl.errors import ExternalError, Interrupted, UsageError
 
 # Variables holding secrets that no child process needs (see docs/ARCHITECTURE.md).
 SECRET_ENV = ("VLLM_HF_TOKEN", "VLLM_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "VAULT_TOKEN")
@@ -72,32 +83,141 @@ def run(argv: Sequence[str], *, input: str | None = None, hint: str = "") -> str
     return done.stdout
 
 
-def stream(argv: Sequence[str], *, hint: str = "") -> Iterator[str]:
+# What a streamed run does with the first SIGINT/SIGTERM vllmctl gets (see the module doc).
+FORWARD = "forward"
+FINISH = "finish"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class ToolInterrupted(Interrupted):
+    """A streamed run ended after vllmctl got SIGINT/SIGTERM; the caller says what state
+    the program left things in."""
+
+    def __init__(self, argv: Sequence[str], code: int, output: str, signal_name: str, killed: bool) -> None:
+        name = Path(argv[0]).name
+        how = "was killed" if killed else f"exited {code}"
+        super().__init__(f"interrupted ({signal_name}): {name} {how}.", details=[f"command: {shown(argv)}"])
+        self.argv = list(argv)
+        self.code = code
+        self.output = output
+        self.signal_name = signal_name
+        self.killed = killed
+
+
+def warn_on_stderr(message: str) -> None:
+    """The default for `stream`'s notices, for callers without an App."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+class _SignalGuard:
+    """While a child runs: SIGINT/SIGTERM are handled here instead of raising
+    KeyboardInterrupt (or ending vllmctl) at some random point. The first one is passed
+    on (FORWARD) or only noted (FINISH); a second one kills the child's process group.
+
+    The child runs in a process group of its own, so a terminal's Ctrl-C (sent to the
+    whole foreground group) reaches only vllmctl, and the child gets each signal once,
+    from here. Signal handlers can only be set in the main thread; elsewhere nothing is
+    installed and an interruption ends the child as before."""
+
+    def __init__(self, name: str, policy: str, notify: Callable[[str], None]) -> None:
+        self.name, self.policy, self.notify = name, policy, notify
+        self.process: subprocess.Popen[str] | None = None
+        self.received: list[int] = []
+        self.killed = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _SignalGuard:
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def started(self, process: subprocess.Popen[str]) -> None:
+        """The child runs; a signal that came while it was being started is passed on now."""
+        self.process = process
+        if self.received and self.policy == FORWARD:
+            self._signal(self.received[0])
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.received.append(signum)
+        word = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        if len(self.received) > 1:
+            self.kill()
+            self.notify(f"{word} again: killed {self.name} at once; it could not record how far it got.")
+            return
+        if self.policy == FORWARD:
+            self._signal(signum)
+            self.notify(
+                f"{word}: asked {self.name} to stop; waiting while it records the outcome. "
+                f"{word} again kills it at once, which can leave the release stuck."
+            )
+        else:
+            self.notify(
+                f"{word}: {self.name} cannot stop halfway without leaving the release stuck, so vllmctl "
+                f"waits for it to finish. {word} again kills it at once."
+            )
+
+    def _signal(self, signum: int) -> None:
+        if self.process is None or self.process.returncode is not None:
+            return  # reaped: its process group id may belong to someone else by now
+        with contextlib.suppress(ProcessLookupError):  # it has just ended
+            os.killpg(self.process.pid, signum)
+
+    def kill(self) -> None:
+        self.killed = self.process is not None and self.process.poll() is None
+        self._signal(signal.SIGKILL)
+
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.received[0]).name if self.received else ""
+
+
+def stream(
+    argv: Sequence[str],
+    *,
+    hint: str = "",
+    on_signal: str = FORWARD,
+    notify: Callable[[str], None] = warn_on_stderr,
+) -> Iterator[str]:
     """Run a command, yielding its output lines (stdout and stderr) as they come.
 
     Raises ToolError at the end when it fails; its stderr lines are in the error too.
+    After a SIGINT/SIGTERM (handled as `on_signal` says), ToolInterrupted once the
+    child has ended, whatever its exit code; with FINISH only when a second signal killed it.
     """
-    try:
-        process = subprocess.Popen(
-            list(argv),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=child_env(),
-            bufsize=1,
-        )
-    except OSError as exc:
-        raise ExternalError(f"cannot start {argv[0]}: {exc.strerror}") from None
     said: list[str] = []
-    assert process.stdout is not None
-    try:
-        for line in process.stdout:
-            said.append(line)
-            yield line.rstrip("\n")
-    except BaseException:
-        process.kill()
-        process.wait()
-        raise
-    code = process.wait()
+    # The guard is in place before helm starts: a signal in between must not raise
+    # KeyboardInterrupt with helm started and nobody watching it.
+    with _SignalGuard(Path(argv[0]).name, on_signal, notify) as guard:
+        try:
+            process = subprocess.Popen(
+                list(argv),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=child_env(),
+                bufsize=1,
+                process_group=0,
+            )
+        except OSError as exc:
+            raise ExternalError(f"cannot start {argv[0]}: {exc.strerror}") from None
+        guard.started(process)
+        assert process.stdout is not None
+        try:
+            for line in process.stdout:
+                said.append(line)
+                yield line.rstrip("\n")
+        except BaseException:
+            guard.kill()
+            process.wait()
+            raise
+        code = process.wait()
+    # FINISH: a run that was let finish ended as it would have; only a killed one is news.
+    if guard.killed or (guard.received and on_signal == FORWARD):
+        raise ToolInterrupted(argv, code, "".join(said), guard.signal_name, guard.killed)
     if code != 0:
         raise ToolError(argv, code, "".join(said), hint)

@@ -130,6 +130,7 @@ STEPS: tuple[Step, ...] = (
     Step(("status",), env={"VLLM_API_KEY": API_KEY + "\r"}, exit=None),
     Step(("upgrade", "--yes", *VAULT)),
     Step(("rollback", "--yes")),
+    Step(("recover", "--yes")),  # nothing stuck: says so, changes nothing
     Step(("set-hf-token", "--force-sync", *VAULT), stdin=TOKEN + "\n", env={}),
     Step(("set-hf-token", *VAULT), stdin=TOKEN + " pasted twice", env={}, exit=None),  # refused, not echoed
     # The old tool's positional forms: refused with the reason, the value never repeated.

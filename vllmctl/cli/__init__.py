@@ -38,6 +38,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "uninstall": ("deploy", "Uninstall the release; model caches and secrets stay unless asked."),
     "history": ("deploy", "List the release's revisions (helm history)."),
     "rollback": ("deploy", "Roll the release back to REVISION (default: the previous one)."),
+    "recover": (
+        "recover",
+        "Repair a release an interrupted helm left pending: roll back, or uninstall if never deployed.",
+    ),
     "add-helm-repo": ("deploy", "Add (or update) the helm repository of the chart."),
     "remove-helm-repo": ("deploy", "Remove the chart's helm repository."),
     "create-namespace": (

@@ -86,11 +86,13 @@ def plan(app: App, force: bool) -> None:
     """
     from vllmctl.deploy import helm_for, kubectl_for, prepare
     from vllmctl.errors import EXIT_NEGATIVE, UsageError
+    from vllmctl.recovery import stuck_release
 
     settings = app.settings
-    prepared = prepare(
-        settings, helm=helm_for(settings), kubectl=kubectl_for(settings), gated=_gated_models(app)
-    )
+    helm = helm_for(settings)
+    prepared = prepare(settings, helm=helm, kubectl=kubectl_for(settings), gated=_gated_models(app))
+    if stuck := stuck_release(helm, prepared.deployed):
+        raise stuck.refusal("plan again")
     _show_notes(app, prepared)
     result = prepared.plan
 
@@ -123,6 +125,11 @@ def _apply_options(func: Any) -> Any:
     )(func)
     func = _force_option(func)
     func = click.option(
+        "--recover",
+        is_flag=True,
+        help="first repair a release an interrupted helm left pending (as `vllmctl recover` does)",
+    )(func)
+    func = click.option(
         "--replace-deployments",
         is_flag=True,
         help="delete Deployments whose selector the chart version changes (a short outage)",
@@ -139,8 +146,9 @@ def _apply(
     replace_deployments: bool,
     api_key: bool | None,
     force: bool,
+    recover: bool,
 ) -> None:
-    from vllmctl import deploy, tools
+    from vllmctl import deploy, recovery, tools
     from vllmctl.errors import UsageError
 
     settings = app.settings
@@ -149,6 +157,15 @@ def _apply(
     kubectl = deploy.kubectl_for(settings)
     gated = _gated_models(app)
     prepared = deploy.prepare(settings, helm=helm, kubectl=kubectl, gated=gated)
+    if stuck := recovery.stuck_release(helm, prepared.deployed):
+        from vllmctl.cli.recover import offer_recovery
+
+        then = f"`vllmctl {'install' if install else 'upgrade'}`"
+        if dry_run:  # a dry run repairs nothing either
+            raise stuck.refusal(then)
+        offer_recovery(app, helm, stuck, recover=recover, then=then)
+        # against what is deployed now
+        prepared = deploy.prepare(settings, helm=helm, kubectl=kubectl, gated=gated)
     if not install and prepared.deployed is None:
         raise UsageError(
             f"there is no release {settings.release!r} in namespace {settings.namespace!r}; "
@@ -196,16 +213,14 @@ def _apply(
         install=install,
         atomic=atomic,
         replace_deployments=replace_deployments,
+        notify=app.warn,
     )
     try:
         seconds = app.follow(lines, f"{verb} {settings.release} with helm")
-    except KeyboardInterrupt:
+    except tools.ToolInterrupted as e:
         from vllmctl.errors import Interrupted
 
-        raise Interrupted(
-            "interrupted while helm was changing the release; `vllmctl history` and `vllmctl status` "
-            "show where it stopped."
-        ) from None
+        raise Interrupted(recovery.after_interrupt(helm, prepared.deployed, e.signal_name)) from None
     app.success(f"Release {settings.release} is deployed in namespace {settings.namespace} ({seconds:.0f}s).")
     names = ", ".join(m.name for m in prepared.models)
     app.info(f"Models: {names}")
@@ -217,9 +232,7 @@ def _apply(
 
 @command("install")
 @_apply_options
-def install(
-    app: App, dry_run: bool, atomic: bool, replace_deployments: bool, api_key: bool | None, force: bool
-) -> None:
+def install(app: App, **options: Any) -> None:
     """Install (or upgrade) the release from models.yaml, creating the namespace.
 
     Gated models (models.yaml's `gated:`, else the Hub's answer) need the HuggingFace
@@ -227,35 +240,17 @@ def install(
     one nothing is changed (exit 2). VLLM_API_KEY set protects the endpoint with that key
     (stored, and its Secret wired into the release), as --api-key does.
     """
-    _apply(
-        app,
-        install=True,
-        dry_run=dry_run,
-        atomic=atomic,
-        replace_deployments=replace_deployments,
-        api_key=api_key,
-        force=force,
-    )
+    _apply(app, install=True, **options)
 
 
 @command("upgrade")
 @_apply_options
-def upgrade(
-    app: App, dry_run: bool, atomic: bool, replace_deployments: bool, api_key: bool | None, force: bool
-) -> None:
+def upgrade(app: App, **options: Any) -> None:
     """Upgrade the existing release to what models.yaml says now.
 
     Gated models and VLLM_HF_TOKEN / VLLM_API_KEY are handled as by install.
     """
-    _apply(
-        app,
-        install=False,
-        dry_run=dry_run,
-        atomic=atomic,
-        replace_deployments=replace_deployments,
-        api_key=api_key,
-        force=force,
-    )
+    _apply(app, install=False, **options)
 
 
 def _gated_models(app: App) -> Callable[[list[Any]], list[str]]:
@@ -338,7 +333,7 @@ def uninstall(app: App, delete_secrets: bool, delete_namespace: bool) -> None:
     The model-cache PVCs survive with chart 0.1.10+ and are reused by the next install.
     Run again, it deletes what is left and says what was already gone.
     """
-    from vllmctl import deploy
+    from vllmctl import deploy, tools
 
     settings = app.settings
     helm, kubectl = deploy.helm_for(settings), deploy.kubectl_for(settings)
@@ -365,8 +360,18 @@ def uninstall(app: App, delete_secrets: bool, delete_namespace: bool) -> None:
             app.info("The release stays; nothing was changed." if found.release else "Nothing was changed.")
             return
     if found.release:
-        app.follow(deploy.remove_release(settings, helm), f"Uninstalling {release}")
-        app.success(f"Uninstalled {release}.")
+        from vllmctl.cli.recover import follow_to_the_end
+        from vllmctl.helm import is_not_found
+
+        try:
+            argv = helm.uninstall_argv(timeout=settings.helm_timeout)
+            follow_to_the_end(app, helm, argv, f"Uninstalling {release}")
+        except tools.ToolError as exc:
+            if not is_not_found(exc):
+                raise helm.explained(exc) from None
+            app.info(f"Release {release} was already gone.")  # uninstalled meanwhile
+        else:
+            app.success(f"Uninstalled {release}.")
     if delete_secrets:
         _delete_secrets(app, deploy.delete_release_secrets(settings, kubectl) if found.namespace else [])
     if delete_namespace:
@@ -405,16 +410,23 @@ def history(app: App) -> None:
 @click.argument("revision", type=int, required=False)
 def rollback(app: App, revision: int | None) -> None:
     """Roll the release back to REVISION (default: the previous one)."""
-    from vllmctl import tools
     from vllmctl.deploy import helm_for
+    from vllmctl.recovery import stuck_in
 
     settings = app.settings
     helm = helm_for(settings)
-    chosen = helm.rollback_target(revision)  # refused when there is no release, or no such revision
+    history = helm.history()  # a clear error when there is no release
+    if stuck := stuck_in(history, settings.release, settings.namespace):
+        if stuck.target is None:
+            raise stuck.refusal()
+        app.warn(stuck.sentence())
+        revision = revision or stuck.target  # "the previous one" may be the revision that never finished
+    chosen = helm.rollback_target(revision)  # refused when there is no such revision
     target = f"revision {chosen}"
-    app.follow(
-        tools.stream(helm.rollback_argv(chosen, timeout=settings.helm_timeout)), f"Rolling back to {target}"
-    )
+    from vllmctl.cli.recover import follow_to_the_end
+
+    argv = helm.rollback_argv(chosen, timeout=settings.helm_timeout)
+    follow_to_the_end(app, helm, argv, f"Rolling back to {target}")
     app.success(f"Rolled {settings.release} back to {target}.")
 
 

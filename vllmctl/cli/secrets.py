@@ -236,23 +236,78 @@ def delete_api_key_secret(app: App) -> None:
 @backend_option
 @click.option("--show", is_flag=True, help="print the new key on stdout")
 @click.option("--timeout", default=600.0, show_default=True, help="seconds to wait for the restarts")
-def rotate_api_key(app: App, show: bool, timeout: float) -> None:
-    """Replace the API key, sync it, and restart the router and engines so only it works."""
-    from vllmctl.secrets.rotate import rotate
+@click.option(
+    "--force", is_flag=True, help="rotate even when the restarted pods do not fit the cluster's free GPUs"
+)
+def rotate_api_key(app: App, show: bool, timeout: float, force: bool) -> None:
+    """Replace the API key, sync it, and restart the router and engines so only it works.
 
+    The restart must fit the cluster's free GPUs first (a rolling restart starts each new
+    engine pod beside the old one); otherwise nothing changes, unless --force.
+    """
+    from vllmctl.errors import Interrupted
+    from vllmctl.restart import RolloutTimeout
+    from vllmctl.secrets.rotate import plan_rotation, rotate
+
+    settings = app.settings
     with secret_backend(app) as backend:
+        rotation = plan_rotation(backend)
+        _check_restart_fit(app, rotation, force)
         if not app.confirm(
-            f"Rotate the API key of release {app.settings.release} in namespace {app.settings.namespace}? "
+            f"Rotate the API key of release {settings.release} in namespace {settings.namespace}? "
             "Clients using the old key stop working."
         ):
             app.info("Nothing was changed.")
             return
-        value, restarted = rotate(backend, timeout=timeout)
+        try:
+            value, restarted = rotate(backend, rotation, timeout=timeout, notify=app.info)
+        except RolloutTimeout as e:
+            e.message = (
+                "the API key was rotated (stored and synced; `vllmctl get-api-key` prints it), but "
+                f"{e.message}. The old pods still run and accept only the old key until they are "
+                "replaced, which their Deployments go on doing by themselves once what the new pods "
+                "wait for (below) is there (GPUs: free some, or set `strategy: recreate` in models.yaml "
+                "and `vllmctl upgrade`). `vllmctl status` shows them."
+            )
+            raise
+        except KeyboardInterrupt:
+            raise Interrupted(
+                "interrupted while waiting for the restarts; the API key may already be rotated "
+                "(`vllmctl get-api-key` prints the stored one) and the Deployments go on replacing their "
+                "pods by themselves: `vllmctl status` shows them."
+            ) from None
     app.success(f"Rotated the API key; restarted {', '.join(restarted) or 'no Deployments (none found)'}.")
     if show:
         sys.stdout.write(value + "\n")
     else:
         app.info("The new key was not printed; `vllmctl get-api-key` prints it.")
+
+
+def _check_restart_fit(app: App, rotation: Any, force: bool) -> None:
+    """Refuse, before anything changes, a restart whose pods the free GPUs cannot hold."""
+    from vllmctl.errors import UsageError
+
+    if rotation.fit is None:
+        if rotation.unchecked:
+            app.warn(f"restart not checked against the free GPUs: {rotation.unchecked}")
+        return
+    problems = [f.message for f in (*rotation.fit.shortfalls, *rotation.fit.warnings)]
+    if not problems:
+        return
+    if force:
+        app.warn("the restart does not fit the cluster's free GPUs; rotating anyway (--force):")
+        for problem in problems:
+            app.info(f"  {problem}")
+        return
+    raise UsageError(
+        "the restart that rotate-api-key needs does not fit the cluster's free GPUs, so the key was "
+        "not rotated and nothing was changed:",
+        details=[
+            *problems,
+            "free GPUs first, or set `strategy: recreate` and `vllmctl upgrade`; --force rotates anyway "
+            "(the new pods then stay Pending and only the old pods serve, with the old key).",
+        ],
+    )
 
 
 COMMANDS = {

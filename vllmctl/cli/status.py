@@ -169,7 +169,11 @@ def _release_line(r: Any) -> str:
     updated = (
         f", updated {r.updated_age} ago" if r.updated_age else (f", updated {r.updated}" if r.updated else "")
     )
-    return f"{head}: revision {r.revision}, chart {r.chart}, {r.status}{updated}"
+    line = f"{head}: revision {r.revision}, chart {r.chart}, {r.status}{updated}"
+    from vllmctl.recovery import pending_advice
+
+    advice = pending_advice(r.status)
+    return f"{line}\n  {advice}" if advice else line
 
 
 def _phases(phases: dict[str, int]) -> str:
