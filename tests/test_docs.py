@@ -72,3 +72,48 @@ def test_the_feature_pages_model_examples_are_valid() -> None:
         assert not catalog.problems, [str(p) for p in catalog.problems]
         checked += 1
     assert checked >= 6
+
+
+# The old module's variables (its justfile's names and defaults, as issue 2 listed them).
+OLD_VARIABLES = (
+    "VLLM_MODELS_FILE",
+    "VLLM_NAMESPACE",
+    "VLLM_CHART_VERSION",
+    "VLLM_HELM_TIMEOUT",
+    "VLLM_MODEL_IMAGE",
+    "VLLM_MODEL_TAG",
+    "VLLM_STORAGE_CLASS",
+    "VLLM_HF_TOKEN",
+    "VLLM_API_KEY",
+    "VLLM_HF_TOKEN_FROM_SECRET",
+    "VLLM_API_KEY_FROM_SECRET",
+    "VLLM_ROUTER_ENABLED",
+    "VLLM_ROUTER_REPLICAS",
+    "VLLM_ROUTER_REQUEST_CPU",
+    "VLLM_ROUTER_REQUEST_MEMORY",
+    "VLLM_ROUTER_LIMIT_MEMORY",
+    "EXTERNAL_SECRETS_NAMESPACE",
+    "K8S_VAULT_NAMESPACE",
+)
+
+
+def test_the_migration_guide_names_every_recipe_and_old_variable() -> None:
+    guide = (REPO / "docs" / "migrating.md").read_text()
+    recipes = re.findall(r"^([a-z][a-z-]*)(?: [^:\n]*)?:\s*$", (REPO / "vllm.just").read_text(), re.M)
+    assert len(recipes) > 40
+    for recipe in recipes:
+        if recipe != "default":
+            assert f"`{recipe}`" in guide or f"`vllmctl {recipe}" in guide, recipe
+    for variable in OLD_VARIABLES:
+        assert f"`{variable}`" in guide, variable
+
+
+def test_the_readme_says_what_the_code_does_now() -> None:
+    assert "later work" not in README  # the old opening promised commands that exist now
+    for name in ("doctor", "estimate", "endpoints", "port-forward", "completion", "recover"):
+        assert f"`vllmctl {name}" in README, name
+    # "Run the tool" works on a Python that refuses pip outside a virtual environment, and
+    # writes its models.yaml to a temporary directory, so the sandbox steps start afresh.
+    run_block = README.split("**Run the tool**", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    assert "python3 -m venv .venv" in run_block and "mktemp -d" in run_block
+    assert "--models" in run_block
