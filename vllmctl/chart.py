@@ -73,16 +73,27 @@ def read_version(path: Path, variable: str = "VLLM_CHART") -> str:
                 f"{variable}={path} has no Chart.yaml; point {variable} at the chart's own "
                 "directory (the one holding Chart.yaml), or at its .tgz."
             )
-        return _version_in(chart_file.read_text(encoding="utf-8"), str(chart_file))
+        return _version_in(_bounded_bytes(chart_file), chart_file)
     if path.is_file():
-        return _version_in(_packaged_chart_yaml(path, variable), f"{path}:Chart.yaml")
+        return _version_in(_packaged_chart_yaml(path, variable), Path(f"{path}:Chart.yaml"))
     raise UsageError(
         f"{variable}={path}: no such directory or .tgz; point {variable} at a chart directory, "
         "a .tgz, or a repository chart such as vllm/vllm-stack."
     )
 
 
-def _packaged_chart_yaml(path: Path, variable: str) -> str:
+def _bounded_bytes(chart_file: Path) -> bytes:
+    from vllmctl.catalog.fileio import read_bytes
+    from vllmctl.errors import CatalogError
+
+    try:
+        data = read_bytes(chart_file)  # at most MAX_FILE_BYTES, as every file vllmctl reads
+    except CatalogError as exc:
+        raise UsageError(exc.message) from None
+    return data or b""
+
+
+def _packaged_chart_yaml(path: Path, variable: str) -> bytes:
     """The text of <name>/Chart.yaml in a `helm package` archive (the top-level one: a
     packaged chart also holds its dependencies' Chart.yaml files under charts/)."""
     import tarfile
@@ -94,23 +105,37 @@ def _packaged_chart_yaml(path: Path, variable: str) -> str:
                 if member.isfile() and len(parts) == 2 and parts[1] == "Chart.yaml":
                     handle = archive.extractfile(member)
                     if handle is not None:
-                        return handle.read().decode("utf-8")
-    except (tarfile.TarError, OSError, UnicodeDecodeError) as exc:
+                        from vllmctl.catalog.fileio import MAX_FILE_BYTES
+
+                        return handle.read(MAX_FILE_BYTES + 1)  # bounded: _version_in refuses more
+    except (tarfile.TarError, OSError) as exc:
         raise UsageError(
             f"{variable}={path} is not a readable chart archive ({exc}); repackage it with helm package."
         ) from None
     raise UsageError(f"{variable}={path} holds no <chart>/Chart.yaml; package the chart with helm package.")
 
 
-def _version_in(text: str, where: str) -> str:
-    from ruamel.yaml import YAML
+def _version_in(data: bytes, where: Path) -> str:
+    """Chart.yaml's `version:`, read with the bounds every YAML file vllmctl reads obeys
+    (size, nesting, aliases: catalog/yamldoc.py), so a hostile chart cannot stall vllmctl."""
     from ruamel.yaml.error import YAMLError
 
+    from vllmctl.catalog.fileio import MAX_FILE_BYTES
+    from vllmctl.catalog.yamldoc import compose, construct, decode
+    from vllmctl.errors import CatalogError
+
+    if len(data) > MAX_FILE_BYTES:
+        raise UsageError(
+            f"{where} is larger than {MAX_FILE_BYTES // 1024**2} MiB: that is no chart's Chart.yaml."
+        )
     try:
-        data: Any = YAML(typ="safe", pure=True).load(text)
-    except YAMLError:
+        root = compose(decode(where, data))
+        chart: Any = construct(root) if root is not None else None
+    except CatalogError as exc:
+        raise UsageError(f"{exc.message} (fix the chart, or point VLLM_CHART elsewhere)") from None
+    except YAMLError:  # ruamel's constructor on a tag or a duplicate key: not a chart's file
         raise UsageError(f"{where} is not valid YAML; fix the chart or point VLLM_CHART elsewhere.") from None
-    version = str(data.get("version", "")) if isinstance(data, dict) else ""
+    version = str(chart.get("version", "")) if isinstance(chart, dict) else ""
     if not _VERSION_LINE.fullmatch(version):
         raise UsageError(f"{where} has no chart version (a `version: X.Y.Z` line); fix the chart.")
     return version

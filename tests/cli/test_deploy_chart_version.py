@@ -217,3 +217,27 @@ def test_a_router_on_latest_is_warned_about(run: Run, models_file: Path) -> None
 def test_the_mini_chart_says_0_1_8() -> None:
     # The fixtures rely on it: `cluster` points VLLM_CHART at it and sets no version.
     assert "\nversion: 0.1.8\n" in (MINI_CHART / "Chart.yaml").read_text()
+
+
+def test_a_hostile_chart_yaml_is_refused_quickly(run: Run, models_file: Path, tmp_path: Path) -> None:
+    """Chart.yaml is a file vllmctl reads too: the bounds on aliases and size hold there."""
+    models_file.write_text(MODELS)
+    bomb = "version: 0.1.12\nx0: &l0 [lol]\n" + "".join(
+        f"x{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, 9)
+    )
+    chart = tmp_path / "bomb"
+    chart.mkdir()
+    (chart / "Chart.yaml").write_text(bomb)
+    result = run("render", env={"VLLM_CHART": str(chart)})
+    assert result.exit_code == 2
+    assert f"{chart / 'Chart.yaml'}:" in result.stderr and "alias" in result.stderr
+    assert "Traceback" not in result.stderr
+    archive = tmp_path / "huge.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        data = b"version: 0.1.12\n" + b"#" * (2 * 1024 * 1024)
+        info = tarfile.TarInfo("vllm-stack/Chart.yaml")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    result = run("render", env={"VLLM_CHART": str(archive)})
+    assert result.exit_code == 2
+    assert "larger than 1 MiB" in result.stderr
