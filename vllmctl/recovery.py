@@ -36,8 +36,8 @@ class Stuck:
     @property
     def since(self) -> str:
         """`21:42:03 UTC, 14s ago`, or helm's text when it cannot be read."""
-        try:
-            when = datetime.strptime(self.updated[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+        try:  # helm writes RFC 3339 with nanoseconds and the local offset
+            when = datetime.fromisoformat(self.updated).astimezone(UTC)
         except ValueError:
             return self.updated or "an unknown time"
         seconds = max(0, int(time.time() - when.timestamp()))
