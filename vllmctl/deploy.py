@@ -9,6 +9,7 @@ from typing import Any
 
 from vllmctl import tools
 from vllmctl.catalog.schema import Model
+from vllmctl.chart_names import release_selector, router_deployment_name
 from vllmctl.errors import CatalogError, UsageError
 from vllmctl.helm import ChartRef, DeployedRelease, Helm, private_values_file
 from vllmctl.kubectl import Kubectl
@@ -277,8 +278,8 @@ def apply(
 
 def replace_release_deployments(settings: Any, kubectl: Kubectl) -> Iterator[str]:
     """Delete the release's engine and router Deployments, so helm recreates them."""
-    engines = kubectl.names("deployment", settings.namespace, f"helm-release-name={settings.release}")
-    router = f"deployment.apps/{settings.release}-deployment-router"
+    engines = kubectl.names("deployment", settings.namespace, release_selector(settings.release))
+    router = f"deployment.apps/{router_deployment_name(settings.release)}"
     names = [n.split("/", 1)[-1] for n in [*engines, router]]
     yield f"deleting Deployments {', '.join(names)} (their selectors change)"
     kubectl.delete("deployment", names, settings.namespace)

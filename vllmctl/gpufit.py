@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from vllmctl.accelerators import gpu_resource
 from vllmctl.autoscaling import bounds as autoscaling_bounds
 from vllmctl.catalog.quantity import QuantityError, parse_quantity
+from vllmctl.chart_names import RELEASE_LABEL
 from vllmctl.errors import ExternalError
 
 if TYPE_CHECKING:
@@ -39,8 +40,6 @@ OTHER_ACCELERATORS = frozenset(
 )
 # The pods that hold resources, as the scheduler counts them: all but finished ones.
 ACTIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
-# The label the chart puts on engine pods (every version), naming the release.
-RELEASE_LABEL = "helm-release-name"
 UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"  # what a cordon means to the scheduler
 # The exhaustive search stops after this many tries of a replica on a node (well under a
 # second); beyond it the report says a placement may exist but was not found.

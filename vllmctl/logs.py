@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from typing import Any, NamedTuple, TextIO
 
+from vllmctl.chart_names import MODEL_LABEL, RELEASE_LABEL, router_deployment_name
 from vllmctl.errors import ExternalError, UsageError
 
 Obj = dict[str, Any]
@@ -78,11 +79,6 @@ def tail_lines(tail: int) -> int | None:
 # --- which pods -----------------------------------------------------------------------------
 
 
-def engine_selector(release: str, model: str) -> str:
-    """The label selector of one model's engine pods in one release (every chart version)."""
-    return f"helm-release-name={release},model={model}"
-
-
 def deployed_models(kube: Any, namespace: str, release: str) -> list[str]:
     """The models that have an engine Deployment of this release in the namespace, sorted.
 
@@ -91,14 +87,14 @@ def deployed_models(kube: Any, namespace: str, release: str) -> list[str]:
     models = set()
     for deployment in kube.list("apps/v1", "deployments", namespace):
         labels = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-        if labels.get("helm-release-name") == release and labels.get("model"):
-            models.add(str(labels["model"]))
+        if labels.get(RELEASE_LABEL) == release and labels.get(MODEL_LABEL):
+            models.add(str(labels[MODEL_LABEL]))
     return sorted(models)
 
 
 def router_pods(kube: Any, namespace: str, release: str) -> tuple[str, Callable[[Obj], bool]]:
     """The router Deployment's label selector, and a test that a pod is one of its own."""
-    name = f"{release}-deployment-router"
+    name = router_deployment_name(release)
     deployment = kube.get("apps/v1", "deployments", namespace, name)
     if deployment is None:
         raise UsageError(

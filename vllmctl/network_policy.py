@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from vllmctl.chart_names import RELEASE_LABEL
 from vllmctl.errors import UsageError, VllmctlError, refuse_problems
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ ROUTER_PORT = 8000
 # Set by the API server on every namespace (Kubernetes 1.21+), so no labelling is needed.
 NAMESPACE_LABEL = "kubernetes.io/metadata.name"
 # The chart puts this on every engine pod (Ray's too), in every version, and on no router pod.
-ENGINE_RELEASE_LABEL = "helm-release-name"
+ENGINE_RELEASE_LABEL = RELEASE_LABEL
 MANAGED_BY = "vllmctl.io/managed-by"
 DEFAULT_PROMETHEUS_NAMESPACE = "monitoring"
 # A DNS-1123 label, as the API server checks namespace names.

@@ -119,7 +119,7 @@ def follow_rollout(
 
 def waiting_pods(kube: Any, namespace: str, names: Sequence[str]) -> list[str]:
     """`<pod>: <why it is not Ready>` for the named Deployments' pods that are not Ready."""
-    from vllmctl.status import pod_reason
+    from vllmctl.status.diagnose import pod_reason
 
     prefixes = tuple(f"{name}-" for name in names)
     pods = [

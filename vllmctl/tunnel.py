@@ -29,12 +29,12 @@ from collections.abc import Callable, Collection
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from vllmctl.chart_names import router_service_name
 from vllmctl.errors import ExternalError, UsageError
 
 if TYPE_CHECKING:
     from vllmctl.kube import Kube, PodConnection
 
-ROUTER_SERVICE = "{release}-router-service"
 ROUTER_PORT_NAME = "router-sport"  # the chart's name for the router Service's HTTP port
 API_KEY_SECRET, API_KEY_FIELD = "vllm-api-key", "api-key"  # what the chart's router and engines read
 RECONNECT_TIMEOUT = 30.0  # seconds a connection waits for a Ready router pod
@@ -55,11 +55,6 @@ class Target(NamedTuple):
 
     pod: str
     port: int
-
-
-def router_service(release: str) -> str:
-    """The router Service's name for a release (the chart's naming)."""
-    return ROUTER_SERVICE.format(release=release)
 
 
 def router_api_key(kube: Kube, namespace: str) -> str | None:
@@ -125,7 +120,7 @@ def open_router_tunnel(
     UsageError when the port cannot be had, RouterNotReady when no router pod is Ready."""
     listener = _listen(address, port)
     try:
-        service = router_service(release)
+        service = router_service_name(release)
         target = find_router_pod(kube, namespace, service)
     except BaseException:
         listener.close()

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from vllmctl.chart_names import router_service_name
 from vllmctl.cli.options import backend_option, command, templates_dir_option
 from vllmctl.ui import App
 
@@ -225,8 +226,8 @@ def _apply(
     names = ", ".join(m.name for m in prepared.models)
     app.info(f"Models: {names}")
     app.info(
-        f"API: http://{settings.release}-router-service.{settings.namespace}.svc.cluster.local/v1 in the "
-        "cluster; from here: vllmctl port-forward, then http://localhost:8000/v1"
+        f"API: http://{router_service_name(settings.release)}.{settings.namespace}.svc.cluster.local/v1"
+        " in the cluster; from here: vllmctl port-forward, then http://localhost:8000/v1"
     )
 
 

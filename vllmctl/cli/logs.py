@@ -61,8 +61,9 @@ def logs(
     Every pod of the model in this release (not another release's pods of the same name),
     interleaved line by line, each line prefixed with its pod. Ctrl-C stops.
     """
+    from vllmctl.chart_names import engine_selector
     from vllmctl.kube import Kube
-    from vllmctl.logs import deployed_models, engine_selector
+    from vllmctl.logs import deployed_models
 
     namespace, release = app.settings.namespace, app.settings.release
     with Kube.from_settings(app.settings) as kube:

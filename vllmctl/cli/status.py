@@ -1,6 +1,6 @@
 """status and endpoints: what runs, why anything is not Ready, and how clients reach it.
 
-The facts come from vllmctl.status; this module only shows them: as text (kubectl-style
+The facts come from the vllmctl.status package; this module only shows them: as text (kubectl-style
 tables), as JSON/YAML (`-o`), or refreshed in place with `--watch`.
 """
 
@@ -40,7 +40,7 @@ def status(app: App, watch: bool, interval: float, timeout: float | None) -> Non
     does not match.
     """
     from vllmctl.errors import EXIT_NEGATIVE
-    from vllmctl.status import StatusReader
+    from vllmctl.status.reader import StatusReader
 
     with StatusReader(app.settings) as reader:
         report = _watch(app, reader, interval, timeout) if watch else reader.read()
@@ -61,7 +61,7 @@ def endpoints(app: App, cluster_domain: str) -> None:
     """
     from vllmctl.errors import UsageError
     from vllmctl.kube import Kube
-    from vllmctl.status import endpoints as gather
+    from vllmctl.status.endpoints import endpoints as gather
 
     with Kube.from_settings(app.settings) as kube:
         report = gather(app.settings, kube, domain=cluster_domain)
@@ -281,7 +281,7 @@ def _router_lines(router: Any) -> list[str]:
 
 
 def _comparison_lines(report: Any) -> list[str]:
-    from vllmctl.status import DIFFERS
+    from vllmctl.status.compare import DIFFERS
 
     c = report.comparison
     deploy = "install" if report.release.installed is False else "upgrade"
