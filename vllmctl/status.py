@@ -366,7 +366,7 @@ def release_info(helm: Helm) -> ReleaseInfo:
 def _configured(settings: Any) -> tuple[dict[str, set[str]] | None, list[str]]:
     """models.yaml's names, each with the ids it would be served under; None without a
     file. A file with problems still names its models: status is for diagnosis."""
-    from vllmctl.catalog.store import load_selected
+    from vllmctl.catalog.selected import load_selected
 
     path = settings.models_path
     try:
