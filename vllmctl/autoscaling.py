@@ -225,7 +225,7 @@ def check_url(raw: str | None) -> str:
     """VLLM_PROMETHEUS_URL as KEDA's serverAddress: an http(s) URL with a host."""
     from urllib.parse import urlsplit
 
-    from vllmctl.settings import DEFAULT_PROMETHEUS_URL, ENV_PROMETHEUS_URL
+    from vllmctl.setting_names import DEFAULT_PROMETHEUS_URL, ENV_PROMETHEUS_URL
 
     text = (raw or "").strip() or DEFAULT_PROMETHEUS_URL
     parts = urlsplit(text)

@@ -144,7 +144,7 @@ def _version_in(data: bytes, where: Path) -> str:
 def resolve(settings: Any, deployed: str | None = None) -> ChartVersion:
     """The chart version to render for. `deployed` is the deployed release's chart version
     (None: no release, or not asked)."""
-    from vllmctl.settings import ENV_CHART_VERSION
+    from vllmctl.setting_names import ENV_CHART_VERSION
 
     given = settings.raw("chart_version")
     given_source = settings.source("chart_version")
@@ -182,7 +182,7 @@ def entry_problems(entry: dict[str, Any], chart_text: str) -> list[tuple[str, st
     render refuses these, and `validate` reports them at the key's line:column."""
     from vllmctl import autoscaling, rollout
     from vllmctl.catalog.schema import CHART_KEYS
-    from vllmctl.render import version_tuple
+    from vllmctl.render_input import version_tuple
 
     chart = version_tuple(chart_text)
     if chart is None:
@@ -238,7 +238,7 @@ def newer_in_index(repo_url: str, chart_ref: str, target: str) -> list[str]:
     from ruamel.yaml.error import YAMLError
 
     from vllmctl.errors import ExternalError
-    from vllmctl.render import version_tuple
+    from vllmctl.render_input import version_tuple
 
     url = f"{repo_url.rstrip('/')}/index.yaml"
     try:

@@ -28,7 +28,7 @@ from vllmctl.render import (
 def load_models(settings: Any) -> list[Model]:
     """The valid models of models.yaml (merged with the selected environment's file); a
     missing or invalid file stops here."""
-    from vllmctl.catalog.store import load_selected
+    from vllmctl.catalog.selected import load_selected
 
     catalog = load_selected(settings)
     if not catalog.exists:
@@ -122,7 +122,7 @@ def _gated_without_secret(settings: Any, gated: list[str], notes: list[str], war
     """The namespace has no hf-token Secret but gated models need one: install stores
     VLLM_HF_TOKEN (so the plan references the Secret it will create), syncs a token kept in
     Vault, or refuses."""
-    from vllmctl.settings import ENV_HF_TOKEN
+    from vllmctl.setting_names import ENV_HF_TOKEN
 
     names = ", ".join(gated)
     # The generic note about a missing hf-token Secret is replaced by what install will do.

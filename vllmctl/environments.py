@@ -40,7 +40,7 @@ from vllmctl.catalog.yamldoc import (
     tag_of,
 )
 from vllmctl.errors import CatalogError, UsageError
-from vllmctl.settings import ENV_ENVIRONMENT, ENV_REPLICA_COUNT, Resolved, name_problem
+from vllmctl.setting_names import ENV_ENVIRONMENT, ENV_REPLICA_COUNT, Resolved, name_problem
 
 SETTINGS_FILE = "vllmctl.yaml"
 # Environment names become part of a file name (models.NAME.yaml): no paths, no dots.
@@ -229,7 +229,7 @@ def _environment(doc: YamlText, name: str, node: Node, problems: list[Problem]) 
 
 def _network_policy(doc: YamlText, path: str, node: Node, problems: list[Problem]) -> dict[str, str]:
     """`networkPolicy: {allowedNamespaces: [...], ...}`: the policy on, with its namespaces."""
-    from vllmctl.network_policy import namespace_problem
+    from vllmctl.setting_names import namespace_problem
 
     example = "write e.g. networkPolicy: {allowedNamespaces: [apps]} ([]: only the release's namespace)"
     if not is_mapping(node) or tag_of(node) != MAP_TAG:

@@ -13,15 +13,15 @@ docs/network-policy.md tells what is allowed and what is not.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vllmctl.chart_names import RELEASE_LABEL
 from vllmctl.errors import UsageError, VllmctlError, refuse_problems
+from vllmctl.setting_names import namespace_problem
 
 if TYPE_CHECKING:
-    from vllmctl.render import DeployedLabels, RenderInput
+    from vllmctl.render_input import DeployedLabels, RenderInput
 
 Obj = dict[str, Any]
 
@@ -37,9 +37,6 @@ NAMESPACE_LABEL = "kubernetes.io/metadata.name"
 ENGINE_RELEASE_LABEL = RELEASE_LABEL
 MANAGED_BY = "vllmctl.io/managed-by"
 DEFAULT_PROMETHEUS_NAMESPACE = "monitoring"
-# A DNS-1123 label, as the API server checks namespace names.
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_LABEL_MAX = 63
 # Models whose engines talk to each other: Ray's head and workers, LMCache's KV transfer.
 ENGINE_TO_ENGINE_KEYS = ("raySpec", "lmcacheConfig")
 
@@ -74,20 +71,6 @@ def parse_namespaces(raw: str | None) -> list[str] | None:
     if not raw.strip():
         return []
     return [part.strip() for part in raw.split(",")]
-
-
-def namespace_problem(name: str) -> str | None:
-    """Why `name` cannot be a namespace name (a DNS-1123 label), or None."""
-    if not name:
-        return "an empty name (two commas, or one at an end?); list names as ns1,ns2"
-    if len(name) > _LABEL_MAX:
-        return f"{name!r} is {len(name)} characters long; a namespace name has at most {_LABEL_MAX}"
-    if not _DNS_LABEL.fullmatch(name):
-        return (
-            f"{name!r} is not a namespace name: lower-case letters, digits and '-', starting and "
-            "ending with a letter or digit (Kubernetes' DNS-1123 label rule)"
-        )
-    return None
 
 
 def _check(env: str, name: str, problems: list[str]) -> bool:
@@ -186,7 +169,7 @@ def router_selector(release: str, router_labels: dict[str, str] | None) -> Obj:
     keeps them (Deployment selectors are immutable), and the chart's defaults are the same
     in every release, so then the chart's own router labels (0.1.10+) say which release.
     """
-    from vllmctl.render import RELEASE_LABEL
+    from vllmctl.render_input import RELEASE_LABEL
 
     if (router_labels or {}).get(RELEASE_LABEL) == release:
         return {
@@ -208,7 +191,7 @@ def _namespaces(names: list[str]) -> Obj:
 
 
 def _policy(name: str, given: RenderInput, selector: Obj, rules: list[Obj]) -> Obj:
-    from vllmctl.render import RELEASE_LABEL
+    from vllmctl.render_input import RELEASE_LABEL
 
     return {
         "apiVersion": API_VERSION,
@@ -246,7 +229,7 @@ CNI_NAMESPACES = ("kube-system", "calico-system")
 
 def refusal(settings: Any) -> str | None:
     """Why the network policy settings would be refused when rendering, or None."""
-    from vllmctl.render import DeployedLabels, default_render_input, version_tuple
+    from vllmctl.render_input import DeployedLabels, default_render_input, version_tuple
 
     given = default_render_input(settings)
     try:

@@ -25,13 +25,22 @@ from vllmctl.errors import CatalogError, UsageError, refuse_problems
 from vllmctl.exposure import router_values as exposure_values
 from vllmctl.monitoring import values as monitoring_values
 from vllmctl.network_policy import objects as network_policy_objects
+from vllmctl.render_input import (
+    API_KEY_SECRET,
+    HF_TOKEN_SECRET,
+    RELEASE_LABEL,
+    DeployedLabels,
+    RenderInput,
+    SecretRef,
+    default_render_input,
+    version_tuple,
+)
 
 VALUES_TEMPLATE = "values.yaml.j2"
 # The chart names engine objects "<release>-<model>-..." and gives each pod a hostname
 # and subdomain that must stay DNS labels: release and model names together <= 48.
 MAX_RELEASE_AND_NAME = 48
 KEEP_POLICY = {"helm.sh/resource-policy": "keep"}
-RELEASE_LABEL = "vllmctl.io/release"
 # Characters JSON leaves raw that YAML 1.1 readers (libyaml, go-yaml v2) take for line
 # breaks or refuse: escaped so a value reads back as the same string everywhere.
 _YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff]")
@@ -48,82 +57,6 @@ def to_yaml(value: Any) -> str:
 def to_yaml_key(key: str) -> str:
     """The `yaml_key` filter: a plain identifier as is (readable), anything else JSON-encoded."""
     return key if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) else to_yaml(key)
-
-
-def version_tuple(text: str) -> tuple[int, ...] | None:
-    """`0.1.10` -> (0, 1, 10); None for anything that is not a plain version."""
-    match = re.fullmatch(r"v?(\d+)\.(\d+)\.(\d+)", text.strip())
-    return tuple(int(p) for p in match.groups()) if match else None
-
-
-@dataclass(frozen=True)
-class SecretRef:
-    """A value the chart reads from a Kubernetes Secret."""
-
-    secret_name: str
-    secret_key: str
-
-    def as_values(self) -> dict[str, str]:
-        return {"secretName": self.secret_name, "secretKey": self.secret_key}
-
-
-HF_TOKEN_SECRET = SecretRef("hf-token", "token")
-API_KEY_SECRET = SecretRef("vllm-api-key", "api-key")
-
-
-@dataclass(frozen=True)
-class DeployedLabels:
-    """The label maps of a deployed release; Deployment selectors are built from them, and
-    selectors cannot change, so an upgrade must keep them as they are."""
-
-    engine: dict[str, str] | None
-    router: dict[str, str] | None
-
-    @classmethod
-    def from_values(cls, values: dict[str, Any]) -> DeployedLabels:
-        engine = (values.get("servingEngineSpec") or {}).get("labels")
-        router = (values.get("routerSpec") or {}).get("labels")
-        return cls(engine or None, router or None)
-
-
-@dataclass
-class RenderInput:
-    """Everything the values depend on."""
-
-    release: str
-    namespace: str
-    chart_version: str
-    image: str
-    tag: str
-    storage_class: str
-    router_enabled: bool
-    router_replicas: int
-    router_request_cpu: str
-    router_request_memory: str
-    router_limit_memory: str
-    router_image: str = "lmcache/lmstack-router"
-    router_tag: str | None = None  # VLLM_ROUTER_TAG; None: the tag released with the chart
-    hf_token: SecretRef | None = None
-    api_key: SecretRef | None = None
-    deployed_labels: DeployedLabels | None = None  # None: a new release
-    templates_dir: Path | None = None
-    # VLLM_S3_ENDPOINT, VLLM_S3_IMAGE, VLLM_MODEL_CACHE_CLAIM, VLLM_OCI_METHOD (vllmctl.sources).
-    sources: model_sources.Options = model_sources.DEFAULT_OPTIONS
-    max_startup_seconds: int | None = None  # VLLM_MAX_STARTUP_SECONDS; None: by model size
-    # Exposure and monitoring (raw setting texts; vllmctl.exposure and .monitoring check them).
-    router_service_type: str | None = "ClusterIP"
-    router_node_port: str | None = None
-    ingress_host: str | None = None
-    ingress_class: str | None = None
-    ingress_tls_secret: str | None = None
-    monitoring: bool = False
-    grafana_dashboards: bool = False
-    prometheus_url: str | None = None  # VLLM_PROMETHEUS_URL, for autoscaling's KEDA triggers
-    # Network policy (vllmctl.network_policy checks them; namespaces as comma-separated text).
-    network_policy: bool = False
-    network_policy_namespaces: str | None = None
-    network_policy_ingress_namespace: str | None = None
-    network_policy_prometheus_namespace: str | None = "monitoring"
 
 
 @dataclass
@@ -276,7 +209,7 @@ def router_image_values(given: RenderInput) -> dict[str, str | None]:
 
 def router_unpinned_warning(chart_version: str, tag: str | None) -> str:
     """Why an unpinned router image is a risk, and the setting that pins it."""
-    from vllmctl.settings import ENV_ROUTER_TAG
+    from vllmctl.setting_names import ENV_ROUTER_TAG
 
     what = (
         f"the router image tag {tag!r} is"
@@ -292,7 +225,7 @@ def router_unpinned_warning(chart_version: str, tag: str | None) -> str:
 def _startup_probe(entries: list[dict[str, Any]], given: RenderInput) -> dict[str, Any] | None:
     """The release's startup probe, covering the slowest model's budget (None: the chart's
     default, 600 s, is that already, or there are no models)."""
-    from vllmctl.settings import ENV_MAX_STARTUP_SECONDS
+    from vllmctl.setting_names import ENV_MAX_STARTUP_SECONDS
 
     default = startup.check_setting(given.max_startup_seconds, ENV_MAX_STARTUP_SECONDS)
     return startup.release_probe(startup.budget(entry, default, ENV_MAX_STARTUP_SECONDS) for entry in entries)
@@ -497,41 +430,17 @@ def check_values(text: str, specs: list[dict[str, Any]]) -> dict[str, Any]:
     return checked
 
 
-def default_render_input(settings: Any, **overrides: Any) -> RenderInput:
-    """RenderInput from resolved settings; `overrides` for what the command knows."""
-    given = RenderInput(
-        release=settings.release,
-        namespace=settings.namespace,
-        chart_version=settings.chart_version,
-        image=settings.model_image,
-        tag=settings.model_tag,
-        storage_class=settings.storage_class or "",
-        router_enabled=settings.router_enabled,
-        router_replicas=settings.router_replicas,
-        router_request_cpu=settings.router_request_cpu,
-        router_request_memory=settings.router_request_memory,
-        router_limit_memory=settings.router_limit_memory,
-        router_image=settings.router_image,
-        router_tag=settings.router_tag,
-        templates_dir=settings.templates_dir,
-        max_startup_seconds=settings.max_startup_seconds,
-        sources=model_sources.options_from(settings),
-        router_service_type=settings.router_service_type,
-        router_node_port=settings.router_node_port,
-        ingress_host=settings.ingress_host,
-        ingress_class=settings.ingress_class,
-        ingress_tls_secret=settings.ingress_tls_secret,
-        monitoring=settings.monitoring,
-        grafana_dashboards=settings.grafana_dashboards,
-        prometheus_url=settings.prometheus_url,
-        network_policy=settings.network_policy,
-        network_policy_namespaces=settings.network_policy_namespaces,
-        network_policy_ingress_namespace=settings.network_policy_ingress_namespace,
-        network_policy_prometheus_namespace=settings.network_policy_prometheus_namespace,
-    )
-    for key, value in overrides.items():
-        setattr(given, key, value)
-    return given
-
-
-__all__ = ["API_KEY_SECRET", "HF_TOKEN_SECRET", "RenderInput", "Rendered", "SecretRef", "render"]
+# RenderInput and its parts live in vllmctl.render_input (so the feature modules need not
+# import render); they are re-exported here for the commands that render.
+__all__ = [
+    "API_KEY_SECRET",
+    "HF_TOKEN_SECRET",
+    "RELEASE_LABEL",
+    "DeployedLabels",
+    "RenderInput",
+    "Rendered",
+    "SecretRef",
+    "default_render_input",
+    "render",
+    "version_tuple",
+]

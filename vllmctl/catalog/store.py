@@ -31,7 +31,6 @@ __all__ = [
     "apply_edit",
     "edit_text",
     "load",
-    "load_selected",
     "parse",
     "removing",
     "setting",
@@ -141,17 +140,6 @@ def load(path: Path) -> Catalog:
     if raw is not None:
         remove_stale_temp_files(target)
     return parse(path, raw)
-
-
-def load_selected(settings: Any) -> Catalog:
-    """The catalog the commands that read models see: models.yaml, merged with the selected
-    environment's models.NAME.yaml, replica counts set by VLLM_REPLICA_COUNT (or the
-    environment's replicaCount). Editing commands use `load`: they edit models.yaml only."""
-    if not settings.raw("env") and settings.raw("replica_count") is None:
-        return load(settings.models_path)
-    from vllmctl.environments import load_catalog
-
-    return load_catalog(settings)
 
 
 Edit = Callable[[Catalog], str]

@@ -57,7 +57,7 @@ def _api_key(app: App, kube: Kube | None) -> tuple[str | None, str]:
     from vllmctl.errors import UsageError, VllmctlError
     from vllmctl.kube import Kube
     from vllmctl.openai_api import api_key_problem
-    from vllmctl.settings import ENV_API_KEY
+    from vllmctl.setting_names import ENV_API_KEY
     from vllmctl.tunnel import API_KEY_SECRET, router_api_key
 
     settings = app.settings
@@ -205,7 +205,7 @@ def test_completions(
 
 
 def _choose_model(app: App) -> str:
-    from vllmctl.catalog.store import load_selected
+    from vllmctl.catalog.selected import load_selected
     from vllmctl.errors import UsageError
 
     path = app.settings.models_path

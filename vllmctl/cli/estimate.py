@@ -112,7 +112,7 @@ def estimate_command(
 
 def _entry(app: App, model: str) -> dict[str, Any]:
     """The models.yaml entry named `model`, else a bare entry for a Hub repo id."""
-    from vllmctl.catalog.store import load_selected
+    from vllmctl.catalog.selected import load_selected
     from vllmctl.errors import UsageError
 
     catalog = load_selected(app.settings)

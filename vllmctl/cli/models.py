@@ -31,7 +31,7 @@ def _base_file_only(app: App, command: str) -> None:
     environment selected they refuse rather than guess which file was meant."""
     from vllmctl.environments import overlay_path
     from vllmctl.errors import UsageError
-    from vllmctl.settings import ENV_ENVIRONMENT
+    from vllmctl.setting_names import ENV_ENVIRONMENT
 
     settings = app.settings
     name = settings.raw("env")
@@ -58,7 +58,8 @@ def _seen(app: App, catalog: Any) -> Any:
 
 def _load_existing(app: App, *, editing: bool = False) -> Any:
     """The catalog (models.yaml, or with --env the environment's merge); `editing`: models.yaml."""
-    from vllmctl.catalog.store import load, load_selected
+    from vllmctl.catalog.selected import load_selected
+    from vllmctl.catalog.store import load
     from vllmctl.errors import CatalogError
 
     path = app.settings.models_path
@@ -71,7 +72,7 @@ def _load_existing(app: App, *, editing: bool = False) -> Any:
 @command("list-models")
 def list_models(app: App) -> None:
     """List the models in models.yaml (-o json for scripts)."""
-    from vllmctl.catalog.store import load_selected
+    from vllmctl.catalog.selected import load_selected
 
     path = app.settings.models_path
     catalog = load_selected(app.settings)
@@ -205,7 +206,7 @@ def _hub_gated(app: App, repo_id: str) -> tuple[bool | None, str | None]:
     """Whether the Hub says the repo is gated (None: it could not be asked), and when the
     Hub does not know the repo, the sentence saying so."""
     from vllmctl import hub
-    from vllmctl.settings import ENV_HF_TOKEN
+    from vllmctl.setting_names import ENV_HF_TOKEN
 
     endpoint = app.settings.hf_endpoint or hub.DEFAULT_ENDPOINT
     token = app.settings.hf_token or None

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
-from vllmctl import settings as s
+from vllmctl import setting_names as s
 from vllmctl.ui import OUTPUT_FORMATS, App
 
 if TYPE_CHECKING:

@@ -49,7 +49,7 @@ def check(report: Report, kube: Any, settings: Any, models: list[Model] | None) 
 
 
 def _check_prometheus(report: Report, kube: Any, settings: Any, names: str, kind: str | None) -> None:
-    from vllmctl.settings import ENV_PROMETHEUS_URL
+    from vllmctl.setting_names import ENV_PROMETHEUS_URL
 
     source = "the default" if settings.source("prometheus_url") == "default" else ENV_PROMETHEUS_URL
     try:

@@ -194,7 +194,7 @@ def _check_startup_budget(report: Report, settings: Any, model: Model, facts: An
     """Render guesses a model's startup budget from its repo name; the Hub's parameter
     count tells better. A budget below the suggestion for that size is a warning."""
     from vllmctl import startup
-    from vllmctl.settings import ENV_MAX_STARTUP_SECONDS
+    from vllmctl.setting_names import ENV_MAX_STARTUP_SECONDS
 
     if not facts.parameters:
         return

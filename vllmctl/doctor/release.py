@@ -14,7 +14,7 @@ from vllmctl.render import version_tuple
 
 def check_models(report: Report, settings: Any) -> list[Model] | None:
     """models.yaml's valid models, or None when there is nothing to check them against."""
-    from vllmctl.catalog.store import load_selected
+    from vllmctl.catalog.selected import load_selected
 
     path = settings.models_path
     try:

@@ -21,7 +21,7 @@ DIFFERS = "the release differs from models.yaml: run vllmctl plan"
 def configured_models(settings: Any) -> tuple[dict[str, set[str]] | None, list[str]]:
     """models.yaml's names, each with the ids it would be served under; None without a
     file. A file with problems still names its models: status is for diagnosis."""
-    from vllmctl.catalog.store import load_selected
+    from vllmctl.catalog.selected import load_selected
 
     path = settings.models_path
     try:

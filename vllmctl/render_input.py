@@ -1,0 +1,132 @@
+"""What rendering the values takes: `RenderInput` (everything the values depend on), the
+Secrets they reference, the deployed release's labels, and chart version parsing.
+
+Kept apart from `vllmctl.render` so that the feature modules render calls (exposure,
+monitoring, network_policy) and `vllmctl.chart` can use these without importing render
+back: render imports them, never the other way round. `vllmctl.render` re-exports them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vllmctl import sources as model_sources
+
+# The label vllmctl puts on the objects it adds to a release (network policies...).
+RELEASE_LABEL = "vllmctl.io/release"
+
+
+def version_tuple(text: str) -> tuple[int, ...] | None:
+    """`0.1.10` -> (0, 1, 10); None for anything that is not a plain version."""
+    match = re.fullmatch(r"v?(\d+)\.(\d+)\.(\d+)", text.strip())
+    return tuple(int(p) for p in match.groups()) if match else None
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """A value the chart reads from a Kubernetes Secret."""
+
+    secret_name: str
+    secret_key: str
+
+    def as_values(self) -> dict[str, str]:
+        return {"secretName": self.secret_name, "secretKey": self.secret_key}
+
+
+HF_TOKEN_SECRET = SecretRef("hf-token", "token")
+API_KEY_SECRET = SecretRef("vllm-api-key", "api-key")
+
+
+@dataclass(frozen=True)
+class DeployedLabels:
+    """The label maps of a deployed release; Deployment selectors are built from them, and
+    selectors cannot change, so an upgrade must keep them as they are."""
+
+    engine: dict[str, str] | None
+    router: dict[str, str] | None
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> DeployedLabels:
+        engine = (values.get("servingEngineSpec") or {}).get("labels")
+        router = (values.get("routerSpec") or {}).get("labels")
+        return cls(engine or None, router or None)
+
+
+@dataclass
+class RenderInput:
+    """Everything the values depend on."""
+
+    release: str
+    namespace: str
+    chart_version: str
+    image: str
+    tag: str
+    storage_class: str
+    router_enabled: bool
+    router_replicas: int
+    router_request_cpu: str
+    router_request_memory: str
+    router_limit_memory: str
+    router_image: str = "lmcache/lmstack-router"
+    router_tag: str | None = None  # VLLM_ROUTER_TAG; None: the tag released with the chart
+    hf_token: SecretRef | None = None
+    api_key: SecretRef | None = None
+    deployed_labels: DeployedLabels | None = None  # None: a new release
+    templates_dir: Path | None = None
+    # VLLM_S3_ENDPOINT, VLLM_S3_IMAGE, VLLM_MODEL_CACHE_CLAIM, VLLM_OCI_METHOD (vllmctl.sources).
+    sources: model_sources.Options = model_sources.DEFAULT_OPTIONS
+    max_startup_seconds: int | None = None  # VLLM_MAX_STARTUP_SECONDS; None: by model size
+    # Exposure and monitoring (raw setting texts; vllmctl.exposure and .monitoring check them).
+    router_service_type: str | None = "ClusterIP"
+    router_node_port: str | None = None
+    ingress_host: str | None = None
+    ingress_class: str | None = None
+    ingress_tls_secret: str | None = None
+    monitoring: bool = False
+    grafana_dashboards: bool = False
+    prometheus_url: str | None = None  # VLLM_PROMETHEUS_URL, for autoscaling's KEDA triggers
+    # Network policy (vllmctl.network_policy checks them; namespaces as comma-separated text).
+    network_policy: bool = False
+    network_policy_namespaces: str | None = None
+    network_policy_ingress_namespace: str | None = None
+    network_policy_prometheus_namespace: str | None = "monitoring"
+
+
+def default_render_input(settings: Any, **overrides: Any) -> RenderInput:
+    """RenderInput from resolved settings; `overrides` for what the command knows."""
+    given = RenderInput(
+        release=settings.release,
+        namespace=settings.namespace,
+        chart_version=settings.chart_version,
+        image=settings.model_image,
+        tag=settings.model_tag,
+        storage_class=settings.storage_class or "",
+        router_enabled=settings.router_enabled,
+        router_replicas=settings.router_replicas,
+        router_request_cpu=settings.router_request_cpu,
+        router_request_memory=settings.router_request_memory,
+        router_limit_memory=settings.router_limit_memory,
+        router_image=settings.router_image,
+        router_tag=settings.router_tag,
+        templates_dir=settings.templates_dir,
+        max_startup_seconds=settings.max_startup_seconds,
+        sources=model_sources.options_from(settings),
+        router_service_type=settings.router_service_type,
+        router_node_port=settings.router_node_port,
+        ingress_host=settings.ingress_host,
+        ingress_class=settings.ingress_class,
+        ingress_tls_secret=settings.ingress_tls_secret,
+        monitoring=settings.monitoring,
+        grafana_dashboards=settings.grafana_dashboards,
+        prometheus_url=settings.prometheus_url,
+        network_policy=settings.network_policy,
+        network_policy_namespaces=settings.network_policy_namespaces,
+        network_policy_ingress_namespace=settings.network_policy_ingress_namespace,
+        network_policy_prometheus_namespace=settings.network_policy_prometheus_namespace,
+    )
+    for key, value in overrides.items():
+        setattr(given, key, value)
+    return given
