@@ -24,7 +24,7 @@ class Gated:
     """The models that need the token, and what the caller should say about how it knows."""
 
     models: list[str] = field(default_factory=list)  # model names, in models.yaml's order
-    asked: dict[str, bool | None] = field(default_factory=dict)  # repo -> the Hub's answer
+    asked: dict[str, bool] = field(default_factory=dict)  # repo -> needs the token, by the Hub
     warnings: list[str] = field(default_factory=list)
 
     def named(self) -> str:
@@ -69,7 +69,9 @@ def decide(models: Iterable[Any], *, endpoint: str, ask: Callable[[str], Any] | 
             except HubUnreachable as e:
                 unreachable = e
             else:
-                result.asked[url] = bool(access.gated) if access.exists else None
+                # A repo the Hub does not show anonymously may be private, which only a
+                # token can download: it needs the token as a gated one does.
+                result.asked[url] = bool(access.gated) if access.exists else True
                 if not access.exists:
                     not_found.append(url)
         if unreachable is not None and url not in result.asked:
@@ -93,7 +95,8 @@ def decide(models: Iterable[Any], *, endpoint: str, ask: Callable[[str], Any] | 
         )
     if not_found:
         result.warnings.append(
-            f"the Hub at {endpoint} does not show {', '.join(not_found)} (private, or misspelt): "
-            "not counted as gated; `vllmctl doctor` checks it with the stored token."
+            f"the Hub at {endpoint} does not show {', '.join(not_found)} to an anonymous caller "
+            "(private, or misspelt): counted as needing the HuggingFace token, which a private repo "
+            "does; check the repo id, or mark the model `gated: false` if it needs none."
         )
     return result

@@ -131,6 +131,19 @@ def test_without_the_hub_the_old_tools_organisations_count_as_gated(
     assert cluster.sandbox.list("Deployment", cluster.namespace) == []
 
 
+def test_a_repo_the_hub_does_not_show_needs_the_token(
+    run: Run, models_file: Path, cluster: ClusterEnv
+) -> None:
+    """Private (or misspelt): only a token downloads a private repo, so it is not deployed
+    without one."""
+    models_file.write_text("- name: private\n  modelURL: acme/private-model\n  requestGPU: 1\n")
+    refused = run("install", "--yes")
+    assert refused.exit_code == 2, refused.stderr
+    assert "does not show acme/private-model to an anonymous caller" in refused.stderr
+    assert "private is gated and no HuggingFace token is stored" in refused.stderr
+    assert cluster.sandbox.list("Deployment", cluster.namespace) == []
+
+
 def test_an_explicit_gated_field_is_trusted_without_asking(
     run: Run, models_file: Path, cluster: ClusterEnv
 ) -> None:
