@@ -17,7 +17,8 @@ Rules:
 - core modules (everything outside vllmctl/cli/) never import click, nor vllmctl.cli
   (only `__main__`, the entry point, does);
 - only the modules listed below import httpx, kubernetes or subprocess. A new importer
-  must be added to its list here, a conscious choice reviewed with the change.
+  must be added to its list here, a conscious choice reviewed with the change;
+- the kubernetes and subprocess importers are all inside vllmctl/cluster/ (the adapters).
 """
 
 from __future__ import annotations
@@ -37,10 +38,10 @@ HTTPX_IMPORTERS = {
     "vllmctl.chart",  # reads the chart repository's index.yaml (`deploy --check-chart`...)
 }
 KUBERNETES_IMPORTERS = {
-    "vllmctl.kube",  # the one adapter to the Kubernetes API
+    "vllmctl.cluster.kube",  # the one adapter to the Kubernetes API
 }
 SUBPROCESS_IMPORTERS = {
-    "vllmctl.tools",  # runs helm and kubectl (timeouts, Ctrl-C, secrets kept out of argv)
+    "vllmctl.cluster.tools",  # runs helm and kubectl (timeouts, Ctrl-C, secrets kept out of argv)
 }
 CLI_IMPORTERS_OUTSIDE_CLI = {
     "vllmctl.__main__",  # `python -m vllmctl`
@@ -207,6 +208,14 @@ def test_only_the_listed_modules_import(graph: dict[str, Imports], library: str,
     assert set(importers) == allowed, f"no longer import {library}: {sorted(allowed - set(importers))}"
 
 
+def test_only_the_cluster_package_runs_processes_or_imports_kubernetes() -> None:
+    """The layout shows the architecture: the adapters to the outside live in cluster/."""
+    outside = sorted(
+        m for m in KUBERNETES_IMPORTERS | SUBPROCESS_IMPORTERS if not m.startswith("vllmctl.cluster.")
+    )
+    assert outside == [], f"move these into vllmctl/cluster/: {outside}"
+
+
 # ---------------------------------------------------------------- the reader itself
 
 
@@ -218,7 +227,7 @@ def test_the_reader_sees_what_vllmctl_imports(graph: dict[str, Imports]) -> None
     assert "vllmctl.environments" in graph["vllmctl.catalog.selected"].runtime  # inside a function
     assert "vllmctl.render_input" in graph["vllmctl.exposure"].type_checking  # under TYPE_CHECKING
     assert "vllmctl.render_input" not in graph["vllmctl.exposure"].runtime
-    assert "kubernetes" in graph["vllmctl.kube"].external  # lazy, inside functions
+    assert "kubernetes" in graph["vllmctl.cluster.kube"].external  # lazy, inside functions
 
 
 def _write(root: Path, files: dict[str, str]) -> Path:

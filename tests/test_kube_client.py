@@ -1,4 +1,4 @@
-"""vllmctl.kube against the sandbox's Kubernetes API: the real kubernetes client, real
+"""vllmctl.cluster.kube against the sandbox's Kubernetes API: the real kubernetes client, real
 TLS, real watches; ESO and the deployment controller simulated (tests/sandbox/README.md)."""
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from tests.sandbox.fixtures import MINI_CHART, ClusterEnv
 from tests.sandbox.kube.api import Fault
 from tests.sandbox.sandbox import STORE_NAME
 from tests.sandbox.silent import kubeconfig_for, silent_server
+from vllmctl.cluster.kube import RESTARTED_AT, Kube
 from vllmctl.errors import EXIT_EXTERNAL, EXIT_USAGE, ExternalError, UsageError
-from vllmctl.kube import RESTARTED_AT, Kube
 
 OTHER_CONTEXT = "or use another context with --context."
 

@@ -324,7 +324,7 @@ def require_served(settings: Any) -> None:
     """Before install or upgrade with an autoscaled model: stop, with nothing changed, when
     the cluster does not serve ScaledObjects (helm would fail half-way through). A cluster
     that cannot be asked is left to helm."""
-    from vllmctl.kube import refuse_unless_served
+    from vllmctl.cluster.kube import refuse_unless_served
 
     refuse_unless_served(
         settings,

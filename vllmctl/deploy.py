@@ -7,12 +7,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from vllmctl import tools
 from vllmctl.catalog.schema import Model
 from vllmctl.chart_names import release_selector, router_deployment_name
+from vllmctl.cluster import tools
+from vllmctl.cluster.helm import ChartRef, DeployedRelease, Helm, private_values_file
+from vllmctl.cluster.kubectl import Kubectl
 from vllmctl.errors import CatalogError, UsageError
-from vllmctl.helm import ChartRef, DeployedRelease, Helm, private_values_file
-from vllmctl.kubectl import Kubectl
 from vllmctl.plan import Plan, make_plan
 from vllmctl.render import (
     API_KEY_SECRET,
@@ -212,8 +212,8 @@ def rolling_models(prepared: Prepared) -> dict[str, int]:
 def gpu_fit(settings: Any, prepared: Prepared, kube: Any = None) -> Any:
     """Can the cluster's free GPUs hold every replica (per node), and the rolling update's
     surge pods? A gpufit.FitReport; gpufit.CannotReadNodes when nodes cannot be listed."""
+    from vllmctl.cluster.kube import Kube
     from vllmctl.gpufit import check_fit, needs_from_models, read_nodes
-    from vllmctl.kube import Kube
 
     if kube is None:
         with Kube.from_settings(settings) as own:

@@ -59,7 +59,7 @@ def refuse_problems(problems: list[str], what: str) -> None:
 
 
 def cluster_unreachable(server: str | None, why: str, context: str | None, *, tool: str) -> ExternalError:
-    """helm's or kubectl's words for a cluster they cannot reach, as vllmctl.kube says it."""
+    """helm's or kubectl's words for a cluster they cannot reach, as vllmctl.cluster.kube says it."""
     where = server or "the kubeconfig's server"
     chosen = f"context {context}" if context else "the kubeconfig's current context"
     return ExternalError(

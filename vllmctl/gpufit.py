@@ -4,7 +4,7 @@ A replica is one pod, and a pod's GPUs must all come from ONE node: two nodes wi
 GPUs each cannot run a replica that asks for 4. The core here does no I/O: `NodeGpus`
 (what a node offers and what pods hold), `ReplicaNeed` (what a model's replicas ask for,
 where they may run), `check_fit` (a placement, or why there is none, plus the rolling
-update's surge) and `FitReport`. `read_nodes` reads nodes and pods through vllmctl.kube.
+update's surge) and `FitReport`. `read_nodes` reads nodes and pods through vllmctl.cluster.kube.
 docs/gpu-fit.md says exactly what is checked and what is not.
 """
 
@@ -23,7 +23,7 @@ from vllmctl.errors import ExternalError
 
 if TYPE_CHECKING:
     from vllmctl.catalog.schema import Model
-    from vllmctl.kube import Kube
+    from vllmctl.cluster.kube import Kube
 
 Obj = dict[str, Any]
 Amounts = Mapping[str, int]

@@ -75,7 +75,7 @@ def require_served(settings: Any) -> None:
     """Before install or upgrade with VLLM_MONITORING on: stop, with nothing changed, when
     the cluster does not serve ServiceMonitors (helm would fail half-way through with a
     mapping or validation error). A cluster that cannot be asked is left to helm."""
-    from vllmctl.kube import refuse_unless_served
+    from vllmctl.cluster.kube import refuse_unless_served
 
     refuse_unless_served(
         settings,

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from vllmctl.cluster.helm import DeployedRelease, Helm
 from vllmctl.errors import ExternalError, UsageError
-from vllmctl.helm import DeployedRelease, Helm
 
 PENDING = ("pending-install", "pending-upgrade", "pending-rollback")
 RECOVER = "vllmctl recover"

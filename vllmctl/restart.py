@@ -96,7 +96,7 @@ def follow_rollout(
 ) -> None:
     """Wait until every named Deployment runs only up-to-date, ready pods; every few
     seconds say (once per pod and reason) why a new pod is not Ready."""
-    from vllmctl.kube import RolloutNotDone
+    from vllmctl.cluster.kube import RolloutNotDone
 
     deadline = time.monotonic() + timeout
     said: set[str] = set()

@@ -16,9 +16,9 @@ from tests.sandbox.fixtures import ClusterEnv
 from tests.sandbox.kube.api import Fault
 from tests.sandbox.kube.controllers import NodeSpec, R
 from tests.sandbox.sandbox import Sandbox, SandboxConfig
+from vllmctl.cluster.kube import Kube
 from vllmctl.errors import ExternalError
 from vllmctl.gpufit import CannotReadNodes, NodeGpus, check_fit, needs_from_models, read_nodes
-from vllmctl.kube import Kube
 
 GPU = "nvidia.com/gpu"
 RELEASE = "vllm"

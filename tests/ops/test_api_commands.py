@@ -372,8 +372,8 @@ def test_port_forward_serves_requests_survives_a_new_pod_and_stops_on_ctrl_c(
 
 
 def test_a_refused_pod_port_is_retried_and_the_request_replayed(installed: ClusterEnv) -> None:
-    from vllmctl.kube import Kube
-    from vllmctl.tunnel import open_router_tunnel
+    from vllmctl.cluster.kube import Kube
+    from vllmctl.cluster.tunnel import open_router_tunnel
 
     ns, service = installed.namespace, "vllm-router-service"
 

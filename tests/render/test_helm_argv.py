@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from vllmctl.helm import ChartRef, DeployedRelease, Helm, parse_version, private_values_file
-from vllmctl.kubectl import Kubectl
+from vllmctl.cluster.helm import ChartRef, DeployedRelease, Helm, parse_version, private_values_file
+from vllmctl.cluster.kubectl import Kubectl
 
 CHART = ChartRef("vllm/vllm-stack", "0.1.8", "https://vllm-project.github.io/production-stack")
 VALUES = Path("/tmp/values.yaml")

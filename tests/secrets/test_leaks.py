@@ -44,7 +44,7 @@ import pytest
 from tests.sandbox.fixtures import REPO, ClusterEnv
 from tests.sandbox.kube.controllers import R
 from vllmctl.cli import COMMANDS
-from vllmctl.tools import SECRET_ENV as CHILD_SECRET_ENV
+from vllmctl.cluster.tools import SECRET_ENV as CHILD_SECRET_ENV
 
 # Canaries: unique strings that cannot turn up by chance. The token passes vllmctl's
 # HuggingFace token check (hf_ and 30+ letters or digits), the key is as long as a
@@ -521,7 +521,7 @@ def test_no_secret_leaks_from_any_command(cluster: ClusterEnv, isolated: Path, t
             check(f"argv[{position}] of {started}", arg)
         for name, value in call["env"].items():
             check(f"the environment variable {name} of {started}", f"{name}={value}")
-            if name in CHILD_SECRET_ENV:  # VAULT_TOKEN too: no child needs it (vllmctl/tools.py)
+            if name in CHILD_SECRET_ENV:  # VAULT_TOKEN too: no child needs it (vllmctl/cluster/tools.py)
                 leaks.append(f"the variable {name} in the environment of {started}")
         for path, text in call["tmp"].items():
             values_files_seen += Path(path).name.startswith("vllmctl-values-")

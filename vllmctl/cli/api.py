@@ -1,7 +1,7 @@
 """Commands that talk to the router's OpenAI-compatible API: port-forward, list-api-models,
 test-completions.
 
-The router is reached through a port-forward made by vllmctl itself (vllmctl/tunnel.py,
+The router is reached through a port-forward made by vllmctl itself (vllmctl/cluster/tunnel.py,
 over the Kubernetes API), or at `--base-url`. The API key is VLLM_API_KEY when set, else
 the namespace's Secret vllm-api-key: what the router's engines enforce.
 """
@@ -19,7 +19,7 @@ from vllmctl.cli.options import command, complete_model_names
 from vllmctl.ui import App
 
 if TYPE_CHECKING:
-    from vllmctl.kube import Kube
+    from vllmctl.cluster.kube import Kube
     from vllmctl.openai_api import Completion, CompletionFailed, LoadResult
 
 DEFAULT_PROMPT = "Say hello in one sentence."
@@ -35,8 +35,8 @@ class Endpoint(NamedTuple):
 @contextmanager
 def _endpoint(app: App, base_url: str | None) -> Iterator[Endpoint]:
     """The API to talk to: --base-url, or a port-forward to the router for as long as needed."""
-    from vllmctl.kube import Kube
-    from vllmctl.tunnel import open_router_tunnel
+    from vllmctl.cluster.kube import Kube
+    from vllmctl.cluster.tunnel import open_router_tunnel
 
     settings = app.settings
     if base_url:
@@ -54,11 +54,11 @@ def _endpoint(app: App, base_url: str | None) -> Iterator[Endpoint]:
 
 def _api_key(app: App, kube: Kube | None) -> tuple[str | None, str]:
     """VLLM_API_KEY, else the cluster's Secret (best effort with --base-url); and its source."""
+    from vllmctl.cluster.kube import Kube
+    from vllmctl.cluster.tunnel import API_KEY_SECRET, router_api_key
     from vllmctl.errors import UsageError, VllmctlError
-    from vllmctl.kube import Kube
     from vllmctl.openai_api import api_key_problem
     from vllmctl.setting_names import ENV_API_KEY
-    from vllmctl.tunnel import API_KEY_SECRET, router_api_key
 
     settings = app.settings
     if settings.api_key:
@@ -99,8 +99,8 @@ def port_forward(app: App, port: int, address: str) -> None:
     PORT 0 picks a free port. Connections go to a Ready pod of the router Service; when
     that pod goes away, new connections go to another one. Runs until Ctrl-C.
     """
-    from vllmctl.kube import Kube
-    from vllmctl.tunnel import open_router_tunnel
+    from vllmctl.cluster.kube import Kube
+    from vllmctl.cluster.tunnel import open_router_tunnel
 
     settings = app.settings
     with (

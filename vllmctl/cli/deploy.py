@@ -60,9 +60,9 @@ def render_values(app: App, output_file: Path | None) -> None:
 @templates_dir_option
 def template(app: App) -> None:
     """Print the manifests helm would apply (helm template; no cluster needed)."""
-    from vllmctl import tools
+    from vllmctl.cluster import tools
+    from vllmctl.cluster.helm import private_values_file
     from vllmctl.deploy import chart_ref, helm_for, prepare
-    from vllmctl.helm import private_values_file
 
     settings = app.settings
     prepared = prepare(settings, helm=None, kubectl=None)
@@ -149,7 +149,8 @@ def _apply(
     force: bool,
     recover: bool,
 ) -> None:
-    from vllmctl import deploy, recovery, tools
+    from vllmctl import deploy, recovery
+    from vllmctl.cluster import tools
     from vllmctl.errors import UsageError
 
     settings = app.settings
@@ -334,7 +335,8 @@ def uninstall(app: App, delete_secrets: bool, delete_namespace: bool) -> None:
     The model-cache PVCs survive with chart 0.1.10+ and are reused by the next install.
     Run again, it deletes what is left and says what was already gone.
     """
-    from vllmctl import deploy, tools
+    from vllmctl import deploy
+    from vllmctl.cluster import tools
 
     settings = app.settings
     helm, kubectl = deploy.helm_for(settings), deploy.kubectl_for(settings)
@@ -362,7 +364,7 @@ def uninstall(app: App, delete_secrets: bool, delete_namespace: bool) -> None:
             return
     if found.release:
         from vllmctl.cli.recover import follow_to_the_end
-        from vllmctl.helm import is_not_found
+        from vllmctl.cluster.helm import is_not_found
 
         try:
             argv = helm.uninstall_argv(timeout=settings.helm_timeout)
@@ -434,7 +436,7 @@ def rollback(app: App, revision: int | None) -> None:
 @command("add-helm-repo")
 def add_helm_repo(app: App) -> None:
     """Add (or update) the helm repository of the chart."""
-    from vllmctl import tools
+    from vllmctl.cluster import tools
     from vllmctl.deploy import chart_ref, helm_for
     from vllmctl.errors import UsageError
 
@@ -452,9 +454,9 @@ def add_helm_repo(app: App) -> None:
 @command("remove-helm-repo")
 def remove_helm_repo(app: App) -> None:
     """Remove the chart's helm repository."""
-    from vllmctl import tools
+    from vllmctl.cluster import tools
+    from vllmctl.cluster.helm import is_no_repo
     from vllmctl.deploy import chart_ref, helm_for
-    from vllmctl.helm import is_no_repo
 
     chart = chart_ref(app.settings)
     if not chart.is_repo:

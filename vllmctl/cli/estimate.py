@@ -163,8 +163,8 @@ def _stored_token(app: App) -> str | None:
 
 def _node_gpu(app: App) -> str | None:
     """The GPU product label of the cluster's GPU nodes, when a cluster answers."""
+    from vllmctl.cluster.kube import Kube
     from vllmctl.errors import VllmctlError
-    from vllmctl.kube import Kube
     from vllmctl.memory import product_label
 
     try:

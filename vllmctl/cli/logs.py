@@ -62,7 +62,7 @@ def logs(
     interleaved line by line, each line prefixed with its pod. Ctrl-C stops.
     """
     from vllmctl.chart_names import engine_selector
-    from vllmctl.kube import Kube
+    from vllmctl.cluster.kube import Kube
     from vllmctl.logs import deployed_models
 
     namespace, release = app.settings.namespace, app.settings.release
@@ -85,7 +85,7 @@ def router_logs(
     The pods of the router Deployment <release>-deployment-router, interleaved line by
     line, each line prefixed with its pod. Ctrl-C stops.
     """
-    from vllmctl.kube import Kube
+    from vllmctl.cluster.kube import Kube
     from vllmctl.logs import router_pods
 
     namespace, release = app.settings.namespace, app.settings.release

@@ -54,7 +54,8 @@ def run_recovery(app: App, helm: Any, stuck: Any) -> None:
 def follow_to_the_end(app: App, helm: Any, argv: list[str], label: str) -> None:
     """A helm run that must not stop halfway (rollback, uninstall): Ctrl-C waits for it, a
     second one kills it, and then the message says what state the release is in."""
-    from vllmctl import recovery, tools
+    from vllmctl import recovery
+    from vllmctl.cluster import tools
 
     try:
         app.follow(tools.stream(argv, on_signal=tools.FINISH, notify=app.warn), label)

@@ -54,7 +54,7 @@ def refuse_arguments(kind: SecretKind) -> None:
 def secret_backend(app: App, *, writes: bool = True) -> Iterator[Any]:
     """Connect to the cluster, choose the backend, and say which and why: always before a
     write (auto's choice decides where a secret goes), with -v for a read."""
-    from vllmctl.kube import Kube
+    from vllmctl.cluster.kube import Kube
     from vllmctl.secrets.backend import choose
 
     with Kube.from_settings(app.settings) as kube:

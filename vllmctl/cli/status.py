@@ -59,8 +59,8 @@ def endpoints(app: App, cluster_domain: str) -> None:
     The examples read the API key with `$(vllmctl get-api-key)` when they run; it is
     never printed here.
     """
+    from vllmctl.cluster.kube import Kube
     from vllmctl.errors import UsageError
-    from vllmctl.kube import Kube
     from vllmctl.status.endpoints import endpoints as gather
 
     with Kube.from_settings(app.settings) as kube:

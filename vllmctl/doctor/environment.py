@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from vllmctl import tools
+from vllmctl.cluster import tools
 from vllmctl.doctor.report import FAIL, OK, SKIP, WARN, Report
 from vllmctl.errors import ExternalError, UsageError, VllmctlError
 
@@ -41,8 +41,8 @@ ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
 
 
 def check_tools(report: Report, settings: Any) -> None:
-    from vllmctl.helm import HOW_TO_GET_HELM, MIN_VERSION, Helm
-    from vllmctl.kubectl import HOW_TO_GET_KUBECTL
+    from vllmctl.cluster.helm import HOW_TO_GET_HELM, MIN_VERSION, Helm
+    from vllmctl.cluster.kubectl import HOW_TO_GET_KUBECTL
 
     try:
         helm = Helm(tools.find_tool("helm", settings.helm, HOW_TO_GET_HELM), "", "")
@@ -68,7 +68,7 @@ def check_tools(report: Report, settings: Any) -> None:
 
 def connect(report: Report, settings: Any) -> Any:
     """The cluster connection, or None (with a failed check saying why)."""
-    from vllmctl.kube import Kube
+    from vllmctl.cluster.kube import Kube
 
     try:
         kube = Kube.from_settings(settings)

@@ -60,7 +60,7 @@ class Backend(ABC):
     def ensure_namespace(self) -> None:
         """The namespace must exist before a Secret goes into it: refused (nothing written
         anywhere) unless this is install's backend, which creates it."""
-        from vllmctl.kubectl import POD_SECURITY
+        from vllmctl.cluster.kubectl import POD_SECURITY
 
         namespace = self.settings.namespace
         if self.kube.get("v1", "namespaces", None, namespace) is None:

@@ -27,8 +27,8 @@ from vllmctl.status.objects import as_int, parse_helm_time, short_age
 from vllmctl.status.report import Obj, ReleaseInfo
 
 if TYPE_CHECKING:
-    from vllmctl.helm import Helm
-    from vllmctl.kube import Kube
+    from vllmctl.cluster.helm import Helm
+    from vllmctl.cluster.kube import Kube
 
 LOG_PODS = 3  # crashing pods whose log tails are read, at most
 LOG_LINES = 5  # lines of each
@@ -240,8 +240,8 @@ def ask_router(
     namespace's (added to `secrets`, to be kept out of the report). A failure is an answer
     here (the rest of the report stands), so every one becomes its reason."""
     try:
+        from vllmctl.cluster.tunnel import open_router_tunnel, router_api_key
         from vllmctl.openai_api import list_models
-        from vllmctl.tunnel import open_router_tunnel, router_api_key
     except ImportError as e:  # a partial installation
         return RouterCheck(None, f"vllmctl cannot ask it: {e}")
     if not api_key:

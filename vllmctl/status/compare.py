@@ -13,7 +13,7 @@ from vllmctl.status.objects import served_model_names
 from vllmctl.status.report import Comparison, ModelStatus, RouterStatus
 
 if TYPE_CHECKING:
-    from vllmctl.helm import Helm
+    from vllmctl.cluster.helm import Helm
 
 DIFFERS = "the release differs from models.yaml: run vllmctl plan"
 

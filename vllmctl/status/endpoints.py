@@ -15,10 +15,10 @@ from vllmctl.status.objects import CLUSTER_DOMAIN, containers_of, engine_ids, se
 from vllmctl.status.report import Obj, ServiceInfo
 
 if TYPE_CHECKING:
+    from vllmctl.cluster.kube import Kube
     from vllmctl.exposure import ExternalAccess
-    from vllmctl.kube import Kube
 
-API_KEY_SECRET, API_KEY_KEY = "vllm-api-key", "api-key"  # as vllmctl.tunnel reads it
+API_KEY_SECRET, API_KEY_KEY = "vllm-api-key", "api-key"  # as vllmctl.cluster.tunnel reads it
 
 
 @dataclass

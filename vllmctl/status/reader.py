@@ -49,8 +49,8 @@ from vllmctl.status.report import (
 )
 
 if TYPE_CHECKING:
-    from vllmctl.helm import Helm
-    from vllmctl.kube import Kube
+    from vllmctl.cluster.helm import Helm
+    from vllmctl.cluster.kube import Kube
 
 
 class StatusReader:
@@ -75,7 +75,7 @@ class StatusReader:
     @property
     def kube(self) -> Kube:
         if self._kube is None:
-            from vllmctl.kube import Kube
+            from vllmctl.cluster.kube import Kube
 
             self._kube = Kube.from_settings(self.settings)  # imports the client: ~0.4 s
         return self._kube

@@ -33,7 +33,7 @@ from vllmctl.chart_names import router_service_name
 from vllmctl.errors import ExternalError, UsageError
 
 if TYPE_CHECKING:
-    from vllmctl.kube import Kube, PodConnection
+    from vllmctl.cluster.kube import Kube, PodConnection
 
 ROUTER_PORT_NAME = "router-sport"  # the chart's name for the router Service's HTTP port
 API_KEY_SECRET, API_KEY_FIELD = "vllm-api-key", "api-key"  # what the chart's router and engines read

@@ -8,7 +8,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from vllmctl import tools
+from vllmctl.cluster import tools
 from vllmctl.errors import cluster_unreachable
 
 HOW_TO_GET_KUBECTL = "Install kubectl (https://kubernetes.io/docs/tasks/tools/), or point VLLM_KUBECTL at it."

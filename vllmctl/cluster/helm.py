@@ -1,7 +1,7 @@
 """helm, run (never imitated): the command lines vllmctl builds, and the runs.
 
 Command lines are built by pure methods (`*_argv`), so tests check them without a cluster;
-`run`/`stream` in vllmctl.tools execute them. The namespace and kube context are always
+`run`/`stream` in vllmctl.cluster.tools execute them. The namespace and kube context are always
 passed explicitly, never taken from helm's own state. Values reach helm through a private
 temporary file (mode 0600) that is removed afterwards.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vllmctl import tools
+from vllmctl.cluster import tools
 from vllmctl.errors import ExternalError, UsageError, cluster_unreachable
 
 HOW_TO_GET_HELM = "Install helm 3.8 or newer (https://helm.sh/docs/intro/install/), or point VLLM_HELM at it."
