@@ -21,7 +21,11 @@ from vllmctl.render import default_render_input, packaged_templates, render
 from vllmctl.settings import Settings
 
 # Needs no GPU, so it is Ready on the sandbox at once.
-SMALL = "- name: small\n  modelURL: org/small\n  requestGPU: 0\n  requestCPU: 1\n  requestMemory: 1Gi\n"
+# `gated: false`: a made-up repo the Hub does not show would need the token.
+SMALL = (
+    "- name: small\n  modelURL: org/small\n  gated: false\n"
+    "  requestGPU: 0\n  requestCPU: 1\n  requestMemory: 1Gi\n"
+)
 HOST = "vllm.example.com"
 NEW_CHART = {"VLLM_CHART_VERSION": "0.1.12"}
 CHART_ENV = {"VLLM_CHART": str(MINI_CHART), "VLLM_MODEL_TAG": "v0.10.1"}  # 0.1.8

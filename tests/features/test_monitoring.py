@@ -24,7 +24,11 @@ from vllmctl.plan import make_plan
 from vllmctl.render import default_render_input, render
 from vllmctl.settings import Settings
 
-SMALL = "- name: small\n  modelURL: org/small\n  requestGPU: 0\n  requestCPU: 1\n  requestMemory: 1Gi\n"
+# `gated: false`: a made-up repo the Hub does not show would need the token.
+SMALL = (
+    "- name: small\n  modelURL: org/small\n  gated: false\n"
+    "  requestGPU: 0\n  requestCPU: 1\n  requestMemory: 1Gi\n"
+)
 SM_API = "monitoring.coreos.com/v1"
 ON = {"VLLM_MONITORING": "true", "VLLM_GRAFANA_DASHBOARDS": "true"}
 

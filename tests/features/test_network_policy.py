@@ -23,7 +23,11 @@ from vllmctl.plan import make_plan
 from vllmctl.render import DeployedLabels, default_render_input, packaged_templates, render
 from vllmctl.settings import Settings
 
-SMALL = "- name: small\n  modelURL: org/small\n  requestGPU: 0\n  requestCPU: 1\n  requestMemory: 1Gi\n"
+# `gated: false`: a made-up repo the Hub does not show would need the token.
+SMALL = (
+    "- name: small\n  modelURL: org/small\n  gated: false\n"
+    "  requestGPU: 0\n  requestCPU: 1\n  requestMemory: 1Gi\n"
+)
 NEW_CHART = {"VLLM_CHART_VERSION": "0.1.12"}
 ON = {**NEW_CHART, "VLLM_NETWORK_POLICY": "true", "VLLM_NETWORK_POLICY_NAMESPACES": "apps, batch"}
 ENGINES, ROUTER = "vllm-engines-from-router", "vllm-router-from-allowed"

@@ -37,7 +37,11 @@ QWEN = """\
 
 def small(name: str) -> str:
     """A model that needs no GPU, so many fit on the sandbox's two nodes."""
-    return f"- name: {name}\n  modelURL: org/{name}\n  requestGPU: 0\n  requestCPU: 1\n  requestMemory: 1Gi\n"
+    # `gated: false`: a made-up repo the Hub does not show would need the token.
+    return (
+        f"- name: {name}\n  modelURL: org/{name}\n  gated: false\n"
+        "  requestGPU: 0\n  requestCPU: 1\n  requestMemory: 1Gi\n"
+    )
 
 
 def sh(argv: list[str]) -> str:
@@ -194,7 +198,7 @@ def test_a_model_pending_for_gpus_says_why(
     run: Run, models_file: Path, cluster: ClusterEnv, tmp_path: Path
 ) -> None:
     # 3 GPUs per replica fit nowhere: the sandbox's nodes have 2 each.
-    models_file.write_text(LLAMA + "- name: big\n  modelURL: org/big\n  requestGPU: 3\n")
+    models_file.write_text(LLAMA + "- name: big\n  modelURL: org/big\n  gated: false\n  requestGPU: 3\n")
     deploy_without_waiting(run, cluster, tmp_path)
     report = status_until(run, lambda r: bool(reasons(r, "big")) and model(r, "llama3")["ready"])
     (reason,) = reasons(report, "big")
@@ -356,7 +360,7 @@ def test_watch_in_a_terminal_redraws_until_ready(
 
 
 def test_ctrl_c_ends_a_watch(run: Run, models_file: Path, cluster: ClusterEnv, tmp_path: Path) -> None:
-    models_file.write_text("- name: big\n  modelURL: org/big\n  requestGPU: 3\n")
+    models_file.write_text("- name: big\n  modelURL: org/big\n  gated: false\n  requestGPU: 3\n")
     deploy_without_waiting(run, cluster, tmp_path)
     child = spawn("status", "--watch", "--interval", "0.1", cwd=models_file.parent)
     child.expect_exact("Insufficient nvidia.com/gpu")
@@ -370,7 +374,7 @@ def test_ctrl_c_ends_a_watch(run: Run, models_file: Path, cluster: ClusterEnv, t
 def test_watch_gives_up_after_its_timeout(
     run: Run, models_file: Path, cluster: ClusterEnv, tmp_path: Path
 ) -> None:
-    models_file.write_text("- name: big\n  modelURL: org/big\n  requestGPU: 3\n")
+    models_file.write_text("- name: big\n  modelURL: org/big\n  gated: false\n  requestGPU: 3\n")
     deploy_without_waiting(run, cluster, tmp_path)
     result = run("status", "--watch", "--interval", "0.1", "--timeout", "0.5")
     assert result.exit_code == 1
@@ -462,7 +466,7 @@ def test_endpoints_examples_name_a_model_that_is_ready(
     run: Run, models_file: Path, cluster: ClusterEnv, monkeypatch: Any
 ) -> None:
     # "big" sorts first but fits on no node (3 GPUs): the examples must not send clients to it.
-    models_file.write_text("- name: big\n  modelURL: org/big\n  requestGPU: 3\n" + LLAMA)
+    models_file.write_text("- name: big\n  modelURL: org/big\n  gated: false\n  requestGPU: 3\n" + LLAMA)
     monkeypatch.setenv("VLLM_HELM_TIMEOUT", "2s")
     assert run("install", "--yes", "--force").exit_code == 3  # helm's --wait gives up on "big"
     report = json.loads(run("endpoints", "-o", "json").stdout)
