@@ -31,12 +31,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from vllmctl.chart_names import router_service_name
 from vllmctl.errors import ExternalError, UsageError
+from vllmctl.render_input import API_KEY_SECRET as API_KEY_REF
 
 if TYPE_CHECKING:
     from vllmctl.cluster.kube import Kube, PodConnection
 
 ROUTER_PORT_NAME = "router-sport"  # the chart's name for the router Service's HTTP port
-API_KEY_SECRET, API_KEY_FIELD = "vllm-api-key", "api-key"  # what the chart's router and engines read
+# The Secret the chart's router and engines read the key from (vllmctl's name for it).
+API_KEY_SECRET, API_KEY_FIELD = API_KEY_REF.secret_name, API_KEY_REF.secret_key
 RECONNECT_TIMEOUT = 30.0  # seconds a connection waits for a Ready router pod
 POLL_SECONDS = 0.2
 READ_SIZE = 64 * 1024

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from vllmctl.chart_names import engine_service_model, router_deployment_name, router_service_name
 from vllmctl.errors import VllmctlError
+from vllmctl.render_input import API_KEY_SECRET as API_KEY_REF
 from vllmctl.status.cluster import engine_deployments, is_release_service
 from vllmctl.status.objects import CLUSTER_DOMAIN, containers_of, engine_ids, service_info
 from vllmctl.status.report import Obj, ServiceInfo
@@ -17,8 +18,6 @@ from vllmctl.status.report import Obj, ServiceInfo
 if TYPE_CHECKING:
     from vllmctl.cluster.kube import Kube
     from vllmctl.exposure import ExternalAccess
-
-API_KEY_SECRET, API_KEY_KEY = "vllm-api-key", "api-key"  # as vllmctl.cluster.tunnel reads it
 
 
 @dataclass
@@ -77,7 +76,7 @@ def endpoints(settings: Any, kube: Kube, *, domain: str = CLUSTER_DOMAIN) -> End
                 "(the Authorization header is ignored)."
             )
     model = _example_model(engine_deployments(deployments, release))
-    key = ApiKeyUse(required, API_KEY_SECRET, API_KEY_KEY, "vllmctl get-api-key")
+    key = ApiKeyUse(required, API_KEY_REF.secret_name, API_KEY_REF.secret_key, "vllmctl get-api-key")
     examples = _examples(base or f"http://{router_service_name(release)}.{ns}.svc.{domain}/v1", model)
     raw_router = next((s for s in services if s["metadata"]["name"] == router_service_name(release)), None)
     external = _external(kube, ns, release, raw_router, notes)
