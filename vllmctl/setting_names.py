@@ -93,9 +93,18 @@ _RELEASE_RE = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 RELEASE_MAX = 53
 
 
-def namespace_name_problem(value: str) -> str | None:
-    """A namespace name is a DNS-1123 label (the API server refuses others with 422)."""
-    return namespace_problem(value)
+def namespace_problem(name: str) -> str | None:
+    """Why `name` cannot be a namespace name (a DNS-1123 label), or None."""
+    if not name:
+        return "an empty name (two commas, or one at an end?); list names as ns1,ns2"
+    if len(name) > _LABEL_MAX:
+        return f"{name!r} is {len(name)} characters long; a namespace name has at most {_LABEL_MAX}"
+    if not _DNS_LABEL.fullmatch(name):
+        return (
+            f"{name!r} is not a namespace name: lower-case letters, digits and '-', starting and "
+            "ending with a letter or digit (Kubernetes' DNS-1123 label rule)"
+        )
+    return None
 
 
 def release_name_problem(value: str) -> str | None:
@@ -120,7 +129,7 @@ def context_name_problem(value: str) -> str | None:
 
 
 NAME_CHECKS = {
-    "namespace": namespace_name_problem,
+    "namespace": namespace_problem,  # a DNS-1123 label: the API server refuses others with 422
     "release": release_name_problem,
     "context": context_name_problem,
 }
@@ -130,17 +139,3 @@ def name_problem(setting: str, raw: str | None) -> str | None:
     """Why `raw` cannot be the value of the name setting `setting`, or None (also when unset)."""
     check = NAME_CHECKS.get(setting)
     return check(raw) if check is not None and raw is not None else None
-
-
-def namespace_problem(name: str) -> str | None:
-    """Why `name` cannot be a namespace name (a DNS-1123 label), or None."""
-    if not name:
-        return "an empty name (two commas, or one at an end?); list names as ns1,ns2"
-    if len(name) > _LABEL_MAX:
-        return f"{name!r} is {len(name)} characters long; a namespace name has at most {_LABEL_MAX}"
-    if not _DNS_LABEL.fullmatch(name):
-        return (
-            f"{name!r} is not a namespace name: lower-case letters, digits and '-', starting and "
-            "ending with a letter or digit (Kubernetes' DNS-1123 label rule)"
-        )
-    return None
