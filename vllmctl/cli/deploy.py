@@ -424,7 +424,7 @@ def rollback(app: App, revision: int | None) -> None:
             raise stuck.refusal()
         app.warn(stuck.sentence())
         revision = revision or stuck.target  # "the previous one" may be the revision that never finished
-    chosen = helm.rollback_target(revision)  # refused when there is no such revision
+    chosen = helm.rollback_target(revision, history)  # refused when there is no such revision
     target = f"revision {chosen}"
     from vllmctl.cli.recover import follow_to_the_end
 

@@ -199,10 +199,10 @@ class Helm:
             raise self.explained(exc) from None
         return history
 
-    def rollback_target(self, revision: int | None) -> int:
+    def rollback_target(self, revision: int | None, history: list[dict[str, Any]]) -> int:
         """The revision a rollback goes to (None: the one before the current), refused when
-        the history has no such revision."""
-        revisions = sorted(int(r["revision"]) for r in self.history() if "revision" in r)
+        `history` (helm history's JSON, read once by the caller) has no such revision."""
+        revisions = sorted(int(r["revision"]) for r in history if "revision" in r)
         if revision is None:
             if len(revisions) < 2:
                 only = f"only revision {revisions[-1]}" if revisions else "no revision"
