@@ -43,9 +43,9 @@ sys.path.insert(0, str(HERE.parent))  # tests.sandbox and vllmctl from this chec
 from tests.sandbox.kube.controllers import R  # noqa: E402
 from tests.sandbox.router import RouterStandIn  # noqa: E402
 from tests.sandbox.sandbox import Sandbox  # noqa: E402
+from vllmctl.apis.openai_api import Client, CompletionRequest  # noqa: E402
 from vllmctl.cluster.kube import Kube  # noqa: E402
 from vllmctl.cluster.tunnel import open_router_tunnel  # noqa: E402
-from vllmctl.openai_api import Client, CompletionRequest  # noqa: E402
 
 NAMESPACE, RELEASE, MODEL = "bench", "vllm", "bench/model"
 TARGET_MS = 5.0

@@ -113,7 +113,7 @@ SPECS: tuple[SettingSpec, ...] = (
         "https://vllm-project.github.io/production-stack",
         "helm repository URL of the chart",
     ),
-    # No default here: vllmctl.chart decides (a local chart's Chart.yaml, the deployed
+    # No default here: vllmctl.chart.version decides (a local chart's Chart.yaml, the deployed
     # release's version, else the newest tested); `Settings.chart_version` is that decision.
     SettingSpec(
         "chart_version",
@@ -167,7 +167,7 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("router_enabled", ENV_ROUTER_ENABLED, "true", "deploy the router", kind="bool"),
     SettingSpec("router_replicas", ENV_ROUTER_REPLICAS, "1", "router replicas", kind="int"),
     SettingSpec("router_image", ENV_ROUTER_IMAGE, "lmcache/lmstack-router", "router image repository"),
-    # No default here either: the tag released with the chart version (vllmctl.chart).
+    # No default here either: the tag released with the chart version (vllmctl.chart.version).
     SettingSpec("router_tag", ENV_ROUTER_TAG, None, "router image tag (default: the chart version's own)"),
     SettingSpec("router_request_cpu", ENV_ROUTER_REQUEST_CPU, "100m", "router CPU request"),
     SettingSpec("router_request_memory", ENV_ROUTER_REQUEST_MEMORY, "256Mi", "router memory request"),
@@ -295,7 +295,7 @@ class Settings:
 
     def __init__(self, resolved: dict[str, Resolved]) -> None:
         self.resolved = resolved
-        self._chart_target: Any = None  # a vllmctl.chart.ChartVersion once decided
+        self._chart_target: Any = None  # a vllmctl.chart.version.ChartVersion once decided
 
     @classmethod
     def resolve(cls, flags: Mapping[str, str | None], environ: Mapping[str, str] | None = None) -> Settings:
@@ -350,11 +350,11 @@ class Settings:
     # Typed accessors for the settings the core uses most, so mypy sees their types.
     @property
     def chart_target(self) -> Any:
-        """The chart version to render for and where it came from (a vllmctl.chart
+        """The chart version to render for and where it came from (a vllmctl.chart.version
         .ChartVersion): decided once, without the deployed release unless `settle_chart`
         has been told it."""
         if self._chart_target is None:
-            from vllmctl.chart import resolve
+            from vllmctl.chart.version import resolve
 
             self._chart_target = resolve(self)
         return self._chart_target
@@ -362,7 +362,7 @@ class Settings:
     def settle_chart(self, deployed: str | None) -> Any:
         """Decide the chart version knowing the deployed release's (None: there is none);
         every later `chart_version` reads this decision."""
-        from vllmctl.chart import resolve
+        from vllmctl.chart.version import resolve
 
         self._chart_target = resolve(self, deployed)
         return self._chart_target

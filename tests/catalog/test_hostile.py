@@ -235,7 +235,7 @@ def test_nested_aliases_are_bounded_at_every_level(isolated: Path) -> None:
 
 def test_rendered_values_of_a_custom_template_are_bounded_too(run: Run, isolated: Path) -> None:
     """The values text vllmctl reads back comes from templates an operator may copy and edit."""
-    from vllmctl.render import packaged_templates
+    from vllmctl.chart.values import packaged_templates
 
     templates = isolated / "templates"
     shutil.copytree(packaged_templates(), templates)

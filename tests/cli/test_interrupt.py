@@ -275,7 +275,7 @@ def test_ctrl_c_at_a_terminal_reaches_helm_once(models_file: Path, cluster: Clus
     ],
 )
 def test_what_counts_as_stuck(statuses: list[str], stuck: str | None, target: int | None) -> None:
-    from vllmctl.recovery import stuck_in
+    from vllmctl.ops.recovery import stuck_in
 
     history = [
         {"revision": i + 1, "status": s, "updated": "2026-01-01T10:00:00Z"} for i, s in enumerate(statuses)

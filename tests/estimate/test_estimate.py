@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from tests.sandbox.hub import PUBLISHED_MODELS
-from vllmctl import estimate as est
-from vllmctl.estimate import GiB
+from vllmctl.ops import estimate as est
+from vllmctl.ops.estimate import GiB
 
 # config.json of each model as published on the Hub: the Hub stand-in's table for the models
 # it serves, here for the others (the keys the estimate reads, with the published values).

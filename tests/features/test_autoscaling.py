@@ -171,8 +171,8 @@ def test_a_bad_prometheus_address_names_the_variable() -> None:
 
 
 def test_turning_autoscaling_on_replaces_no_pod() -> None:
-    from vllmctl.deploy import rolling_models
-    from vllmctl.plan import make_plan
+    from vllmctl.chart.plan import make_plan
+    from vllmctl.ops.deploy import rolling_models
 
     before = rendered(SMALL + "  replicaCount: 2\n", **NEW).values
     after = rendered(SCALED, **NEW)
@@ -182,7 +182,7 @@ def test_turning_autoscaling_on_replaces_no_pod() -> None:
 
 
 def test_the_gpu_fit_needs_min_replicas_and_warns_below_max() -> None:
-    from vllmctl.gpufit import NodeGpus, check_fit, needs_from_models
+    from vllmctl.ops.gpufit import NodeGpus, check_fit, needs_from_models
 
     text = SMALL + "  requestGPU: 2\n  autoscaling: {minReplicas: 2, maxReplicas: 4}\n"
     (need,) = needs_from_models(models(text))

@@ -17,10 +17,10 @@ import pytest
 from tests.conftest import Run
 from tests.render.test_values import given_input, models
 from tests.sandbox.fixtures import ClusterEnv, mini_chart_at
-from vllmctl import startup
 from vllmctl.catalog.store import parse
+from vllmctl.chart.values import Rendered, render
 from vllmctl.errors import UsageError
-from vllmctl.render import Rendered, render
+from vllmctl.features import startup
 
 needs_helm = pytest.mark.skipif(shutil.which("helm") is None, reason="scripts/test puts helm on PATH")
 SMALL = "- name: small\n  modelURL: Qwen/Qwen2.5-1.5B-Instruct\n"
@@ -190,7 +190,7 @@ def test_accelerators_become_the_charts_gpu_type_and_runtime_class() -> None:
 
 
 def test_the_gpu_fit_asks_for_the_same_resource() -> None:
-    from vllmctl.gpufit import NodeGpus, check_fit, needs_from_models
+    from vllmctl.ops.gpufit import NodeGpus, check_fit, needs_from_models
 
     (need,) = needs_from_models(models(SMALL + "  accelerator: amd\n  requestGPU: 2\n"))
     assert dict(need.per_replica) == {"amd.com/gpu": 2}
@@ -217,8 +217,8 @@ def test_one_recreate_makes_the_release_recreate_and_says_so() -> None:
 
 
 def test_recreate_means_no_surge_warning() -> None:
-    from vllmctl.deploy import Prepared, rolling_models
-    from vllmctl.plan import make_plan
+    from vllmctl.chart.plan import make_plan
+    from vllmctl.ops.deploy import Prepared, rolling_models
 
     deployed = SimpleNamespace(values=rendered(SMALL + TWO, chart_version="0.1.12").values)
     changed = SMALL + "  vllmConfig: {maxModelLen: 4096}\n" + TWO
@@ -450,8 +450,8 @@ def test_the_commented_examples_are_valid() -> None:
 
 
 def test_a_copied_template_that_drops_the_engine_wide_values_is_caught(tmp_path: Path) -> None:
+    from vllmctl.chart.values import packaged_templates
     from vllmctl.errors import CatalogError
-    from vllmctl.render import packaged_templates
 
     text = (packaged_templates() / "values.yaml.j2").read_text()
     old = tmp_path / "old"

@@ -20,9 +20,9 @@ from tests.conftest import Run
 from tests.features.test_engine_fields import objects, problems
 from tests.render.test_values import given_input, models
 from tests.sandbox.fixtures import ClusterEnv, mini_chart_at
-from vllmctl import sources
+from vllmctl.chart.values import render
 from vllmctl.errors import UsageError
-from vllmctl.render import render
+from vllmctl.features import sources
 
 needs_helm = pytest.mark.skipif(shutil.which("helm") is None, reason="scripts/test puts helm on PATH")
 DIGEST = "a" * 64
@@ -96,8 +96,8 @@ def test_good_sources_pass(text: str) -> None:
 
 
 def test_the_hub_checks_skip_other_sources() -> None:
-    from vllmctl.memory import is_hub_repo
-    from vllmctl.startup import budget
+    from vllmctl.features.startup import budget
+    from vllmctl.ops.memory import is_hub_repo
 
     for url in (
         "pvc://models/llama-70B",

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vllmctl import gpufit
 from vllmctl.errors import ExternalError
-from vllmctl.gpufit import (
+from vllmctl.ops import gpufit
+from vllmctl.ops.gpufit import (
     CannotReadNodes,
     NodeGpus,
     ReplicaNeed,

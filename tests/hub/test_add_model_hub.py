@@ -295,8 +295,8 @@ def test_the_size_hint_judges_the_entry(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from tests.sandbox.hub import PUBLISHED_MODELS
-    from vllmctl.hub import ModelFacts
-    from vllmctl.memory import size_hint
+    from vllmctl.apis.hub import ModelFacts
+    from vllmctl.ops.memory import size_hint
     from vllmctl.settings import Settings
 
     published = PUBLISHED_MODELS[QWEN]

@@ -1,4 +1,4 @@
-"""vllmctl.hub against the Hub stand-in: the real huggingface_hub client, in-process."""
+"""vllmctl.apis.hub against the Hub stand-in: the real huggingface_hub client, in-process."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from tests.hub.conftest import Hub
 from tests.sandbox.hub import PUBLISHED_MODELS
-from vllmctl import hub as client
+from vllmctl.apis import hub as client
 from vllmctl.errors import EXIT_EXTERNAL, EXIT_USAGE, ExternalError, UsageError
 
 QWEN = "Qwen/Qwen2.5-0.5B-Instruct"

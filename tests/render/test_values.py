@@ -10,8 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vllmctl.catalog.store import parse
-from vllmctl.errors import UsageError
-from vllmctl.render import (
+from vllmctl.chart.values import (
     API_KEY_SECRET,
     HF_TOKEN_SECRET,
     DeployedLabels,
@@ -20,6 +19,7 @@ from vllmctl.render import (
     render,
     to_yaml,
 )
+from vllmctl.errors import UsageError
 from vllmctl.settings import Settings
 
 LLAMA = "- name: llama3\n  modelURL: meta-llama/Llama-3.1-8B-Instruct\n"
@@ -203,7 +203,7 @@ def test_an_empty_catalog_renders_an_empty_model_list() -> None:
 
 
 def test_the_template_can_be_customised(tmp_path: Path) -> None:
-    from vllmctl.render import packaged_templates
+    from vllmctl.chart.values import packaged_templates
 
     custom = tmp_path / "templates"
     custom.mkdir()

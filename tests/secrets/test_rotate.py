@@ -80,7 +80,7 @@ def test_with_recreate_the_restart_fits(run: Run, models_file: Path, cluster: Cl
 
 
 def test_which_restarts_need_surge_room() -> None:
-    from vllmctl.restart import surges
+    from vllmctl.ops.restart import surges
 
     assert surges({}, 1)  # the API's default, 25%/25%: 0 unavailable for one replica
     assert not surges({}, 4)  # 25% of 4 is one pod that may go first

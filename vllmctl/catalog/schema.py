@@ -15,7 +15,6 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from vllmctl import accelerators, autoscaling, rollout, sources, startup
 from vllmctl.catalog.constants import DEFAULTS, DTYPES
 from vllmctl.catalog.quantity import (
     MAX_MILLI_UNITS,
@@ -40,6 +39,7 @@ from vllmctl.catalog.yamldoc import (
     is_sequence,
     tag_of,
 )
+from vllmctl.features import accelerators, autoscaling, rollout, sources, startup
 
 # Derived object names ("<release>-<name>-deployment-vllm", 63 max) must stay valid.
 NAME_MAX = 40

@@ -19,8 +19,8 @@ from vllmctl.cli.options import command, complete_model_names
 from vllmctl.ui import App
 
 if TYPE_CHECKING:
+    from vllmctl.apis.openai_api import Completion, CompletionFailed, LoadResult
     from vllmctl.cluster.kube import Kube
-    from vllmctl.openai_api import Completion, CompletionFailed, LoadResult
 
 DEFAULT_PROMPT = "Say hello in one sentence."
 
@@ -54,10 +54,10 @@ def _endpoint(app: App, base_url: str | None) -> Iterator[Endpoint]:
 
 def _api_key(app: App, kube: Kube | None) -> tuple[str | None, str]:
     """VLLM_API_KEY, else the cluster's Secret (best effort with --base-url); and its source."""
+    from vllmctl.apis.openai_api import api_key_problem
     from vllmctl.cluster.kube import Kube
     from vllmctl.cluster.tunnel import API_KEY_SECRET, router_api_key
     from vllmctl.errors import UsageError, VllmctlError
-    from vllmctl.openai_api import api_key_problem
     from vllmctl.setting_names import ENV_API_KEY
 
     settings = app.settings
@@ -121,7 +121,7 @@ def port_forward(app: App, port: int, address: str) -> None:
 @click.option("--base-url", metavar="URL", help="an exposed endpoint instead of a port-forward")
 def list_api_models(app: App, base_url: str | None) -> None:
     """List the models the router serves (GET /v1/models through a port-forward)."""
-    from vllmctl.openai_api import list_models
+    from vllmctl.apis.openai_api import list_models
 
     with _endpoint(app, base_url) as endpoint:
         cards = list_models(endpoint.base_url, endpoint.api_key, label=endpoint.label)
@@ -173,7 +173,7 @@ def test_completions(
     the timings to stderr. With --repeat/--concurrency it is a small load check instead:
     latency p50/p95 and throughput, without the answers.
     """
-    from vllmctl.openai_api import Client, CompletionFailed, CompletionRequest, run_load
+    from vllmctl.apis.openai_api import Client, CompletionFailed, CompletionRequest, run_load
 
     request = CompletionRequest(
         model=model or _choose_model(app),
@@ -263,7 +263,7 @@ def _show_completion(app: App, completion: Completion, *, streamed: bool) -> Non
 
 
 def _show_load(app: App, result: LoadResult, endpoint: Endpoint) -> None:
-    from vllmctl.openai_api import CompletionFailed
+    from vllmctl.apis.openai_api import CompletionFailed
 
     summary = result.summary()
 

@@ -44,7 +44,7 @@ def _decided(settings: Any) -> dict[str, dict[str, str | None]]:
     """Settings whose value vllmctl decides when none is given: the chart version (a local
     chart's own, else VLLM_CHART_VERSION, else the newest tested; a deployed release's own
     is known only to commands that ask the cluster) and the router tag that goes with it."""
-    from vllmctl.chart import router_tag_for
+    from vllmctl.chart.version import router_tag_for
     from vllmctl.errors import VllmctlError
 
     try:

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from vllmctl.chart_names import router_service_name
+from vllmctl.chart.facts import router_service_name
 from vllmctl.cli.options import backend_option, command, templates_dir_option
 from vllmctl.ui import App
 
@@ -44,7 +44,7 @@ def render_values(app: App, output_file: Path | None) -> None:
     Labels are those of a new release; install, upgrade and plan keep a deployed
     release's own. Secrets appear only as references, never as values.
     """
-    from vllmctl.deploy import prepare
+    from vllmctl.ops.deploy import prepare
 
     prepared = prepare(app.settings, helm=None, kubectl=None)
     _show_notes(app, prepared)
@@ -62,7 +62,7 @@ def template(app: App) -> None:
     """Print the manifests helm would apply (helm template; no cluster needed)."""
     from vllmctl.cluster import tools
     from vllmctl.cluster.helm import private_values_file
-    from vllmctl.deploy import chart_ref, helm_for, prepare
+    from vllmctl.ops.deploy import chart_ref, helm_for, prepare
 
     settings = app.settings
     prepared = prepare(settings, helm=None, kubectl=None)
@@ -85,9 +85,9 @@ def plan(app: App, force: bool) -> None:
     Exit 0 when nothing would change, 1 when something would, 2 on error (like diff),
     including a plan whose replicas the cluster's free GPUs cannot hold (unless --force).
     """
-    from vllmctl.deploy import helm_for, kubectl_for, prepare
     from vllmctl.errors import EXIT_NEGATIVE, UsageError
-    from vllmctl.recovery import stuck_release
+    from vllmctl.ops.deploy import helm_for, kubectl_for, prepare
+    from vllmctl.ops.recovery import stuck_release
 
     settings = app.settings
     helm = helm_for(settings)
@@ -149,9 +149,9 @@ def _apply(
     force: bool,
     recover: bool,
 ) -> None:
-    from vllmctl import deploy, recovery
     from vllmctl.cluster import tools
     from vllmctl.errors import UsageError
+    from vllmctl.ops import deploy, recovery
 
     settings = app.settings
     settings.helm_timeout  # noqa: B018 (a bad VLLM_HELM_TIMEOUT stops here, before anything changes)
@@ -176,15 +176,15 @@ def _apply(
     # Before anything changes: secrets are stored and synced only for a plan that can run.
     _check_gpu_fit(app, prepared, force)
     if settings.monitoring:
-        from vllmctl.monitoring import require_served
+        from vllmctl.features.monitoring import require_served
 
         require_served(settings)
     if any("autoscaling" in m.data for m in prepared.models):
-        from vllmctl import autoscaling
+        from vllmctl.features import autoscaling
 
         autoscaling.require_served(settings)
     # A pvc:// claim, cacheClaim or s3Secret missing from the namespace: no pod could start.
-    from vllmctl import sources
+    from vllmctl.features import sources
 
     found = sources.needs((m.data for m in prepared.models), sources.options_from(settings))
     sources.require_present(found, settings.namespace, kubectl.names)
@@ -256,9 +256,9 @@ def upgrade(app: App, **options: Any) -> None:
 
 
 def _gated_models(app: App) -> Callable[[list[Any]], list[str]]:
-    """models -> the models that need the HuggingFace token (vllmctl/gated.py), decided
+    """models -> the models that need the HuggingFace token (vllmctl/ops/gated.py), decided
     once per run (the Hub asked once per repo), its warnings shown once."""
-    from vllmctl import deploy
+    from vllmctl.ops import deploy
 
     decided: list[list[str]] = []
 
@@ -295,9 +295,9 @@ def _ensure_secrets(app: App, gated: list[str], api_key: bool | None, *, install
 def _check_gpu_fit(app: App, prepared: Any, force: bool) -> Any:
     """Refuse a plan whose replicas the cluster's free GPUs cannot hold (docs/gpu-fit.md),
     unless --force; warn about rolling updates with no room for their surge pods."""
-    from vllmctl.deploy import gpu_fit
     from vllmctl.errors import UsageError
-    from vllmctl.gpufit import CannotReadNodes
+    from vllmctl.ops.deploy import gpu_fit
+    from vllmctl.ops.gpufit import CannotReadNodes
 
     try:
         fit = gpu_fit(app.settings, prepared)
@@ -335,8 +335,8 @@ def uninstall(app: App, delete_secrets: bool, delete_namespace: bool) -> None:
     The model-cache PVCs survive with chart 0.1.10+ and are reused by the next install.
     Run again, it deletes what is left and says what was already gone.
     """
-    from vllmctl import deploy
     from vllmctl.cluster import tools
+    from vllmctl.ops import deploy
 
     settings = app.settings
     helm, kubectl = deploy.helm_for(settings), deploy.kubectl_for(settings)
@@ -399,7 +399,7 @@ def _delete_namespace(app: App, kubectl: Any, namespace: str, *, exists: bool) -
 @command("history")
 def history(app: App) -> None:
     """List the release's revisions (helm history)."""
-    from vllmctl.deploy import helm_for
+    from vllmctl.ops.deploy import helm_for
 
     revisions = helm_for(app.settings).history()
     rows = [
@@ -413,8 +413,8 @@ def history(app: App) -> None:
 @click.argument("revision", type=int, required=False)
 def rollback(app: App, revision: int | None) -> None:
     """Roll the release back to REVISION (default: the previous one)."""
-    from vllmctl.deploy import helm_for
-    from vllmctl.recovery import stuck_in
+    from vllmctl.ops.deploy import helm_for
+    from vllmctl.ops.recovery import stuck_in
 
     settings = app.settings
     helm = helm_for(settings)
@@ -437,8 +437,8 @@ def rollback(app: App, revision: int | None) -> None:
 def add_helm_repo(app: App) -> None:
     """Add (or update) the helm repository of the chart."""
     from vllmctl.cluster import tools
-    from vllmctl.deploy import chart_ref, helm_for
     from vllmctl.errors import UsageError
+    from vllmctl.ops.deploy import chart_ref, helm_for
 
     chart = chart_ref(app.settings)
     if not chart.is_repo:
@@ -456,7 +456,7 @@ def remove_helm_repo(app: App) -> None:
     """Remove the chart's helm repository."""
     from vllmctl.cluster import tools
     from vllmctl.cluster.helm import is_no_repo
-    from vllmctl.deploy import chart_ref, helm_for
+    from vllmctl.ops.deploy import chart_ref, helm_for
 
     chart = chart_ref(app.settings)
     if not chart.is_repo:
@@ -475,7 +475,7 @@ def remove_helm_repo(app: App) -> None:
 @command("create-namespace")
 def create_namespace(app: App) -> None:
     """Create the namespace (or update it) with Pod Security labels (baseline)."""
-    from vllmctl.deploy import kubectl_for
+    from vllmctl.ops.deploy import kubectl_for
 
     namespace = app.settings.namespace
     kubectl_for(app.settings).ensure_namespace(namespace)
@@ -485,7 +485,7 @@ def create_namespace(app: App) -> None:
 @command("delete-namespace")
 def delete_namespace(app: App) -> None:
     """Delete the namespace and everything in it, model caches included (asks first)."""
-    from vllmctl.deploy import kubectl_for
+    from vllmctl.ops.deploy import kubectl_for
 
     namespace = app.settings.namespace
     kubectl = kubectl_for(app.settings)

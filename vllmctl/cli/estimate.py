@@ -67,7 +67,7 @@ def estimate_command(
         return
     if not model:
         raise click.UsageError("give MODEL: a models.yaml name or a HuggingFace repo id (or --list-gpus).")
-    from vllmctl.memory import choose_gpu, estimate_entry
+    from vllmctl.ops.memory import choose_gpu, estimate_entry
 
     entry = _entry(app, model)
     engine = dict(entry.get("vllmConfig") or {})
@@ -138,7 +138,7 @@ def _entry(app: App, model: str) -> dict[str, Any]:
 
 def _facts(app: App, entry: dict[str, Any]) -> Any:
     """The Hub's facts, with VLLM_HF_TOKEN, or the stored token when the model is gated."""
-    from vllmctl.hub import model_facts
+    from vllmctl.apis.hub import model_facts
 
     settings = app.settings
     token = settings.hf_token or None
@@ -165,7 +165,7 @@ def _node_gpu(app: App) -> str | None:
     """The GPU product label of the cluster's GPU nodes, when a cluster answers."""
     from vllmctl.cluster.kube import Kube
     from vllmctl.errors import VllmctlError
-    from vllmctl.memory import product_label
+    from vllmctl.ops.memory import product_label
 
     try:
         with Kube.from_settings(app.settings) as kube:
@@ -176,7 +176,7 @@ def _node_gpu(app: App) -> str | None:
 
 
 def _list_gpus(app: App) -> None:
-    from vllmctl.estimate import GPU_TYPES
+    from vllmctl.ops.estimate import GPU_TYPES
 
     rows = [
         (g.name, f"{g.memory / 2**30:.2f} GiB", ", ".join(g.labels) or "-", "~" if g.approximate else "")

@@ -61,9 +61,9 @@ def logs(
     Every pod of the model in this release (not another release's pods of the same name),
     interleaved line by line, each line prefixed with its pod. Ctrl-C stops.
     """
-    from vllmctl.chart_names import engine_selector
+    from vllmctl.chart.facts import engine_selector
     from vllmctl.cluster.kube import Kube
-    from vllmctl.logs import deployed_models
+    from vllmctl.cluster.logs import deployed_models
 
     namespace, release = app.settings.namespace, app.settings.release
     with Kube.from_settings(app.settings) as kube:
@@ -86,7 +86,7 @@ def router_logs(
     line, each line prefixed with its pod. Ctrl-C stops.
     """
     from vllmctl.cluster.kube import Kube
-    from vllmctl.logs import router_pods
+    from vllmctl.cluster.logs import router_pods
 
     namespace, release = app.settings.namespace, app.settings.release
     with Kube.from_settings(app.settings) as kube:
@@ -132,7 +132,7 @@ def _show(
     container: str | None,
     accept: Callable[[dict[str, Any]], bool] | None = None,
 ) -> int:
-    from vllmctl.logs import LogOptions, parse_since, show_logs, tail_lines
+    from vllmctl.cluster.logs import LogOptions, parse_since, show_logs, tail_lines
     from vllmctl.ui import _wants_color
 
     options = LogOptions(

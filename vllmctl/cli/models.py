@@ -85,7 +85,7 @@ def list_models(app: App) -> None:
     models = [m.effective() for m in catalog.models]
 
     def table() -> None:
-        from vllmctl.autoscaling import bounds
+        from vllmctl.features.autoscaling import bounds
 
         def replicas(entry: dict[str, Any]) -> Any:
             limits = bounds(entry)  # autoscaled: min-max
@@ -205,7 +205,7 @@ def _settled_entry(
 def _hub_gated(app: App, repo_id: str) -> tuple[bool | None, str | None]:
     """Whether the Hub says the repo is gated (None: it could not be asked), and when the
     Hub does not know the repo, the sentence saying so."""
-    from vllmctl import hub
+    from vllmctl.apis import hub
     from vllmctl.setting_names import ENV_HF_TOKEN
 
     endpoint = app.settings.hf_endpoint or hub.DEFAULT_ENDPOINT
@@ -233,10 +233,10 @@ def _hub_gated(app: App, repo_id: str) -> tuple[bool | None, str | None]:
 def _show_size_hint(app: App, entry: dict[str, Any]) -> None:
     """One line on the model's size and whether the entry's GPUs and storage look enough;
     nothing when the Hub cannot tell (the confirmation follows either way)."""
-    from vllmctl import hub
+    from vllmctl.apis import hub
     from vllmctl.errors import VllmctlError
-    from vllmctl.estimate import ConfigError
-    from vllmctl.memory import size_hint
+    from vllmctl.ops.estimate import ConfigError
+    from vllmctl.ops.memory import size_hint
 
     endpoint = app.settings.hf_endpoint or hub.DEFAULT_ENDPOINT
     try:
@@ -425,7 +425,7 @@ def validate_models(app: App) -> None:
     tested (an existing release's own version is what plan checks). Exit 0 when valid, else
     2 with each problem, its key path and the fix.
     """
-    from vllmctl.chart import catalog_problems
+    from vllmctl.chart.version import catalog_problems
 
     catalog = _load_existing(app)
     chart = app.settings.chart_target  # offline: the local chart's file, VLLM_CHART_VERSION or the default

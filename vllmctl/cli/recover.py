@@ -17,7 +17,7 @@ def recover(app: App) -> None:
     to its last deployed revision, or uninstalled when it never deployed (asks first;
     --yes does not ask). Anything else is left alone.
     """
-    from vllmctl import deploy, recovery
+    from vllmctl.ops import deploy, recovery
 
     settings = app.settings
     helm = deploy.helm_for(settings)
@@ -36,7 +36,7 @@ def recover(app: App) -> None:
 
 def run_recovery(app: App, helm: Any, stuck: Any) -> None:
     """The rollback or uninstall that repairs the release, followed like any helm run."""
-    from vllmctl import recovery
+    from vllmctl.ops import recovery
 
     argv = recovery.recovery_argv(helm, stuck, timeout=app.settings.helm_timeout)
     label = (
@@ -54,8 +54,8 @@ def run_recovery(app: App, helm: Any, stuck: Any) -> None:
 def follow_to_the_end(app: App, helm: Any, argv: list[str], label: str) -> None:
     """A helm run that must not stop halfway (rollback, uninstall): Ctrl-C waits for it, a
     second one kills it, and then the message says what state the release is in."""
-    from vllmctl import recovery
     from vllmctl.cluster import tools
+    from vllmctl.ops import recovery
 
     try:
         app.follow(tools.stream(argv, on_signal=tools.FINISH, notify=app.warn), label)

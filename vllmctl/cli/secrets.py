@@ -246,7 +246,7 @@ def rotate_api_key(app: App, show: bool, timeout: float, force: bool) -> None:
     engine pod beside the old one); otherwise nothing changes, unless --force.
     """
     from vllmctl.errors import Interrupted
-    from vllmctl.restart import RolloutTimeout
+    from vllmctl.ops.restart import RolloutTimeout
     from vllmctl.secrets.rotate import plan_rotation, rotate
 
     settings = app.settings

@@ -170,7 +170,7 @@ def _release_line(r: Any) -> str:
         f", updated {r.updated_age} ago" if r.updated_age else (f", updated {r.updated}" if r.updated else "")
     )
     line = f"{head}: revision {r.revision}, chart {r.chart}, {r.status}{updated}"
-    from vllmctl.recovery import pending_advice
+    from vllmctl.ops.recovery import pending_advice
 
     advice = pending_advice(r.status)
     return f"{line}\n  {advice}" if advice else line

@@ -45,7 +45,7 @@ class ChartRef:
 
     @property
     def is_repo(self) -> bool:
-        from vllmctl.chart import local_chart
+        from vllmctl.chart.version import local_chart
 
         return not self.ref.startswith("oci://") and local_chart(self.ref) is None
 

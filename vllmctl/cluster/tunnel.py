@@ -29,9 +29,9 @@ from collections.abc import Callable, Collection
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from vllmctl.chart_names import router_service_name
+from vllmctl.chart.facts import router_service_name
+from vllmctl.chart.inputs import API_KEY_SECRET as API_KEY_REF
 from vllmctl.errors import ExternalError, UsageError
-from vllmctl.render_input import API_KEY_SECRET as API_KEY_REF
 
 if TYPE_CHECKING:
     from vllmctl.cluster.kube import Kube, PodConnection

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from vllmctl import autoscaling
 from vllmctl.catalog.schema import Model
+from vllmctl.chart.values import version_tuple
 from vllmctl.doctor.report import FAIL, OK, WARN, Report
 from vllmctl.errors import VllmctlError
-from vllmctl.render import version_tuple
+from vllmctl.features import autoscaling
 
 NAME = "autoscaling"
 

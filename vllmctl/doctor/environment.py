@@ -303,7 +303,7 @@ def _check_vault(report: Report, settings: Any, *, wanted: bool) -> None:
 def check_monitoring(report: Report, kube: Any, settings: Any) -> None:
     """Whether the cluster serves ServiceMonitors (the Prometheus Operator's CRD), which the
     chart makes when VLLM_MONITORING is on: without it helm cannot create them."""
-    from vllmctl import monitoring
+    from vllmctl.features import monitoring
 
     wanted = bool(settings.monitoring)
     refused = monitoring.refusal(settings) if wanted or settings.grafana_dashboards else None
@@ -344,7 +344,7 @@ def check_network_policy(report: Report, kube: Any, settings: Any) -> None:
     cluster enforces NetworkPolicy. That cannot be detected reliably (the API server stores
     policies whether or not a network plugin applies them), so the plugins' DaemonSets by
     their usual names are the evidence, and the detail says it is a hint."""
-    from vllmctl import network_policy as netpol
+    from vllmctl.features import network_policy as netpol
 
     name = "network policy"
     if not settings.network_policy:

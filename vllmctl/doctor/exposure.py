@@ -13,8 +13,8 @@ DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
 
 
 def check(report: Report, kube: Any, settings: Any) -> None:
-    from vllmctl.exposure import router_values
-    from vllmctl.render import default_render_input, version_tuple
+    from vllmctl.chart.values import default_render_input, version_tuple
+    from vllmctl.features.exposure import router_values
 
     given = default_render_input(settings)
     try:

@@ -12,8 +12,8 @@ from vllmctl.errors import VllmctlError
 
 def check_gpu_fit(report: Report, kube: Any, settings: Any, prepared: Any) -> Any:
     """The GPU fit of the whole plan, one cell per model; the FitReport, or None."""
-    from vllmctl.deploy import gpu_fit
-    from vllmctl.gpufit import CannotReadNodes
+    from vllmctl.ops.deploy import gpu_fit
+    from vllmctl.ops.gpufit import CannotReadNodes
 
     try:
         fit = gpu_fit(settings, prepared, kube)
@@ -69,7 +69,7 @@ def check_models(
     report: Report, settings: Any, models: list[Model], *, token: str | None, gpus: Any, hub: bool
 ) -> None:
     """Hub access and the memory estimate for each model that names a Hub repo."""
-    from vllmctl.memory import is_hub_repo
+    from vllmctl.ops.memory import is_hub_repo
 
     rejected = False  # the Hub refused the stored token: asked anonymously from then on
     for model in models:
@@ -113,7 +113,7 @@ def _check_access(
 ) -> str:
     """Fill the access cell. Returns "unreachable" when the Hub did not answer (reported
     once, as a warning), "rejected" when it refused the token itself, else "answered"."""
-    from vllmctl.hub import HubUnreachable, check_access
+    from vllmctl.apis.hub import HubUnreachable, check_access
 
     url = str(model.data["modelURL"])
     try:
@@ -158,8 +158,8 @@ def _check_access(
 
 def _check_memory(settings: Any, model: Model, row: Any, token: str | None, gpus: Any) -> Any:
     """Fill the memory cell; the Hub's facts about the model, or None when unknown."""
-    from vllmctl.hub import model_facts
-    from vllmctl.memory import choose_gpu, estimate_entry
+    from vllmctl.apis.hub import model_facts
+    from vllmctl.ops.memory import choose_gpu, estimate_entry
 
     entry = model.effective()
     if not int(entry.get("requestGPU") or 0):
@@ -193,7 +193,7 @@ def _check_memory(settings: Any, model: Model, row: Any, token: str | None, gpus
 def _check_startup_budget(report: Report, settings: Any, model: Model, facts: Any) -> None:
     """Render guesses a model's startup budget from its repo name; the Hub's parameter
     count tells better. A budget below the suggestion for that size is a warning."""
-    from vllmctl import startup
+    from vllmctl.features import startup
     from vllmctl.setting_names import ENV_MAX_STARTUP_SECONDS
 
     if not facts.parameters:
@@ -219,7 +219,7 @@ def _node_label(gpus: Any, name: str) -> str | None:
     of any GPU node (a model that does not fit still gets an estimate)."""
     if gpus is None:
         return None
-    from vllmctl.memory import product_label
+    from vllmctl.ops.memory import product_label
 
     placed = gpus.placements.get(name) or []
     nodes = sorted(gpus.nodes, key=lambda n: n.name not in placed[:1])

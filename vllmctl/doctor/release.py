@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from vllmctl.catalog.schema import Model
-from vllmctl.chart import TESTED_CHARTS
+from vllmctl.chart.values import version_tuple
+from vllmctl.chart.version import TESTED_CHARTS
 from vllmctl.doctor.report import FAIL, OK, SKIP, WARN, Report
 from vllmctl.errors import VllmctlError
-from vllmctl.render import version_tuple
 
 
 def check_models(report: Report, settings: Any) -> list[Model] | None:
@@ -81,7 +81,7 @@ def _floating(tag: Any) -> bool:
 def check_chart(report: Report, settings: Any, deployed_chart: str | None, *, index: bool = True) -> None:
     """The target chart version (and where it came from) is one vllmctl knows, the upgrade
     to it is safe, and (`index`) whether the chart repository has a newer one."""
-    from vllmctl.plan import SELECTOR_CHANGE
+    from vllmctl.chart.plan import SELECTOR_CHANGE
 
     try:
         chart = settings.chart_target
@@ -139,7 +139,7 @@ def chart_decided(settings: Any) -> bool:
 def check_chart_index(report: Report, settings: Any, target: str) -> None:
     """Whether the configured repository's index lists a chart newer than the target; an
     index that cannot be read is skipped, not failed (doctor may run offline)."""
-    from vllmctl.chart import NEWEST_TESTED, newer_in_index
+    from vllmctl.chart.version import NEWEST_TESTED, newer_in_index
 
     try:
         newer = newer_in_index(settings.chart_repo, settings.chart, target)
@@ -174,7 +174,7 @@ def check_chart_index(report: Report, settings: Any, target: str) -> None:
 def check_router_image(report: Report, settings: Any) -> None:
     """The router image: VLLM_ROUTER_IMAGE:VLLM_ROUTER_TAG, or the tag released with the
     chart version; `latest` (the chart's own default) or none known warns."""
-    from vllmctl.render import default_render_input, router_image_values, router_unpinned_warning
+    from vllmctl.chart.values import default_render_input, router_image_values, router_unpinned_warning
 
     try:
         given = default_render_input(settings)
@@ -197,7 +197,7 @@ def check_router_image(report: Report, settings: Any) -> None:
 def check_release(report: Report, settings: Any) -> Any:
     """What install would do against the deployed release: a deploy.Prepared (values, the
     deployed release, the plan), or None when helm or kubectl cannot tell."""
-    from vllmctl.deploy import helm_for, kubectl_for, prepare
+    from vllmctl.ops.deploy import helm_for, kubectl_for, prepare
 
     try:
         prepared = prepare(settings, helm=helm_for(settings), kubectl=kubectl_for(settings))

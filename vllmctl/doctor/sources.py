@@ -7,10 +7,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from vllmctl import sources
 from vllmctl.catalog.schema import Model
 from vllmctl.doctor.report import FAIL, OK, WARN, Report
 from vllmctl.errors import VllmctlError
+from vllmctl.features import sources
 
 S3_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 # ImageVolume: alpha in Kubernetes 1.31, beta (off by default) in 1.33, on by default from 1.35.

@@ -30,7 +30,7 @@ def served_version(kube: Any) -> str | None:
 def manifest(kind: SecretKind, settings: Any, api_version: str, *, force_sync: bool) -> dict[str, Any]:
     from ruamel.yaml import YAML
 
-    from vllmctl.render import render_template
+    from vllmctl.chart.values import render_template
 
     text = render_template(
         kind.template,

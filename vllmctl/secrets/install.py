@@ -2,7 +2,7 @@
 HuggingFace token in the cluster; the endpoint gets an API key when asked to (`--api-key`,
 or VLLM_API_KEY given, as the old tool took it).
 
-Which models are gated is decided by the caller (vllmctl/gated.py: models.yaml's `gated:`,
+Which models are gated is decided by the caller (vllmctl/ops/gated.py: models.yaml's `gated:`,
 else the Hub, else the old tool's organisations).
 
 A value found in the store (e.g. Vault) but missing from the namespace is synced; a

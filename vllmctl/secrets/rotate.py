@@ -3,7 +3,7 @@ restarted so they read it (the chart passes the key as an environment variable, 
 once at start), so that only the new key is accepted.
 
 Before anything changes, the restart's pods must fit the cluster's free GPUs
-(vllmctl/restart.py): a rolling restart starts each new engine pod beside the old one,
+(vllmctl/ops/restart.py): a rolling restart starts each new engine pod beside the old one,
 and with every GPU in use it would wait forever while the new key is already stored."""
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ class Rotation:
 
 def plan_rotation(backend: Any) -> Rotation:
     """The Deployments to restart and the GPU fit of their restart; nothing changes."""
-    from vllmctl.gpufit import CannotReadNodes
-    from vllmctl.restart import restart_fit
+    from vllmctl.ops.gpufit import CannotReadNodes
+    from vllmctl.ops.restart import restart_fit
 
     settings = backend.settings
     deployments = release_deployments(backend.kube, settings.namespace, settings.release)
@@ -56,7 +56,7 @@ def rotate(
     backend: Any, rotation: Rotation, *, timeout: float, notify: Callable[[str], None]
 ) -> tuple[str, list[str]]:
     """Store and sync a new key, restart the Deployments, follow the restarts."""
-    from vllmctl.restart import follow_rollout
+    from vllmctl.ops.restart import follow_rollout
 
     settings = backend.settings
     value = generate_api_key()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vllmctl.render_input import API_KEY_SECRET, HF_TOKEN_SECRET, SecretRef
+from vllmctl.chart.inputs import API_KEY_SECRET, HF_TOKEN_SECRET, SecretRef
 
 
 @dataclass(frozen=True)

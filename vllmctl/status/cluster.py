@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from vllmctl.chart_names import (
+from vllmctl.chart.facts import (
     MODEL_LABEL,
     RELEASE_LABEL,
     engine_deployment_model,
@@ -107,7 +107,7 @@ def _autoscalers(
 ) -> tuple[dict[str, Obj], dict[str, Obj], list[str]]:
     """The release's ScaledObjects by model (one list; none when KEDA's CRD is not served,
     a 404), and the namespace's HPAs (one more list, only when there are ScaledObjects)."""
-    from vllmctl import autoscaling
+    from vllmctl.features import autoscaling
 
     try:
         listed = kube.list(
@@ -240,8 +240,8 @@ def ask_router(
     namespace's (added to `secrets`, to be kept out of the report). A failure is an answer
     here (the rest of the report stands), so every one becomes its reason."""
     try:
+        from vllmctl.apis.openai_api import list_models
         from vllmctl.cluster.tunnel import open_router_tunnel, router_api_key
-        from vllmctl.openai_api import list_models
     except ImportError as e:  # a partial installation
         return RouterCheck(None, f"vllmctl cannot ask it: {e}")
     if not api_key:

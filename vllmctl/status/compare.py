@@ -102,7 +102,7 @@ class PlanCheck:
 def plan_check(settings: Any, helm: Helm) -> PlanCheck:
     """The comparison `vllmctl plan` makes (deploy.prepare: the values models.yaml renders
     against the deployed ones), so status and plan cannot disagree."""
-    from vllmctl.deploy import kubectl_for, prepare
+    from vllmctl.ops.deploy import kubectl_for, prepare
 
     if not settings.models_path.exists() and not settings.env:
         return PlanCheck(None)  # the report already says there is nothing to compare with

@@ -8,16 +8,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from vllmctl.chart_names import engine_service_model, router_deployment_name, router_service_name
+from vllmctl.chart.facts import engine_service_model, router_deployment_name, router_service_name
+from vllmctl.chart.inputs import API_KEY_SECRET as API_KEY_REF
 from vllmctl.errors import VllmctlError
-from vllmctl.render_input import API_KEY_SECRET as API_KEY_REF
 from vllmctl.status.cluster import engine_deployments, is_release_service
 from vllmctl.status.objects import CLUSTER_DOMAIN, containers_of, engine_ids, service_info
 from vllmctl.status.report import Obj, ServiceInfo
 
 if TYPE_CHECKING:
     from vllmctl.cluster.kube import Kube
-    from vllmctl.exposure import ExternalAccess
+    from vllmctl.features.exposure import ExternalAccess
 
 
 @dataclass
@@ -88,7 +88,7 @@ def _external(
 ) -> list[ExternalAccess]:
     """The router's ways in from outside: its Service's type, and the chart's Ingress (one
     more GET, only when there is a router; an Ingress is made only with it)."""
-    from vllmctl.exposure import INGRESS_API, external_access, ingress_name
+    from vllmctl.features.exposure import INGRESS_API, external_access, ingress_name
 
     if router is None:
         return []

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from vllmctl.chart_names import (
+from vllmctl.chart.facts import (
     ENGINE_CONTAINER,
     engine_deployment_name,
     engine_service_name,
@@ -118,7 +118,7 @@ class StatusReader:
         )
 
     def _release(self) -> ReleaseInfo:
-        from vllmctl.deploy import helm_for
+        from vllmctl.ops.deploy import helm_for
 
         s = self.settings
         try:
@@ -130,7 +130,7 @@ class StatusReader:
 
     def _plan(self) -> PlanCheck:
         """What `vllmctl plan` would change (used when the release is installed)."""
-        from vllmctl.deploy import helm_for
+        from vllmctl.ops.deploy import helm_for
 
         try:
             if self._plan_helm is None:
@@ -185,7 +185,7 @@ def _problems(
     if release.installed is False:
         problems.append(f"release {release.name} is not installed in namespace {release.namespace}")
     elif release.status and release.status != "deployed":
-        from vllmctl.recovery import pending_advice
+        from vllmctl.ops.recovery import pending_advice
 
         advice = pending_advice(release.status)
         problems.append(

@@ -1,9 +1,9 @@
 """What rendering the values takes: `RenderInput` (everything the values depend on), the
 Secrets they reference, the deployed release's labels, and chart version parsing.
 
-Kept apart from `vllmctl.render` so that the feature modules render calls (exposure,
-monitoring, network_policy) and `vllmctl.chart` can use these without importing render
-back: render imports them, never the other way round. `vllmctl.render` re-exports them.
+Kept apart from `vllmctl.chart.values` so that the feature modules render calls (exposure,
+monitoring, network_policy) and `vllmctl.chart.version` can use these without importing render
+back: render imports them, never the other way round. `vllmctl.chart.values` re-exports them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vllmctl import sources as model_sources
+from vllmctl.features import sources as model_sources
 
 # The label vllmctl puts on the objects it adds to a release (network policies...).
 RELEASE_LABEL = "vllmctl.io/release"
@@ -76,10 +76,10 @@ class RenderInput:
     api_key: SecretRef | None = None
     deployed_labels: DeployedLabels | None = None  # None: a new release
     templates_dir: Path | None = None
-    # VLLM_S3_ENDPOINT, VLLM_S3_IMAGE, VLLM_MODEL_CACHE_CLAIM, VLLM_OCI_METHOD (vllmctl.sources).
+    # VLLM_S3_ENDPOINT, VLLM_S3_IMAGE, VLLM_MODEL_CACHE_CLAIM, VLLM_OCI_METHOD (vllmctl.features.sources).
     sources: model_sources.Options = model_sources.DEFAULT_OPTIONS
     max_startup_seconds: int | None = None  # VLLM_MAX_STARTUP_SECONDS; None: by model size
-    # Exposure and monitoring (raw setting texts; vllmctl.exposure and .monitoring check them).
+    # Exposure and monitoring (raw setting texts; vllmctl.features.exposure and .monitoring check them).
     router_service_type: str | None = "ClusterIP"
     router_node_port: str | None = None
     ingress_host: str | None = None
@@ -88,7 +88,7 @@ class RenderInput:
     monitoring: bool = False
     grafana_dashboards: bool = False
     prometheus_url: str | None = None  # VLLM_PROMETHEUS_URL, for autoscaling's KEDA triggers
-    # Network policy (vllmctl.network_policy checks them; namespaces as comma-separated text).
+    # Network policy (vllmctl.features.network_policy checks them; namespaces as comma-separated text).
     network_policy: bool = False
     network_policy_namespaces: str | None = None
     network_policy_ingress_namespace: str | None = None

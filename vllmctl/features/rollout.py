@@ -145,7 +145,7 @@ def _amount_problem(key: str, amount: Any, least: int) -> str | None:
 
 def _most_replicas(entry: Mapping[str, Any]) -> int:
     """The most replicas an entry runs: its maxReplicas when it autoscales."""
-    from vllmctl.autoscaling import bounds
+    from vllmctl.features.autoscaling import bounds
 
     limits = bounds(entry)
     return limits[1] if limits else _int(entry.get("replicaCount", 1))

@@ -16,12 +16,12 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vllmctl.chart_names import RELEASE_LABEL
+from vllmctl.chart.facts import RELEASE_LABEL
 from vllmctl.errors import UsageError, VllmctlError, refuse_problems
 from vllmctl.setting_names import namespace_problem
 
 if TYPE_CHECKING:
-    from vllmctl.render_input import DeployedLabels, RenderInput
+    from vllmctl.chart.inputs import DeployedLabels, RenderInput
 
 Obj = dict[str, Any]
 
@@ -169,7 +169,7 @@ def router_selector(release: str, router_labels: dict[str, str] | None) -> Obj:
     keeps them (Deployment selectors are immutable), and the chart's defaults are the same
     in every release, so then the chart's own router labels (0.1.10+) say which release.
     """
-    from vllmctl.render_input import RELEASE_LABEL
+    from vllmctl.chart.inputs import RELEASE_LABEL
 
     if (router_labels or {}).get(RELEASE_LABEL) == release:
         return {
@@ -191,7 +191,7 @@ def _namespaces(names: list[str]) -> Obj:
 
 
 def _policy(name: str, given: RenderInput, selector: Obj, rules: list[Obj]) -> Obj:
-    from vllmctl.render_input import RELEASE_LABEL
+    from vllmctl.chart.inputs import RELEASE_LABEL
 
     return {
         "apiVersion": API_VERSION,
@@ -229,7 +229,7 @@ CNI_NAMESPACES = ("kube-system", "calico-system")
 
 def refusal(settings: Any) -> str | None:
     """Why the network policy settings would be refused when rendering, or None."""
-    from vllmctl.render_input import DeployedLabels, default_render_input, version_tuple
+    from vllmctl.chart.inputs import DeployedLabels, default_render_input, version_tuple
 
     given = default_render_input(settings)
     try:

@@ -180,9 +180,9 @@ def entry_problems(entry: dict[str, Any], chart_text: str) -> list[tuple[str, st
     """The keys of one models.yaml entry that chart `chart_text` does not read (it would
     silently ignore them), each as (key, why and the fix). The one place that decides:
     render refuses these, and `validate` reports them at the key's line:column."""
-    from vllmctl import autoscaling, rollout
     from vllmctl.catalog.schema import CHART_KEYS
-    from vllmctl.render_input import version_tuple
+    from vllmctl.chart.inputs import version_tuple
+    from vllmctl.features import autoscaling, rollout
 
     chart = version_tuple(chart_text)
     if chart is None:
@@ -237,8 +237,8 @@ def newer_in_index(repo_url: str, chart_ref: str, target: str) -> list[str]:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
+    from vllmctl.chart.inputs import version_tuple
     from vllmctl.errors import ExternalError
-    from vllmctl.render_input import version_tuple
 
     url = f"{repo_url.rstrip('/')}/index.yaml"
     try:

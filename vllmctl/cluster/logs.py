@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from typing import Any, NamedTuple, TextIO
 
-from vllmctl.chart_names import MODEL_LABEL, RELEASE_LABEL, router_deployment_name
+from vllmctl.chart.facts import MODEL_LABEL, RELEASE_LABEL, router_deployment_name
 from vllmctl.errors import ExternalError, UsageError
 
 Obj = dict[str, Any]

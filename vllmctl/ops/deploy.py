@@ -8,13 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vllmctl.catalog.schema import Model
-from vllmctl.chart_names import release_selector, router_deployment_name
-from vllmctl.cluster import tools
-from vllmctl.cluster.helm import ChartRef, DeployedRelease, Helm, private_values_file
-from vllmctl.cluster.kubectl import Kubectl
-from vllmctl.errors import CatalogError, UsageError
-from vllmctl.plan import Plan, make_plan
-from vllmctl.render import (
+from vllmctl.chart.facts import release_selector, router_deployment_name
+from vllmctl.chart.plan import Plan, make_plan
+from vllmctl.chart.values import (
     API_KEY_SECRET,
     HF_TOKEN_SECRET,
     DeployedLabels,
@@ -23,6 +19,10 @@ from vllmctl.render import (
     render,
     version_tuple,
 )
+from vllmctl.cluster import tools
+from vllmctl.cluster.helm import ChartRef, DeployedRelease, Helm, private_values_file
+from vllmctl.cluster.kubectl import Kubectl
+from vllmctl.errors import CatalogError, UsageError
 
 
 def load_models(settings: Any) -> list[Model]:
@@ -65,8 +65,8 @@ class Prepared:
 
 def decide_gated(settings: Any, models: list[Model]) -> Any:
     """Which models need the HuggingFace token (gated.decide: models.yaml, else the Hub)."""
-    from vllmctl.gated import decide
-    from vllmctl.hub import DEFAULT_ENDPOINT
+    from vllmctl.apis.hub import DEFAULT_ENDPOINT
+    from vllmctl.ops.gated import decide
 
     return decide(models, endpoint=settings.hf_endpoint or DEFAULT_ENDPOINT)
 
@@ -84,7 +84,7 @@ def prepare(
     models = load_models(settings)
     deployed = helm.deployed() if helm else None
     if helm:
-        # An existing release keeps its chart version unless told otherwise (vllmctl.chart).
+        # An existing release keeps its chart version unless told otherwise (vllmctl.chart.version).
         settings.settle_chart(deployed.chart_version if deployed else None)
     notes: list[str] = []
     warnings: list[str] = []
@@ -213,7 +213,7 @@ def gpu_fit(settings: Any, prepared: Prepared, kube: Any = None) -> Any:
     """Can the cluster's free GPUs hold every replica (per node), and the rolling update's
     surge pods? A gpufit.FitReport; gpufit.CannotReadNodes when nodes cannot be listed."""
     from vllmctl.cluster.kube import Kube
-    from vllmctl.gpufit import check_fit, needs_from_models, read_nodes
+    from vllmctl.ops.gpufit import check_fit, needs_from_models, read_nodes
 
     if kube is None:
         with Kube.from_settings(settings) as own:

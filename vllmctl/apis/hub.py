@@ -435,7 +435,7 @@ def _checked_token(token: str | None) -> str | None:
     """The token to send (None: anonymous); refused, unquoted, when a header cannot carry it."""
     if not token:
         return None
-    from vllmctl.openai_api import api_key_problem
+    from vllmctl.apis.openai_api import api_key_problem
 
     problem = api_key_problem(token)
     if problem:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from vllmctl.errors import ExternalError
-from vllmctl.gpufit import FitReport, ReplicaNeed, check_fit, pod_gpus, read_nodes
+from vllmctl.ops.gpufit import FitReport, ReplicaNeed, check_fit, pod_gpus, read_nodes
 
 Obj = dict[str, Any]
 REPORT_EVERY = 5.0  # seconds between looks at the pods that are not Ready yet

@@ -15,11 +15,11 @@ from decimal import ROUND_CEILING
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from vllmctl.accelerators import gpu_resource
-from vllmctl.autoscaling import bounds as autoscaling_bounds
 from vllmctl.catalog.quantity import QuantityError, parse_quantity
-from vllmctl.chart_names import RELEASE_LABEL
+from vllmctl.chart.facts import RELEASE_LABEL
 from vllmctl.errors import ExternalError
+from vllmctl.features.accelerators import gpu_resource
+from vllmctl.features.autoscaling import bounds as autoscaling_bounds
 
 if TYPE_CHECKING:
     from vllmctl.catalog.schema import Model

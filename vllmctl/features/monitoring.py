@@ -57,7 +57,7 @@ def served(kube: Any) -> bool:
 
 def refusal(settings: Any) -> str | None:
     """Why the settings would be refused by `values`, or None."""
-    from vllmctl.render_input import version_tuple
+    from vllmctl.chart.inputs import version_tuple
 
     try:
         values(

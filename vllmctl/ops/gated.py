@@ -42,8 +42,8 @@ def decide(models: Iterable[Any], *, endpoint: str, ask: Callable[[str], Any] | 
     `ask(repo_id)` returns hub.Access (default: hub.check_access without a token) and may
     raise hub.HubUnreachable; after one such failure the Hub is not asked again this run.
     """
-    from vllmctl.hub import HubUnreachable, check_access
-    from vllmctl.memory import is_hub_repo
+    from vllmctl.apis.hub import HubUnreachable, check_access
+    from vllmctl.ops.memory import is_hub_repo
 
     if ask is None:
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from vllmctl.render import version_tuple
+from vllmctl.chart.values import version_tuple
 
 # Chart 0.1.10 added app.kubernetes.io labels to the Deployment selectors, which
 # Kubernetes does not let an update change (docs/chart-facts.md, section 4).

@@ -17,15 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vllmctl import accelerators, autoscaling, rollout, startup, vllm_flags
-from vllmctl import sources as model_sources
 from vllmctl.catalog.schema import CHART_KEYS, REPO_ID_RE, Model
-from vllmctl.chart import entry_problems
-from vllmctl.errors import CatalogError, UsageError, refuse_problems
-from vllmctl.exposure import router_values as exposure_values
-from vllmctl.monitoring import values as monitoring_values
-from vllmctl.network_policy import objects as network_policy_objects
-from vllmctl.render_input import (
+from vllmctl.chart import vllm_flags
+from vllmctl.chart.inputs import (
     API_KEY_SECRET,
     HF_TOKEN_SECRET,
     RELEASE_LABEL,
@@ -35,6 +29,13 @@ from vllmctl.render_input import (
     default_render_input,
     version_tuple,
 )
+from vllmctl.chart.version import entry_problems
+from vllmctl.errors import CatalogError, UsageError, refuse_problems
+from vllmctl.features import accelerators, autoscaling, rollout, startup
+from vllmctl.features import sources as model_sources
+from vllmctl.features.exposure import router_values as exposure_values
+from vllmctl.features.monitoring import values as monitoring_values
+from vllmctl.features.network_policy import objects as network_policy_objects
 
 VALUES_TEMPLATE = "values.yaml.j2"
 # The chart names engine objects "<release>-<model>-..." and gives each pod a hostname
@@ -201,7 +202,7 @@ def _unpinned(models: list[Model], given: RenderInput) -> list[str]:
 def router_image_values(given: RenderInput) -> dict[str, str | None]:
     """The router's image: VLLM_ROUTER_IMAGE, and VLLM_ROUTER_TAG or else the tag released
     with the chart version (None when vllmctl knows none: the chart's own `latest`)."""
-    from vllmctl.chart import router_tag_for
+    from vllmctl.chart.version import router_tag_for
 
     tag = given.router_tag or router_tag_for(given.chart_version)  # "" counts as unset
     return {"repository": given.router_image, "tag": tag}
@@ -240,7 +241,7 @@ def _model_spec(model: Model, given: RenderInput, chart: tuple[int, ...] | None)
             f"characters together; the chart needs at most {MAX_RELEASE_AND_NAME} (its object and "
             "host names are built from both). Shorten the model name or VLLM_RELEASE."
         )
-    # Keys the chart version does not read would be silently ignored (vllmctl.chart decides).
+    # Keys the chart version does not read would be silently ignored (vllmctl.chart.version decides).
     refuse_problems(
         [f"{name}: {why}" for _, why in entry_problems(model.data, given.chart_version)],
         f"{name}'s keys for chart {given.chart_version}",
@@ -430,7 +431,7 @@ def check_values(text: str, specs: list[dict[str, Any]]) -> dict[str, Any]:
     return checked
 
 
-# RenderInput and its parts live in vllmctl.render_input (so the feature modules need not
+# RenderInput and its parts live in vllmctl.chart.inputs (so the feature modules need not
 # import render); they are re-exported here for the commands that render.
 __all__ = [
     "API_KEY_SECRET",

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from vllmctl.errors import refuse_problems
 
 if TYPE_CHECKING:
-    from vllmctl.render_input import RenderInput
+    from vllmctl.chart.inputs import RenderInput
 
 Obj = dict[str, Any]
 

@@ -1,4 +1,4 @@
-"""A models.yaml entry's memory estimate: which GPU it gets, and vllmctl/estimate.py fed
+"""A models.yaml entry's memory estimate: which GPU it gets, and vllmctl/ops/estimate.py fed
 with the entry's engine options and the Hub's facts about the model. Shared by
 `vllmctl estimate` and `vllmctl doctor`."""
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vllmctl.errors import UsageError
-from vllmctl.estimate import (
+from vllmctl.ops.estimate import (
     Estimate,
     GiB,
     GpuMemoryError,

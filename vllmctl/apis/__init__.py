@@ -1,0 +1,1 @@
+"""Clients of HTTP APIs: the HuggingFace Hub and the OpenAI-compatible API."""

@@ -1,0 +1,1 @@
+"""Chart features: one module each, listed in order by registry.py."""

@@ -1,0 +1,1 @@
+"""Operations on a release: deploy steps, recovery, restarts, GPU fit, estimates."""
