@@ -227,13 +227,14 @@ def test_only_the_cluster_package_runs_processes_or_imports_kubernetes() -> None
 def test_the_reader_sees_what_vllmctl_imports(graph: dict[str, Imports]) -> None:
     """Known edges of each kind, so the rules above cannot pass on an empty graph."""
     assert len(graph) > 50
-    assert "vllmctl.features.exposure" in graph["vllmctl.chart.values"].runtime  # top-level from-import
+    assert "vllmctl.features.base" in graph["vllmctl.chart.values"].runtime  # top-level from-import
+    assert "vllmctl.features.registry" in graph["vllmctl.chart.values"].runtime  # from package import module
     assert (
-        "vllmctl.features.sources" in graph["vllmctl.chart.values"].runtime
-    )  # from vllmctl import sources as ...
+        "vllmctl.features.autoscaling_values" in graph["vllmctl.features.autoscaling_cluster"].runtime
+    )  # from package import module as ...
     assert "vllmctl.environments" in graph["vllmctl.catalog.selected"].runtime  # inside a function
-    assert "vllmctl.chart.inputs" in graph["vllmctl.features.exposure"].type_checking  # under TYPE_CHECKING
-    assert "vllmctl.chart.inputs" not in graph["vllmctl.features.exposure"].runtime
+    assert "vllmctl.catalog.schema" in graph["vllmctl.features.sources"].type_checking  # under TYPE_CHECKING
+    assert "vllmctl.catalog.schema" not in graph["vllmctl.features.sources"].runtime
     assert "kubernetes" in graph["vllmctl.cluster.kube"].external  # lazy, inside functions
 
 

@@ -19,8 +19,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from vllmctl.catalog.fields import int_check
 from vllmctl.catalog.fileio import read_bytes, real_path
-from vllmctl.catalog.schema import Problem, Validation, did_you_mean, int_check, validate
+from vllmctl.catalog.schema import Problem, Validation, did_you_mean, validate
 from vllmctl.catalog.store import Catalog, gc_paused, load
 from vllmctl.catalog.yamldoc import (
     MAP_TAG,

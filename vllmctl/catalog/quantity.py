@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 _BINARY = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
 _DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
@@ -74,3 +75,13 @@ def format_bytes(amount: Decimal) -> str:
             scaled = (amount / unit).quantize(Decimal("0.01")).normalize()
             return f"{scaled:f}{suffix}"
     return f"{amount.normalize():f}"
+
+
+def as_int(value: Any, default: int | None = None) -> int | None:
+    """A count as the API writes it (a number, or a number as text), else `default`."""
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default

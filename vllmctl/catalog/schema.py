@@ -1,7 +1,8 @@
 """What a models.yaml entry may hold, and validation that names file:line:column and the fix.
 
 The keys are the vllm-stack chart's `servingEngineSpec.modelSpec[]` keys, so an entry
-reads like the chart values it becomes. Keys vllmctl validates itself are in FIELDS;
+reads like the chart values it becomes. Keys vllmctl validates itself are in FIELDS (its own
+and the chart features');
 other modelSpec keys of the chart pass through to the values unchanged (CHART_KEYS,
 checked against the chart's values.schema.json, see docs/chart-facts.md); anything else
 is an error with a did-you-mean.
@@ -11,11 +12,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any, NamedTuple
 
 from vllmctl.catalog.constants import DEFAULTS, DTYPES
+from vllmctl.catalog.fields import Check, Field, int_check
+from vllmctl.catalog.fields import kind_of as _type_name
 from vllmctl.catalog.quantity import (
     MAX_MILLI_UNITS,
     QuantityError,
@@ -39,70 +42,14 @@ from vllmctl.catalog.yamldoc import (
     is_sequence,
     tag_of,
 )
-from vllmctl.features import accelerators, autoscaling, rollout, sources, startup
+from vllmctl.chart.facts import CHART_KEYS
+from vllmctl.features import registry
 
 # Derived object names ("<release>-<name>-deployment-vllm", 63 max) must stay valid.
 NAME_MAX = 40
 NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-# A HuggingFace repo id: "org/name", letters, digits, '-', '_', '.', no '--' or '..'.
-REPO_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
-URI_SCHEMES = ("pvc://", "s3://", "oci://")
 MIN_MEMORY = Decimal(1024**2)
 MERGE_TAG = "tag:yaml.org,2002:merge"
-
-
-# modelSpec keys of the vllm-stack chart that vllmctl passes through as given, with the
-# first chart version whose templates read them (docs/chart-facts.md). The chart does
-# not apply its values.schema.json, so a misspelt key would be silently ignored there:
-# this list is what catches it. (`tag` and `pdb` are chart keys too, but vllmctl checks
-# and renders them itself: they are in FIELDS.)
-CHART_KEYS: dict[str, str] = {
-    **dict.fromkeys(
-        [
-            "affinity",
-            "annotations",
-            "chatTemplate",
-            "chatTemplateConfigMap",
-            "enableLoRA",
-            "enableTool",
-            "env",
-            "envFromSecret",
-            "extraVolumeMounts",
-            "extraVolumes",
-            "hf_token",
-            "imagePullSecret",
-            "initContainer",
-            "limitCPU",
-            "limitGPUCores",
-            "limitGPUMem",
-            "limitGPUMemPercentage",
-            "lmcacheConfig",
-            "nodeName",
-            "nodeSelectorTerms",
-            "podAnnotations",
-            "priorityClassName",
-            "pvcAccessMode",
-            "pvcLabels",
-            "pvcMatchLabels",
-            "raySpec",
-            "repository",
-            "requestGPUCores",
-            "requestGPUMem",
-            "requestGPUMemPercentage",
-            "requestGPUType",
-            "runtimeClassName",
-            "serviceAccountName",
-            "shmSize",
-            "storageClass",
-            "toolCallParser",
-        ],
-        "0.1.8",
-    ),
-    **dict.fromkeys(("keda", "resources"), "0.1.9"),
-    "pvcAnnotations": "0.1.10",
-    **dict.fromkeys(("enabled", "tolerations", "tolerationsPolicy"), "0.1.11"),
-    **dict.fromkeys(("labels", "podLabels", "serviceAnnotations", "modelRevision"), "0.1.12"),
-}
 
 
 class Problem(NamedTuple):
@@ -114,31 +61,6 @@ class Problem(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.where}: {self.key_path}: {self.message}"
-
-
-Check = Callable[[Any], str | None]
-
-
-class Field(NamedTuple):
-    """A key vllmctl understands: its check returns the problem text, or None when fine."""
-
-    check: Check
-    help: str
-    children: dict[str, Field] | None = None
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "an empty value"
-    if isinstance(value, bool):
-        return f"the boolean {str(value).lower()}"
-    if isinstance(value, str):
-        return f"the string {value!r}"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return f"{type(value).__name__} {value!r}"
 
 
 def check_name(value: Any) -> str | None:
@@ -157,40 +79,6 @@ def check_name(value: Any) -> str | None:
             f"starting and ending with a letter or digit{hint}"
         )
     return None
-
-
-def check_model_url(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return f"must be a HuggingFace repo id like 'org/model', not {_type_name(value)}"
-    if value.startswith(URI_SCHEMES):
-        return sources.problem(value)  # docs/model-sources.md
-    if "://" in value:
-        return (
-            f"{value!r} uses an unsupported scheme; use a HuggingFace repo id 'org/model' "
-            f"or a {', '.join(URI_SCHEMES)} URI"
-        )
-    if not REPO_ID_RE.fullmatch(value) or "--" in value or ".." in value:
-        return (
-            f"{value!r} is not a HuggingFace repo id; write it as 'org/model', "
-            "e.g. 'meta-llama/Llama-3.1-8B-Instruct'"
-        )
-    return None
-
-
-def int_check(minimum: int) -> Check:
-    def check(value: Any) -> str | None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            hint = f"; write {str(value).strip()} without quotes" if _is_int_text(value) else ""
-            return f"must be a whole number, not {_type_name(value)}{hint}"
-        if value < minimum:
-            return f"must be {minimum} or more, not {value}"
-        return None
-
-    return check
-
-
-def _is_int_text(value: Any) -> bool:
-    return isinstance(value, str) and value.strip().isdigit()
 
 
 def _not_a_quantity(value: Any) -> str | None:
@@ -311,22 +199,6 @@ def check_text(value: Any) -> str | None:
     return None
 
 
-def check_startup_seconds(value: Any) -> str | None:
-    if problem := int_check(startup.MIN_SECONDS)(value):
-        return problem
-    if value > startup.MAX_SECONDS:
-        return f"must be at most {startup.MAX_SECONDS} (a day), not {value}"
-    return None
-
-
-def check_strategy(value: Any) -> str | None:
-    if value in rollout.STRATEGIES:
-        return None
-    word = str(value).lower().replace("update", "")
-    hint = f"; write {word!r}" if word in rollout.STRATEGIES else ""
-    return f"must be {' or '.join(rollout.STRATEGIES)}, not {_type_name(value)}{hint}"
-
-
 # An image repository as `docker pull` takes it, without tag or digest: an optional
 # registry host (with port), then lowercase path components.
 IMAGE_RE = re.compile(
@@ -381,9 +253,8 @@ VLLM_CONFIG_FIELDS: dict[str, Field] = {
     "extraArgs": Field(check_str_list, "more `vllm serve` arguments, one per item"),
 }
 
-FIELDS: dict[str, Field] = {
+CORE_FIELDS: dict[str, Field] = {
     "name": Field(check_name, "the model's name: API model id and Kubernetes name"),
-    "modelURL": Field(check_model_url, "HuggingFace repo id, or pvc://, s3://, oci:// URI"),
     "replicaCount": Field(int_check(0), "engine replicas"),
     "requestCPU": Field(check_cpu, "CPU request per replica"),
     "requestMemory": Field(check_memory, "memory request per replica"),
@@ -391,23 +262,36 @@ FIELDS: dict[str, Field] = {
     "requestGPU": Field(int_check(0), "GPUs per replica"),
     "pvcStorage": Field(memory_check(None), "size of the model cache volume"),
     "gated": Field(check_bool, "the model needs a HuggingFace token"),
-    "maxStartupSeconds": Field(check_startup_seconds, "seconds the engine may take to start"),
-    "accelerator": Field(accelerators.problem, "nvidia, amd, gaudi or a GPU resource name"),
-    "strategy": Field(check_strategy, "how updates replace pods: rolling or recreate"),
-    "pdb": Field(rollout.pdb_problem, "PodDisruptionBudget: true, false or the chart's pdb keys"),
     "image": Field(check_image, "engine image repository (default VLLM_MODEL_IMAGE)"),
     "tag": Field(check_tag, "engine image tag (default VLLM_MODEL_TAG)"),
-    "autoscaling": Field(
-        autoscaling.problem,
-        "KEDA autoscaling: minReplicas, maxReplicas, metric, target (chart 0.1.9+)",
-        {key: Field(check, text) for key, (check, text) in autoscaling.CHILDREN.items()},
-    ),
-    "cacheClaim": Field(sources.check_claim, "an existing claim to use as the model cache (RWX to share)"),
-    "s3Secret": Field(sources.check_secret, "Secret with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (s3://)"),
-    "s3Endpoint": Field(sources.check_endpoint, "S3-compatible endpoint URL (default VLLM_S3_ENDPOINT)"),
-    "s3Region": Field(sources.check_region, "S3 region (s3://)"),
     "vllmConfig": Field(check_mapping, "vLLM engine options", VLLM_CONFIG_FIELDS),
 }
+
+
+def all_fields() -> dict[str, Field]:
+    """models.yaml's fields: the core ones, then those the chart features own (model
+    sources, autoscaling, ...), each checked by its feature. Read from the registry at each
+    call, so no feature is named here."""
+    merged = dict(CORE_FIELDS)
+    for feature in registry.FEATURES:
+        merged.update(feature.fields)
+    return merged
+
+
+class _AllFields(Mapping[str, Field]):
+    """`all_fields()` as a mapping, for callers that only look keys up."""
+
+    def __getitem__(self, key: str) -> Field:
+        return all_fields()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(all_fields())
+
+    def __len__(self) -> int:
+        return len(all_fields())
+
+
+FIELDS: Mapping[str, Field] = _AllFields()
 REQUIRED = ("name", "modelURL")
 
 
@@ -471,6 +355,7 @@ def validate(doc: YamlText, root: Node | None) -> Validation:
         return Validation(models, problems)
     first_seen: dict[str, int] = {}
     construct = Constructor()
+    fields = all_fields()
     for index, item in enumerate(root.value):
         label = f"models[{index}]"
         if is_mapping(item) and tag_of(item) != MAP_TAG:
@@ -490,7 +375,7 @@ def validate(doc: YamlText, root: Node | None) -> Validation:
         if isinstance(name, str) and check_name(name) is None:
             label = f"{label} ({name})"
         entry_problems: list[Problem] = []
-        data, present = _check_mapping(doc, construct, item, FIELDS, label, entry_problems, top=True)
+        data, present = _check_mapping(doc, construct, item, fields, label, entry_problems, top=True)
         if name is not None and name_pair and data.get("name") == name and check_name(name) is None:
             name_at = value_index(doc, *name_pair)
             if name in first_seen:
@@ -699,9 +584,9 @@ def _is_int(value: Any) -> bool:
 
 
 def _cross_checks(doc: YamlText, item: MappingNode, data: dict[str, Any], label: str) -> list[Problem]:
-    """Checks that involve two fields: GPUs vs tensor parallelism, autoscaling vs keda,
-    raySpec and enabled, memory limit vs request, accelerator vs requestGPUType, image vs
-    repository."""
+    """Checks that involve two fields: GPUs vs tensor parallelism, memory limit vs request,
+    image vs repository, and each feature's own (autoscaling vs keda, accelerator vs
+    requestGPUType, a model source's keys...)."""
     problems: list[Problem] = []
     config = data.get("vllmConfig")
     gpus = data.get("requestGPU", DEFAULTS["requestGPU"])
@@ -716,16 +601,10 @@ def _cross_checks(doc: YamlText, item: MappingNode, data: dict[str, Any], label:
                 f"set requestGPU to a multiple of {tp} or lower tensorParallelSize",
             )
         )
-    if scaling := autoscaling.conflict(data):
-        key, message = scaling
-        node = _value_node(item, key)
-        problems.append(Problem(doc.where(node.start_mark.index), f"{label}.{key}", message))
-    for key, message in sources.entry_problems(data):
-        node = _value_node(item, key)
-        problems.append(Problem(doc.where(node.start_mark.index), f"{label}.{key}", message))
-    if clash := accelerators.conflict(data.get("accelerator"), data.get("requestGPUType")):
-        node = _value_node(item, "requestGPUType")
-        problems.append(Problem(doc.where(node.start_mark.index), f"{label}.requestGPUType", clash))
+    for feature in registry.FEATURES:  # the checks across keys each feature owns
+        for key, message in feature.entry_problems(data):
+            node = _value_node(item, key)
+            problems.append(Problem(doc.where(node.start_mark.index), f"{label}.{key}", message))
     if "image" in data and "repository" in data and data["image"] != data["repository"]:
         node = _value_node(item, "repository")
         problems.append(

@@ -1,11 +1,139 @@
-"""The names and labels the vllm-stack chart gives a release's objects, in every chart
-version vllmctl supports: what status, logs, tunnel, deploy and gpufit look objects up by.
+"""What the vllm-stack chart is, in every version vllmctl supports, in one place: the
+versions tested and their router images, version parsing, which values key arrived in
+which chart version, and the names and labels the chart gives a release's objects (what
+status, logs, tunnel, deploy and the GPU fit look objects up by). docs/chart-facts.md is
+the evidence for each.
 
-Kept apart (no imports) so any module can ask without pulling in anything; feature
-objects (ScaledObjects, Ingress, NetworkPolicies) are named by their feature modules.
+No imports, so any module can ask without pulling in anything. Objects a feature adds
+(ScaledObjects, the Ingress, NetworkPolicies) are named by their feature modules.
 """
 
 from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+# --- versions ----------------------------------------------------------------------------
+
+# The chart versions vllmctl is tested with, oldest first; a new release gets the newest.
+TESTED_CHARTS = ("0.1.8", "0.1.9", "0.1.10", "0.1.11", "0.1.12")
+NEWEST_TESTED = TESTED_CHARTS[-1]
+# The router image tag each chart release's own release workflow pushed, from the same
+# commit, beside `latest` (what the chart's values.yaml names in every release): `v<chart>`
+# since 0.1.9; 0.1.8's workflow pushed only the router's setuptools-scm version, which on
+# the release tag is `0.1.8` (docs/chart-facts.md, "Router image").
+ROUTER_TAGS = {
+    "0.1.8": "0.1.8",
+    "0.1.9": "v0.1.9",
+    "0.1.10": "v0.1.10",
+    "0.1.11": "v0.1.11",
+    "0.1.12": "v0.1.12",
+}
+_PLAIN_VERSION = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
+
+
+def version_tuple(text: str) -> tuple[int, ...] | None:
+    """`0.1.10` -> (0, 1, 10); None for anything that is not a plain version."""
+    match = _PLAIN_VERSION.fullmatch(text.strip())
+    return tuple(int(p) for p in match.groups()) if match else None
+
+
+class ChartAt(NamedTuple):
+    """The chart version values are rendered for: as given, and parsed (None: not a plain
+    version, so nothing can be judged by version and every key is let through)."""
+
+    text: str
+    version: tuple[int, ...] | None
+
+    @classmethod
+    def of(cls, text: str) -> ChartAt:
+        return cls(text, version_tuple(text))
+
+    def before(self, since: tuple[int, ...] | str) -> bool:
+        """Whether this chart is known to be older than `since` (a version or a SINCE key)."""
+        if isinstance(since, str):
+            since = SINCE[since]
+        return self.version is not None and self.version < since
+
+
+# --- which key arrived when --------------------------------------------------------------
+
+# modelSpec keys of the chart that vllmctl passes through from models.yaml as given, with
+# the first chart version whose templates read them (docs/chart-facts.md). The chart does
+# not apply its values.schema.json, so a misspelt key would be silently ignored there:
+# this list is what catches it. (`tag` and `pdb` are chart keys too, but vllmctl checks and
+# renders them itself.)
+CHART_KEYS: dict[str, str] = {
+    **dict.fromkeys(
+        [
+            "affinity",
+            "annotations",
+            "chatTemplate",
+            "chatTemplateConfigMap",
+            "enableLoRA",
+            "enableTool",
+            "env",
+            "envFromSecret",
+            "extraVolumeMounts",
+            "extraVolumes",
+            "hf_token",
+            "imagePullSecret",
+            "initContainer",
+            "limitCPU",
+            "limitGPUCores",
+            "limitGPUMem",
+            "limitGPUMemPercentage",
+            "lmcacheConfig",
+            "nodeName",
+            "nodeSelectorTerms",
+            "podAnnotations",
+            "priorityClassName",
+            "pvcAccessMode",
+            "pvcLabels",
+            "pvcMatchLabels",
+            "raySpec",
+            "repository",
+            "requestGPUCores",
+            "requestGPUMem",
+            "requestGPUMemPercentage",
+            "requestGPUType",
+            "runtimeClassName",
+            "serviceAccountName",
+            "shmSize",
+            "storageClass",
+            "toolCallParser",
+        ],
+        "0.1.8",
+    ),
+    **dict.fromkeys(("keda", "resources"), "0.1.9"),
+    "pvcAnnotations": "0.1.10",
+    **dict.fromkeys(("enabled", "tolerations", "tolerationsPolicy"), "0.1.11"),
+    **dict.fromkeys(("labels", "podLabels", "serviceAnnotations", "modelRevision"), "0.1.12"),
+}
+
+# The values vllmctl renders itself, and the chart behaviours it depends on, with the
+# first chart version that has them: the features and render judge a chart by these.
+SINCE: dict[str, tuple[int, ...]] = {
+    "modelSpec.keda": (0, 1, 9),
+    "modelSpec.pvcAnnotations": (0, 1, 10),
+    "modelSpec.pdb": (0, 1, 11),
+    "extraObjects": (0, 1, 10),
+    "routerSpec.nodePort": (0, 1, 11),
+    "serviceMonitor": (0, 1, 11),  # servingEngineSpec's, routerSpec's, and grafanaDashboards
+    # From here the engine Deployment has no `replicas` when keda is on (KEDA owns the count).
+    "keda owns replicas": (0, 1, 11),
+    # app.kubernetes.io labels added to the Deployment selectors, which an update cannot
+    # change (docs/chart-facts.md, section 4).
+    "selector labels": (0, 1, 10),
+}
+
+# --- objects, names and labels -----------------------------------------------------------
+
+# Model caches (often hundreds of GB) kept by `helm uninstall` (modelSpec.pvcAnnotations).
+KEEP_POLICY = {"helm.sh/resource-policy": "keep"}
+# The chart names engine objects "<release>-<model>-..." and gives each pod a hostname
+# and subdomain that must stay DNS labels: release and model names together <= 48.
+MAX_RELEASE_AND_NAME = 48
 
 RELEASE_LABEL = "helm-release-name"  # on engine pods and in their Deployments' selectors; not on the router
 MODEL_LABEL = "model"  # the model's name, beside RELEASE_LABEL

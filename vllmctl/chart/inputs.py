@@ -1,5 +1,5 @@
 """What rendering the values takes: `RenderInput` (everything the values depend on), the
-Secrets they reference, the deployed release's labels, and chart version parsing.
+Secrets they reference, and the deployed release's labels.
 
 Kept apart from `vllmctl.chart.values` so that the feature modules render calls (exposure,
 monitoring, network_policy) and `vllmctl.chart.version` can use these without importing render
@@ -8,21 +8,14 @@ back: render imports them, never the other way round. `vllmctl.chart.values` re-
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vllmctl.features import sources as model_sources
+from vllmctl.features import source_values as model_sources
 
 # The label vllmctl puts on the objects it adds to a release (network policies...).
 RELEASE_LABEL = "vllmctl.io/release"
-
-
-def version_tuple(text: str) -> tuple[int, ...] | None:
-    """`0.1.10` -> (0, 1, 10); None for anything that is not a plain version."""
-    match = re.fullmatch(r"v?(\d+)\.(\d+)\.(\d+)", text.strip())
-    return tuple(int(p) for p in match.groups()) if match else None
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from vllmctl.chart.values import version_tuple
+from vllmctl.chart.facts import SINCE, version_tuple
 
 # Chart 0.1.10 added app.kubernetes.io labels to the Deployment selectors, which
 # Kubernetes does not let an update change (docs/chart-facts.md, section 4).
-SELECTOR_CHANGE = (0, 1, 10)
+SELECTOR_CHANGE = SINCE["selector labels"]
 
 
 @dataclass

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vllmctl.catalog.schema import CHART_KEYS, REPO_ID_RE, Model
+from vllmctl.catalog.fields import REPO_ID_RE
+from vllmctl.catalog.schema import Model
 from vllmctl.chart import vllm_flags
+from vllmctl.chart.facts import CHART_KEYS, KEEP_POLICY, MAX_RELEASE_AND_NAME, ChartAt, version_tuple
 from vllmctl.chart.inputs import (
     API_KEY_SECRET,
     HF_TOKEN_SECRET,
@@ -27,21 +29,13 @@ from vllmctl.chart.inputs import (
     RenderInput,
     SecretRef,
     default_render_input,
-    version_tuple,
 )
 from vllmctl.chart.version import entry_problems
 from vllmctl.errors import CatalogError, UsageError, refuse_problems
-from vllmctl.features import accelerators, autoscaling, rollout, startup
-from vllmctl.features import sources as model_sources
-from vllmctl.features.exposure import router_values as exposure_values
-from vllmctl.features.monitoring import values as monitoring_values
-from vllmctl.features.network_policy import objects as network_policy_objects
+from vllmctl.features import registry
+from vllmctl.features.base import Feature, ModelValues, ReleaseValues
 
 VALUES_TEMPLATE = "values.yaml.j2"
-# The chart names engine objects "<release>-<model>-..." and gives each pod a hostname
-# and subdomain that must stay DNS labels: release and model names together <= 48.
-MAX_RELEASE_AND_NAME = 48
-KEEP_POLICY = {"helm.sh/resource-policy": "keep"}
 # Characters JSON leaves raw that YAML 1.1 readers (libyaml, go-yaml v2) take for line
 # breaks or refuse: escaped so a value reads back as the same string everywhere.
 _YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff]")
@@ -79,8 +73,8 @@ def render(models: Iterable[Model], given: RenderInput) -> Rendered:
 
 def _render(models: list[Model], given: RenderInput) -> Rendered:
     warnings: list[str] = []
-    chart = version_tuple(given.chart_version)
-    if chart is None:
+    chart = ChartAt.of(given.chart_version)
+    if chart.version is None:
         warnings.append(
             f"VLLM_CHART_VERSION={given.chart_version!r} is not a plain version; "
             "vllmctl cannot check which chart keys it supports."
@@ -89,27 +83,15 @@ def _render(models: list[Model], given: RenderInput) -> Rendered:
     router_image = router_image_values(given)
     if router_image["tag"] is None or router_image["tag"] in ("", "latest"):
         warnings.append(router_unpinned_warning(given.chart_version, router_image["tag"]))
-    warnings += autoscaling.warnings((m.data for m in models), chart, given.chart_version)
-    specs = [_model_spec(m, given, chart) for m in models]
-    entries = [m.effective() for m in models]
-    strategy = rollout.release_strategy(entries)
-    warnings += strategy.warnings
-    if no_pdb := rollout.no_pdb_warning(entries, chart, given.chart_version):
-        warnings.append(no_pdb)
-    probe = _startup_probe(entries, given)
+    features = registry.FEATURES
+    specs = [_model_spec(m, given, chart, features) for m in models]
     labels = _labels(given)
-    exposure = exposure_values(given, chart)
-    warnings += exposure.warnings
-    monitor = monitoring_values(given.monitoring, given.grafana_dashboards, given.chart_version, chart)
-    policies = network_policy_objects(given, chart, labels, entries)
-    warnings += policies.warnings
-    context = {
+    release = ReleaseValues(models, [m.effective() for m in models], specs, given, chart, labels)
+    context: dict[str, Any] = {
         "release": given.release,
         "namespace": given.namespace,
         "chart_version": given.chart_version,
         "runtime_class": "nvidia",
-        "strategy": strategy.values,
-        "startup_probe": probe,
         "engine_labels": labels.engine,
         "router_labels": labels.router,
         "api_key": given.api_key.as_values() if given.api_key else None,
@@ -121,35 +103,52 @@ def _render(models: list[Model], given: RenderInput) -> Rendered:
                 "requests": {"cpu": given.router_request_cpu, "memory": given.router_request_memory},
                 "limits": {"memory": given.router_limit_memory},
             },
-            "service_type": exposure.service_type,
-            "node_port": exposure.node_port,
-            "ingress": exposure.ingress,
-            "service_monitor": monitor.service_monitor,
         },
-        "engine_service_monitor": monitor.service_monitor,
-        "grafana_dashboards": monitor.grafana_dashboards,
-        "extra_objects": policies.objects,
         "models": specs,
     }
+    placed: dict[str, Any] = {
+        "routerSpec.repository": router_image["repository"],
+        "routerSpec.tag": router_image["tag"],
+    }
+    present: dict[str, str] = {}
+    for feature in features:  # the release-wide values, in the registry's order
+        contribution = feature.release_values(release)
+        _merge_context(context, contribution.context)
+        placed.update(contribution.placed)
+        present.update(contribution.present)
+        warnings += contribution.warnings
     text = render_template(VALUES_TEMPLATE, context, given.templates_dir)
     values = check_values(text, specs)
-    autoscaling.check_placed(values, specs)
-    check_placed(
-        values,
-        {
-            "routerSpec.serviceType": exposure.service_type if exposure.service_type != "ClusterIP" else None,
-            "routerSpec.repository": router_image["repository"],
-            "routerSpec.tag": router_image["tag"],
-            "routerSpec.nodePort": exposure.node_port,
-            "routerSpec.ingress": exposure.ingress,
-            "routerSpec.serviceMonitor": monitor.service_monitor,
-            "servingEngineSpec.serviceMonitor": monitor.service_monitor,
-            "grafanaDashboards": monitor.grafana_dashboards,
-            "extraObjects": policies.objects,
-        },
-    )
-    _check_engine_wide(values, strategy.values, probe)
+    for feature in features:
+        feature.check_rendered(values, specs)
+    check_placed(values, placed)
+    _check_present(values, present)
     return Rendered(text, values, warnings)
+
+
+def _merge_context(context: dict[str, Any], added: dict[str, Any]) -> None:
+    """A feature's template context into render's: mappings key by key, other values set."""
+    for key, value in added.items():
+        if isinstance(value, dict) and isinstance(context.get(key), dict):
+            _merge_context(context[key], value)
+        else:
+            context[key] = value
+
+
+def _found(values: dict[str, Any], path: str) -> tuple[bool, Any]:
+    """(whether the dotted `path` is in the values, its value)."""
+    found: Any = values
+    for key in path.split("."):
+        if not isinstance(found, dict) or key not in found:
+            return False, None
+        found = found[key]
+    return True, found
+
+
+def _check_present(values: dict[str, Any], wanted: dict[str, str]) -> None:
+    for path, why in wanted.items():
+        if not _found(values, path)[0]:
+            raise CatalogError(why)
 
 
 def check_placed(values: dict[str, Any], wanted: dict[str, Any]) -> None:
@@ -158,26 +157,12 @@ def check_placed(values: dict[str, Any], wanted: dict[str, Any]) -> None:
     for path, value in wanted.items():
         if value is None:
             continue
-        found: Any = values
-        for key in path.split("."):
-            found = found.get(key) if isinstance(found, dict) else None
+        found = _found(values, path)[1]
         if found != value:
             raise CatalogError(
                 f"the rendered values have {path} = {to_yaml(found)}, not {to_yaml(value)} as the "
                 "settings ask; check the templates (a copy in VLLM_TEMPLATES_DIR may predate the setting)."
             )
-
-
-def _check_engine_wide(values: dict[str, Any], strategy: Any, probe: Any) -> None:
-    """models.yaml's strategy must reach the values as computed; its startup budget needs a
-    startupProbe (a custom template may write its own: the documented way to override it)."""
-    check_placed(values, {"servingEngineSpec.strategy": strategy})
-    if probe is not None and "startupProbe" not in (values.get("servingEngineSpec") or {}):
-        raise CatalogError(
-            "the rendered values have no servingEngineSpec.startupProbe, but the models' startup "
-            f"budgets need {probe['failureThreshold']} tries of {probe['periodSeconds']} s; check the "
-            "templates (a copy in VLLM_TEMPLATES_DIR may predate maxStartupSeconds)."
-        )
 
 
 def _unpinned(models: list[Model], given: RenderInput) -> list[str]:
@@ -223,16 +208,7 @@ def router_unpinned_warning(chart_version: str, tag: str | None) -> str:
     )
 
 
-def _startup_probe(entries: list[dict[str, Any]], given: RenderInput) -> dict[str, Any] | None:
-    """The release's startup probe, covering the slowest model's budget (None: the chart's
-    default, 600 s, is that already, or there are no models)."""
-    from vllmctl.setting_names import ENV_MAX_STARTUP_SECONDS
-
-    default = startup.check_setting(given.max_startup_seconds, ENV_MAX_STARTUP_SECONDS)
-    return startup.release_probe(startup.budget(entry, default, ENV_MAX_STARTUP_SECONDS) for entry in entries)
-
-
-def _model_spec(model: Model, given: RenderInput, chart: tuple[int, ...] | None) -> dict[str, Any]:
+def _model_spec(model: Model, given: RenderInput, chart: ChartAt, features: list[Feature]) -> dict[str, Any]:
     data = model.effective()
     name = model.name
     if len(given.release) + len(name) > MAX_RELEASE_AND_NAME:
@@ -241,18 +217,16 @@ def _model_spec(model: Model, given: RenderInput, chart: tuple[int, ...] | None)
             f"characters together; the chart needs at most {MAX_RELEASE_AND_NAME} (its object and "
             "host names are built from both). Shorten the model name or VLLM_RELEASE."
         )
-    # Keys the chart version does not read would be silently ignored (vllmctl.chart.version decides).
+    # Keys the chart version does not read would be silently ignored (chart.version decides).
     refuse_problems(
         [f"{name}: {why}" for _, why in entry_problems(model.data, given.chart_version)],
         f"{name}'s keys for chart {given.chart_version}",
     )
-    # Where the weights come from: a pvc://, s3:// or oci:// source serves a local directory.
-    placed = model_sources.place(model.data, given.sources)
     spec: dict[str, Any] = {
         "name": name,
         "repository": data.get("image", given.image),
         "tag": data.get("tag", given.tag),
-        "modelURL": placed.model_url,
+        "modelURL": data["modelURL"],
         "replicaCount": data["replicaCount"],
         "requestCPU": data["requestCPU"],
         "requestMemory": data["requestMemory"],
@@ -260,36 +234,26 @@ def _model_spec(model: Model, given: RenderInput, chart: tuple[int, ...] | None)
     }
     if "limitMemory" in data:
         spec["limitMemory"] = data["limitMemory"]
-    if placed.cache_pvc:  # else a pvc:// source or a shared cacheClaim: no per-model PVC
-        spec["pvcStorage"] = data["pvcStorage"]
-        spec["pvcAccessMode"] = ["ReadWriteOnce"]
-        if given.storage_class:
-            spec["storageClass"] = given.storage_class
-        if chart is not None and chart >= _since("pvcAnnotations"):
-            # Model caches (often hundreds of GB) survive `helm uninstall`.
-            spec["pvcAnnotations"] = dict(KEEP_POLICY)
+    # The chart's per-model cache PVC (a model source without one removes these keys).
+    spec["pvcStorage"] = data["pvcStorage"]
+    spec["pvcAccessMode"] = ["ReadWriteOnce"]
+    if given.storage_class:
+        spec["storageClass"] = given.storage_class
+    if chart.version is not None and not chart.before("modelSpec.pvcAnnotations"):
+        # Model caches (often hundreds of GB) survive `helm uninstall`.
+        spec["pvcAnnotations"] = dict(KEEP_POLICY)
     if given.hf_token is not None:
         spec["hf_token"] = given.hf_token.as_values()
     spec["vllmConfig"] = _vllm_config(model, data, vllm_flags.image_version(str(spec["tag"])))
-    spec.update(accelerators.model_keys(data))
-    if (pdb := rollout.pdb(data, chart, given.chart_version)) is not None:
-        spec["pdb"] = pdb
-    spec.update(
-        autoscaling.model_keys(
-            data,
-            spec["vllmConfig"]["extraArgs"],
-            namespace=given.namespace,
-            prometheus_url=given.prometheus_url,
-            chart=chart,
-            chart_text=given.chart_version,
-        )
-    )
-    spec.update(placed.keys)
+    shaped = ModelValues(model, data, spec, given, chart)
+    for feature in features:  # each feature's keys, in the registry's order
+        feature.model_values(shaped)
+    merging = {key: feature for feature in features for key in feature.merged_keys}
     for key, value in data.items():
         if key in CHART_KEYS:
             _refuse_unsafe_text(name, key, value)
-            if key in model_sources.MERGED:  # joined with what the model's source needs
-                value = model_sources.merge(name, key, spec.get(key), value)
+            if key in merging:  # joined with what a feature needs there (a model source's volumes)
+                value = merging[key].merge(name, key, spec.get(key), value)
             spec[key] = value  # the entry's own value wins over vllmctl's
     return spec
 
@@ -312,10 +276,6 @@ def _refuse_unsafe_text(model: str, key: str, value: Any) -> None:
             f"{model}: {key} holds the character {match.group()!r}, which helm drops or changes "
             "when the chart writes the value out; remove it."
         )
-
-
-def _since(key: str) -> tuple[int, ...]:
-    return version_tuple(CHART_KEYS[key]) or (0,)
 
 
 def _vllm_config(model: Model, data: dict[str, Any], engine: tuple[int, ...] | None) -> dict[str, Any]:

@@ -16,23 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vllmctl.chart.facts import CHART_KEYS, NEWEST_TESTED, ROUTER_TAGS, ChartAt, version_tuple
 from vllmctl.errors import UsageError
 
-# The chart versions vllmctl is tested with (docs/chart-facts.md), oldest first; a new
-# release gets the newest.
-TESTED_CHARTS = ("0.1.8", "0.1.9", "0.1.10", "0.1.11", "0.1.12")
-NEWEST_TESTED = TESTED_CHARTS[-1]
-# The router image tag each chart release's own release workflow pushed, from the same
-# commit, beside `latest` (what the chart's values.yaml names in every release): `v<chart>`
-# since 0.1.9; 0.1.8's workflow pushed only the router's setuptools-scm version, which on
-# the release tag is `0.1.8` (docs/chart-facts.md, "Router image").
-ROUTER_TAGS = {
-    "0.1.8": "0.1.8",
-    "0.1.9": "v0.1.9",
-    "0.1.10": "v0.1.10",
-    "0.1.11": "v0.1.11",
-    "0.1.12": "v0.1.12",
-}
 _VERSION_LINE = re.compile(r"v?\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]*)?")
 
 
@@ -179,37 +165,27 @@ def router_tag_for(chart_version: str) -> str | None:
 def entry_problems(entry: dict[str, Any], chart_text: str) -> list[tuple[str, str]]:
     """The keys of one models.yaml entry that chart `chart_text` does not read (it would
     silently ignore them), each as (key, why and the fix). The one place that decides:
-    render refuses these, and `validate` reports them at the key's line:column."""
-    from vllmctl.catalog.schema import CHART_KEYS
-    from vllmctl.chart.inputs import version_tuple
-    from vllmctl.features import autoscaling, rollout
+    render refuses these, and `validate` reports them at the key's line:column. The
+    pass-through chart keys are judged by chart.facts.CHART_KEYS, the features' keys by
+    each feature."""
+    from vllmctl.features import registry
 
-    chart = version_tuple(chart_text)
-    if chart is None:
+    chart = ChartAt.of(chart_text)
+    if chart.version is None:
         return []
-    ignored = "(the chart silently ignores it before)"
-    newer = f"the chart version is {chart_text}. Raise the chart version or remove"
     problems = []
     for key in entry:
         since = CHART_KEYS.get(key)
-        if since is not None and chart < (version_tuple(since) or (0,)):
+        if since is not None and chart.before(version_tuple(since) or (0,)):
             problems.append(
                 (
                     key,
-                    f"{key} needs chart {since} or newer {ignored}; {newer} {key}.",
+                    f"{key} needs chart {since} or newer (the chart silently ignores it before); "
+                    f"the chart version is {chart_text}. Raise the chart version or remove {key}.",
                 )
             )
-    if "autoscaling" in entry and chart < autoscaling.SINCE:
-        problems.append(
-            (
-                "autoscaling",
-                "autoscaling needs chart 0.1.9 or newer, the first with KEDA support (modelSpec[].keda); "
-                f"the chart version is {chart_text}. Raise the chart version, or remove autoscaling and "
-                "set replicaCount.",
-            )
-        )
-    if entry.get("pdb") not in (None, False) and chart < rollout.PDB_SINCE:
-        problems.append(("pdb", f"pdb needs chart 0.1.11 or newer {ignored}; {newer} pdb."))
+    for feature in registry.FEATURES:
+        problems += feature.chart_problems(entry, chart)
     return problems
 
 
@@ -237,7 +213,6 @@ def newer_in_index(repo_url: str, chart_ref: str, target: str) -> list[str]:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
-    from vllmctl.chart.inputs import version_tuple
     from vllmctl.errors import ExternalError
 
     url = f"{repo_url.rstrip('/')}/index.yaml"

@@ -175,19 +175,12 @@ def _apply(
         )
     # Before anything changes: secrets are stored and synced only for a plan that can run.
     _check_gpu_fit(app, prepared, force)
-    if settings.monitoring:
-        from vllmctl.features.monitoring import require_served
+    # What the chart features need in the cluster (a CRD, a claim the sources read): helm
+    # would fail half-way, or the pods never start.
+    from vllmctl.features import registry
 
-        require_served(settings)
-    if any("autoscaling" in m.data for m in prepared.models):
-        from vllmctl.features import autoscaling
-
-        autoscaling.require_served(settings)
-    # A pvc:// claim, cacheClaim or s3Secret missing from the namespace: no pod could start.
-    from vllmctl.features import sources
-
-    found = sources.needs((m.data for m in prepared.models), sources.options_from(settings))
-    sources.require_present(found, settings.namespace, kubectl.names)
+    for feature in registry.FEATURES:
+        feature.before_change(settings, prepared.models, kubectl)
     if not dry_run and _ensure_secrets(app, gated(prepared.models), api_key, install=install):
         # The values reference a Secret only once it exists: render again.
         prepared = deploy.prepare(settings, helm=helm, kubectl=kubectl, gated=gated)

@@ -174,8 +174,8 @@ def _settled_entry(
     At a terminal a problem found only now (between fields, or a repo the Hub does not
     know) asks again for the fields involved, keeping every other answer; otherwise it is
     the error naming the flag, as before."""
+    from vllmctl.catalog.fields import URI_SCHEMES
     from vllmctl.catalog.questions import QUESTIONS, build_entry, entry_problems
-    from vllmctl.catalog.schema import URI_SCHEMES
     from vllmctl.errors import UsageError
 
     model_url = next(q for q in QUESTIONS if q.path == ("modelURL",))

@@ -150,7 +150,7 @@ def render_status(report: Any) -> str:
     """The report as text: release, models, reasons, router, Service, comparison."""
     out: list[str] = [_release_line(report.release), ""]
     out += _models_table(report)
-    out += _autoscaling_table(report)
+    out += _feature_tables(report)
     out += _reasons(report)
     out += _router_lines(report.router)
     out += _comparison_lines(report)
@@ -199,24 +199,24 @@ def _models_table(report: Any) -> list[str]:
     return [*format_table([*headers, "serving", "status"], rows).splitlines(), ""]
 
 
-def _autoscaling_table(report: Any) -> list[str]:
-    """The models KEDA scales: replicas now, the bounds, what the HPA wants, the metric."""
-    rows = []
-    for m in report.models:
-        a = m.autoscaling
-        if a is None:
+def _feature_tables(report: Any) -> list[str]:
+    """Each chart feature's table of the models it has something to say about (the models
+    KEDA scales: replicas now, the bounds, what the HPA wants, the metric)."""
+    from vllmctl.features import registry
+
+    out: list[str] = []
+    for feature in registry.FEATURES:
+        if feature.status_key is None:
             continue
-        keda = "Ready" if a.ready else "not Ready" if a.ready is False else "pending"
-        if a.active:
-            keda += ", active"
-        rows.append(
-            [m.name, "-" if a.current is None else a.current, a.min_replicas, a.max_replicas,
-             "-" if a.desired is None else a.desired, a.value or "-", a.target or "-", keda]
-        )  # fmt: skip
-    if not rows:
-        return []
-    headers = ["autoscaled", "current", "min", "max", "desired", "metric/replica", "target", "keda"]
-    return [*format_table(headers, rows).splitlines(), ""]
+        parts = {
+            m.name: m.features[feature.status_key]
+            for m in report.models
+            if m.features.get(feature.status_key)
+        }
+        table = feature.status_table(parts)
+        if table is not None:
+            out += [*format_table(*table).splitlines(), ""]
+    return out
 
 
 def _pod_reason_lines(owner: str, pods: list[Any]) -> list[str]:

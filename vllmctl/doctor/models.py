@@ -105,7 +105,10 @@ def check_models(
             continue
         facts = _check_memory(settings, model, row, token, gpus)
         if facts is not None:
-            _check_startup_budget(report, settings, model, facts)
+            from vllmctl.features import registry
+
+            for feature in registry.FEATURES:  # what each feature judges with the Hub's facts
+                feature.doctor_model(report, settings, model, facts)
 
 
 def _check_access(
@@ -188,30 +191,6 @@ def _check_memory(settings: Any, model: Model, row: Any, token: str | None, gpus
             row.fixes.append("; or ".join(s.text for s in result.suggestions))
         row.fixes.append(f"the numbers: vllmctl estimate {model.name}")
     return facts
-
-
-def _check_startup_budget(report: Report, settings: Any, model: Model, facts: Any) -> None:
-    """Render guesses a model's startup budget from its repo name; the Hub's parameter
-    count tells better. A budget below the suggestion for that size is a warning."""
-    from vllmctl.features import startup
-    from vllmctl.setting_names import ENV_MAX_STARTUP_SECONDS
-
-    if not facts.parameters:
-        return
-    billions = facts.parameters / 1e9
-    suggested = startup.seconds_for_size(billions)
-    given = startup.budget(model.effective(), settings.max_startup_seconds, ENV_MAX_STARTUP_SECONDS)
-    if given.seconds >= suggested:
-        return
-    report.add(
-        "release",
-        f"startup budget {model.name}",
-        WARN,
-        f"{model.name} has {billions:.1f}B parameters, for which vllmctl suggests {suggested} s to "
-        f"start, but its budget is {given.seconds} s ({given.source}): the startup probe may kill "
-        "it while it is still loading",
-        f"vllmctl set-model {model.name} maxStartupSeconds={suggested}",
-    )
 
 
 def _node_label(gpus: Any, name: str) -> str | None:

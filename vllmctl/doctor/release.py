@@ -6,8 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from vllmctl.catalog.schema import Model
-from vllmctl.chart.values import version_tuple
-from vllmctl.chart.version import TESTED_CHARTS
+from vllmctl.chart.facts import SINCE, TESTED_CHARTS, version_tuple
 from vllmctl.doctor.report import FAIL, OK, SKIP, WARN, Report
 from vllmctl.errors import VllmctlError
 
@@ -81,7 +80,6 @@ def _floating(tag: Any) -> bool:
 def check_chart(report: Report, settings: Any, deployed_chart: str | None, *, index: bool = True) -> None:
     """The target chart version (and where it came from) is one vllmctl knows, the upgrade
     to it is safe, and (`index`) whether the chart repository has a newer one."""
-    from vllmctl.chart.plan import SELECTOR_CHANGE
 
     try:
         chart = settings.chart_target
@@ -114,7 +112,7 @@ def check_chart(report: Report, settings: Any, deployed_chart: str | None, *, in
             f"the release runs chart {deployed_chart}; {target} would downgrade it",
             "set VLLM_CHART_VERSION to the deployed version or newer",
         )
-    elif before and after and before < SELECTOR_CHANGE <= after:
+    elif before and after and before < SINCE["selector labels"] <= after:
         report.add(
             "release",
             "upgrade path",
@@ -139,7 +137,8 @@ def chart_decided(settings: Any) -> bool:
 def check_chart_index(report: Report, settings: Any, target: str) -> None:
     """Whether the configured repository's index lists a chart newer than the target; an
     index that cannot be read is skipped, not failed (doctor may run offline)."""
-    from vllmctl.chart.version import NEWEST_TESTED, newer_in_index
+    from vllmctl.chart.facts import NEWEST_TESTED
+    from vllmctl.chart.version import newer_in_index
 
     try:
         newer = newer_in_index(settings.chart_repo, settings.chart, target)

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
+
+from vllmctl.catalog.fields import Field
+from vllmctl.features.base import Feature, ModelValues
 
 DEFAULT_RESOURCE = "nvidia.com/gpu"  # the chart's default requestGPUType
 
@@ -99,3 +102,20 @@ def model_keys(entry: Mapping[str, Any]) -> dict[str, str]:
         return {}
     keys = {"requestGPUType": found.resource, "runtimeClassName": found.runtime_class}
     return {key: value for key, value in keys.items() if key not in entry}
+
+
+class Accelerators(Feature):
+    name = "accelerators"
+    fields: ClassVar[Mapping[str, Field]] = {
+        "accelerator": Field(problem, "nvidia, amd, gaudi or a GPU resource name")
+    }
+
+    def entry_problems(self, entry: Mapping[str, Any]) -> list[tuple[str, str]]:
+        clash = conflict(entry.get("accelerator"), entry.get("requestGPUType"))
+        return [("requestGPUType", clash)] if clash else []
+
+    def model_values(self, model: ModelValues) -> None:
+        model.spec.update(model_keys(model.entry))
+
+
+FEATURE = Accelerators()

@@ -4,7 +4,8 @@ Release-wide, so settings (VLLM_ROUTER_SERVICE_TYPE, VLLM_ROUTER_NODE_PORT,
 VLLM_INGRESS_HOST, VLLM_INGRESS_CLASS, VLLM_INGRESS_TLS_SECRET) rather than models.yaml
 fields. `router_values` checks them and gives what `templates/values.yaml.j2` places under
 `routerSpec` (serviceType, nodePort, ingress); `external_access` reads the deployed
-Service and Ingress back for `vllmctl endpoints`. docs/exposure.md tells the story.
+Service and Ingress back for `vllmctl endpoints`; `check_exposure` is doctor's check.
+docs/exposure.md tells the story.
 """
 
 from __future__ import annotations
@@ -13,15 +14,25 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vllmctl.errors import refuse_problems
+from vllmctl.chart.facts import SINCE
+from vllmctl.errors import VllmctlError, refuse_problems
+from vllmctl.features.base import Contribution, DoctorContext, Feature, ReleaseValues
+from vllmctl.setting_names import (
+    ENV_INGRESS_CLASS,
+    ENV_INGRESS_HOST,
+    ENV_INGRESS_TLS_SECRET,
+    ENV_ROUTER_NODE_PORT,
+    ENV_ROUTER_SERVICE_TYPE,
+)
 
 if TYPE_CHECKING:
     from vllmctl.chart.inputs import RenderInput
+    from vllmctl.doctor.report import Report
 
 Obj = dict[str, Any]
 
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
-NODE_PORT_SINCE = (0, 1, 11)  # routerSpec.nodePort: the chart reads it from 0.1.11
+NODE_PORT_SINCE = SINCE["routerSpec.nodePort"]
 DEFAULT_NODE_PORTS = range(30000, 32768)  # the API server's default --service-node-port-range
 ROUTER_PORT_NAME = "router-sport"  # the router Service's API port, in every chart version
 INGRESS_API = "networking.k8s.io/v1"
@@ -294,3 +305,127 @@ def _ingress_access(ingress: Obj) -> list[ExternalAccess]:
             )
         )
     return found
+
+
+# --- doctor -----------------------------------------------------------------------------
+
+DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
+
+
+def check_exposure(report: Report, kube: Any, settings: Any) -> None:
+    """doctor: the settings themselves, and that the IngressClass and the TLS Secret an
+    Ingress names exist (else it is created and silently serves nothing, or serves without
+    the certificate)."""
+    from vllmctl.chart.facts import version_tuple
+    from vllmctl.chart.inputs import default_render_input
+    from vllmctl.doctor.report import FAIL, OK, WARN
+
+    given = default_render_input(settings)
+    try:
+        exposure = router_values(given, version_tuple(settings.chart_version))
+    except VllmctlError as e:
+        report.add("cluster", "exposure", FAIL, e.message, "fix the VLLM_ROUTER_* / VLLM_INGRESS_* settings")
+        return
+    for warning in exposure.warnings:
+        report.add("cluster", "exposure", WARN, warning)
+    if exposure.ingress is None:
+        report.add("cluster", "exposure", OK, f"router Service {exposure.service_type}, no Ingress")
+        return
+    host = exposure.ingress["hosts"][0]["host"]
+    try:
+        classes = kube.list("networking.k8s.io/v1", "ingressclasses", None)
+        tls = exposure.ingress.get("tls") or []
+        secret = tls[0]["secretName"] if tls else None
+        found_secret = kube.get("v1", "secrets", settings.namespace, secret) if secret else None
+    except VllmctlError as e:
+        report.add("cluster", "exposure", WARN, f"Ingress for {host}: could not check its class: {e.message}")
+        return
+    names = [str((c.get("metadata") or {}).get("name")) for c in classes]
+    wanted = exposure.ingress.get("className")
+    defaults = [
+        n
+        for n, c in zip(names, classes, strict=True)
+        if ((c.get("metadata") or {}).get("annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true"
+    ]
+    if wanted and wanted not in names:
+        shown = ", ".join(names) or "none"
+        report.add(
+            "cluster",
+            "exposure",
+            FAIL,
+            f"the Ingress for {host} names IngressClass {wanted}, which the cluster does not have "
+            f"(it has: {shown}); no controller would serve it",
+            "set VLLM_INGRESS_CLASS to one of those, or install that ingress controller",
+        )
+    elif not wanted and not defaults:
+        report.add(
+            "cluster",
+            "exposure",
+            WARN,
+            f"the Ingress for {host} names no class and the cluster has no default IngressClass",
+            "set VLLM_INGRESS_CLASS (`kubectl get ingressclass` lists them)",
+        )
+    elif secret and found_secret is None:
+        report.add(
+            "cluster",
+            "exposure",
+            WARN,
+            f"the Ingress for {host} uses TLS Secret {secret}, which is not in {settings.namespace} yet; "
+            "the controller serves its default certificate until it is",
+            f"create it (e.g. with cert-manager) in namespace {settings.namespace}",
+        )
+    else:
+        scheme = "https" if secret else "http"
+        report.add("cluster", "exposure", OK, f"Ingress {scheme}://{host}/v1 (class {wanted or defaults[0]})")
+
+
+# --- the feature ----------------------------------------------------------------------------
+
+
+class RouterExposure(Feature):
+    name = "exposure"
+    settings = (
+        ENV_ROUTER_SERVICE_TYPE,
+        ENV_ROUTER_NODE_PORT,
+        ENV_INGRESS_HOST,
+        ENV_INGRESS_CLASS,
+        ENV_INGRESS_TLS_SECRET,
+    )
+
+    def release_values(self, release: ReleaseValues) -> Contribution:
+        exposure = router_values(release.given, release.chart.version)
+        service_type = exposure.service_type
+        return Contribution(
+            context={
+                "router": {
+                    "service_type": service_type,
+                    "node_port": exposure.node_port,
+                    "ingress": exposure.ingress,
+                }
+            },
+            placed={
+                "routerSpec.serviceType": service_type if service_type != "ClusterIP" else None,
+                "routerSpec.nodePort": exposure.node_port,
+                "routerSpec.ingress": exposure.ingress,
+            },
+            warnings=exposure.warnings,
+        )
+
+    def doctor(self, report: Report, context: DoctorContext) -> None:
+        if context.kube is not None and context.chart_decided:
+            check_exposure(report, context.kube, context.settings)
+
+    def ways_in(
+        self, kube: Any, namespace: str, release: str, router_service: Obj, notes: list[str]
+    ) -> list[Any]:
+        """The router Service's type, and the chart's Ingress (one GET; the chart makes it only
+        with a router)."""
+        ingress = None
+        try:
+            ingress = kube.get(INGRESS_API, "ingresses", namespace, ingress_name(release))
+        except VllmctlError as e:
+            notes.append(f"could not read the Ingress {ingress_name(release)}: {e.message}")
+        return list(external_access(router_service, ingress))
+
+
+FEATURE = RouterExposure()

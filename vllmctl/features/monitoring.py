@@ -10,11 +10,18 @@ them before, so older versions are refused. docs/monitoring.md lists the metrics
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from vllmctl.chart.facts import SINCE as _SINCE
 from vllmctl.errors import VllmctlError, refuse_problems
+from vllmctl.features.base import Contribution, DoctorContext, Feature, ReleaseValues
+from vllmctl.setting_names import ENV_GRAFANA_DASHBOARDS, ENV_MONITORING
 
-SINCE = (0, 1, 11)
+if TYPE_CHECKING:
+    from vllmctl.catalog.schema import Model
+    from vllmctl.doctor.report import Report
+
+SINCE = _SINCE["serviceMonitor"]
 GROUP = "monitoring.coreos.com"
 PLURAL = "servicemonitors"
 VERSION = "v1"  # what the chart's ServiceMonitors are written in
@@ -57,7 +64,7 @@ def served(kube: Any) -> bool:
 
 def refusal(settings: Any) -> str | None:
     """Why the settings would be refused by `values`, or None."""
-    from vllmctl.chart.inputs import version_tuple
+    from vllmctl.chart.facts import version_tuple
 
     try:
         values(
@@ -86,3 +93,74 @@ def require_served(settings: Any) -> None:
         "so helm could not create them; nothing was changed. Install the Prometheus Operator (or "
         "just its CRDs), or set VLLM_MONITORING=false.",
     )
+
+
+def check_monitoring(report: Report, kube: Any, settings: Any) -> None:
+    """Whether the cluster serves ServiceMonitors (the Prometheus Operator's CRD), which the
+    chart makes when VLLM_MONITORING is on: without it helm cannot create them."""
+    from vllmctl.doctor.report import FAIL, OK, SKIP, WARN
+
+    wanted = bool(settings.monitoring)
+    refused = refusal(settings) if wanted or settings.grafana_dashboards else None
+    if refused:
+        report.add("cluster", "monitoring", FAIL, refused, "raise VLLM_CHART_VERSION to 0.1.11 or newer")
+        return
+    kind = f"ServiceMonitors ({GROUP}/{VERSION})"
+    try:
+        is_served = served(kube)
+    except VllmctlError as e:
+        status = WARN if wanted else SKIP
+        report.add("cluster", "monitoring", status, f"could not ask for {kind}: {e.message}")
+        return
+    if wanted and not is_served:
+        report.add(
+            "cluster",
+            "monitoring",
+            WARN,
+            f"VLLM_MONITORING is on, but the cluster does not serve {kind}: install and upgrade "
+            "would fail when helm creates them",
+            "install the Prometheus Operator (e.g. kube-prometheus-stack), or set VLLM_MONITORING=false",
+        )
+    elif wanted:
+        report.add("cluster", "monitoring", OK, f"the cluster serves {kind}: engines and router get one")
+    elif is_served:
+        report.add(
+            "cluster",
+            "monitoring",
+            OK,
+            f"the cluster serves {kind}; VLLM_MONITORING=true would have Prometheus scrape the release",
+        )
+    else:
+        report.add("cluster", "monitoring", OK, f"VLLM_MONITORING is off (the cluster serves no {kind})")
+
+
+class Monitoring_(Feature):
+    name = "monitoring"
+    settings = (ENV_MONITORING, ENV_GRAFANA_DASHBOARDS)
+
+    def release_values(self, release: ReleaseValues) -> Contribution:
+        given = release.given
+        found = values(given.monitoring, given.grafana_dashboards, release.chart.text, release.chart.version)
+        return Contribution(
+            context={
+                "router": {"service_monitor": found.service_monitor},
+                "engine_service_monitor": found.service_monitor,
+                "grafana_dashboards": found.grafana_dashboards,
+            },
+            placed={
+                "routerSpec.serviceMonitor": found.service_monitor,
+                "servingEngineSpec.serviceMonitor": found.service_monitor,
+                "grafanaDashboards": found.grafana_dashboards,
+            },
+        )
+
+    def before_change(self, settings: Any, models: list[Model], kubectl: Any) -> None:
+        if settings.monitoring:
+            require_served(settings)
+
+    def doctor(self, report: Report, context: DoctorContext) -> None:
+        if context.kube is not None and context.chart_decided:
+            check_monitoring(report, context.kube, context.settings)
+
+
+FEATURE = Monitoring_()

@@ -17,15 +17,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vllmctl.chart.facts import RELEASE_LABEL
+from vllmctl.chart.facts import SINCE as _SINCE
 from vllmctl.errors import UsageError, VllmctlError, refuse_problems
+from vllmctl.features.base import Contribution, DoctorContext, Feature, ReleaseValues
 from vllmctl.setting_names import namespace_problem
 
 if TYPE_CHECKING:
     from vllmctl.chart.inputs import DeployedLabels, RenderInput
+    from vllmctl.doctor.report import Report
 
 Obj = dict[str, Any]
 
-SINCE = (0, 1, 10)  # the chart's extraObjects
+SINCE = _SINCE["extraObjects"]
 API_VERSION = "networking.k8s.io/v1"
 # The ports the pods listen on: the chart's containerPort defaults, which vllmctl never
 # changes. A policy names the pod's port, not the Service's (80).
@@ -229,7 +232,8 @@ CNI_NAMESPACES = ("kube-system", "calico-system")
 
 def refusal(settings: Any) -> str | None:
     """Why the network policy settings would be refused when rendering, or None."""
-    from vllmctl.chart.inputs import DeployedLabels, default_render_input, version_tuple
+    from vllmctl.chart.facts import version_tuple
+    from vllmctl.chart.inputs import DeployedLabels, default_render_input
 
     given = default_render_input(settings)
     try:
@@ -253,3 +257,88 @@ def find_cnis(kube: Any) -> tuple[list[str], list[str]]:
             elif name in NON_ENFORCING_CNIS:
                 other.append(f"{NON_ENFORCING_CNIS[name]} ({namespace}/{name})")
     return enforcing, other
+
+
+def check_network_policy(report: Report, kube: Any, settings: Any) -> None:
+    """With VLLM_NETWORK_POLICY on: whether the settings render, and a hint on whether the
+    cluster enforces NetworkPolicy. That cannot be detected reliably (the API server stores
+    policies whether or not a network plugin applies them), so the plugins' DaemonSets by
+    their usual names are the evidence, and the detail says it is a hint."""
+    from vllmctl.doctor.report import FAIL, OK, WARN
+
+    name = "network policy"
+    if not settings.network_policy:
+        if settings.network_policy_namespaces is not None:
+            report.add(
+                "cluster",
+                name,
+                WARN,
+                f"{ENV_NAMESPACES} is set but {ENV_ON} is off: no NetworkPolicy is made",
+                f"set {ENV_ON}=true, or unset {ENV_NAMESPACES}",
+            )
+        return
+    refused = refusal(settings)
+    if refused:
+        report.add("cluster", name, FAIL, refused, "fix the settings named (docs/network-policy.md)")
+        return
+    looked = f"DaemonSets in {' and '.join(CNI_NAMESPACES)}"
+    try:
+        enforcing, other = find_cnis(kube)
+    except VllmctlError as e:
+        report.add(
+            "cluster",
+            name,
+            WARN,
+            f"could not list {looked} to see the network plugin ({e.message}); the NetworkPolicies "
+            "work only with a plugin that enforces them",
+            "check that your cluster's network plugin implements NetworkPolicy (docs/network-policy.md)",
+        )
+        return
+    if enforcing:
+        report.add(
+            "cluster",
+            name,
+            OK,
+            f"found {', '.join(enforcing)}, a network plugin that enforces NetworkPolicy (a hint "
+            "from its DaemonSet: whether it enforces here cannot be checked from the API)",
+        )
+    elif other:
+        report.add(
+            "cluster",
+            name,
+            WARN,
+            f"found {', '.join(other)}, which does not enforce NetworkPolicy: the policies would be "
+            "stored but not applied",
+            "add a plugin that enforces NetworkPolicy (e.g. Calico beside flannel, as Canal)",
+        )
+    else:
+        report.add(
+            "cluster",
+            name,
+            WARN,
+            f"no known network plugin among the {looked} ({', '.join(sorted(ENFORCING_CNIS))}); "
+            "without one that enforces NetworkPolicy the policies are stored but not applied, and "
+            "vllmctl cannot detect enforcement reliably",
+            "check that your cluster's network plugin implements NetworkPolicy (managed clusters "
+            "often need it switched on)",
+        )
+
+
+class NetworkPolicy(Feature):
+    name = "network policy"
+    settings = (ENV_ON, ENV_NAMESPACES, ENV_INGRESS, ENV_PROMETHEUS)
+
+    def release_values(self, release: ReleaseValues) -> Contribution:
+        policies = objects(release.given, release.chart.version, release.labels, release.entries)
+        return Contribution(
+            context={"extra_objects": policies.objects},
+            placed={"extraObjects": policies.objects},
+            warnings=policies.warnings,
+        )
+
+    def doctor(self, report: Report, context: DoctorContext) -> None:
+        if context.kube is not None and context.chart_decided:
+            check_network_policy(report, context.kube, context.settings)
+
+
+FEATURE = NetworkPolicy()

@@ -10,13 +10,16 @@ PDB has no selector and protects nothing, which render says.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
+from vllmctl.catalog.fields import Field, kind_of
+from vllmctl.chart.facts import SINCE, ChartAt
 from vllmctl.errors import UsageError
+from vllmctl.features.base import Contribution, Feature, ModelValues, ReleaseValues
 
 STRATEGIES = ("rolling", "recreate")
 RECREATE = {"type": "Recreate"}
-PDB_SINCE = (0, 1, 11)
+PDB_SINCE = SINCE["modelSpec.pdb"]
 PDB_KEYS = ("enabled", "minAvailable", "maxUnavailable", "labels", "annotations")
 DEFAULT_PDB = {"enabled": True, "maxUnavailable": 1}
 
@@ -151,8 +154,54 @@ def _most_replicas(entry: Mapping[str, Any]) -> int:
     return limits[1] if limits else _int(entry.get("replicaCount", 1))
 
 
+def check_strategy(value: Any) -> str | None:
+    """models.yaml's strategy: rolling or recreate (a Kubernetes spelling is corrected)."""
+    if value in STRATEGIES:
+        return None
+    word = str(value).lower().replace("update", "")
+    hint = f"; write {word!r}" if word in STRATEGIES else ""
+    return f"must be {' or '.join(STRATEGIES)}, not {kind_of(value)}{hint}"
+
+
 def _int(value: Any) -> int:
     try:
         return int(value or 0)
     except (TypeError, ValueError):
         return 0
+
+
+class Rollouts(Feature):
+    name = "rollouts"
+    fields: ClassVar[Mapping[str, Field]] = {
+        "strategy": Field(check_strategy, "how updates replace pods: rolling or recreate"),
+        "pdb": Field(pdb_problem, "PodDisruptionBudget: true, false or the chart's pdb keys"),
+    }
+
+    def chart_problems(self, entry: Mapping[str, Any], chart: ChartAt) -> list[tuple[str, str]]:
+        if entry.get("pdb") not in (None, False) and chart.before(PDB_SINCE):
+            return [
+                (
+                    "pdb",
+                    "pdb needs chart 0.1.11 or newer (the chart silently ignores it before); the chart "
+                    f"version is {chart.text}. Raise the chart version or remove pdb.",
+                )
+            ]
+        return []
+
+    def model_values(self, model: ModelValues) -> None:
+        if (values := pdb(model.entry, model.chart.version, model.chart.text)) is not None:
+            model.spec["pdb"] = values
+
+    def release_values(self, release: ReleaseValues) -> Contribution:
+        strategy = release_strategy(release.entries)
+        warnings = list(strategy.warnings)
+        if no_pdb := no_pdb_warning(release.entries, release.chart.version, release.chart.text):
+            warnings.append(no_pdb)
+        return Contribution(
+            context={"strategy": strategy.values},
+            placed={"servingEngineSpec.strategy": strategy.values},
+            warnings=warnings,
+        )
+
+
+FEATURE = Rollouts()

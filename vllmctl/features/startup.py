@@ -12,7 +12,15 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+
+from vllmctl.catalog.fields import Field, int_check
+from vllmctl.features.base import Contribution, Feature, ReleaseValues
+from vllmctl.setting_names import ENV_MAX_STARTUP_SECONDS
+
+if TYPE_CHECKING:
+    from vllmctl.catalog.schema import Model
+    from vllmctl.doctor.report import Report
 
 MIN_SECONDS = 30
 MAX_SECONDS = 86_400
@@ -123,3 +131,59 @@ def check_setting(raw: Any, env: str) -> int | None:
             f"{env}={raw!r} must be a whole number of seconds from {MIN_SECONDS} to {MAX_SECONDS}."
         )
     return raw
+
+
+def check_budget_field(value: Any) -> str | None:
+    """models.yaml's maxStartupSeconds: whole seconds from MIN_SECONDS to a day."""
+    if problem := int_check(MIN_SECONDS)(value):
+        return problem
+    if value > MAX_SECONDS:
+        return f"must be at most {MAX_SECONDS} (a day), not {value}"
+    return None
+
+
+class StartupBudgets(Feature):
+    name = "startup budgets"
+    fields: ClassVar[Mapping[str, Field]] = {
+        "maxStartupSeconds": Field(check_budget_field, "seconds the engine may take to start")
+    }
+    settings = (ENV_MAX_STARTUP_SECONDS,)
+
+    def release_values(self, release: ReleaseValues) -> Contribution:
+        """The release's one startup probe, covering the slowest model's budget (None: the
+        chart's default, 600 s, is that already, or there are no models)."""
+        default = check_setting(release.given.max_startup_seconds, ENV_MAX_STARTUP_SECONDS)
+        probe = release_probe(budget(entry, default, ENV_MAX_STARTUP_SECONDS) for entry in release.entries)
+        present = {}
+        if probe is not None:  # a custom template may write its own: the documented override
+            present["servingEngineSpec.startupProbe"] = (
+                "the rendered values have no servingEngineSpec.startupProbe, but the models' startup "
+                f"budgets need {probe['failureThreshold']} tries of {probe['periodSeconds']} s; check the "
+                "templates (a copy in VLLM_TEMPLATES_DIR may predate maxStartupSeconds)."
+            )
+        return Contribution(context={"startup_probe": probe}, present=present)
+
+    def doctor_model(self, report: Report, settings: Any, model: Model, facts: Any) -> None:
+        """Render guesses a model's startup budget from its repo name; the Hub's parameter
+        count tells better. A budget below the suggestion for that size is a warning."""
+        from vllmctl.doctor.report import WARN
+
+        if not facts.parameters:
+            return
+        billions = facts.parameters / 1e9
+        suggested = seconds_for_size(billions)
+        given = budget(model.effective(), settings.max_startup_seconds, ENV_MAX_STARTUP_SECONDS)
+        if given.seconds >= suggested:
+            return
+        report.add(
+            "release",
+            f"startup budget {model.name}",
+            WARN,
+            f"{model.name} has {billions:.1f}B parameters, for which vllmctl suggests {suggested} s to "
+            f"start, but its budget is {given.seconds} s ({given.source}): the startup probe may kill "
+            "it while it is still loading",
+            f"vllmctl set-model {model.name} maxStartupSeconds={suggested}",
+        )
+
+
+FEATURE = StartupBudgets()

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vllmctl.catalog.schema import Model
-from vllmctl.chart.facts import release_selector, router_deployment_name
+from vllmctl.chart.facts import SINCE, release_selector, router_deployment_name, version_tuple
 from vllmctl.chart.plan import Plan, make_plan
 from vllmctl.chart.values import (
     API_KEY_SECRET,
@@ -17,7 +17,6 @@ from vllmctl.chart.values import (
     Rendered,
     default_render_input,
     render,
-    version_tuple,
 )
 from vllmctl.cluster import tools
 from vllmctl.cluster.helm import ChartRef, DeployedRelease, Helm, private_values_file
@@ -237,7 +236,7 @@ def pvc_policy_note(settings: Any, helm: Helm | None = None) -> str | None:
             return None
         chart = deployed.chart_version
     version = version_tuple(chart)
-    if version is not None and version < (0, 1, 10):
+    if version is not None and version < SINCE["modelSpec.pvcAnnotations"]:
         return (
             f"chart {chart} cannot mark the model caches to be kept: "
             "`helm uninstall` deletes their PVCs (downloaded weights). Charts 0.1.10+ keep them."

@@ -1,10 +1,10 @@
 """Reading the cluster for status, with one list per kind whatever the number of models:
 the namespace's Deployments and Services, the release's engine pods (label
 `helm-release-name`), the router's pods (its Deployment's selector), the namespace's Pod
-events (one field selector), the release's KEDA ScaledObjects (with the namespace's HPAs
-when there are any), and the last lines of at most LOG_PODS crashing pods' logs. Also the
-release from `helm list` and the router's `GET /v1/models`, which vllmctl.status.reader
-runs in threads."""
+events (one field selector), what each chart feature made (the release's KEDA
+ScaledObjects, with the namespace's HPAs when there are any), and the last lines of at
+most LOG_PODS crashing pods' logs. Also the release from `helm list` and the router's
+`GET /v1/models`, which vllmctl.status.reader runs in threads."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from vllmctl.catalog.quantity import as_int
 from vllmctl.chart.facts import (
     MODEL_LABEL,
     RELEASE_LABEL,
@@ -23,12 +24,13 @@ from vllmctl.chart.facts import (
 )
 from vllmctl.errors import VllmctlError
 from vllmctl.status.diagnose import CRASHING, event_time
-from vllmctl.status.objects import as_int, parse_helm_time, short_age
+from vllmctl.status.objects import parse_helm_time, short_age
 from vllmctl.status.report import Obj, ReleaseInfo
 
 if TYPE_CHECKING:
     from vllmctl.cluster.helm import Helm
     from vllmctl.cluster.kube import Kube
+    from vllmctl.features.base import FeatureReading
 
 LOG_PODS = 3  # crashing pods whose log tails are read, at most
 LOG_LINES = 5  # lines of each
@@ -48,8 +50,8 @@ class ClusterState:
     services: dict[str, Obj]  # name -> Service, this release's
     events: dict[str, list[Obj]]  # pod name -> its events, oldest first
     logs: dict[str, list[str]]  # pod name -> last log lines (crashing pods only)
-    scaled_objects: dict[str, Obj] = field(default_factory=dict)  # model name -> its ScaledObject
-    hpas: dict[str, Obj] = field(default_factory=dict)  # name -> HPA (only when there are ScaledObjects)
+    # each chart feature's objects (autoscalers...), by feature name: features/base.py
+    features: dict[str, FeatureReading] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what could not be read
 
 
@@ -95,46 +97,26 @@ def read_cluster(kube: Kube, namespace: str, release: str) -> ClusterState:
         logs[pod["metadata"]["name"]] = kube.pod_log_tail(
             namespace, pod["metadata"]["name"], container, lines=LOG_LINES, previous=previous
         )
-    scaled_objects, hpas, notes = _autoscalers(kube, namespace, release)
+    features, notes = read_features(kube, namespace, release)
     return ClusterState(
         release, namespace, engines, router, engine_pods, router_pods, services, events, logs,
-        scaled_objects, hpas, notes,
+        features, notes,
     )  # fmt: skip
 
 
-def _autoscalers(
-    kube: Kube, namespace: str, release: str
-) -> tuple[dict[str, Obj], dict[str, Obj], list[str]]:
-    """The release's ScaledObjects by model (one list; none when KEDA's CRD is not served,
-    a 404), and the namespace's HPAs (one more list, only when there are ScaledObjects)."""
-    from vllmctl.features import autoscaling
+def read_features(kube: Kube, namespace: str, release: str) -> tuple[dict[str, FeatureReading], list[str]]:
+    """What each chart feature made in the release (its own reads, a fixed number each),
+    and the notes on what could not be read."""
+    from vllmctl.features import registry
 
-    try:
-        listed = kube.list(
-            f"{autoscaling.GROUP}/{autoscaling.VERSION}",
-            autoscaling.PLURAL,
-            namespace,
-            label_selector=release_selector(release),
-        )
-    except VllmctlError as e:
-        if (getattr(e, "status", None) or {}).get("code") == 404:
-            return {}, {}, []
-        return {}, {}, [f"could not read the ScaledObjects: {e.message}"]
-    found = {
-        str((so["metadata"].get("labels") or {}).get(MODEL_LABEL)): so
-        for so in listed
-        if (so["metadata"].get("labels") or {}).get(MODEL_LABEL)
-    }
-    if not found:
-        return {}, {}, []
-    try:
-        hpas = {
-            h["metadata"]["name"]: h
-            for h in kube.list("autoscaling/v2", "horizontalpodautoscalers", namespace)
-        }
-    except VllmctlError as e:
-        return found, {}, [f"could not read the HorizontalPodAutoscalers: {e.message}"]
-    return found, hpas, []
+    readings: dict[str, FeatureReading] = {}
+    notes: list[str] = []
+    for feature in registry.FEATURES:
+        reading = feature.read_status(kube, namespace, release)
+        if reading is not None:
+            readings[feature.name] = reading
+            notes += reading.notes
+    return readings, notes
 
 
 def engine_deployments(deployments: list[Obj], release: str) -> dict[str, Obj]:

@@ -1,6 +1,7 @@
 """Why something is not Ready, in plain words: one pod (from its conditions, its containers'
 states and the scheduler's and kubelet's events, with its log tail and known secret values
-redacted), a Deployment's rollout, and a model's KEDA autoscaler. No calls: the objects come
+redacted), and a Deployment's rollout (a feature's objects, such as KEDA's, are explained by
+the feature). No calls: the objects come
 from vllmctl.status.cluster. `pod_reason` is for commands that wait for pods."""
 
 from __future__ import annotations
@@ -8,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from vllmctl.status.objects import as_int, parse_timestamp, short_age
-from vllmctl.status.report import AutoscalingStatus, Obj, PodStatus
+from vllmctl.catalog.quantity import as_int
+from vllmctl.status.objects import parse_timestamp, short_age
+from vllmctl.status.report import Obj, PodStatus
 
 CRASHING = ("CrashLoopBackOff", "RunContainerError", "Error", "OOMKilled")
 PULLING = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull")
@@ -241,69 +243,3 @@ def redactor(secrets: list[str]) -> Callable[[str], str]:
         return text
 
     return clean
-
-
-# --- autoscaling --------------------------------------------------------------------------
-
-
-def autoscaling_status(scaled_object: Obj, hpas: dict[str, Obj], deployment: Obj) -> AutoscalingStatus:
-    """What KEDA says about one model: bounds, replicas now and wanted, the metric, and why
-    it does not work when it does not (the ScaledObject not Ready, the HPA unable to scale)."""
-    spec, st = scaled_object.get("spec") or {}, scaled_object.get("status") or {}
-    name = scaled_object["metadata"]["name"]
-    hpa_name = st.get("hpaName") or f"keda-hpa-{name}"
-    hpa = hpas.get(hpa_name)
-    hpa_status = (hpa or {}).get("status") or {}
-    trigger = next(iter(spec.get("triggers") or []), None) or {}
-    metadata = trigger.get("metadata") or {}
-    conditions = {c.get("type"): c for c in st.get("conditions") or []}
-    ready = _condition_bool(conditions.get("Ready"))
-    result = AutoscalingStatus(
-        scaled_object=name,
-        min_replicas=as_int(spec.get("minReplicaCount"), 0) or 0,
-        max_replicas=as_int(spec.get("maxReplicaCount"), 100) or 0,
-        current=as_int(
-            hpa_status.get("currentReplicas"), as_int((deployment.get("status") or {}).get("replicas"), 0)
-        ),
-        desired=as_int(hpa_status.get("desiredReplicas")),
-        ready=ready,
-        active=_condition_bool(conditions.get("Active")),
-        hpa=hpa_name if hpa else None,
-        query=str(metadata["query"]) if metadata.get("query") else None,
-        target=str(metadata["threshold"]) if metadata.get("threshold") is not None else None,
-        value=_metric_value(hpa_status),
-    )
-    said = conditions.get("Ready") or {}
-    scaling = next((c for c in hpa_status.get("conditions") or [] if c.get("type") == "ScalingActive"), None)
-    if ready is False:
-        why = said.get("message") or said.get("reason") or "no reason given"
-        result.problem = f"ScaledObject {name} is not Ready: {why}"
-    elif _condition_bool(scaling) is False and scaling is not None:
-        result.problem = (
-            f"the HPA {hpa_name} cannot scale: {scaling.get('message') or scaling.get('reason')} "
-            "(is Prometheus reachable at the trigger's serverAddress?)"
-        )
-    elif ready and hpa is None:
-        result.problem = f"KEDA reports ScaledObject {name} Ready, but its HPA {hpa_name} does not exist"
-    return result
-
-
-def _condition_bool(condition: Obj | None) -> bool | None:
-    status = (condition or {}).get("status")
-    return True if status == "True" else False if status == "False" else None
-
-
-def _metric_value(hpa_status: Obj) -> str | None:
-    """The first metric's current value per replica, as a plain number ("2.4" from "2400m")."""
-    from vllmctl.catalog.quantity import QuantityError, parse_quantity
-
-    for metric in hpa_status.get("currentMetrics") or []:
-        current = (metric.get("external") or metric.get("pods") or metric.get("object") or {}).get("current")
-        raw = (current or {}).get("averageValue") or (current or {}).get("value")
-        if raw is None:
-            continue
-        try:
-            return f"{float(parse_quantity(str(raw))):g}"
-        except QuantityError:
-            return str(raw)
-    return None

@@ -10,14 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from vllmctl.chart.facts import engine_service_model, router_deployment_name, router_service_name
 from vllmctl.chart.inputs import API_KEY_SECRET as API_KEY_REF
-from vllmctl.errors import VllmctlError
 from vllmctl.status.cluster import engine_deployments, is_release_service
 from vllmctl.status.objects import CLUSTER_DOMAIN, containers_of, engine_ids, service_info
 from vllmctl.status.report import Obj, ServiceInfo
 
 if TYPE_CHECKING:
     from vllmctl.cluster.kube import Kube
-    from vllmctl.features.exposure import ExternalAccess
 
 
 @dataclass
@@ -40,7 +38,7 @@ class EndpointsReport:
     api_key: ApiKeyUse
     examples: dict[str, str]
     notes: list[str] = field(default_factory=list)
-    external: list[ExternalAccess] = field(default_factory=list)  # ways in from outside the cluster
+    external: list[Any] = field(default_factory=list)  # ways in from outside (exposure.ExternalAccess)
 
     def as_json(self) -> Obj:
         return asdict(self)
@@ -83,21 +81,14 @@ def endpoints(settings: Any, kube: Kube, *, domain: str = CLUSTER_DOMAIN) -> End
     return EndpointsReport(release, ns, domain, base, model, router, engines, key, examples, notes, external)
 
 
-def _external(
-    kube: Kube, namespace: str, release: str, router: Obj | None, notes: list[str]
-) -> list[ExternalAccess]:
-    """The router's ways in from outside: its Service's type, and the chart's Ingress (one
-    more GET, only when there is a router; an Ingress is made only with it)."""
-    from vllmctl.features.exposure import INGRESS_API, external_access, ingress_name
+def _external(kube: Kube, namespace: str, release: str, router: Obj | None, notes: list[str]) -> list[Any]:
+    """The ways in from outside the cluster, as each chart feature made them (the router
+    Service's type and the chart's Ingress); none without a router."""
+    from vllmctl.features import registry
 
     if router is None:
         return []
-    ingress = None
-    try:
-        ingress = kube.get(INGRESS_API, "ingresses", namespace, ingress_name(release))
-    except VllmctlError as e:
-        notes.append(f"could not read the Ingress {ingress_name(release)}: {e.message}")
-    return external_access(router, ingress)
+    return [way for f in registry.FEATURES for way in f.ways_in(kube, namespace, release, router, notes)]
 
 
 def _example_model(engines: dict[str, Obj]) -> str:

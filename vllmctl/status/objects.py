@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime
-from typing import Any
 
+from vllmctl.catalog.quantity import as_int
 from vllmctl.status.report import Obj, ServiceInfo, ServicePort
 
 CLUSTER_DOMAIN = "cluster.local"
@@ -85,15 +85,6 @@ def service_info(service: Obj, namespace: str, domain: str = CLUSTER_DOMAIN) -> 
     first = ports[0].port if ports else 80
     url = f"http://{dns}" + ("" if first == 80 else f":{first}")
     return ServiceInfo(name, str(spec.get("type") or "ClusterIP"), spec.get("clusterIP"), dns, url, ports)
-
-
-def as_int(value: Any, default: int | None = None) -> int | None:
-    if value is None:
-        return default
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
 
 
 def parse_timestamp(text: str | None) -> datetime | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from vllmctl.catalog.quantity import as_int
 from vllmctl.chart.facts import (
     ENGINE_CONTAINER,
     engine_deployment_name,
@@ -21,7 +22,6 @@ from vllmctl.errors import VllmctlError
 from vllmctl.status.cluster import ClusterState, RouterCheck, ask_router, read_cluster, release_info
 from vllmctl.status.compare import PlanCheck, compare, comparison_problems, configured_models, plan_check
 from vllmctl.status.diagnose import (
-    autoscaling_status,
     deployment_problems,
     pod_status,
     redactor,
@@ -29,7 +29,6 @@ from vllmctl.status.diagnose import (
     summarise,
 )
 from vllmctl.status.objects import (
-    as_int,
     containers_of,
     engine_ids,
     gpu_request,
@@ -198,8 +197,9 @@ def _problems(
         if m.deployed and not m.ready:
             problems.append(f"model {m.name}: " + ("; ".join(m.problems) or "not Ready"))
     for m in models:
-        if m.autoscaling and m.autoscaling.problem:
-            problems.append(f"model {m.name}: autoscaling: {m.autoscaling.problem}")
+        for key, part in m.features.items():
+            if part is not None and part.problem:
+                problems.append(f"model {m.name}: {key}: {part.problem}")
     if router.found and not router.ready:
         problems.append("router: " + ("; ".join(router.problems) or "not Ready"))
     if router.found and router.reachable is False:
@@ -223,6 +223,7 @@ def _model(
     )
     service = cluster.services.get(engine_service_name(cluster.release, name))
     status.service = service_info(service, cluster.namespace) if service else None
+    _feature_parts(status, name, cluster, deployment)
     if deployment is None:
         if configured is not None and name in configured:
             status.served_names = sorted(configured[name])
@@ -233,8 +234,6 @@ def _model(
     )
     status.gpus_per_replica, status.gpu_resource = gpu_request(containers)
     status.served_names = engine_ids(engine)
-    if name in cluster.scaled_objects:
-        status.autoscaling = autoscaling_status(cluster.scaled_objects[name], cluster.hpas, deployment)
     pods = cluster.engine_pods.get(name, [])
     _fill_workload(status, deployment, engine, pods, cluster, clean)
     if status.gpu_resource:
@@ -244,6 +243,21 @@ def _model(
                 pod.reason += f" (each replica asks for {gpus}: free GPUs, add nodes or lower requestGPU)"
         status.problems = summarise(status.pods, deployment_problems(deployment, pods))
     return status
+
+
+def _feature_parts(status: ModelStatus, name: str, cluster: ClusterState, deployment: Obj | None) -> None:
+    """Each chart feature's part of a model's status (None: nothing about it, as for a
+    model that is not deployed)."""
+    from vllmctl.features import registry
+
+    for feature in registry.FEATURES:
+        if feature.status_key is None:
+            continue
+        reading = cluster.features.get(feature.name)
+        known = reading is not None and deployment is not None
+        status.features[feature.status_key] = (
+            feature.model_status(reading, name, deployment) if known else None  # type: ignore[arg-type]
+        )
 
 
 def _router(cluster: ClusterState, check: RouterCheck | None, clean: Callable[[str], str]) -> RouterStatus:

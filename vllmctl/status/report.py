@@ -68,24 +68,6 @@ class Replicas:
 
 
 @dataclass
-class AutoscalingStatus:
-    """A model's KEDA ScaledObject and the HPA KEDA runs for it."""
-
-    scaled_object: str
-    min_replicas: int  # spec.minReplicaCount (KEDA's default 0)
-    max_replicas: int  # spec.maxReplicaCount (KEDA's default 100)
-    current: int | None  # the HPA's currentReplicas, else the Deployment's
-    desired: int | None  # the HPA's desiredReplicas
-    ready: bool | None  # the ScaledObject's Ready condition; None: not reported yet
-    active: bool | None  # a trigger is active
-    hpa: str | None = None
-    query: str | None = None  # the first trigger's Prometheus query
-    target: str | None = None  # its threshold, per replica
-    value: str | None = None  # the metric's current value per replica (the HPA's view)
-    problem: str | None = None  # why autoscaling does not work, in plain words
-
-
-@dataclass
 class ModelStatus:
     name: str
     configured: bool  # in models.yaml
@@ -102,7 +84,9 @@ class ModelStatus:
     phases: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # what is wrong, in plain words
     served_names: list[str] = field(default_factory=list)  # the ids its engine serves
-    autoscaling: AutoscalingStatus | None = None  # when a ScaledObject scales it
+    # each chart feature's part (autoscaling: the ScaledObject that scales it), by its
+    # status_key; None where the feature has nothing to say about this model
+    features: dict[str, Any] = field(default_factory=dict)
     serving: bool | None = None  # listed by the router; None: the router was not asked
     service: ServiceInfo | None = None
     pods: list[PodStatus] = field(default_factory=list)
@@ -151,4 +135,14 @@ class StatusReport:
     models_file: str | None = None  # None: no models.yaml to compare with
 
     def as_json(self) -> Obj:
-        return asdict(self)
+        """The report as `-o json` prints it; each model's feature parts sit beside its
+        other keys (after served_names), under each feature's own key."""
+        shown = asdict(self)
+        for model in shown["models"]:
+            parts = model.pop("features")
+            keys = list(model)
+            at = keys.index("served_names") + 1
+            ordered = {k: model[k] for k in keys[:at]} | parts | {k: model[k] for k in keys[at:]}
+            model.clear()
+            model.update(ordered)
+        return shown

@@ -5,12 +5,15 @@ hold the AWS keys, and image volumes (VLLM_OCI_METHOD=image) are on in the clust
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vllmctl.catalog.schema import Model
 from vllmctl.doctor.report import FAIL, OK, WARN, Report
 from vllmctl.errors import VllmctlError
-from vllmctl.features import sources
+from vllmctl.features.source_urls import OCI, parse
+from vllmctl.features.source_values import Need, needs, options_from
+
+if TYPE_CHECKING:
+    from vllmctl.catalog.schema import Model
 
 S3_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 # ImageVolume: alpha in Kubernetes 1.31, beta (off by default) in 1.33, on by default from 1.35.
@@ -23,22 +26,22 @@ RUNTIME_MINIMUM = {"containerd": (2, 1), "cri-o": (1, 31)}
 
 def check_sources(report: Report, kube: Any, settings: Any, models: list[Model]) -> None:
     """One check per claim and Secret the models' sources need, and one for image volumes."""
-    options = sources.options_from(settings)
-    for need in sources.needs((m.data for m in models), options):
+    options = options_from(settings)
+    for need in needs((m.data for m in models), options):
         if need.kind == "secret":
             _check_secret(report, kube, settings.namespace, need)
         else:
             _check_claim(report, kube, settings.namespace, need)
-    oci = [m.name for m in models if sources.parse(str(m.data["modelURL"])).scheme == sources.OCI]
+    oci = [m.name for m in models if parse(str(m.data["modelURL"])).scheme == OCI]
     if oci and (options.oci_method or "copy") == "image":
         _check_image_volumes(report, kube, oci)
 
 
-def _models(need: sources.Need) -> str:
+def _models(need: Need) -> str:
     return ", ".join(need.models)
 
 
-def _check_claim(report: Report, kube: Any, namespace: str, need: sources.Need) -> None:
+def _check_claim(report: Report, kube: Any, namespace: str, need: Need) -> None:
     name = f"claim {need.name}"
     what = "pvc:// source" if need.use == "source" else "model cache"
     try:
@@ -93,7 +96,7 @@ def _check_claim(report: Report, kube: Any, namespace: str, need: sources.Need) 
     report.add("cluster", name, OK, detail)
 
 
-def _check_secret(report: Report, kube: Any, namespace: str, need: sources.Need) -> None:
+def _check_secret(report: Report, kube: Any, namespace: str, need: Need) -> None:
     name = f"s3 secret {need.name}"
     try:
         secret = kube.get("v1", "secrets", namespace, need.name)

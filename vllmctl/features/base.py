@@ -1,0 +1,194 @@
+"""The shape every chart feature has, and what each of its hooks is given.
+
+A chart feature is one thing the vllm-stack chart can do that vllmctl configures:
+model sources, accelerators, autoscaling, rollouts, startup budgets, exposure,
+monitoring, the network policy. Each is one module under `features/` holding a `FEATURE`
+(a `Feature` subclass instance), listed in `features/registry.py`. The schema, render,
+install's checks before helm, doctor and status iterate over that list and never name a
+feature, so a new one is one module and one registry line (docs/ARCHITECTURE.md).
+
+Every hook has a default that does nothing: a feature implements only what it has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from vllmctl.catalog.fields import Field
+from vllmctl.chart.facts import ChartAt
+
+if TYPE_CHECKING:
+    from vllmctl.catalog.schema import Model
+    from vllmctl.chart.inputs import DeployedLabels, RenderInput
+    from vllmctl.doctor.report import Report
+
+Obj = dict[str, Any]
+
+
+@dataclass
+class ModelValues:
+    """One model while its modelSpec is built. `spec` holds what render and the features
+    before this one wrote (name, image, resources, the cache PVC, vllmConfig...); a hook
+    adds or changes keys in it. The entry's own chart keys are laid over it afterwards."""
+
+    model: Model
+    entry: Obj  # the entry with vllmctl's defaults filled in
+    spec: Obj
+    given: RenderInput
+    chart: ChartAt
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def data(self) -> Obj:
+        """The entry as written in models.yaml (no defaults)."""
+        return self.model.data
+
+
+@dataclass
+class ReleaseValues:
+    """The release as a whole, once every model's spec is built."""
+
+    models: list[Model]
+    entries: list[Obj]  # each entry with vllmctl's defaults filled in
+    specs: list[Obj]  # the modelSpec items, as render built them
+    given: RenderInput
+    chart: ChartAt
+    labels: DeployedLabels  # the release's labels (the deployed ones on an upgrade)
+
+
+@dataclass
+class Contribution:
+    """What a feature adds to the release's values.
+
+    - `context`: template context, merged key by key into render's own (a nested mapping
+      such as {"router": {"ingress": ...}} adds keys to render's `router`). Give every key
+      the template reads, None when off: the template is strict about undefined names.
+    - `placed`: dotted paths the rendered values must hold with exactly these values (None:
+      nothing asked), so a copied template that drops a setting fails instead of silently.
+    - `present`: dotted paths the rendered values must hold whatever their value (a custom
+      template may write its own), each with the sentence that explains its absence.
+    - `warnings`: what render tells the operator.
+    """
+
+    context: Obj = field(default_factory=dict)
+    placed: dict[str, Any] = field(default_factory=dict)
+    present: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DoctorContext:
+    """What doctor's feature checks get: the cluster (None: it did not answer), the
+    settings, and models.yaml's valid models (None: the file could not be read)."""
+
+    kube: Any
+    settings: Any
+    models: list[Model] | None
+    chart_decided: bool  # False: the chart version is in doubt, and its row says why
+
+
+class Feature:
+    """One chart feature. Subclasses set `name` and override the hooks they need."""
+
+    name: ClassVar[str]
+    # models.yaml keys this feature owns, with their checks (the schema collects them).
+    fields: ClassVar[Mapping[str, Field]] = {}
+    # The settings (environment variables) it reads, for the docs and `config`.
+    settings: ClassVar[tuple[str, ...]] = ()
+    # The key `status -o json` shows this feature's part of a model under (None: it reads
+    # nothing back for status).
+    status_key: ClassVar[str | None] = None
+    # modelSpec keys whose value is joined with the entry's own key of that name, rather
+    # than replaced by it (`merge`).
+    merged_keys: ClassVar[tuple[str, ...]] = ()
+
+    # --- models.yaml ----------------------------------------------------------------------
+
+    def entry_problems(self, entry: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """Checks across an entry's keys, each (the top-level key to point at, why and the
+        fix). Only for an entry whose fields each passed their own checks."""
+        return []
+
+    def chart_problems(self, entry: Mapping[str, Any], chart: ChartAt) -> list[tuple[str, str]]:
+        """The entry's keys of this feature that `chart` would silently ignore, as
+        (key, why and the fix): render refuses them and `validate` reports them at the key."""
+        return []
+
+    # --- the values ------------------------------------------------------------------------
+
+    def model_values(self, model: ModelValues) -> None:
+        """Add this feature's keys to `model.spec` (or change render's); raise a UsageError
+        for what the chart cannot do."""
+
+    def merge(self, model: str, key: str, ours: Any, theirs: Any) -> Any:
+        """One of `merged_keys`: this feature's value joined with the entry's own."""
+        return theirs
+
+    def release_values(self, release: ReleaseValues) -> Contribution:
+        """What this feature adds to the release's values (template context, checks of the
+        rendered values, warnings); raise a UsageError naming the settings at fault."""
+        return Contribution()
+
+    def check_rendered(self, values: Obj, specs: list[Obj]) -> None:
+        """Raise a CatalogError when the rendered values lost what this feature computed
+        (a custom template may drop it); `Contribution.placed` covers release-wide paths."""
+
+    # --- install and upgrade ------------------------------------------------------------
+
+    def before_change(self, settings: Any, models: list[Model], kubectl: Any) -> None:
+        """Before install or upgrade changes anything: raise a UsageError when the cluster
+        lacks what the models or settings need (a CRD, a claim), which helm or the pods
+        would fail on half-way."""
+
+    # --- doctor and status -----------------------------------------------------------------
+
+    def doctor(self, report: Report, context: DoctorContext) -> None:
+        """Add this feature's rows to doctor's report (only when it has something to check)."""
+
+    def doctor_model(self, report: Report, settings: Any, model: Model, facts: Any) -> None:
+        """Add rows about one model, judged with the Hub's facts about it (`hub.ModelFacts`:
+        parameter count, config.json); only run when the Hub answered."""
+
+    def read_status(self, kube: Any, namespace: str, release: str) -> FeatureReading | None:
+        """The objects this feature adds to a release, read for `status` with a number of
+        API calls that does not depend on the number of models; None: nothing to read."""
+        return None
+
+    def model_status(self, reading: FeatureReading, model: str, deployment: Obj) -> StatusPart | None:
+        """What `reading` says about one deployed model (shown under `status_key`, its
+        `problem` among status's problems); None: nothing about it."""
+        return None
+
+    def ways_in(
+        self, kube: Any, namespace: str, release: str, router_service: Obj, notes: list[str]
+    ) -> list[Any]:
+        """For `endpoints`: how clients outside the cluster reach the router through what this
+        feature made (dataclasses, shown as they are), reading at most a fixed number of
+        objects; what could not be read goes to `notes`."""
+        return []
+
+    def status_table(self, parts: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]] | None:
+        """status's table for this feature, (headers, rows), from the models' parts (model
+        name -> what `model_status` returned); None: no table."""
+        return None
+
+
+@dataclass
+class FeatureReading:
+    """What `read_status` read: objects by whatever key the feature uses, and notes on
+    what could not be read (status shows them)."""
+
+    objects: Obj = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+class StatusPart(Protocol):
+    """A model's status from one feature: a dataclass whose fields are what `status -o
+    json` shows under the feature's name, with `problem` (None: it works)."""
+
+    problem: str | None

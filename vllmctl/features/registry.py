@@ -1,0 +1,32 @@
+"""The chart features, in order. The schema collects their fields, render applies them in
+this order (a model's keys, then the release's), install checks the cluster for them
+before helm, doctor runs their checks and status reads back what they made.
+
+A new chart feature is a module under features/ with a `FEATURE` (features/base.py) and
+one line here.
+"""
+
+from __future__ import annotations
+
+from vllmctl.features import (
+    accelerators,
+    autoscaling,
+    exposure,
+    monitoring,
+    network_policy,
+    rollout,
+    sources,
+    startup,
+)
+from vllmctl.features.base import Feature
+
+FEATURES: list[Feature] = [
+    accelerators.FEATURE,  # accelerator: requestGPUType and runtimeClassName
+    autoscaling.FEATURE,  # autoscaling: KEDA ScaledObjects (chart 0.1.9+)
+    rollout.FEATURE,  # strategy (release-wide) and per-model PodDisruptionBudgets
+    sources.FEATURE,  # modelURL: Hub, pvc://, s3://, oci://, and the model cache
+    startup.FEATURE,  # maxStartupSeconds: the release's startup probe
+    exposure.FEATURE,  # the router's Service type, node port and Ingress
+    monitoring.FEATURE,  # ServiceMonitors and Grafana dashboards (chart 0.1.11+)
+    network_policy.FEATURE,  # NetworkPolicies in extraObjects (chart 0.1.10+)
+]
