@@ -1,0 +1,97 @@
+"""A new chart feature is one module and one registry line (issue 16): the made-up
+feature in made_up_feature.py, added to the registry here, is validated by the schema,
+rendered, refused for an old chart, and checked by doctor, with no change to vllmctl."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from tests.conftest import Run
+from tests.features import made_up_feature
+from tests.sandbox.fixtures import ClusterEnv
+from vllmctl.features import registry
+
+MODELS = """\
+- name: qwen
+  modelURL: Qwen/Qwen2.5-0.5B-Instruct
+  gated: false
+  costCenter: {center}
+  podLabels:
+    team: search
+- name: smol
+  modelURL: HuggingFaceTB/SmolLM2-135M-Instruct
+  gated: false
+"""
+
+
+@pytest.fixture
+def with_feature(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The registry line: what a real feature adds to vllmctl/features/registry.py."""
+    monkeypatch.setattr(registry, "FEATURES", [*registry.FEATURES, made_up_feature.FEATURE])
+
+
+def test_without_its_registry_line_the_field_is_unknown(run: Run, models_file: Path) -> None:
+    models_file.write_text(MODELS.format(center="ml-research"))
+    result = run("validate")
+    assert result.exit_code == 2
+    assert "models.yaml:4:3: models[0] (qwen).costCenter: unknown key 'costCenter'" in result.stderr
+
+
+@pytest.mark.usefixtures("with_feature")
+def test_its_field_is_checked_at_its_line_and_column(run: Run, models_file: Path) -> None:
+    models_file.write_text(MODELS.format(center="ML Research"))
+    result = run("validate")
+    assert result.exit_code == 2
+    assert (
+        "models.yaml:4:15: models[0] (qwen).costCenter: must be a cost center like ml-research "
+        "(lowercase letters, digits, '-'), not the string 'ML Research'"
+    ) in result.stderr
+    assert "Traceback" not in result.stderr
+    models_file.write_text(MODELS.format(center="ml-research").replace("costCenter", "costcenter"))
+    assert "did you mean 'costCenter'?" in run("validate").stderr  # the schema knows the key
+
+
+@pytest.mark.usefixtures("with_feature")
+def test_it_renders_its_value_joined_with_the_entrys_own(run: Run, models_file: Path, tmp_path: Path) -> None:
+    models_file.write_text(MODELS.format(center="ml-research"))
+    assert run("validate").exit_code == 0
+    out = tmp_path / "values.yaml"
+    assert run("render", "-o", str(out)).exit_code == 0
+    specs = YAML(typ="safe").load(out.read_text())["servingEngineSpec"]["modelSpec"]
+    assert specs[0]["podLabels"] == {"team": "search", made_up_feature.LABEL: "ml-research"}
+    assert "podLabels" not in specs[1]
+
+
+@pytest.mark.usefixtures("with_feature")
+def test_its_chart_version_rule_is_reported_at_the_key_and_refused_by_render(
+    run: Run, models_file: Path
+) -> None:
+    models_file.write_text(MODELS.format(center="ml-research"))
+    env = {"VLLM_CHART_VERSION": "0.1.11"}
+    result = run("validate", env=env)
+    assert result.exit_code == 2
+    assert "models.yaml:4:3: models[0] (qwen).costCenter: costCenter needs chart 0.1.12" in result.stderr
+    rendered = run("render", env=env)
+    assert rendered.exit_code == 2
+    assert "qwen: costCenter needs chart 0.1.12 or newer (podLabels); it is 0.1.11." in rendered.stderr
+
+
+@pytest.mark.usefixtures("with_feature")
+def test_doctor_runs_its_check(run: Run, models_file: Path, cluster: ClusterEnv) -> None:
+    models_file.write_text(MODELS.format(center="ml-research"))
+    result = run("doctor", "-o", "json", "--secret-backend", "kubernetes")
+    report = json.loads(result.stdout)
+    found = [c for c in report["checks"] if c["name"] == "cost center"]
+    assert found == [
+        {
+            "area": "release",
+            "name": "cost center",
+            "status": "warn",
+            "detail": "no cost center: smol",
+            "fix": "set costCenter",
+        }
+    ]
