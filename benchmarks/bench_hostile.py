@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-MAX_FILE_BYTES = 1024 * 1024  # vllmctl.catalog.fileio.MAX_FILE_BYTES
+MAX_FILE_BYTES = 1024 * 1024  # vllmctl.core.fileio.MAX_FILE_BYTES
 ENTRY = "- name: m{i}\n  modelURL: org/m{i}\n  replicaCount: 1\n  requestMemory: 16Gi\n"
 FLOW_ENTRY = "- name: m{i}\n  modelURL: org/m{i}\n  vllmConfig: {{extraArgs: [--a]}}\n"
 

@@ -162,8 +162,8 @@ def in_process(env: dict[str, str], runs: int) -> list[float]:
     os.environ.clear()
     os.environ.update(env)
     try:
+        from vllmctl.ops.status import StatusReader
         from vllmctl.settings import Settings
-        from vllmctl.status import StatusReader
 
         with StatusReader(Settings.resolve({})) as reader:
             reader.read()  # connects

@@ -18,7 +18,13 @@ Rules:
   (only `__main__`, the entry point, does);
 - only the modules listed below import httpx, kubernetes or subprocess. A new importer
   must be added to its list here, a conscious choice reviewed with the change;
-- the kubernetes and subprocess importers are all inside vllmctl/cluster/ (the adapters).
+- the kubernetes and subprocess importers are all inside vllmctl/cluster/ (the adapters);
+- packages import one way, down the layers in LAYERS (the drawing in docs/ARCHITECTURE.md):
+  a module imports only modules of its own package or of packages in layers below, type
+  hints included;
+- the shared machinery that runs every chart feature (the schema, render, the
+  chart-version rules, doctor, status, install's checks) reaches features only through
+  features.registry and features.base, never a feature module by name.
 """
 
 from __future__ import annotations
@@ -43,6 +49,34 @@ KUBERNETES_IMPORTERS = {
 SUBPROCESS_IMPORTERS = {
     "vllmctl.cluster.tools",  # runs helm and kubectl (timeouts, Ctrl-C, secrets kept out of argv)
 }
+# The packages, top layer first. Each imports only itself and the layers below it; two
+# packages in one layer do not import each other. `vllmctl` itself (its __init__: the
+# version) is at the bottom with core.
+LAYERS: list[tuple[str, ...]] = [
+    ("vllmctl.__main__",),  # `python -m vllmctl`
+    ("vllmctl.cli",),  # the commands
+    ("vllmctl.doctor",),  # checks of everything below
+    ("vllmctl.ops",),  # install steps, recovery, restarts, GPU fit, estimates, status
+    ("vllmctl.secrets",),  # the two secrets and their backends
+    ("vllmctl.ui",),  # output, prompts, the App the commands get
+    ("vllmctl.settings",),  # flags > env > vllmctl.yaml > defaults
+    ("vllmctl.render",),  # models + settings -> chart values, plan, vLLM flags
+    ("vllmctl.catalog",),  # models.yaml: schema, edits, store, environments
+    ("vllmctl.features",),  # one module per chart feature, and the registry
+    ("vllmctl.cluster", "vllmctl.apis"),  # adapters: helm, kubectl, the API server; HTTP APIs
+    ("vllmctl.chart",),  # what the chart is: facts, version, render inputs
+    ("vllmctl.core", "vllmctl"),  # the shared vocabulary
+]
+# Modules that run every feature and so must not name one.
+FEATURE_BLIND = (
+    "vllmctl.catalog.schema",
+    "vllmctl.render.values",
+    "vllmctl.render.chart_rules",
+    "vllmctl.doctor",
+    "vllmctl.ops.status",
+    "vllmctl.cli.deploy",
+    "vllmctl.cli.status",
+)
 CLI_IMPORTERS_OUTSIDE_CLI = {
     "vllmctl.__main__",  # `python -m vllmctl`
 }
@@ -221,20 +255,102 @@ def test_only_the_cluster_package_runs_processes_or_imports_kubernetes() -> None
     assert outside == [], f"move these into vllmctl/cluster/: {outside}"
 
 
+def layer_of(module: str) -> tuple[int, str]:
+    """(the layer's index, the package) of a module: its longest matching prefix."""
+    found = [
+        (len(prefix), index, prefix)
+        for index, packages in enumerate(LAYERS)
+        for prefix in packages
+        if module == prefix or module.startswith(f"{prefix}.")
+    ]
+    assert found, f"{module} is in no layer: add its package to LAYERS"
+    _, index, prefix = max(found)
+    return index, prefix
+
+
+def layer_violations(graph: dict[str, Imports]) -> list[str]:
+    wrong = []
+    for module, imp in graph.items():
+        layer, package = layer_of(module)
+        for target, line in {**imp.runtime, **imp.type_checking}.items():
+            to_layer, to_package = layer_of(target)
+            if to_layer < layer or (to_layer == layer and to_package != package):
+                wrong.append(f"{module}:{line} imports {target} ({to_package} is not below {package})")
+    return wrong
+
+
+def features_named(graph: dict[str, Imports]) -> list[str]:
+    allowed = {"vllmctl.features", "vllmctl.features.registry", "vllmctl.features.base"}
+    return [
+        f"{module}:{line} imports {target}"
+        for module, imp in graph.items()
+        if any(module == m or module.startswith(f"{m}.") for m in FEATURE_BLIND)
+        for target, line in {**imp.runtime, **imp.type_checking}.items()
+        if target.startswith("vllmctl.features.") and target not in allowed
+    ]
+
+
+def test_packages_import_down_the_layers_only(graph: dict[str, Imports]) -> None:
+    wrong = layer_violations(graph)
+    assert wrong == [], "\n".join(wrong)
+
+
+def test_the_shared_machinery_reaches_features_only_through_the_registry(graph: dict[str, Imports]) -> None:
+    named = features_named(graph)
+    assert named == [], "\n".join(named)
+
+
+def test_the_layer_rules_catch_an_upward_import_and_a_named_feature() -> None:
+    graph = {
+        "vllmctl.core.errors": Imports(runtime={"vllmctl.cli": 3}),  # up
+        "vllmctl.cluster.kube": Imports(type_checking={"vllmctl.apis.hub": 7}),  # across one layer
+        "vllmctl.render.values": Imports(runtime={"vllmctl.features.autoscaling": 9}),
+        "vllmctl.ops.deploy": Imports(runtime={"vllmctl.features.sources": 4}),  # may name one
+    }
+    assert layer_violations(graph) == [
+        "vllmctl.core.errors:3 imports vllmctl.cli (vllmctl.cli is not below vllmctl.core)",
+        "vllmctl.cluster.kube:7 imports vllmctl.apis.hub (vllmctl.apis is not below vllmctl.cluster)",
+    ]
+    assert features_named(graph) == ["vllmctl.render.values:9 imports vllmctl.features.autoscaling"]
+
+
+def test_every_feature_is_registered_once_with_its_own_fields(graph: dict[str, Imports]) -> None:
+    from vllmctl.catalog.schema import CORE_FIELDS
+    from vllmctl.features import registry
+    from vllmctl.settings import SPECS
+
+    names = [f.name for f in registry.FEATURES]
+    assert len(names) == len(set(names)), names
+    owned: dict[str, str] = {}
+    for feature in registry.FEATURES:
+        for key in feature.fields:
+            assert key not in CORE_FIELDS and key not in owned, f"{key}: {feature.name} and {owned.get(key)}"
+            owned[key] = feature.name
+    settings = {spec.env for spec in SPECS}
+    declared = [(f.name, env) for f in registry.FEATURES for env in f.settings]
+    assert [(name, env) for name, env in declared if env not in settings] == []
+    modules = {m for m in graph if m.startswith("vllmctl.features.") and "FEATURE = " in _source(m)}
+    assert {type(f).__module__ for f in registry.FEATURES} == modules  # every FEATURE is listed
+
+
+def _source(module: str) -> str:
+    return (PACKAGE.parent / (module.replace(".", "/") + ".py")).read_text(encoding="utf-8")
+
+
 # ---------------------------------------------------------------- the reader itself
 
 
 def test_the_reader_sees_what_vllmctl_imports(graph: dict[str, Imports]) -> None:
     """Known edges of each kind, so the rules above cannot pass on an empty graph."""
     assert len(graph) > 50
-    assert "vllmctl.features.base" in graph["vllmctl.chart.values"].runtime  # top-level from-import
-    assert "vllmctl.features.registry" in graph["vllmctl.chart.values"].runtime  # from package import module
+    assert "vllmctl.features.base" in graph["vllmctl.render.values"].runtime  # top-level from-import
+    assert "vllmctl.features.registry" in graph["vllmctl.render.values"].runtime  # from package import module
     assert (
         "vllmctl.features.autoscaling_values" in graph["vllmctl.features.autoscaling_cluster"].runtime
     )  # from package import module as ...
-    assert "vllmctl.environments" in graph["vllmctl.catalog.selected"].runtime  # inside a function
-    assert "vllmctl.catalog.schema" in graph["vllmctl.features.sources"].type_checking  # under TYPE_CHECKING
-    assert "vllmctl.catalog.schema" not in graph["vllmctl.features.sources"].runtime
+    assert "vllmctl.catalog.environments" in graph["vllmctl.catalog.selected"].runtime  # inside a function
+    assert "vllmctl.core.findings" in graph["vllmctl.features.sources"].type_checking  # under TYPE_CHECKING
+    assert "vllmctl.core.findings" not in graph["vllmctl.features.sources"].runtime
     assert "kubernetes" in graph["vllmctl.cluster.kube"].external  # lazy, inside functions
 
 

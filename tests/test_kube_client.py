@@ -23,7 +23,7 @@ from tests.sandbox.kube.api import Fault
 from tests.sandbox.sandbox import STORE_NAME
 from tests.sandbox.silent import kubeconfig_for, silent_server
 from vllmctl.cluster.kube import RESTARTED_AT, Kube
-from vllmctl.errors import EXIT_EXTERNAL, EXIT_USAGE, ExternalError, UsageError
+from vllmctl.core.errors import EXIT_EXTERNAL, EXIT_USAGE, ExternalError, UsageError
 
 OTHER_CONTEXT = "or use another context with --context."
 

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 # The names, `Resolved` and the name rules live in setting_names.py, a leaf module, so that
 # the modules this one builds on (environments, chart, the features) need not import it.
-from vllmctl.setting_names import (
+from vllmctl.core.setting_names import (
     DEFAULT_PROMETHEUS_URL,
     ENV_API_KEY,
     ENV_API_KEY_FROM_SECRET,
@@ -312,7 +312,7 @@ class Settings:
                 resolved[spec.name] = Resolved(spec.default, "default")
         if resolved["env"].raw:
             # The environment's values in vllmctl.yaml fill what flags and env left at default.
-            from vllmctl.environments import apply_environment_settings
+            from vllmctl.catalog.environments import apply_environment_settings
 
             apply_environment_settings(resolved)
         return cls(resolved)
@@ -337,7 +337,7 @@ class Settings:
     def check_names(self, *names: str) -> None:
         """Refuse namespace, release and context names Kubernetes or helm would refuse,
         naming where each came from (default: all of them, every problem at once)."""
-        from vllmctl.errors import refuse_problems
+        from vllmctl.core.errors import refuse_problems
 
         problems = []
         for name in names or NAME_CHECKS:
@@ -380,7 +380,7 @@ class Settings:
 
 def parse_setting(spec: SettingSpec, raw: str | None) -> object:
     """Parse a setting's text by its kind; a bad value names the env variable to fix."""
-    from vllmctl.errors import UsageError
+    from vllmctl.core.errors import UsageError
 
     if raw is None:
         return None
@@ -411,7 +411,7 @@ def parse_setting(spec: SettingSpec, raw: str | None) -> object:
 def duration_seconds(text: str) -> float | None:
     """The seconds a Go duration such as 1h30m stands for; None when Go (and so helm) would
     refuse it, or it is not longer than zero (a helm timeout of 0 fails at once)."""
-    from vllmctl.durations import go_seconds
+    from vllmctl.core.durations import go_seconds
 
     value = go_seconds(text.removeprefix("+"))  # Go takes a sign; a negative one is refused
     return value if value is not None and value > 0 else None
@@ -421,8 +421,8 @@ def _positive_seconds(spec: SettingSpec, raw: str) -> float:
     """A duration setting in seconds: `30`, `30s`, `2m`, `1m30s`; more than zero."""
     import math
 
-    from vllmctl.durations import seconds
-    from vllmctl.errors import UsageError
+    from vllmctl.core.durations import seconds
+    from vllmctl.core.errors import UsageError
 
     value = seconds(raw)
     if value is None or not math.isfinite(value):

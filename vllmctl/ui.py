@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO
 
-from vllmctl.errors import Interrupted, UsageError
+from vllmctl.core.errors import Interrupted, UsageError
 from vllmctl.settings import Settings
 
 OUTPUT_FORMATS = ("table", "json", "yaml")

@@ -21,7 +21,7 @@ from tests.catalog import samples
 from tests.catalog.textdiff import is_insertion_into_list, only_replaced
 from vllmctl.catalog.edits import entry_span
 from vllmctl.catalog.store import Catalog, adding, edit_text, parse, removing, setting
-from vllmctl.errors import CatalogError
+from vllmctl.core.errors import CatalogError
 
 NAMES = st.from_regex(r"[a-z][a-z0-9-]{0,12}[a-z0-9]", fullmatch=True)
 # Any text that can live in a UTF-8 file: quotes, newlines, '#', ': ', '{{ }}', emoji...

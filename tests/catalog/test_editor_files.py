@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Run
-from vllmctl.catalog.fileio import locked
+from vllmctl.core.fileio import locked
 
 ADD = ("add-model", "--yes", "--name", "extra", "--model-url", "org/extra")
 ENTRY = "- name: a\n  modelURL: org/a\n"

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.catalog.textdiff import is_insertion
-from vllmctl.catalog.fileio import atomic_write, locked
 from vllmctl.catalog.store import adding, apply_edit, load
-from vllmctl.errors import ConcurrentEditError
+from vllmctl.core.errors import ConcurrentEditError
+from vllmctl.core.fileio import atomic_write, locked
 
 BASE = "# models\n- name: base\n  modelURL: org/base\n"
 

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import pytest
 
 from tests.conftest import Run
-from vllmctl.catalog.fileio import MAX_FILE_BYTES
+from vllmctl.core.fileio import MAX_FILE_BYTES
 
 HERE = Path(__file__).parent
 CORPUS = HERE / "hostile"
@@ -235,7 +235,7 @@ def test_nested_aliases_are_bounded_at_every_level(isolated: Path) -> None:
 
 def test_rendered_values_of_a_custom_template_are_bounded_too(run: Run, isolated: Path) -> None:
     """The values text vllmctl reads back comes from templates an operator may copy and edit."""
-    from vllmctl.chart.values import packaged_templates
+    from vllmctl.render.values import packaged_templates
 
     templates = isolated / "templates"
     shutil.copytree(packaged_templates(), templates)
@@ -268,7 +268,7 @@ def test_an_exception_without_text_still_makes_a_message(error: Exception) -> No
     """The report's `internal error: IndexError`: a MemoryError has no text, and the problem
     formatter took the first of its (no) lines."""
     from vllmctl.catalog.schema import _construct_problem
-    from vllmctl.catalog.yamldoc import YamlText
+    from vllmctl.core.yamldoc import YamlText
 
     doc = YamlText(Path("models.yaml"), "- name: a\n", False, "\n")
     problem = _construct_problem(doc, error, "models[0].annotations", "models.yaml:1:3")

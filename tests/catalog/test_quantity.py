@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kubernetes.utils import parse_quantity as client_parse
 
-from vllmctl.catalog.quantity import QuantityError, format_bytes, parse_quantity
+from vllmctl.core.quantity import QuantityError, format_bytes, parse_quantity
 
 NUMBER = st.from_regex(r"[+-]?([0-9]{1,6}(\.[0-9]{0,4})?|\.[0-9]{1,4})", fullmatch=True)
 SUFFIX = st.sampled_from(

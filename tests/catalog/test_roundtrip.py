@@ -9,7 +9,7 @@ import pytest
 from tests.catalog import samples
 from tests.catalog.textdiff import is_insertion
 from vllmctl.catalog.store import Catalog, adding, edit_text, parse, removing, setting
-from vllmctl.errors import CatalogError
+from vllmctl.core.errors import CatalogError
 
 NEW = {"name": "added", "modelURL": "org/added", "replicaCount": 1, "vllmConfig": {"maxModelLen": 2048}}
 

@@ -347,7 +347,7 @@ def test_no_environment_imports_nothing_more(isolated: Path) -> None:
     code = (
         "import sys\nfrom vllmctl.cli import cli\n"
         "try:\n    cli.main(['list-models'], prog_name='vllmctl')\nexcept SystemExit:\n    pass\n"
-        "print('vllmctl.environments' in sys.modules)"
+        "print('vllmctl.catalog.environments' in sys.modules)"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=isolated, capture_output=True, text=True, check=True

@@ -14,10 +14,10 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from vllmctl.catalog.fields import Field, kind_of
 from vllmctl.chart.facts import ChartAt
-from vllmctl.doctor.report import OK, WARN, Report
-from vllmctl.errors import UsageError
+from vllmctl.core.errors import UsageError
+from vllmctl.core.fields import Field, kind_of
+from vllmctl.core.findings import OK, WARN, Report
 from vllmctl.features.base import DoctorContext, Feature, ModelValues
 
 LABEL = "example.com/cost-center"

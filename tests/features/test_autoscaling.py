@@ -22,7 +22,7 @@ from tests.features.test_engine_fields import problems, rendered, spec_of
 from tests.render.test_values import models
 from tests.sandbox.fixtures import ClusterEnv, mini_chart_at, release_on, running_sandbox
 from tests.sandbox.sandbox import Sandbox, SandboxConfig
-from vllmctl.errors import UsageError
+from vllmctl.core.errors import UsageError
 
 needs_helm = pytest.mark.skipif(shutil.which("helm") is None, reason="scripts/test puts helm on PATH")
 SMALL = "- name: small\n  modelURL: Qwen/Qwen2.5-1.5B-Instruct\n"
@@ -171,8 +171,8 @@ def test_a_bad_prometheus_address_names_the_variable() -> None:
 
 
 def test_turning_autoscaling_on_replaces_no_pod() -> None:
-    from vllmctl.chart.plan import make_plan
     from vllmctl.ops.deploy import rolling_models
+    from vllmctl.render.plan import make_plan
 
     before = rendered(SMALL + "  replicaCount: 2\n", **NEW).values
     after = rendered(SCALED, **NEW)

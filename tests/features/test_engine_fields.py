@@ -18,9 +18,9 @@ from tests.conftest import Run
 from tests.render.test_values import given_input, models
 from tests.sandbox.fixtures import ClusterEnv, mini_chart_at
 from vllmctl.catalog.store import parse
-from vllmctl.chart.values import Rendered, render
-from vllmctl.errors import UsageError
+from vllmctl.core.errors import UsageError
 from vllmctl.features import startup
+from vllmctl.render.values import Rendered, render
 
 needs_helm = pytest.mark.skipif(shutil.which("helm") is None, reason="scripts/test puts helm on PATH")
 SMALL = "- name: small\n  modelURL: Qwen/Qwen2.5-1.5B-Instruct\n"
@@ -217,8 +217,8 @@ def test_one_recreate_makes_the_release_recreate_and_says_so() -> None:
 
 
 def test_recreate_means_no_surge_warning() -> None:
-    from vllmctl.chart.plan import make_plan
     from vllmctl.ops.deploy import Prepared, rolling_models
+    from vllmctl.render.plan import make_plan
 
     deployed = SimpleNamespace(values=rendered(SMALL + TWO, chart_version="0.1.12").values)
     changed = SMALL + "  vllmConfig: {maxModelLen: 4096}\n" + TWO
@@ -286,8 +286,8 @@ def test_unpinned_tags_are_warned_about_per_model() -> None:
 
 
 def test_doctor_warns_on_latest_per_model() -> None:
+    from vllmctl.core.findings import Report
     from vllmctl.doctor import release
-    from vllmctl.doctor.report import Report
     from vllmctl.settings import Settings
 
     settings = Settings.resolve({}, environ={"VLLM_MODEL_TAG": "v0.11.0"})
@@ -450,8 +450,8 @@ def test_the_commented_examples_are_valid() -> None:
 
 
 def test_a_copied_template_that_drops_the_engine_wide_values_is_caught(tmp_path: Path) -> None:
-    from vllmctl.chart.values import packaged_templates
-    from vllmctl.errors import CatalogError
+    from vllmctl.core.errors import CatalogError
+    from vllmctl.render.values import packaged_templates
 
     text = (packaged_templates() / "values.yaml.j2").read_text()
     old = tmp_path / "old"

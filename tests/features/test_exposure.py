@@ -16,8 +16,8 @@ from tests.conftest import Run
 from tests.sandbox.fixtures import MINI_CHART, ClusterEnv, mini_chart_at
 from tests.sandbox.kube.controllers import R
 from vllmctl.catalog.store import parse
-from vllmctl.chart.values import default_render_input, packaged_templates, render
-from vllmctl.errors import CatalogError, UsageError
+from vllmctl.core.errors import CatalogError, UsageError
+from vllmctl.render.values import default_render_input, packaged_templates, render
 from vllmctl.settings import Settings
 
 # Needs no GPU, so it is Ready on the sandbox at once.

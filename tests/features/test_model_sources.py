@@ -20,9 +20,9 @@ from tests.conftest import Run
 from tests.features.test_engine_fields import objects, problems
 from tests.render.test_values import given_input, models
 from tests.sandbox.fixtures import ClusterEnv, mini_chart_at
-from vllmctl.chart.values import render
-from vllmctl.errors import UsageError
+from vllmctl.core.errors import UsageError
 from vllmctl.features import sources
+from vllmctl.render.values import render
 
 needs_helm = pytest.mark.skipif(shutil.which("helm") is None, reason="scripts/test puts helm on PATH")
 DIGEST = "a" * 64

@@ -18,10 +18,10 @@ from tests.conftest import Run
 from tests.sandbox.fixtures import ClusterEnv, mini_chart_at, release_on, running_sandbox
 from tests.sandbox.sandbox import Sandbox, SandboxConfig
 from vllmctl.catalog.store import parse
-from vllmctl.chart.plan import make_plan
-from vllmctl.chart.values import default_render_input, render
-from vllmctl.errors import UsageError
+from vllmctl.core.errors import UsageError
 from vllmctl.ops.deploy import rolling_models
+from vllmctl.render.plan import make_plan
+from vllmctl.render.values import default_render_input, render
 from vllmctl.settings import Settings
 
 # `gated: false`: a made-up repo the Hub does not show would need the token.

@@ -18,9 +18,9 @@ from tests.sandbox.fixtures import ClusterEnv, mini_chart_at
 from tests.sandbox.kube.controllers import R
 from tests.sandbox.kube.selectors import match_labels_selector
 from vllmctl.catalog.store import parse
-from vllmctl.chart.plan import make_plan
-from vllmctl.chart.values import DeployedLabels, default_render_input, packaged_templates, render
-from vllmctl.errors import CatalogError, UsageError
+from vllmctl.core.errors import CatalogError, UsageError
+from vllmctl.render.plan import make_plan
+from vllmctl.render.values import DeployedLabels, default_render_input, packaged_templates, render
 from vllmctl.settings import Settings
 
 # `gated: false`: a made-up repo the Hub does not show would need the token.

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vllmctl.errors import ExternalError
+from vllmctl.core.errors import ExternalError
 from vllmctl.ops import gpufit
 from vllmctl.ops.gpufit import (
     CannotReadNodes,

@@ -17,7 +17,7 @@ from tests.sandbox.kube.api import Fault
 from tests.sandbox.kube.controllers import NodeSpec, R
 from tests.sandbox.sandbox import Sandbox, SandboxConfig
 from vllmctl.cluster.kube import Kube
-from vllmctl.errors import ExternalError
+from vllmctl.core.errors import ExternalError
 from vllmctl.ops.gpufit import CannotReadNodes, NodeGpus, check_fit, needs_from_models, read_nodes
 
 GPU = "nvidia.com/gpu"

@@ -11,7 +11,7 @@ import pytest
 from tests.hub.conftest import Hub
 from tests.sandbox.hub import PUBLISHED_MODELS
 from vllmctl.apis import hub as client
-from vllmctl.errors import EXIT_EXTERNAL, EXIT_USAGE, ExternalError, UsageError
+from vllmctl.core.errors import EXIT_EXTERNAL, EXIT_USAGE, ExternalError, UsageError
 
 QWEN = "Qwen/Qwen2.5-0.5B-Instruct"
 LLAMA = "meta-llama/Llama-3.1-8B-Instruct"

@@ -22,7 +22,7 @@ from tests.conftest import Run
 from tests.sandbox.fixtures import ClusterEnv
 from tests.sandbox.kube.controllers import PodFault, R
 from vllmctl.cluster.logs import owned_by_deployment, parse_since, selector_text
-from vllmctl.errors import UsageError
+from vllmctl.core.errors import UsageError
 
 # `gated: false`: these tests are not about the HuggingFace token; without it install asks
 # the Hub, which says the repo is gated, and wants a token (tests/secrets/test_old_tool.py).

@@ -491,7 +491,7 @@ def warning(reason: str, message: str) -> dict[str, Any]:
 
 
 def explain(p: dict[str, Any], events: list[dict[str, Any]] | None = None) -> str | None:
-    from vllmctl.status.diagnose import pod_status as _pod
+    from vllmctl.ops.status.diagnose import pod_status as _pod
 
     return _pod(p, events or [], None, lambda text: text).reason
 
@@ -537,10 +537,10 @@ def test_a_liveness_restart_and_a_terminating_pod() -> None:
 
 
 def test_names_and_selectors() -> None:
-    from vllmctl.status.cluster import label_selector_text
-    from vllmctl.status.diagnose import redactor as _redactor
-    from vllmctl.status.objects import image_tag
-    from vllmctl.status.objects import parse_helm_time as _parse_helm_time
+    from vllmctl.ops.status.cluster import label_selector_text
+    from vllmctl.ops.status.diagnose import redactor as _redactor
+    from vllmctl.ops.status.objects import image_tag
+    from vllmctl.ops.status.objects import parse_helm_time as _parse_helm_time
 
     assert image_tag("registry.local:5000/vllm/vllm-openai:v0.10.1") == "v0.10.1"
     assert image_tag("registry.local:5000/vllm/vllm-openai") is None

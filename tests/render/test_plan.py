@@ -8,8 +8,8 @@ from typing import Any
 
 from tests.conftest import REPO
 from tests.render.test_values import given_input, models
-from vllmctl.chart.plan import make_plan
-from vllmctl.chart.values import DeployedLabels, render
+from vllmctl.render.plan import make_plan
+from vllmctl.render.values import DeployedLabels, render
 
 DEPLOYED: dict[str, Any] = json.loads((REPO / "tests" / "fixtures" / "release-values.json").read_text())
 

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vllmctl.catalog.store import parse
-from vllmctl.chart.values import (
+from vllmctl.core.errors import UsageError
+from vllmctl.render.values import (
     API_KEY_SECRET,
     HF_TOKEN_SECRET,
     DeployedLabels,
@@ -19,7 +20,6 @@ from vllmctl.chart.values import (
     render,
     to_yaml,
 )
-from vllmctl.errors import UsageError
 from vllmctl.settings import Settings
 
 LLAMA = "- name: llama3\n  modelURL: meta-llama/Llama-3.1-8B-Instruct\n"
@@ -203,7 +203,7 @@ def test_an_empty_catalog_renders_an_empty_model_list() -> None:
 
 
 def test_the_template_can_be_customised(tmp_path: Path) -> None:
-    from vllmctl.chart.values import packaged_templates
+    from vllmctl.render.values import packaged_templates
 
     custom = tmp_path / "templates"
     custom.mkdir()
@@ -213,7 +213,7 @@ def test_the_template_can_be_customised(tmp_path: Path) -> None:
 
 
 def test_a_template_that_loses_a_model_is_caught(tmp_path: Path) -> None:
-    from vllmctl.errors import CatalogError
+    from vllmctl.core.errors import CatalogError
 
     (tmp_path / "values.yaml.j2").write_text("servingEngineSpec:\n  modelSpec: []\n")
     with pytest.raises(CatalogError, match="do not hold exactly the models"):

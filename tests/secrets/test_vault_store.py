@@ -16,7 +16,7 @@ import pytest
 import trustme
 
 from tests.sandbox.sandbox import Sandbox
-from vllmctl.errors import EXIT_EXTERNAL, EXIT_USAGE, ExternalError, UsageError
+from vllmctl.core.errors import EXIT_EXTERNAL, EXIT_USAGE, ExternalError, UsageError
 from vllmctl.secrets.vault import SecretChangedError, VaultConfig, VaultStore, mount_problem, vault_config
 from vllmctl.settings import Settings
 

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vllmctl.errors import ExternalError, UsageError, VllmctlError
+from vllmctl.core.errors import ExternalError, UsageError, VllmctlError
 
 if TYPE_CHECKING:
     from huggingface_hub.errors import HfHubHTTPError

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from vllmctl.errors import EXIT_NEGATIVE, ExternalError, UsageError, VllmctlError
+from vllmctl.core.errors import EXIT_NEGATIVE, ExternalError, UsageError, VllmctlError
 
 if TYPE_CHECKING:
     import httpx

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from vllmctl.catalog.yamldoc import (
+from vllmctl.core.errors import CatalogError
+from vllmctl.core.yamldoc import (
     IndentStyle,
     MappingNode,
     Node,
@@ -26,7 +27,6 @@ from vllmctl.catalog.yamldoc import (
     line_end,
     line_start,
 )
-from vllmctl.errors import CatalogError
 
 
 def _require_block_list(doc: YamlText, root: Node | None) -> None:

@@ -187,7 +187,7 @@ def entry_problems(entry: dict[str, Any]) -> list[EntryProblem]:
 
     from vllmctl.catalog.edits import add_entry
     from vllmctl.catalog.store import parse
-    from vllmctl.catalog.yamldoc import decode, detect_style
+    from vllmctl.core.yamldoc import decode, detect_style
 
     empty = decode(Path("new entry"), b"")
     text = add_entry(empty, None, detect_style("", None), entry)  # the text add-model will splice in

@@ -17,16 +17,17 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from vllmctl.catalog.constants import DEFAULTS, DTYPES
-from vllmctl.catalog.fields import Check, Field, int_check
-from vllmctl.catalog.fields import kind_of as _type_name
-from vllmctl.catalog.quantity import (
+from vllmctl.chart.facts import CHART_KEYS
+from vllmctl.core.fields import Check, Field, int_check
+from vllmctl.core.fields import kind_of as _type_name
+from vllmctl.core.quantity import (
     MAX_MILLI_UNITS,
     QuantityError,
     beyond_kubernetes,
     format_bytes,
     parse_quantity,
 )
-from vllmctl.catalog.yamldoc import (
+from vllmctl.core.yamldoc import (
     MAP_TAG,
     SEQ_TAG,
     STR_TAG,
@@ -42,7 +43,6 @@ from vllmctl.catalog.yamldoc import (
     is_sequence,
     tag_of,
 )
-from vllmctl.chart.facts import CHART_KEYS
 from vllmctl.features import registry
 
 # Derived object names ("<release>-<name>-deployment-vllm", 63 max) must stay valid.

@@ -1,6 +1,6 @@
 """The catalog the commands that read models see (`load_selected`).
 
-Apart from catalog/store.py because it reaches up to vllmctl.environments, which builds
+Apart from catalog/store.py because it reaches up to vllmctl.catalog.environments, which builds
 on the store: store importing environments back made a circle. environments is imported
 only when an environment or a replica count is selected, so `list-models` without one
 stays as light as before.
@@ -19,6 +19,6 @@ def load_selected(settings: Any) -> Catalog:
     `catalog.store.load`: they edit models.yaml only."""
     if not settings.raw("env") and settings.raw("replica_count") is None:
         return load(settings.models_path)
-    from vllmctl.environments import load_catalog
+    from vllmctl.catalog.environments import load_catalog
 
     return load_catalog(settings)

@@ -9,9 +9,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from vllmctl.catalog.fileio import atomic_write, locked, read_bytes, real_path, remove_stale_temp_files
 from vllmctl.catalog.schema import Model, Problem, Validation, did_you_mean, validate
-from vllmctl.catalog.yamldoc import (
+from vllmctl.core.errors import CatalogError, ConcurrentEditError, UsageError
+from vllmctl.core.fileio import atomic_write, locked, read_bytes, real_path, remove_stale_temp_files
+from vllmctl.core.yamldoc import (
     IndentStyle,
     Node,
     YamlText,
@@ -20,7 +21,6 @@ from vllmctl.catalog.yamldoc import (
     detect_style,
     find_key,
 )
-from vllmctl.errors import CatalogError, ConcurrentEditError, UsageError
 
 __all__ = [
     "ANY_CONTENT",

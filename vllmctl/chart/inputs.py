@@ -1,18 +1,40 @@
 """What rendering the values takes: `RenderInput` (everything the values depend on), the
 Secrets they reference, and the deployed release's labels.
 
-Kept apart from `vllmctl.chart.values` so that the feature modules render calls (exposure,
-monitoring, network_policy) and `vllmctl.chart.version` can use these without importing render
-back: render imports them, never the other way round. `vllmctl.chart.values` re-exports them.
+Below render and the chart features, which both use these: render imports them, never the
+other way round (`vllmctl.render.values` re-exports them). The model source settings'
+`Options` are here too, read by `vllmctl.features.source_values`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from vllmctl.features import source_values as model_sources
+
+class Options(NamedTuple):
+    """The settings that shape sources (VLLM_S3_ENDPOINT, VLLM_S3_IMAGE,
+    VLLM_MODEL_CACHE_CLAIM, VLLM_OCI_METHOD), as raw texts."""
+
+    s3_endpoint: str | None = None
+    s3_image: str | None = None
+    cache_claim: str | None = None
+    oci_method: str | None = None
+
+
+DEFAULT_OPTIONS = Options()
+
+
+def options_from(settings: Any) -> Options:
+    """The source settings, from resolved settings."""
+    return Options(
+        s3_endpoint=settings.s3_endpoint,
+        s3_image=settings.s3_image,
+        cache_claim=settings.model_cache_claim,
+        oci_method=settings.oci_method,
+    )
+
 
 # The label vllmctl puts on the objects it adds to a release (network policies...).
 RELEASE_LABEL = "vllmctl.io/release"
@@ -70,7 +92,7 @@ class RenderInput:
     deployed_labels: DeployedLabels | None = None  # None: a new release
     templates_dir: Path | None = None
     # VLLM_S3_ENDPOINT, VLLM_S3_IMAGE, VLLM_MODEL_CACHE_CLAIM, VLLM_OCI_METHOD (vllmctl.features.sources).
-    sources: model_sources.Options = model_sources.DEFAULT_OPTIONS
+    sources: Options = DEFAULT_OPTIONS
     max_startup_seconds: int | None = None  # VLLM_MAX_STARTUP_SECONDS; None: by model size
     # Exposure and monitoring (raw setting texts; vllmctl.features.exposure and .monitoring check them).
     router_service_type: str | None = "ClusterIP"
@@ -106,7 +128,7 @@ def default_render_input(settings: Any, **overrides: Any) -> RenderInput:
         router_tag=settings.router_tag,
         templates_dir=settings.templates_dir,
         max_startup_seconds=settings.max_startup_seconds,
-        sources=model_sources.options_from(settings),
+        sources=options_from(settings),
         router_service_type=settings.router_service_type,
         router_node_port=settings.router_node_port,
         ingress_host=settings.ingress_host,

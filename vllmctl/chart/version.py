@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vllmctl.chart.facts import CHART_KEYS, NEWEST_TESTED, ROUTER_TAGS, ChartAt, version_tuple
-from vllmctl.errors import UsageError
+from vllmctl.chart.facts import NEWEST_TESTED, ROUTER_TAGS, version_tuple
+from vllmctl.core.errors import UsageError
 
 _VERSION_LINE = re.compile(r"v?\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]*)?")
 
@@ -69,8 +69,8 @@ def read_version(path: Path, variable: str = "VLLM_CHART") -> str:
 
 
 def _bounded_bytes(chart_file: Path) -> bytes:
-    from vllmctl.catalog.fileio import read_bytes
-    from vllmctl.errors import CatalogError
+    from vllmctl.core.errors import CatalogError
+    from vllmctl.core.fileio import read_bytes
 
     try:
         data = read_bytes(chart_file)  # at most MAX_FILE_BYTES, as every file vllmctl reads
@@ -91,7 +91,7 @@ def _packaged_chart_yaml(path: Path, variable: str) -> bytes:
                 if member.isfile() and len(parts) == 2 and parts[1] == "Chart.yaml":
                     handle = archive.extractfile(member)
                     if handle is not None:
-                        from vllmctl.catalog.fileio import MAX_FILE_BYTES
+                        from vllmctl.core.fileio import MAX_FILE_BYTES
 
                         return handle.read(MAX_FILE_BYTES + 1)  # bounded: _version_in refuses more
     except (tarfile.TarError, OSError) as exc:
@@ -106,9 +106,9 @@ def _version_in(data: bytes, where: Path) -> str:
     (size, nesting, aliases: catalog/yamldoc.py), so a hostile chart cannot stall vllmctl."""
     from ruamel.yaml.error import YAMLError
 
-    from vllmctl.catalog.fileio import MAX_FILE_BYTES
-    from vllmctl.catalog.yamldoc import compose, construct, decode
-    from vllmctl.errors import CatalogError
+    from vllmctl.core.errors import CatalogError
+    from vllmctl.core.fileio import MAX_FILE_BYTES
+    from vllmctl.core.yamldoc import compose, construct, decode
 
     if len(data) > MAX_FILE_BYTES:
         raise UsageError(
@@ -130,7 +130,7 @@ def _version_in(data: bytes, where: Path) -> str:
 def resolve(settings: Any, deployed: str | None = None) -> ChartVersion:
     """The chart version to render for. `deployed` is the deployed release's chart version
     (None: no release, or not asked)."""
-    from vllmctl.setting_names import ENV_CHART_VERSION
+    from vllmctl.core.setting_names import ENV_CHART_VERSION
 
     given = settings.raw("chart_version")
     given_source = settings.source("chart_version")
@@ -162,50 +162,6 @@ def router_tag_for(chart_version: str) -> str | None:
     return ROUTER_TAGS.get(chart_version.lstrip("v"))
 
 
-def entry_problems(entry: dict[str, Any], chart_text: str) -> list[tuple[str, str]]:
-    """The keys of one models.yaml entry that chart `chart_text` does not read (it would
-    silently ignore them), each as (key, why and the fix). The one place that decides:
-    render refuses these, and `validate` reports them at the key's line:column. The
-    pass-through chart keys are judged by chart.facts.CHART_KEYS, the features' keys by
-    each feature."""
-    from vllmctl.features import registry
-
-    chart = ChartAt.of(chart_text)
-    if chart.version is None:
-        return []
-    problems = []
-    for key in entry:
-        since = CHART_KEYS.get(key)
-        if since is not None and chart.before(version_tuple(since) or (0,)):
-            problems.append(
-                (
-                    key,
-                    f"{key} needs chart {since} or newer (the chart silently ignores it before); "
-                    f"the chart version is {chart_text}. Raise the chart version or remove {key}.",
-                )
-            )
-    for feature in registry.FEATURES:
-        problems += feature.chart_problems(entry, chart)
-    return problems
-
-
-def catalog_problems(catalog: Any, chart_text: str) -> list[Any]:
-    """`entry_problems` for every valid model of a catalog, as schema Problems that name the
-    key's file:line:column."""
-    from vllmctl.catalog.schema import Problem
-    from vllmctl.catalog.yamldoc import find_key
-
-    found = []
-    for model in catalog.models:
-        for key, message in entry_problems(model.data, chart_text):
-            pair = find_key(model.node, key)
-            at = pair[0].start_mark.index if pair else model.node.start_mark.index
-            found.append(
-                Problem(catalog.doc.where(at), f"models[{model.index}] ({model.name}).{key}", message)
-            )
-    return found
-
-
 def newer_in_index(repo_url: str, chart_ref: str, target: str) -> list[str]:
     """The versions of the chart in the repository's index.yaml newer than `target`, oldest
     first. An index that cannot be fetched or read is an ExternalError."""
@@ -213,7 +169,7 @@ def newer_in_index(repo_url: str, chart_ref: str, target: str) -> list[str]:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
-    from vllmctl.errors import ExternalError
+    from vllmctl.core.errors import ExternalError
 
     url = f"{repo_url.rstrip('/')}/index.yaml"
     try:

@@ -9,7 +9,7 @@ import click
 
 from vllmctl import __version__
 from vllmctl.cli.options import pass_app, shared_options
-from vllmctl.errors import EXIT_INTERRUPTED, EXIT_NEGATIVE, EXIT_USAGE, VllmctlError
+from vllmctl.core.errors import EXIT_INTERRUPTED, EXIT_NEGATIVE, EXIT_USAGE, VllmctlError
 from vllmctl.ui import App
 
 if TYPE_CHECKING:

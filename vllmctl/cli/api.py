@@ -57,8 +57,8 @@ def _api_key(app: App, kube: Kube | None) -> tuple[str | None, str]:
     from vllmctl.apis.openai_api import api_key_problem
     from vllmctl.cluster.kube import Kube
     from vllmctl.cluster.tunnel import API_KEY_SECRET, router_api_key
-    from vllmctl.errors import UsageError, VllmctlError
-    from vllmctl.setting_names import ENV_API_KEY
+    from vllmctl.core.errors import UsageError, VllmctlError
+    from vllmctl.core.setting_names import ENV_API_KEY
 
     settings = app.settings
     if settings.api_key:
@@ -206,7 +206,7 @@ def test_completions(
 
 def _choose_model(app: App) -> str:
     from vllmctl.catalog.selected import load_selected
-    from vllmctl.errors import UsageError
+    from vllmctl.core.errors import UsageError
 
     path = app.settings.models_path
     names = load_selected(app.settings).names()

@@ -8,7 +8,7 @@ from pathlib import PurePath
 import click
 
 from vllmctl.cli.options import command
-from vllmctl.errors import UsageError
+from vllmctl.core.errors import UsageError
 from vllmctl.ui import App
 
 SHELLS = ("bash", "zsh", "fish")

@@ -45,7 +45,7 @@ def _decided(settings: Any) -> dict[str, dict[str, str | None]]:
     chart's own, else VLLM_CHART_VERSION, else the newest tested; a deployed release's own
     is known only to commands that ask the cluster) and the router tag that goes with it."""
     from vllmctl.chart.version import router_tag_for
-    from vllmctl.errors import VllmctlError
+    from vllmctl.core.errors import VllmctlError
 
     try:
         chart = settings.chart_target

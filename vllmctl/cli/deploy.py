@@ -85,7 +85,7 @@ def plan(app: App, force: bool) -> None:
     Exit 0 when nothing would change, 1 when something would, 2 on error (like diff),
     including a plan whose replicas the cluster's free GPUs cannot hold (unless --force).
     """
-    from vllmctl.errors import EXIT_NEGATIVE, UsageError
+    from vllmctl.core.errors import EXIT_NEGATIVE, UsageError
     from vllmctl.ops.deploy import helm_for, kubectl_for, prepare
     from vllmctl.ops.recovery import stuck_release
 
@@ -150,7 +150,7 @@ def _apply(
     recover: bool,
 ) -> None:
     from vllmctl.cluster import tools
-    from vllmctl.errors import UsageError
+    from vllmctl.core.errors import UsageError
     from vllmctl.ops import deploy, recovery
 
     settings = app.settings
@@ -213,7 +213,7 @@ def _apply(
     try:
         seconds = app.follow(lines, f"{verb} {settings.release} with helm")
     except tools.ToolInterrupted as e:
-        from vllmctl.errors import Interrupted
+        from vllmctl.core.errors import Interrupted
 
         raise Interrupted(recovery.after_interrupt(helm, prepared.deployed, e.signal_name)) from None
     app.success(f"Release {settings.release} is deployed in namespace {settings.namespace} ({seconds:.0f}s).")
@@ -288,7 +288,7 @@ def _ensure_secrets(app: App, gated: list[str], api_key: bool | None, *, install
 def _check_gpu_fit(app: App, prepared: Any, force: bool) -> Any:
     """Refuse a plan whose replicas the cluster's free GPUs cannot hold (docs/gpu-fit.md),
     unless --force; warn about rolling updates with no room for their surge pods."""
-    from vllmctl.errors import UsageError
+    from vllmctl.core.errors import UsageError
     from vllmctl.ops.deploy import gpu_fit
     from vllmctl.ops.gpufit import CannotReadNodes
 
@@ -430,7 +430,7 @@ def rollback(app: App, revision: int | None) -> None:
 def add_helm_repo(app: App) -> None:
     """Add (or update) the helm repository of the chart."""
     from vllmctl.cluster import tools
-    from vllmctl.errors import UsageError
+    from vllmctl.core.errors import UsageError
     from vllmctl.ops.deploy import chart_ref, helm_for
 
     chart = chart_ref(app.settings)

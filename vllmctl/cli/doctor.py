@@ -43,7 +43,7 @@ def doctor(app: App, strict: bool, offline: bool) -> None:
 
 
 def _show(report: object) -> None:
-    from vllmctl.doctor.report import Report
+    from vllmctl.core.findings import Report
 
     assert isinstance(report, Report)
     out = sys.stdout

@@ -105,7 +105,7 @@ def estimate_command(
         ),
     )
     if not result.fits:
-        from vllmctl.errors import EXIT_NEGATIVE
+        from vllmctl.core.errors import EXIT_NEGATIVE
 
         sys.exit(EXIT_NEGATIVE)
 
@@ -113,7 +113,7 @@ def estimate_command(
 def _entry(app: App, model: str) -> dict[str, Any]:
     """The models.yaml entry named `model`, else a bare entry for a Hub repo id."""
     from vllmctl.catalog.selected import load_selected
-    from vllmctl.errors import UsageError
+    from vllmctl.core.errors import UsageError
 
     catalog = load_selected(app.settings)
     if catalog.exists:
@@ -149,7 +149,7 @@ def _facts(app: App, entry: dict[str, Any]) -> Any:
 
 def _stored_token(app: App) -> str | None:
     from vllmctl.cli.secrets import secret_backend
-    from vllmctl.errors import VllmctlError
+    from vllmctl.core.errors import VllmctlError
     from vllmctl.secrets.specs import HF_TOKEN
 
     try:
@@ -164,7 +164,7 @@ def _stored_token(app: App) -> str | None:
 def _node_gpu(app: App) -> str | None:
     """The GPU product label of the cluster's GPU nodes, when a cluster answers."""
     from vllmctl.cluster.kube import Kube
-    from vllmctl.errors import VllmctlError
+    from vllmctl.core.errors import VllmctlError
     from vllmctl.ops.memory import product_label
 
     try:

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from vllmctl.cli.options import command, complete_model_names
-from vllmctl.errors import EXIT_INTERRUPTED, EXIT_NEGATIVE, UsageError
+from vllmctl.core.errors import EXIT_INTERRUPTED, EXIT_NEGATIVE, UsageError
 from vllmctl.ui import App
 
 

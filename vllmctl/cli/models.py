@@ -29,9 +29,9 @@ def _missing_hint(path: Path) -> str:
 def _base_file_only(app: App, command: str) -> None:
     """Editing commands change models.yaml, which every environment shares: with an
     environment selected they refuse rather than guess which file was meant."""
-    from vllmctl.environments import overlay_path
-    from vllmctl.errors import UsageError
-    from vllmctl.setting_names import ENV_ENVIRONMENT
+    from vllmctl.catalog.environments import overlay_path
+    from vllmctl.core.errors import UsageError
+    from vllmctl.core.setting_names import ENV_ENVIRONMENT
 
     settings = app.settings
     name = settings.raw("env")
@@ -60,7 +60,7 @@ def _load_existing(app: App, *, editing: bool = False) -> Any:
     """The catalog (models.yaml, or with --env the environment's merge); `editing`: models.yaml."""
     from vllmctl.catalog.selected import load_selected
     from vllmctl.catalog.store import load
-    from vllmctl.errors import CatalogError
+    from vllmctl.core.errors import CatalogError
 
     path = app.settings.models_path
     catalog = load(path) if editing else load_selected(app.settings)
@@ -174,9 +174,9 @@ def _settled_entry(
     At a terminal a problem found only now (between fields, or a repo the Hub does not
     know) asks again for the fields involved, keeping every other answer; otherwise it is
     the error naming the flag, as before."""
-    from vllmctl.catalog.fields import URI_SCHEMES
     from vllmctl.catalog.questions import QUESTIONS, build_entry, entry_problems
-    from vllmctl.errors import UsageError
+    from vllmctl.core.errors import UsageError
+    from vllmctl.core.fields import URI_SCHEMES
 
     model_url = next(q for q in QUESTIONS if q.path == ("modelURL",))
     while True:
@@ -206,7 +206,7 @@ def _hub_gated(app: App, repo_id: str) -> tuple[bool | None, str | None]:
     """Whether the Hub says the repo is gated (None: it could not be asked), and when the
     Hub does not know the repo, the sentence saying so."""
     from vllmctl.apis import hub
-    from vllmctl.setting_names import ENV_HF_TOKEN
+    from vllmctl.core.setting_names import ENV_HF_TOKEN
 
     endpoint = app.settings.hf_endpoint or hub.DEFAULT_ENDPOINT
     token = app.settings.hf_token or None
@@ -234,7 +234,7 @@ def _show_size_hint(app: App, entry: dict[str, Any]) -> None:
     """One line on the model's size and whether the entry's GPUs and storage look enough;
     nothing when the Hub cannot tell (the confirmation follows either way)."""
     from vllmctl.apis import hub
-    from vllmctl.errors import VllmctlError
+    from vllmctl.core.errors import VllmctlError
     from vllmctl.ops.estimate import ConfigError
     from vllmctl.ops.memory import size_hint
 
@@ -250,7 +250,7 @@ def _show_size_hint(app: App, entry: dict[str, Any]) -> None:
 def _collect_answers(app: App, flags: dict[str, str | None], taken: set[str]) -> dict[tuple[str, ...], Any]:
     """Each field from its flag, else a prompt, else its default; errors name the flag."""
     from vllmctl.catalog.questions import QUESTIONS
-    from vllmctl.errors import UsageError
+    from vllmctl.core.errors import UsageError
 
     def unique(value: Any) -> str | None:
         return f"{value!r} is already in models.yaml; choose another name" if value in taken else None
@@ -321,7 +321,7 @@ def remove_model(app: App, name: str | None) -> None:
     Choose from a list when NAME is omitted; asks to confirm unless --yes.
     """
     from vllmctl.catalog.store import apply_edit, removing
-    from vllmctl.errors import UsageError
+    from vllmctl.core.errors import UsageError
 
     _base_file_only(app, "remove-model")
     catalog = _load_existing(app, editing=True)
@@ -400,8 +400,8 @@ def set_model(app: App, name: str, assignments: tuple[str, ...]) -> None:
 
 
 def _parse_assignment(text: str) -> tuple[list[str], Any]:
-    from vllmctl.catalog.yamldoc import YamlText, compose, construct
-    from vllmctl.errors import CatalogError, UsageError
+    from vllmctl.core.errors import CatalogError, UsageError
+    from vllmctl.core.yamldoc import YamlText, compose, construct
 
     key, sep, raw = text.partition("=")
     path = key.strip().split(".")
@@ -425,7 +425,7 @@ def validate_models(app: App) -> None:
     tested (an existing release's own version is what plan checks). Exit 0 when valid, else
     2 with each problem, its key path and the fix.
     """
-    from vllmctl.chart.version import catalog_problems
+    from vllmctl.render.chart_rules import catalog_problems
 
     catalog = _load_existing(app)
     chart = app.settings.chart_target  # offline: the local chart's file, VLLM_CHART_VERSION or the default

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
-from vllmctl import setting_names as s
+from vllmctl.core import setting_names as s
 from vllmctl.ui import OUTPUT_FORMATS, App
 
 if TYPE_CHECKING:
@@ -188,8 +188,8 @@ def catalog_names(path: Path) -> list[str]:
 
     Only composes the YAML (no validation), so completion stays quick on a large file.
     """
-    from vllmctl.catalog.fileio import read_bytes, real_path
-    from vllmctl.catalog.yamldoc import compose, decode, find_key
+    from vllmctl.core.fileio import read_bytes, real_path
+    from vllmctl.core.yamldoc import compose, decode, find_key
 
     raw = read_bytes(real_path(path))
     root = compose(decode(path, raw)) if raw else None

@@ -60,7 +60,7 @@ def follow_to_the_end(app: App, helm: Any, argv: list[str], label: str) -> None:
     try:
         app.follow(tools.stream(argv, on_signal=tools.FINISH, notify=app.warn), label)
     except tools.ToolInterrupted as e:
-        from vllmctl.errors import Interrupted
+        from vllmctl.core.errors import Interrupted
 
         raise Interrupted(recovery.after_interrupt(helm, None, e.signal_name)) from None
 

@@ -40,7 +40,7 @@ TAKES_NO_VALUE = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 def refuse_arguments(kind: SecretKind) -> None:
     """Fail when anything was given on the command line beyond the options; never echo it."""
-    from vllmctl.errors import UsageError
+    from vllmctl.core.errors import UsageError
 
     if click.get_current_context().args:
         raise UsageError(
@@ -96,7 +96,7 @@ def _set(
 
 
 def _get(app: App, kind: SecretKind) -> None:
-    from vllmctl.errors import EXIT_NEGATIVE
+    from vllmctl.core.errors import EXIT_NEGATIVE
 
     with secret_backend(app, writes=False) as backend:
         value = backend.get(kind)
@@ -245,9 +245,9 @@ def rotate_api_key(app: App, show: bool, timeout: float, force: bool) -> None:
     The restart must fit the cluster's free GPUs first (a rolling restart starts each new
     engine pod beside the old one); otherwise nothing changes, unless --force.
     """
-    from vllmctl.errors import Interrupted
+    from vllmctl.core.errors import Interrupted
     from vllmctl.ops.restart import RolloutTimeout
-    from vllmctl.secrets.rotate import plan_rotation, rotate
+    from vllmctl.ops.rotate import plan_rotation, rotate
 
     settings = app.settings
     with secret_backend(app) as backend:
@@ -285,7 +285,7 @@ def rotate_api_key(app: App, show: bool, timeout: float, force: bool) -> None:
 
 def _check_restart_fit(app: App, rotation: Any, force: bool) -> None:
     """Refuse, before anything changes, a restart whose pods the free GPUs cannot hold."""
-    from vllmctl.errors import UsageError
+    from vllmctl.core.errors import UsageError
 
     if rotation.fit is None:
         if rotation.unchecked:

@@ -1,6 +1,6 @@
 """status and endpoints: what runs, why anything is not Ready, and how clients reach it.
 
-The facts come from the vllmctl.status package; this module only shows them: as text (kubectl-style
+The facts come from the vllmctl.ops.status package; this module only shows them: as text (kubectl-style
 tables), as JSON/YAML (`-o`), or refreshed in place with `--watch`.
 """
 
@@ -39,8 +39,8 @@ def status(app: App, watch: bool, interval: float, timeout: float | None) -> Non
     (GET /v1/models through a port-forward). Exit code 1 when anything is not Ready or
     does not match.
     """
-    from vllmctl.errors import EXIT_NEGATIVE
-    from vllmctl.status.reader import StatusReader
+    from vllmctl.core.errors import EXIT_NEGATIVE
+    from vllmctl.ops.status.reader import StatusReader
 
     with StatusReader(app.settings) as reader:
         report = _watch(app, reader, interval, timeout) if watch else reader.read()
@@ -60,8 +60,8 @@ def endpoints(app: App, cluster_domain: str) -> None:
     never printed here.
     """
     from vllmctl.cluster.kube import Kube
-    from vllmctl.errors import UsageError
-    from vllmctl.status.endpoints import endpoints as gather
+    from vllmctl.core.errors import UsageError
+    from vllmctl.ops.status.endpoints import endpoints as gather
 
     with Kube.from_settings(app.settings) as kube:
         report = gather(app.settings, kube, domain=cluster_domain)
@@ -281,7 +281,7 @@ def _router_lines(router: Any) -> list[str]:
 
 
 def _comparison_lines(report: Any) -> list[str]:
-    from vllmctl.status.compare import DIFFERS
+    from vllmctl.ops.status.compare import DIFFERS
 
     c = report.comparison
     deploy = "install" if report.release.installed is False else "upgrade"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vllmctl.cluster import tools
-from vllmctl.errors import ExternalError, UsageError, cluster_unreachable
+from vllmctl.core.errors import ExternalError, UsageError, cluster_unreachable
 
 HOW_TO_GET_HELM = "Install helm 3.8 or newer (https://helm.sh/docs/intro/install/), or point VLLM_HELM at it."
 MIN_VERSION = (3, 8, 0)

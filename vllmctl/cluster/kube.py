@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
-from vllmctl.errors import ExternalError, UsageError, VllmctlError
+from vllmctl.core.errors import ExternalError, UsageError, VllmctlError
 
 OTHER_CONTEXT = "or use another context with --context"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"  # the annotation `kubectl rollout restart` sets

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 
 from vllmctl.cluster import tools
-from vllmctl.errors import cluster_unreachable
+from vllmctl.core.errors import cluster_unreachable
 
 HOW_TO_GET_KUBECTL = "Install kubectl (https://kubernetes.io/docs/tasks/tools/), or point VLLM_KUBECTL at it."
 # Pod Security admission: engines need no privileges beyond "baseline".

@@ -22,7 +22,7 @@ from contextlib import closing
 from typing import Any, NamedTuple, TextIO
 
 from vllmctl.chart.facts import MODEL_LABEL, RELEASE_LABEL, router_deployment_name
-from vllmctl.errors import ExternalError, UsageError
+from vllmctl.core.errors import ExternalError, UsageError
 
 Obj = dict[str, Any]
 Note = Callable[[str], None]
@@ -57,7 +57,7 @@ class Outcome(NamedTuple):
 
 def parse_since(text: str) -> int:
     """kubectl's --since: a Go duration (`90s`, `10m`, `1h30m`, `1.5h`) as whole seconds, rounded up."""
-    from vllmctl.durations import go_seconds
+    from vllmctl.core.durations import go_seconds
 
     total = go_seconds(text)
     if total is None:

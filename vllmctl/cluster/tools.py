@@ -24,7 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from vllmctl.errors import ExternalError, Interrupted, UsageError
+from vllmctl.core.errors import ExternalError, Interrupted, UsageError
 
 # Variables holding secrets that no child process needs (see docs/ARCHITECTURE.md).
 SECRET_ENV = ("VLLM_HF_TOKEN", "VLLM_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "VAULT_TOKEN")

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from vllmctl.chart.facts import router_service_name
 from vllmctl.chart.inputs import API_KEY_SECRET as API_KEY_REF
-from vllmctl.errors import ExternalError, UsageError
+from vllmctl.core.errors import ExternalError, UsageError
 
 if TYPE_CHECKING:
     from vllmctl.cluster.kube import Kube, PodConnection

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vllmctl.doctor.report import Report
+from vllmctl.core.findings import Report
 
 
 def diagnose(settings: Any, *, hub: bool = True) -> Report:

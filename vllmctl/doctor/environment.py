@@ -7,8 +7,8 @@ import json
 from typing import Any
 
 from vllmctl.cluster import tools
-from vllmctl.doctor.report import FAIL, OK, SKIP, WARN, Report
-from vllmctl.errors import ExternalError, UsageError, VllmctlError
+from vllmctl.core.errors import ExternalError, UsageError, VllmctlError
+from vllmctl.core.findings import FAIL, OK, SKIP, WARN, Report
 
 # What install, upgrade and the day-2 commands do in the namespace, as (verb, resource,
 # API group, why). helm creates everything the chart renders, the router's Role included.

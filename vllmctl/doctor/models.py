@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from vllmctl.catalog.schema import Model
-from vllmctl.doctor.report import FAIL, OK, SKIP, WARN, Report
-from vllmctl.errors import VllmctlError
+from vllmctl.core.errors import VllmctlError
+from vllmctl.core.findings import FAIL, OK, SKIP, WARN, Report
 
 
 def check_gpu_fit(report: Report, kube: Any, settings: Any, prepared: Any) -> Any:

@@ -7,8 +7,8 @@ from typing import Any
 
 from vllmctl.catalog.schema import Model
 from vllmctl.chart.facts import SINCE, TESTED_CHARTS, version_tuple
-from vllmctl.doctor.report import FAIL, OK, SKIP, WARN, Report
-from vllmctl.errors import VllmctlError
+from vllmctl.core.errors import VllmctlError
+from vllmctl.core.findings import FAIL, OK, SKIP, WARN, Report
 
 
 def check_models(report: Report, settings: Any) -> list[Model] | None:
@@ -173,7 +173,7 @@ def check_chart_index(report: Report, settings: Any, target: str) -> None:
 def check_router_image(report: Report, settings: Any) -> None:
     """The router image: VLLM_ROUTER_IMAGE:VLLM_ROUTER_TAG, or the tag released with the
     chart version; `latest` (the chart's own default) or none known warns."""
-    from vllmctl.chart.values import default_render_input, router_image_values, router_unpinned_warning
+    from vllmctl.render.values import default_render_input, router_image_values, router_unpinned_warning
 
     try:
         given = default_render_input(settings)

@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar, NamedTuple
 
-from vllmctl.catalog.fields import Field
+from vllmctl.core.fields import Field
 from vllmctl.features.base import Feature, ModelValues
 
 DEFAULT_RESOURCE = "nvidia.com/gpu"  # the chart's default requestGPUType

@@ -8,11 +8,12 @@ registry lists.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from vllmctl.catalog.fields import Field
 from vllmctl.chart.facts import ChartAt
+from vllmctl.core.fields import Field
+from vllmctl.core.setting_names import ENV_PROMETHEUS_URL
 from vllmctl.features.autoscaling_values import (
     CHILDREN,
     GROUP,
@@ -35,12 +36,11 @@ from vllmctl.features.base import (
     ModelValues,
     ReleaseValues,
 )
-from vllmctl.setting_names import ENV_PROMETHEUS_URL
 
 if TYPE_CHECKING:
-    from vllmctl.catalog.schema import Model
-    from vllmctl.doctor.report import Report
+    from vllmctl.core.findings import Report
     from vllmctl.features.autoscaling_cluster import AutoscalingStatus
+    from vllmctl.features.base import Entry
 
 Obj = dict[str, Any]
 
@@ -93,7 +93,7 @@ class Autoscaling(Feature):
     def check_rendered(self, values: Obj, specs: list[Obj]) -> None:
         check_placed(values, specs)
 
-    def before_change(self, settings: Any, models: list[Model], kubectl: Any) -> None:
+    def before_change(self, settings: Any, models: Sequence[Entry], kubectl: Any) -> None:
         if any("autoscaling" in m.data for m in models):
             require_served(settings)
 

@@ -5,25 +5,26 @@ says about each model."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vllmctl.catalog.quantity import as_int
 from vllmctl.chart.facts import MODEL_LABEL, release_selector, version_tuple
-from vllmctl.doctor.report import FAIL, OK, WARN, Report
-from vllmctl.errors import VllmctlError
+from vllmctl.core.errors import VllmctlError
+from vllmctl.core.findings import FAIL, OK, WARN, Report
+from vllmctl.core.quantity import as_int
 from vllmctl.features import autoscaling_values as autoscaling
 from vllmctl.features.base import FeatureReading
 
 if TYPE_CHECKING:
-    from vllmctl.catalog.schema import Model
+    from vllmctl.features.base import Entry
 
 Obj = dict[str, Any]
 
 NAME = "autoscaling"
 
 
-def check(report: Report, kube: Any, settings: Any, models: list[Model] | None) -> None:
+def check(report: Report, kube: Any, settings: Any, models: Sequence[Entry] | None) -> None:
     """Only when a model autoscales: fail without KEDA (helm could not create its
     ScaledObjects) or on a chart without it; warn when the Prometheus address names an
     in-cluster Service that does not exist."""
@@ -58,7 +59,7 @@ def check(report: Report, kube: Any, settings: Any, models: list[Model] | None) 
 
 
 def _check_prometheus(report: Report, kube: Any, settings: Any, names: str, kind: str | None) -> None:
-    from vllmctl.setting_names import ENV_PROMETHEUS_URL
+    from vllmctl.core.setting_names import ENV_PROMETHEUS_URL
 
     source = "the default" if settings.source("prometheus_url") == "default" else ENV_PROMETHEUS_URL
     try:
@@ -211,7 +212,7 @@ def _condition_bool(condition: Obj | None) -> bool | None:
 
 def _metric_value(hpa_status: Obj) -> str | None:
     """The first metric's current value per replica, as a plain number ("2.4" from "2400m")."""
-    from vllmctl.catalog.quantity import QuantityError, parse_quantity
+    from vllmctl.core.quantity import QuantityError, parse_quantity
 
     for metric in hpa_status.get("currentMetrics") or []:
         current = (metric.get("external") or metric.get("pods") or metric.get("object") or {}).get("current")

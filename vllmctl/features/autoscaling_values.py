@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from vllmctl.chart.facts import SINCE as _SINCE
-from vllmctl.errors import CatalogError, UsageError
+from vllmctl.core.errors import CatalogError, UsageError
 
 SINCE = _SINCE["modelSpec.keda"]  # the chart's first version with modelSpec[].keda
 REPLICAS_LEFT_TO_KEDA = _SINCE["keda owns replicas"]  # the Deployment has no `replicas` with keda on
@@ -227,7 +227,7 @@ def check_url(raw: str | None) -> str:
     """VLLM_PROMETHEUS_URL as KEDA's serverAddress: an http(s) URL with a host."""
     from urllib.parse import urlsplit
 
-    from vllmctl.setting_names import DEFAULT_PROMETHEUS_URL, ENV_PROMETHEUS_URL
+    from vllmctl.core.setting_names import DEFAULT_PROMETHEUS_URL, ENV_PROMETHEUS_URL
 
     text = (raw or "").strip() or DEFAULT_PROMETHEUS_URL
     parts = urlsplit(text)

@@ -12,19 +12,32 @@ Every hook has a default that does nothing: a feature implements only what it ha
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from vllmctl.catalog.fields import Field
 from vllmctl.chart.facts import ChartAt
+from vllmctl.core.fields import Field
 
 if TYPE_CHECKING:
-    from vllmctl.catalog.schema import Model
     from vllmctl.chart.inputs import DeployedLabels, RenderInput
-    from vllmctl.doctor.report import Report
+    from vllmctl.core.findings import Report
 
 Obj = dict[str, Any]
+
+
+class Entry(Protocol):
+    """A valid models.yaml entry (catalog.schema.Model), as the features read it; declared
+    here so that features need not import the catalog, which collects them."""
+
+    data: dict[str, Any]  # as written
+
+    @property
+    def name(self) -> str: ...
+
+    def effective(self) -> dict[str, Any]:
+        """With vllmctl's defaults filled in."""
+        ...
 
 
 @dataclass
@@ -33,7 +46,7 @@ class ModelValues:
     before this one wrote (name, image, resources, the cache PVC, vllmConfig...); a hook
     adds or changes keys in it. The entry's own chart keys are laid over it afterwards."""
 
-    model: Model
+    model: Entry
     entry: Obj  # the entry with vllmctl's defaults filled in
     spec: Obj
     given: RenderInput
@@ -53,7 +66,7 @@ class ModelValues:
 class ReleaseValues:
     """The release as a whole, once every model's spec is built."""
 
-    models: list[Model]
+    models: Sequence[Entry]
     entries: list[Obj]  # each entry with vllmctl's defaults filled in
     specs: list[Obj]  # the modelSpec items, as render built them
     given: RenderInput
@@ -88,7 +101,7 @@ class DoctorContext:
 
     kube: Any
     settings: Any
-    models: list[Model] | None
+    models: Sequence[Entry] | None
     chart_decided: bool  # False: the chart version is in doubt, and its row says why
 
 
@@ -140,7 +153,7 @@ class Feature:
 
     # --- install and upgrade ------------------------------------------------------------
 
-    def before_change(self, settings: Any, models: list[Model], kubectl: Any) -> None:
+    def before_change(self, settings: Any, models: Sequence[Entry], kubectl: Any) -> None:
         """Before install or upgrade changes anything: raise a UsageError when the cluster
         lacks what the models or settings need (a CRD, a claim), which helm or the pods
         would fail on half-way."""
@@ -150,7 +163,7 @@ class Feature:
     def doctor(self, report: Report, context: DoctorContext) -> None:
         """Add this feature's rows to doctor's report (only when it has something to check)."""
 
-    def doctor_model(self, report: Report, settings: Any, model: Model, facts: Any) -> None:
+    def doctor_model(self, report: Report, settings: Any, model: Entry, facts: Any) -> None:
         """Add rows about one model, judged with the Hub's facts about it (`hub.ModelFacts`:
         parameter count, config.json); only run when the Hub answered."""
 

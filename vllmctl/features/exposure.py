@@ -15,19 +15,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vllmctl.chart.facts import SINCE
-from vllmctl.errors import VllmctlError, refuse_problems
-from vllmctl.features.base import Contribution, DoctorContext, Feature, ReleaseValues
-from vllmctl.setting_names import (
+from vllmctl.core.errors import VllmctlError, refuse_problems
+from vllmctl.core.setting_names import (
     ENV_INGRESS_CLASS,
     ENV_INGRESS_HOST,
     ENV_INGRESS_TLS_SECRET,
     ENV_ROUTER_NODE_PORT,
     ENV_ROUTER_SERVICE_TYPE,
 )
+from vllmctl.features.base import Contribution, DoctorContext, Feature, ReleaseValues
 
 if TYPE_CHECKING:
     from vllmctl.chart.inputs import RenderInput
-    from vllmctl.doctor.report import Report
+    from vllmctl.core.findings import Report
 
 Obj = dict[str, Any]
 
@@ -318,7 +318,7 @@ def check_exposure(report: Report, kube: Any, settings: Any) -> None:
     the certificate)."""
     from vllmctl.chart.facts import version_tuple
     from vllmctl.chart.inputs import default_render_input
-    from vllmctl.doctor.report import FAIL, OK, WARN
+    from vllmctl.core.findings import FAIL, OK, WARN
 
     given = default_render_input(settings)
     try:

@@ -9,17 +9,18 @@ them before, so older versions are refused. docs/monitoring.md lists the metrics
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vllmctl.chart.facts import SINCE as _SINCE
-from vllmctl.errors import VllmctlError, refuse_problems
+from vllmctl.core.errors import VllmctlError, refuse_problems
+from vllmctl.core.setting_names import ENV_GRAFANA_DASHBOARDS, ENV_MONITORING
 from vllmctl.features.base import Contribution, DoctorContext, Feature, ReleaseValues
-from vllmctl.setting_names import ENV_GRAFANA_DASHBOARDS, ENV_MONITORING
 
 if TYPE_CHECKING:
-    from vllmctl.catalog.schema import Model
-    from vllmctl.doctor.report import Report
+    from vllmctl.core.findings import Report
+    from vllmctl.features.base import Entry
 
 SINCE = _SINCE["serviceMonitor"]
 GROUP = "monitoring.coreos.com"
@@ -98,7 +99,7 @@ def require_served(settings: Any) -> None:
 def check_monitoring(report: Report, kube: Any, settings: Any) -> None:
     """Whether the cluster serves ServiceMonitors (the Prometheus Operator's CRD), which the
     chart makes when VLLM_MONITORING is on: without it helm cannot create them."""
-    from vllmctl.doctor.report import FAIL, OK, SKIP, WARN
+    from vllmctl.core.findings import FAIL, OK, SKIP, WARN
 
     wanted = bool(settings.monitoring)
     refused = refusal(settings) if wanted or settings.grafana_dashboards else None
@@ -154,7 +155,7 @@ class Monitoring_(Feature):
             },
         )
 
-    def before_change(self, settings: Any, models: list[Model], kubectl: Any) -> None:
+    def before_change(self, settings: Any, models: Sequence[Entry], kubectl: Any) -> None:
         if settings.monitoring:
             require_served(settings)
 

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from vllmctl.chart.facts import RELEASE_LABEL
 from vllmctl.chart.facts import SINCE as _SINCE
-from vllmctl.errors import UsageError, VllmctlError, refuse_problems
+from vllmctl.core.errors import UsageError, VllmctlError, refuse_problems
+from vllmctl.core.setting_names import namespace_problem
 from vllmctl.features.base import Contribution, DoctorContext, Feature, ReleaseValues
-from vllmctl.setting_names import namespace_problem
 
 if TYPE_CHECKING:
     from vllmctl.chart.inputs import DeployedLabels, RenderInput
-    from vllmctl.doctor.report import Report
+    from vllmctl.core.findings import Report
 
 Obj = dict[str, Any]
 
@@ -264,7 +264,7 @@ def check_network_policy(report: Report, kube: Any, settings: Any) -> None:
     cluster enforces NetworkPolicy. That cannot be detected reliably (the API server stores
     policies whether or not a network plugin applies them), so the plugins' DaemonSets by
     their usual names are the evidence, and the detail says it is a hint."""
-    from vllmctl.doctor.report import FAIL, OK, WARN
+    from vllmctl.core.findings import FAIL, OK, WARN
 
     name = "network policy"
     if not settings.network_policy:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, NamedTuple
 
-from vllmctl.catalog.fields import Field, kind_of
 from vllmctl.chart.facts import SINCE, ChartAt
-from vllmctl.errors import UsageError
+from vllmctl.core.errors import UsageError
+from vllmctl.core.fields import Field, kind_of
 from vllmctl.features.base import Contribution, Feature, ModelValues, ReleaseValues
 
 STRATEGIES = ("rolling", "recreate")

@@ -5,15 +5,17 @@ hold the AWS keys, and image volumes (VLLM_OCI_METHOD=image) are on in the clust
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from vllmctl.doctor.report import FAIL, OK, WARN, Report
-from vllmctl.errors import VllmctlError
+from vllmctl.chart.inputs import options_from
+from vllmctl.core.errors import VllmctlError
+from vllmctl.core.findings import FAIL, OK, WARN, Report
 from vllmctl.features.source_urls import OCI, parse
-from vllmctl.features.source_values import Need, needs, options_from
+from vllmctl.features.source_values import Need, needs
 
 if TYPE_CHECKING:
-    from vllmctl.catalog.schema import Model
+    from vllmctl.features.base import Entry
 
 S3_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 # ImageVolume: alpha in Kubernetes 1.31, beta (off by default) in 1.33, on by default from 1.35.
@@ -24,7 +26,7 @@ IMAGE_VOLUME_DEFAULT = (1, 35)
 RUNTIME_MINIMUM = {"containerd": (2, 1), "cri-o": (1, 31)}
 
 
-def check_sources(report: Report, kube: Any, settings: Any, models: list[Model]) -> None:
+def check_sources(report: Report, kube: Any, settings: Any, models: Sequence[Entry]) -> None:
     """One check per claim and Secret the models' sources need, and one for image volumes."""
     options = options_from(settings)
     for need in needs((m.data for m in models), options):

@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from vllmctl.catalog.fields import REPO_ID_RE, URI_SCHEMES, kind_of
+from vllmctl.core.fields import REPO_ID_RE, URI_SCHEMES, kind_of
 
 HUB, PVC, S3, OCI = "hub", "pvc", "s3", "oci"
 SCHEMES = (PVC, S3, OCI)

@@ -21,7 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
-from vllmctl.errors import UsageError
+from vllmctl.chart.inputs import Options
+from vllmctl.core.errors import UsageError
 from vllmctl.features.source_urls import (
     CACHE_DIR,
     CACHE_VOLUME,
@@ -42,19 +43,6 @@ from vllmctl.features.source_urls import (
 )
 
 # ------------------------------------------------------------------ rendering
-
-
-class Options(NamedTuple):
-    """The settings that shape sources (VLLM_S3_ENDPOINT, VLLM_S3_IMAGE,
-    VLLM_MODEL_CACHE_CLAIM, VLLM_OCI_METHOD), as raw texts."""
-
-    s3_endpoint: str | None = None
-    s3_image: str | None = None
-    cache_claim: str | None = None
-    oci_method: str | None = None
-
-
-DEFAULT_OPTIONS = Options()
 
 
 class Placement(NamedTuple):
@@ -321,13 +309,3 @@ def _what(need: Need) -> str:
         "cache": "PersistentVolumeClaim (cacheClaim)",
         "s3": "Secret (s3Secret)",
     }[need.use]
-
-
-def options_from(settings: Any) -> Options:
-    """The source settings, from resolved settings."""
-    return Options(
-        s3_endpoint=settings.s3_endpoint,
-        s3_image=settings.s3_image,
-        cache_claim=settings.model_cache_claim,
-        oci_method=settings.oci_method,
-    )

@@ -9,10 +9,12 @@ module is what the registry lists, and what callers import.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from vllmctl.catalog.fields import Field
+from vllmctl.chart.inputs import DEFAULT_OPTIONS, Options, options_from
+from vllmctl.core.fields import Field
+from vllmctl.core.setting_names import ENV_MODEL_CACHE_CLAIM, ENV_OCI_METHOD, ENV_S3_ENDPOINT, ENV_S3_IMAGE
 from vllmctl.features.base import DoctorContext, Feature, ModelValues
 from vllmctl.features.source_urls import (
     DEFAULT_S3_IMAGE,
@@ -28,21 +30,17 @@ from vllmctl.features.source_urls import (
     parse,
 )
 from vllmctl.features.source_values import (
-    DEFAULT_OPTIONS,
     MERGED,
     Need,
-    Options,
     merge,
     needs,
-    options_from,
     place,
     require_present,
 )
-from vllmctl.setting_names import ENV_MODEL_CACHE_CLAIM, ENV_OCI_METHOD, ENV_S3_ENDPOINT, ENV_S3_IMAGE
 
 if TYPE_CHECKING:
-    from vllmctl.catalog.schema import Model
-    from vllmctl.doctor.report import Report
+    from vllmctl.core.findings import Report
+    from vllmctl.features.base import Entry
 
 # The per-model cache PVC's keys, which render writes and a source without one removes.
 CACHE_PVC_KEYS = ("pvcStorage", "pvcAccessMode", "storageClass", "pvcAnnotations")
@@ -76,7 +74,7 @@ class ModelSources(Feature):
     def merge(self, model: str, key: str, ours: Any, theirs: Any) -> Any:
         return merge(model, key, ours, theirs)
 
-    def before_change(self, settings: Any, models: list[Model], kubectl: Any) -> None:
+    def before_change(self, settings: Any, models: Sequence[Entry], kubectl: Any) -> None:
         """A pvc:// claim, cacheClaim or s3Secret missing from the namespace: no pod could start."""
         found = needs((m.data for m in models), options_from(settings))
         require_present(found, settings.namespace, kubectl.names)

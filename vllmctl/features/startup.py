@@ -14,13 +14,13 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
-from vllmctl.catalog.fields import Field, int_check
+from vllmctl.core.fields import Field, int_check
+from vllmctl.core.setting_names import ENV_MAX_STARTUP_SECONDS
 from vllmctl.features.base import Contribution, Feature, ReleaseValues
-from vllmctl.setting_names import ENV_MAX_STARTUP_SECONDS
 
 if TYPE_CHECKING:
-    from vllmctl.catalog.schema import Model
-    from vllmctl.doctor.report import Report
+    from vllmctl.core.findings import Report
+    from vllmctl.features.base import Entry
 
 MIN_SECONDS = 30
 MAX_SECONDS = 86_400
@@ -122,7 +122,7 @@ def release_probe(budgets: Iterable[Budget]) -> dict[str, Any] | None:
 
 def check_setting(raw: Any, env: str) -> int | None:
     """VLLM_MAX_STARTUP_SECONDS as a number in range; a bad value names the variable."""
-    from vllmctl.errors import UsageError
+    from vllmctl.core.errors import UsageError
 
     if raw is None:
         return None
@@ -163,10 +163,10 @@ class StartupBudgets(Feature):
             )
         return Contribution(context={"startup_probe": probe}, present=present)
 
-    def doctor_model(self, report: Report, settings: Any, model: Model, facts: Any) -> None:
+    def doctor_model(self, report: Report, settings: Any, model: Entry, facts: Any) -> None:
         """Render guesses a model's startup budget from its repo name; the Hub's parameter
         count tells better. A budget below the suggestion for that size is a warning."""
-        from vllmctl.doctor.report import WARN
+        from vllmctl.core.findings import WARN
 
         if not facts.parameters:
             return

@@ -9,8 +9,12 @@ from typing import Any
 
 from vllmctl.catalog.schema import Model
 from vllmctl.chart.facts import SINCE, release_selector, router_deployment_name, version_tuple
-from vllmctl.chart.plan import Plan, make_plan
-from vllmctl.chart.values import (
+from vllmctl.cluster import tools
+from vllmctl.cluster.helm import ChartRef, DeployedRelease, Helm, private_values_file
+from vllmctl.cluster.kubectl import Kubectl
+from vllmctl.core.errors import CatalogError, UsageError
+from vllmctl.render.plan import Plan, make_plan
+from vllmctl.render.values import (
     API_KEY_SECRET,
     HF_TOKEN_SECRET,
     DeployedLabels,
@@ -18,10 +22,6 @@ from vllmctl.chart.values import (
     default_render_input,
     render,
 )
-from vllmctl.cluster import tools
-from vllmctl.cluster.helm import ChartRef, DeployedRelease, Helm, private_values_file
-from vllmctl.cluster.kubectl import Kubectl
-from vllmctl.errors import CatalogError, UsageError
 
 
 def load_models(settings: Any) -> list[Model]:
@@ -121,7 +121,7 @@ def _gated_without_secret(settings: Any, gated: list[str], notes: list[str], war
     """The namespace has no hf-token Secret but gated models need one: install stores
     VLLM_HF_TOKEN (so the plan references the Secret it will create), syncs a token kept in
     Vault, or refuses."""
-    from vllmctl.setting_names import ENV_HF_TOKEN
+    from vllmctl.core.setting_names import ENV_HF_TOKEN
 
     names = ", ".join(gated)
     # The generic note about a missing hf-token Secret is replaced by what install will do.

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from vllmctl.catalog.quantity import QuantityError, format_bytes, parse_quantity
+from vllmctl.core.quantity import QuantityError, format_bytes, parse_quantity
 
 GiB = 1 << 30
 MiB = 1 << 20

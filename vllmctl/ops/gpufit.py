@@ -15,9 +15,9 @@ from decimal import ROUND_CEILING
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from vllmctl.catalog.quantity import QuantityError, parse_quantity
 from vllmctl.chart.facts import RELEASE_LABEL
-from vllmctl.errors import ExternalError
+from vllmctl.core.errors import ExternalError
+from vllmctl.core.quantity import QuantityError, parse_quantity
 from vllmctl.features.accelerators import gpu_resource
 from vllmctl.features.autoscaling import bounds as autoscaling_bounds
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vllmctl.errors import UsageError
+from vllmctl.core.errors import UsageError
 from vllmctl.ops.estimate import (
     Estimate,
     GiB,
@@ -123,7 +123,7 @@ def size_hint(entry: dict[str, Any], facts: Any, settings: Any) -> str:
     """One line for add-model: the model's parameters and weights, whether its replica's
     GPUs (the estimate, with VLLM_GPU_TYPE / VLLM_GPU_MEMORY) and its cache volume look
     enough. Without a known GPU type only the storage is judged."""
-    from vllmctl.catalog.quantity import QuantityError, parse_quantity
+    from vllmctl.core.quantity import QuantityError, parse_quantity
 
     dtype = str((entry.get("vllmConfig") or {}).get("dtype") or "auto")
     parameters, per_param = _weights(facts, dtype)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from vllmctl.cluster.helm import DeployedRelease, Helm
-from vllmctl.errors import ExternalError, UsageError
+from vllmctl.core.errors import ExternalError, UsageError
 
 PENDING = ("pending-install", "pending-upgrade", "pending-rollback")
 RECOVER = "vllmctl recover"

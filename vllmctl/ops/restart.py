@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from vllmctl.errors import ExternalError
+from vllmctl.core.errors import ExternalError
 from vllmctl.ops.gpufit import FitReport, ReplicaNeed, check_fit, pod_gpus, read_nodes
 
 Obj = dict[str, Any]
@@ -119,7 +119,7 @@ def follow_rollout(
 
 def waiting_pods(kube: Any, namespace: str, names: Sequence[str]) -> list[str]:
     """`<pod>: <why it is not Ready>` for the named Deployments' pods that are not Ready."""
-    from vllmctl.status.diagnose import pod_reason
+    from vllmctl.ops.status.diagnose import pod_reason
 
     prefixes = tuple(f"{name}-" for name in names)
     pods = [

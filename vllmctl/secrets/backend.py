@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-from vllmctl.errors import ExternalError, UsageError
+from vllmctl.core.errors import ExternalError, UsageError
 from vllmctl.secrets import external
 from vllmctl.secrets.specs import SecretKind
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from vllmctl.errors import ExternalError
+from vllmctl.core.errors import ExternalError
 from vllmctl.secrets.specs import SecretKind
 
 GROUP = "external-secrets.io"
@@ -30,7 +30,7 @@ def served_version(kube: Any) -> str | None:
 def manifest(kind: SecretKind, settings: Any, api_version: str, *, force_sync: bool) -> dict[str, Any]:
     from ruamel.yaml import YAML
 
-    from vllmctl.chart.values import render_template
+    from vllmctl.render.values import render_template
 
     text = render_template(
         kind.template,

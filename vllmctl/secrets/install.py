@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from vllmctl.errors import UsageError
+from vllmctl.core.errors import UsageError
 from vllmctl.secrets.source import check_value, generate_api_key
 from vllmctl.secrets.specs import API_KEY, HF_TOKEN
 

@@ -14,7 +14,7 @@ import string
 import sys
 from typing import Any, TextIO
 
-from vllmctl.errors import UsageError
+from vllmctl.core.errors import UsageError
 from vllmctl.secrets.specs import HF_TOKEN, SecretKind
 
 API_KEY_LENGTH = 48  # as the old tool's keys

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vllmctl.errors import ExternalError, UsageError
+from vllmctl.core.errors import ExternalError, UsageError
 
 TIMEOUT_SECONDS = 10  # per connect and per read: an unreachable Vault fails fast
 TOKEN_FILE = ".vault-token"

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from vllmctl.errors import CatalogError, ConcurrentEditError
+from vllmctl.core.errors import CatalogError, ConcurrentEditError
 
 LOCK_TIMEOUT_SECONDS = 30.0
 

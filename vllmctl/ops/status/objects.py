@@ -8,8 +8,8 @@ import re
 import time
 from datetime import UTC, datetime
 
-from vllmctl.catalog.quantity import as_int
-from vllmctl.status.report import Obj, ServiceInfo, ServicePort
+from vllmctl.core.quantity import as_int
+from vllmctl.ops.status.report import Obj, ServiceInfo, ServicePort
 
 CLUSTER_DOMAIN = "cluster.local"
 

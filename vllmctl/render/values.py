@@ -17,9 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vllmctl.catalog.fields import REPO_ID_RE
 from vllmctl.catalog.schema import Model
-from vllmctl.chart import vllm_flags
 from vllmctl.chart.facts import CHART_KEYS, KEEP_POLICY, MAX_RELEASE_AND_NAME, ChartAt, version_tuple
 from vllmctl.chart.inputs import (
     API_KEY_SECRET,
@@ -30,10 +28,12 @@ from vllmctl.chart.inputs import (
     SecretRef,
     default_render_input,
 )
-from vllmctl.chart.version import entry_problems
-from vllmctl.errors import CatalogError, UsageError, refuse_problems
+from vllmctl.core.errors import CatalogError, UsageError, refuse_problems
+from vllmctl.core.fields import REPO_ID_RE
 from vllmctl.features import registry
 from vllmctl.features.base import Feature, ModelValues, ReleaseValues
+from vllmctl.render import vllm_flags
+from vllmctl.render.chart_rules import entry_problems
 
 VALUES_TEMPLATE = "values.yaml.j2"
 # Characters JSON leaves raw that YAML 1.1 readers (libyaml, go-yaml v2) take for line
@@ -195,7 +195,7 @@ def router_image_values(given: RenderInput) -> dict[str, str | None]:
 
 def router_unpinned_warning(chart_version: str, tag: str | None) -> str:
     """Why an unpinned router image is a risk, and the setting that pins it."""
-    from vllmctl.setting_names import ENV_ROUTER_TAG
+    from vllmctl.core.setting_names import ENV_ROUTER_TAG
 
     what = (
         f"the router image tag {tag!r} is"
@@ -362,7 +362,7 @@ def check_values(text: str, specs: list[dict[str, Any]]) -> dict[str, Any]:
     """Parse rendered values back; they must hold exactly our models, names and URLs intact."""
     from ruamel.yaml.error import YAMLError
 
-    from vllmctl.catalog.yamldoc import Constructor, YamlText, compose
+    from vllmctl.core.yamldoc import Constructor, YamlText, compose
 
     try:
         # compose: the same bounds as every file read (a custom template could hold aliases)

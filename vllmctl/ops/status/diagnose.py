@@ -2,16 +2,16 @@
 states and the scheduler's and kubelet's events, with its log tail and known secret values
 redacted), and a Deployment's rollout (a feature's objects, such as KEDA's, are explained by
 the feature). No calls: the objects come
-from vllmctl.status.cluster. `pod_reason` is for commands that wait for pods."""
+from vllmctl.ops.status.cluster. `pod_reason` is for commands that wait for pods."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from vllmctl.catalog.quantity import as_int
-from vllmctl.status.objects import parse_timestamp, short_age
-from vllmctl.status.report import Obj, PodStatus
+from vllmctl.core.quantity import as_int
+from vllmctl.ops.status.objects import parse_timestamp, short_age
+from vllmctl.ops.status.report import Obj, PodStatus
 
 CRASHING = ("CrashLoopBackOff", "RunContainerError", "Error", "OOMKilled")
 PULLING = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull")

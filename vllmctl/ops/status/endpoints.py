@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from vllmctl.chart.facts import engine_service_model, router_deployment_name, router_service_name
 from vllmctl.chart.inputs import API_KEY_SECRET as API_KEY_REF
-from vllmctl.status.cluster import engine_deployments, is_release_service
-from vllmctl.status.objects import CLUSTER_DOMAIN, containers_of, engine_ids, service_info
-from vllmctl.status.report import Obj, ServiceInfo
+from vllmctl.ops.status.cluster import engine_deployments, is_release_service
+from vllmctl.ops.status.objects import CLUSTER_DOMAIN, containers_of, engine_ids, service_info
+from vllmctl.ops.status.report import Obj, ServiceInfo
 
 if TYPE_CHECKING:
     from vllmctl.cluster.kube import Kube

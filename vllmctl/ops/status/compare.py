@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vllmctl.errors import VllmctlError
-from vllmctl.status.objects import served_model_names
-from vllmctl.status.report import Comparison, ModelStatus, RouterStatus
+from vllmctl.core.errors import VllmctlError
+from vllmctl.ops.status.objects import served_model_names
+from vllmctl.ops.status.report import Comparison, ModelStatus, RouterStatus
 
 if TYPE_CHECKING:
     from vllmctl.cluster.helm import Helm

@@ -1,5 +1,5 @@
 """The status report's shape: plain dataclasses, so `-o json` (`as_json()`) holds the same
-facts as the table. Built by vllmctl.status.reader, read by cli/status.py."""
+facts as the table. Built by vllmctl.ops.status.reader, read by cli/status.py."""
 
 from __future__ import annotations
 

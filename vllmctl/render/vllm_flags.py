@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from vllmctl.errors import UsageError
+from vllmctl.core.errors import UsageError
 
 Version = tuple[int, ...]
 

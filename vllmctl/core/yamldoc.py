@@ -17,7 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from vllmctl.errors import CatalogError
+from vllmctl.core.errors import CatalogError
 
 # ruamel's node classes (filled in by libyaml's composer) declare few of the attributes
 # they carry (`id`, `style`, `flow_style`, marks), so nodes are typed loosely here.

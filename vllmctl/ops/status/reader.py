@@ -1,8 +1,8 @@
 """What `vllmctl status` reports, gathered with a fixed number of calls: `StatusReader`
 runs helm (`helm list`) and the plan check in threads while it reads models.yaml and the
-cluster (vllmctl.status.cluster) and asks the router what it serves; `build_report` then
+cluster (vllmctl.ops.status.cluster) and asks the router what it serves; `build_report` then
 puts it together with no further calls: each workload's replicas, pods and reasons
-(vllmctl.status.diagnose), the comparison with models.yaml (vllmctl.status.compare), and
+(vllmctl.ops.status.diagnose), the comparison with models.yaml (vllmctl.ops.status.compare), and
 the problems, one line each."""
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from vllmctl.catalog.quantity import as_int
 from vllmctl.chart.facts import (
     ENGINE_CONTAINER,
     engine_deployment_name,
@@ -18,17 +17,18 @@ from vllmctl.chart.facts import (
     router_deployment_name,
     router_service_name,
 )
-from vllmctl.errors import VllmctlError
-from vllmctl.status.cluster import ClusterState, RouterCheck, ask_router, read_cluster, release_info
-from vllmctl.status.compare import PlanCheck, compare, comparison_problems, configured_models, plan_check
-from vllmctl.status.diagnose import (
+from vllmctl.core.errors import VllmctlError
+from vllmctl.core.quantity import as_int
+from vllmctl.ops.status.cluster import ClusterState, RouterCheck, ask_router, read_cluster, release_info
+from vllmctl.ops.status.compare import PlanCheck, compare, comparison_problems, configured_models, plan_check
+from vllmctl.ops.status.diagnose import (
     deployment_problems,
     pod_status,
     redactor,
     rolled_out,
     summarise,
 )
-from vllmctl.status.objects import (
+from vllmctl.ops.status.objects import (
     containers_of,
     engine_ids,
     gpu_request,
@@ -37,7 +37,7 @@ from vllmctl.status.objects import (
     service_info,
     short_age,
 )
-from vllmctl.status.report import (
+from vllmctl.ops.status.report import (
     Comparison,
     ModelStatus,
     Obj,

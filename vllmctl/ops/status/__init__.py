@@ -11,6 +11,6 @@
 - `reader`: `StatusReader`, which runs the reads in threads, and `build_report`;
 - `endpoints`: the Services, base URL, external access and client examples.
 
-Import from the part itself (`from vllmctl.status.reader import StatusReader`): this file
+Import from the part itself (`from vllmctl.ops.status.reader import StatusReader`): this file
 imports none of them, so the parts never import their package back.
 """

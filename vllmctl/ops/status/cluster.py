@@ -4,7 +4,7 @@ the namespace's Deployments and Services, the release's engine pods (label
 events (one field selector), what each chart feature made (the release's KEDA
 ScaledObjects, with the namespace's HPAs when there are any), and the last lines of at
 most LOG_PODS crashing pods' logs. Also the release from `helm list` and the router's
-`GET /v1/models`, which vllmctl.status.reader runs in threads."""
+`GET /v1/models`, which vllmctl.ops.status.reader runs in threads."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from vllmctl.catalog.quantity import as_int
 from vllmctl.chart.facts import (
     MODEL_LABEL,
     RELEASE_LABEL,
@@ -22,10 +21,11 @@ from vllmctl.chart.facts import (
     router_deployment_name,
     router_service_name,
 )
-from vllmctl.errors import VllmctlError
-from vllmctl.status.diagnose import CRASHING, event_time
-from vllmctl.status.objects import parse_helm_time, short_age
-from vllmctl.status.report import Obj, ReleaseInfo
+from vllmctl.core.errors import VllmctlError
+from vllmctl.core.quantity import as_int
+from vllmctl.ops.status.diagnose import CRASHING, event_time
+from vllmctl.ops.status.objects import parse_helm_time, short_age
+from vllmctl.ops.status.report import Obj, ReleaseInfo
 
 if TYPE_CHECKING:
     from vllmctl.cluster.helm import Helm

@@ -19,11 +19,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from vllmctl.catalog.fields import int_check
-from vllmctl.catalog.fileio import read_bytes, real_path
 from vllmctl.catalog.schema import Problem, Validation, did_you_mean, validate
 from vllmctl.catalog.store import Catalog, gc_paused, load
-from vllmctl.catalog.yamldoc import (
+from vllmctl.core.errors import CatalogError, UsageError
+from vllmctl.core.fields import int_check
+from vllmctl.core.fileio import read_bytes, real_path
+from vllmctl.core.setting_names import ENV_ENVIRONMENT, ENV_REPLICA_COUNT, Resolved, name_problem
+from vllmctl.core.yamldoc import (
     MAP_TAG,
     SEQ_TAG,
     STR_TAG,
@@ -40,8 +42,6 @@ from vllmctl.catalog.yamldoc import (
     is_sequence,
     tag_of,
 )
-from vllmctl.errors import CatalogError, UsageError
-from vllmctl.setting_names import ENV_ENVIRONMENT, ENV_REPLICA_COUNT, Resolved, name_problem
 
 SETTINGS_FILE = "vllmctl.yaml"
 # Environment names become part of a file name (models.NAME.yaml): no paths, no dots.
@@ -230,7 +230,7 @@ def _environment(doc: YamlText, name: str, node: Node, problems: list[Problem]) 
 
 def _network_policy(doc: YamlText, path: str, node: Node, problems: list[Problem]) -> dict[str, str]:
     """`networkPolicy: {allowedNamespaces: [...], ...}`: the policy on, with its namespaces."""
-    from vllmctl.setting_names import namespace_problem
+    from vllmctl.core.setting_names import namespace_problem
 
     example = "write e.g. networkPolicy: {allowedNamespaces: [apps]} ([]: only the release's namespace)"
     if not is_mapping(node) or tag_of(node) != MAP_TAG:
