@@ -4,8 +4,8 @@ which chart version, and the names and labels the chart gives a release's object
 status, logs, tunnel, deploy and the GPU fit look objects up by). docs/chart-facts.md is
 the evidence for each.
 
-No imports, so any module can ask without pulling in anything. Objects a feature adds
-(ScaledObjects, the Ingress, NetworkPolicies) are named by their feature modules.
+No imports, so any module can ask without pulling in anything. Objects vllmctl adds to a
+release itself (the NetworkPolicies in extraObjects) are named by their feature module.
 """
 
 from __future__ import annotations
@@ -135,6 +135,10 @@ KEEP_POLICY = {"helm.sh/resource-policy": "keep"}
 # and subdomain that must stay DNS labels: release and model names together <= 48.
 MAX_RELEASE_AND_NAME = 48
 
+ENGINE_PORT = 8000  # where the engines listen (containerPort; vllmctl never changes it)
+ROUTER_PORT = 8000  # where the router's container listens
+ROUTER_PORT_NAME = "router-sport"  # the router Service's HTTP port, in every chart version
+
 RELEASE_LABEL = "helm-release-name"  # on engine pods and in their Deployments' selectors; not on the router
 MODEL_LABEL = "model"  # the model's name, beside RELEASE_LABEL
 ENGINE_CONTAINER = "vllm"  # the engine pod's serving container
@@ -181,3 +185,8 @@ def release_selector(release: str) -> str:
 def engine_selector(release: str, model: str) -> str:
     """The label selector of one model's engine pods in one release."""
     return f"{RELEASE_LABEL}={release},{MODEL_LABEL}={model}"
+
+
+def ingress_name(release: str) -> str:
+    """The chart's name for the router Ingress."""
+    return f"{release}-ingress-router"

@@ -803,17 +803,33 @@ class Kube:
 # --- helpers ------------------------------------------------------------------------------
 
 
-def refuse_unless_served(settings: Any, group: str, version: str, plural: str, refusal: str) -> None:
-    """Before install or upgrade: stop with `refusal` (nothing changed yet) when the cluster
-    answers and does not serve a kind the values make, as helm would fail half-way through.
-    A cluster that cannot be asked is left to helm, which says why itself."""
-    try:
-        with Kube.from_settings(settings) as kube:
-            if version in kube.served_versions(group, plural):
-                return
-    except VllmctlError:
-        return
-    raise UsageError(refusal)
+class ServedKinds:
+    """Whether the cluster serves a kind, for the checks before install or upgrade: one
+    connection, opened at the first question and closed on leaving the `with`. None when
+    the cluster cannot be asked (those checks then leave it to helm, which says why)."""
+
+    def __init__(self, settings: Any) -> None:
+        self._settings = settings
+        self._kube: Kube | None = None
+        self._unreachable = False
+
+    def __call__(self, group: str, version: str, plural: str) -> bool | None:
+        if self._unreachable:
+            return None
+        try:
+            if self._kube is None:
+                self._kube = Kube.from_settings(self._settings)
+            return version in self._kube.served_versions(group, plural)
+        except VllmctlError:
+            self._unreachable = True
+            return None
+
+    def __enter__(self) -> ServedKinds:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._kube is not None:
+            self._kube.close()
 
 
 def _retry_refused_once() -> Any:

@@ -29,14 +29,13 @@ from collections.abc import Callable, Collection
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from vllmctl.chart.facts import router_service_name
+from vllmctl.chart.facts import ROUTER_PORT_NAME, router_service_name
 from vllmctl.chart.inputs import API_KEY_SECRET as API_KEY_REF
 from vllmctl.core.errors import ExternalError, UsageError
 
 if TYPE_CHECKING:
     from vllmctl.cluster.kube import Kube, PodConnection
 
-ROUTER_PORT_NAME = "router-sport"  # the chart's name for the router Service's HTTP port
 # The Secret the chart's router and engines read the key from (vllmctl's name for it).
 API_KEY_SECRET, API_KEY_FIELD = API_KEY_REF.secret_name, API_KEY_REF.secret_key
 RECONNECT_TIMEOUT = 30.0  # seconds a connection waits for a Ready router pod

@@ -8,7 +8,7 @@ registry lists.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from vllmctl.chart.facts import ChartAt
@@ -29,6 +29,7 @@ from vllmctl.features.autoscaling_values import (
     warnings,
 )
 from vllmctl.features.base import (
+    BeforeChange,
     Contribution,
     DoctorContext,
     Feature,
@@ -40,7 +41,6 @@ from vllmctl.features.base import (
 if TYPE_CHECKING:
     from vllmctl.core.findings import Report
     from vllmctl.features.autoscaling_cluster import AutoscalingStatus
-    from vllmctl.features.base import Entry
 
 Obj = dict[str, Any]
 
@@ -93,9 +93,9 @@ class Autoscaling(Feature):
     def check_rendered(self, values: Obj, specs: list[Obj]) -> None:
         check_placed(values, specs)
 
-    def before_change(self, settings: Any, models: Sequence[Entry], kubectl: Any) -> None:
-        if any("autoscaling" in m.data for m in models):
-            require_served(settings)
+    def before_change(self, context: BeforeChange) -> None:
+        if any("autoscaling" in m.data for m in context.models):
+            require_served(context.served)
 
     def doctor(self, report: Report, context: DoctorContext) -> None:
         from vllmctl.features.autoscaling_cluster import check

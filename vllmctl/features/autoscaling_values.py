@@ -15,7 +15,7 @@ docs/autoscaling.md explains the choices.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
 from vllmctl.chart.facts import SINCE as _SINCE
@@ -312,31 +312,22 @@ def check_placed(values: Mapping[str, Any], specs: Iterable[Mapping[str, Any]]) 
 # --- the cluster ---------------------------------------------------------------------------
 
 
-def scaled_object_name(release: str, model: str) -> str:
-    return f"{release}-{model}-scaledobject"
-
-
 def served(kube: Any) -> bool:
     """Whether the cluster serves ScaledObject in the version the chart writes (KEDA's CRD)."""
     versions: list[str] = kube.served_versions(GROUP, PLURAL)
     return VERSION in versions
 
 
-def require_served(settings: Any) -> None:
+def require_served(served: Callable[[str, str, str], bool | None]) -> None:
     """Before install or upgrade with an autoscaled model: stop, with nothing changed, when
     the cluster does not serve ScaledObjects (helm would fail half-way through). A cluster
     that cannot be asked is left to helm."""
-    from vllmctl.cluster.kube import refuse_unless_served
-
-    refuse_unless_served(
-        settings,
-        GROUP,
-        VERSION,
-        PLURAL,
-        f"models.yaml asks for autoscaling, but the cluster does not serve ScaledObjects "
-        f"({GROUP}/{VERSION}), so helm could not create them; nothing was changed. Install KEDA "
-        "(https://keda.sh), or remove autoscaling from the models.",
-    )
+    if served(GROUP, VERSION, PLURAL) is False:
+        raise UsageError(
+            f"models.yaml asks for autoscaling, but the cluster does not serve ScaledObjects "
+            f"({GROUP}/{VERSION}), so helm could not create them; nothing was changed. Install KEDA "
+            "(https://keda.sh), or remove autoscaling from the models."
+        )
 
 
 def model_keys(

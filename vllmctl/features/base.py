@@ -12,7 +12,7 @@ Every hook has a default that does nothing: a feature implements only what it ha
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -105,6 +105,18 @@ class DoctorContext:
     chart_decided: bool  # False: the chart version is in doubt, and its row says why
 
 
+@dataclass
+class BeforeChange:
+    """What the checks before install or upgrade get: the settings, the models to deploy,
+    kubectl (`names(kind, namespace)` lists what a namespace holds) and `served(group,
+    version, plural)`: whether the cluster serves a kind, None when it cannot be asked."""
+
+    settings: Any
+    models: Sequence[Entry]
+    kubectl: Any
+    served: Callable[[str, str, str], bool | None]
+
+
 class Feature:
     """One chart feature. Subclasses set `name` and override the hooks they need."""
 
@@ -153,10 +165,10 @@ class Feature:
 
     # --- install and upgrade ------------------------------------------------------------
 
-    def before_change(self, settings: Any, models: Sequence[Entry], kubectl: Any) -> None:
+    def before_change(self, context: BeforeChange) -> None:
         """Before install or upgrade changes anything: raise a UsageError when the cluster
         lacks what the models or settings need (a CRD, a claim), which helm or the pods
-        would fail on half-way."""
+        would fail on half-way. A cluster that cannot be asked is left to helm."""
 
     # --- doctor and status -----------------------------------------------------------------
 

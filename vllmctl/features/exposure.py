@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vllmctl.chart.facts import SINCE
+from vllmctl.chart.facts import ROUTER_PORT_NAME, SINCE, ingress_name
 from vllmctl.core.errors import VllmctlError, refuse_problems
 from vllmctl.core.setting_names import (
     ENV_INGRESS_CLASS,
@@ -34,17 +34,11 @@ Obj = dict[str, Any]
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
 NODE_PORT_SINCE = SINCE["routerSpec.nodePort"]
 DEFAULT_NODE_PORTS = range(30000, 32768)  # the API server's default --service-node-port-range
-ROUTER_PORT_NAME = "router-sport"  # the router Service's API port, in every chart version
 INGRESS_API = "networking.k8s.io/v1"
 # A DNS-1123 subdomain, as Kubernetes checks Ingress hosts and object names.
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _SUBDOMAIN_MAX = 253
 _LABEL_MAX = 63
-
-
-def ingress_name(release: str) -> str:
-    """The chart's name for the router Ingress."""
-    return f"{release}-ingress-router"
 
 
 @dataclass

@@ -9,18 +9,17 @@ them before, so older versions are refused. docs/monitoring.md lists the metrics
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vllmctl.chart.facts import SINCE as _SINCE
-from vllmctl.core.errors import VllmctlError, refuse_problems
+from vllmctl.core.errors import UsageError, VllmctlError, refuse_problems
 from vllmctl.core.setting_names import ENV_GRAFANA_DASHBOARDS, ENV_MONITORING
-from vllmctl.features.base import Contribution, DoctorContext, Feature, ReleaseValues
+from vllmctl.features.base import BeforeChange, Contribution, DoctorContext, Feature, ReleaseValues
 
 if TYPE_CHECKING:
     from vllmctl.core.findings import Report
-    from vllmctl.features.base import Entry
 
 SINCE = _SINCE["serviceMonitor"]
 GROUP = "monitoring.coreos.com"
@@ -79,21 +78,16 @@ def refusal(settings: Any) -> str | None:
     return None
 
 
-def require_served(settings: Any) -> None:
+def require_served(served: Callable[[str, str, str], bool | None]) -> None:
     """Before install or upgrade with VLLM_MONITORING on: stop, with nothing changed, when
     the cluster does not serve ServiceMonitors (helm would fail half-way through with a
     mapping or validation error). A cluster that cannot be asked is left to helm."""
-    from vllmctl.cluster.kube import refuse_unless_served
-
-    refuse_unless_served(
-        settings,
-        GROUP,
-        VERSION,
-        PLURAL,
-        f"VLLM_MONITORING is on, but the cluster does not serve ServiceMonitors ({GROUP}/{VERSION}), "
-        "so helm could not create them; nothing was changed. Install the Prometheus Operator (or "
-        "just its CRDs), or set VLLM_MONITORING=false.",
-    )
+    if served(GROUP, VERSION, PLURAL) is False:
+        raise UsageError(
+            f"VLLM_MONITORING is on, but the cluster does not serve ServiceMonitors ({GROUP}/{VERSION}), "
+            "so helm could not create them; nothing was changed. Install the Prometheus Operator (or "
+            "just its CRDs), or set VLLM_MONITORING=false."
+        )
 
 
 def check_monitoring(report: Report, kube: Any, settings: Any) -> None:
@@ -155,9 +149,9 @@ class Monitoring_(Feature):
             },
         )
 
-    def before_change(self, settings: Any, models: Sequence[Entry], kubectl: Any) -> None:
-        if settings.monitoring:
-            require_served(settings)
+    def before_change(self, context: BeforeChange) -> None:
+        if context.settings.monitoring:
+            require_served(context.served)
 
     def doctor(self, report: Report, context: DoctorContext) -> None:
         if context.kube is not None and context.chart_decided:

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vllmctl.chart.facts import RELEASE_LABEL
+from vllmctl.chart.facts import ENGINE_PORT, RELEASE_LABEL, ROUTER_PORT
 from vllmctl.chart.facts import SINCE as _SINCE
 from vllmctl.core.errors import UsageError, VllmctlError, refuse_problems
 from vllmctl.core.setting_names import namespace_problem
@@ -32,8 +32,6 @@ SINCE = _SINCE["extraObjects"]
 API_VERSION = "networking.k8s.io/v1"
 # The ports the pods listen on: the chart's containerPort defaults, which vllmctl never
 # changes. A policy names the pod's port, not the Service's (80).
-ENGINE_PORT = 8000
-ROUTER_PORT = 8000
 # Set by the API server on every namespace (Kubernetes 1.21+), so no labelling is needed.
 NAMESPACE_LABEL = "kubernetes.io/metadata.name"
 # The chart puts this on every engine pod (Ray's too), in every version, and on no router pod.

@@ -9,13 +9,13 @@ module is what the registry lists, and what callers import.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from vllmctl.chart.inputs import DEFAULT_OPTIONS, Options, options_from
 from vllmctl.core.fields import Field
 from vllmctl.core.setting_names import ENV_MODEL_CACHE_CLAIM, ENV_OCI_METHOD, ENV_S3_ENDPOINT, ENV_S3_IMAGE
-from vllmctl.features.base import DoctorContext, Feature, ModelValues
+from vllmctl.features.base import BeforeChange, DoctorContext, Feature, ModelValues
 from vllmctl.features.source_urls import (
     DEFAULT_S3_IMAGE,
     DONE_MARKER,
@@ -40,7 +40,6 @@ from vllmctl.features.source_values import (
 
 if TYPE_CHECKING:
     from vllmctl.core.findings import Report
-    from vllmctl.features.base import Entry
 
 # The per-model cache PVC's keys, which render writes and a source without one removes.
 CACHE_PVC_KEYS = ("pvcStorage", "pvcAccessMode", "storageClass", "pvcAnnotations")
@@ -74,10 +73,10 @@ class ModelSources(Feature):
     def merge(self, model: str, key: str, ours: Any, theirs: Any) -> Any:
         return merge(model, key, ours, theirs)
 
-    def before_change(self, settings: Any, models: Sequence[Entry], kubectl: Any) -> None:
+    def before_change(self, context: BeforeChange) -> None:
         """A pvc:// claim, cacheClaim or s3Secret missing from the namespace: no pod could start."""
-        found = needs((m.data for m in models), options_from(settings))
-        require_present(found, settings.namespace, kubectl.names)
+        found = needs((m.data for m in context.models), options_from(context.settings))
+        require_present(found, context.settings.namespace, context.kubectl.names)
 
     def doctor(self, report: Report, context: DoctorContext) -> None:
         from vllmctl.features.source_checks import check_sources

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
+from vllmctl.chart.facts import ENGINE_PORT
 from vllmctl.core.fields import Field, int_check
 from vllmctl.core.setting_names import ENV_MAX_STARTUP_SECONDS
 from vllmctl.features.base import Contribution, Feature, ReleaseValues
@@ -28,7 +29,6 @@ PERIOD_SECONDS = 10
 # The chart's own initial delay (every version), so a 600 s budget renders exactly the
 # chart's default startup probe. Kept above 0: the 0.1.10+ chart replaces 0 by 15.
 INITIAL_DELAY_SECONDS = 15
-ENGINE_PORT = 8000  # where the chart's engines listen (containerPort, never changed by vllmctl)
 HEALTH_PATH = "/health"
 UNKNOWN_SIZE_SECONDS = 600
 SMALL_SECONDS = 300  # under 7B parameters
