@@ -117,3 +117,18 @@ def test_the_readme_says_what_the_code_does_now() -> None:
     run_block = README.split("**Run the tool**", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
     assert "python3 -m venv .venv" in run_block and "mktemp -d" in run_block
     assert "--models" in run_block
+
+
+def test_every_module_is_on_the_architecture_map() -> None:
+    """docs/ARCHITECTURE.md names each module (its path, or its file name in a row that
+    groups a feature's parts), so the map cannot fall behind a new or moved module."""
+    doc = (REPO / "docs" / "ARCHITECTURE.md").read_text()
+    package = REPO / "vllmctl"
+    missing = [
+        path.relative_to(package).as_posix()
+        for path in sorted(package.rglob("*.py"))
+        if path.name != "__init__.py" or path.parent.name in ("cli", "doctor")
+        if path.name != "__main__.py"
+        if f"`{path.relative_to(package).as_posix()}`" not in doc and f"`{path.name}`" not in doc
+    ]
+    assert missing == [], f"not in docs/ARCHITECTURE.md: {missing}"
