@@ -24,7 +24,7 @@ Rules:
   hints included;
 - the shared machinery that runs every chart feature (the schema, render, the
   chart-version rules, doctor, status, install's checks) reaches features only through
-  features.registry and features.base, never a feature module by name.
+  features.registry, features.base and features.contexts, never a feature module by name.
 """
 
 from __future__ import annotations
@@ -280,7 +280,12 @@ def layer_violations(graph: dict[str, Imports]) -> list[str]:
 
 
 def features_named(graph: dict[str, Imports]) -> list[str]:
-    allowed = {"vllmctl.features", "vllmctl.features.registry", "vllmctl.features.base"}
+    allowed = {
+        "vllmctl.features",
+        "vllmctl.features.registry",
+        "vllmctl.features.base",
+        "vllmctl.features.contexts",
+    }
     return [
         f"{module}:{line} imports {target}"
         for module, imp in graph.items()

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from vllmctl.chart.facts import ChartAt
 from vllmctl.core.errors import UsageError
 from vllmctl.core.fields import Field, kind_of
 from vllmctl.core.findings import OK, WARN, Report
-from vllmctl.features.base import DoctorContext, Feature, ModelValues
+from vllmctl.features.base import Feature
+
+if TYPE_CHECKING:
+    from vllmctl.features.contexts import DoctorContext, ModelValues
 
 LABEL = "example.com/cost-center"
 SINCE = (0, 1, 12)  # modelSpec.podLabels

@@ -44,6 +44,7 @@ from vllmctl.core.yamldoc import (
     tag_of,
 )
 from vllmctl.features import registry
+from vllmctl.features.base import Feature
 
 # Derived object names ("<release>-<name>-deployment-vllm", 63 max) must stay valid.
 NAME_MAX = 40
@@ -356,6 +357,8 @@ def validate(doc: YamlText, root: Node | None) -> Validation:
     first_seen: dict[str, int] = {}
     construct = Constructor()
     fields = all_fields()
+    # the features with checks across an entry's keys (most have none: skip their calls)
+    checking = [f for f in registry.FEATURES if type(f).entry_problems is not Feature.entry_problems]
     for index, item in enumerate(root.value):
         label = f"models[{index}]"
         if is_mapping(item) and tag_of(item) != MAP_TAG:
@@ -394,7 +397,7 @@ def validate(doc: YamlText, root: Node | None) -> Validation:
                 entry_problems.append(
                     Problem(doc.where(item.start_mark.index), label, f"{key} is missing; add '{key}: ...'")
                 )
-        entry_problems.extend(_cross_checks(doc, item, data, label))
+        entry_problems.extend(_cross_checks(doc, item, data, label, checking))
         problems.extend(entry_problems)
         if not entry_problems:
             models.append(Model(index, data, item))
@@ -583,7 +586,9 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _cross_checks(doc: YamlText, item: MappingNode, data: dict[str, Any], label: str) -> list[Problem]:
+def _cross_checks(
+    doc: YamlText, item: MappingNode, data: dict[str, Any], label: str, features: list[Feature]
+) -> list[Problem]:
     """Checks that involve two fields: GPUs vs tensor parallelism, memory limit vs request,
     image vs repository, and each feature's own (autoscaling vs keda, accelerator vs
     requestGPUType, a model source's keys...)."""
@@ -601,7 +606,7 @@ def _cross_checks(doc: YamlText, item: MappingNode, data: dict[str, Any], label:
                 f"set requestGPU to a multiple of {tp} or lower tensorParallelSize",
             )
         )
-    for feature in registry.FEATURES:  # the checks across keys each feature owns
+    for feature in features:  # the checks across keys each feature owns
         for key, message in feature.entry_problems(data):
             node = _value_node(item, key)
             problems.append(Problem(doc.where(node.start_mark.index), f"{label}.{key}", message))

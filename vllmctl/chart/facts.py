@@ -138,6 +138,7 @@ MAX_RELEASE_AND_NAME = 48
 ENGINE_PORT = 8000  # where the engines listen (containerPort; vllmctl never changes it)
 ROUTER_PORT = 8000  # where the router's container listens
 ROUTER_PORT_NAME = "router-sport"  # the router Service's HTTP port, in every chart version
+INGRESS_API = "networking.k8s.io/v1"  # what the chart's router Ingress is written in
 
 RELEASE_LABEL = "helm-release-name"  # on engine pods and in their Deployments' selectors; not on the router
 MODEL_LABEL = "model"  # the model's name, beside RELEASE_LABEL

@@ -24,7 +24,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 # that each line here matches the first line of the command's docstring.
 COMMANDS: dict[str, tuple[str, str]] = {
     "list-models": ("models", "List the models in models.yaml (-o json for scripts)."),
-    "add-model": ("models", "Add a model to models.yaml, by prompts or by flags."),
+    "add-model": ("add_model", "Add a model to models.yaml, by prompts or by flags."),
     "remove-model": ("models", "Remove a model from models.yaml."),
     "show-model": ("models", "Show one model's fields, with vllmctl's defaults filled in."),
     "set-model": ("models", "Set fields of one model: set-model NAME KEY.PATH=VALUE..."),

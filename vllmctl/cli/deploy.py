@@ -179,7 +179,7 @@ def _apply(
     # would fail half-way, or the pods never start.
     from vllmctl.cluster.kube import ServedKinds
     from vllmctl.features import registry
-    from vllmctl.features.base import BeforeChange
+    from vllmctl.features.contexts import BeforeChange
 
     with ServedKinds(settings) as served:
         context = BeforeChange(settings, prepared.models, kubectl, served)

@@ -84,6 +84,10 @@ class Resolved(NamedTuple):
 
 # A DNS-1123 label, as the API server checks namespace names.
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+# A DNS-1123 subdomain, as Kubernetes checks most object names (Secrets, claims, classes)
+# and Ingress hosts.
+SUBDOMAIN_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+SUBDOMAIN_MAX = 253
 _LABEL_MAX = 63
 
 # helm's own rule for release names (lowercase DNS labels joined by dots, at most 53),

@@ -16,7 +16,7 @@ from vllmctl.core.findings import Report
 def diagnose(settings: Any, *, hub: bool = True) -> Report:
     from vllmctl.doctor import environment, models, release
     from vllmctl.features import registry
-    from vllmctl.features.base import DoctorContext
+    from vllmctl.features.contexts import DoctorContext
 
     report = Report()
     environment.check_tools(report, settings)

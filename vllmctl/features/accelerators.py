@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from vllmctl.core.fields import Field
-from vllmctl.features.base import Feature, ModelValues
+from vllmctl.features.base import Feature
+
+if TYPE_CHECKING:
+    from vllmctl.features.contexts import ModelValues
 
 DEFAULT_RESOURCE = "nvidia.com/gpu"  # the chart's default requestGPUType
 

@@ -28,19 +28,19 @@ from vllmctl.features.autoscaling_values import (
     require_served,
     warnings,
 )
-from vllmctl.features.base import (
-    BeforeChange,
-    Contribution,
-    DoctorContext,
-    Feature,
-    FeatureReading,
-    ModelValues,
-    ReleaseValues,
-)
+from vllmctl.features.base import Feature
 
 if TYPE_CHECKING:
     from vllmctl.core.findings import Report
     from vllmctl.features.autoscaling_cluster import AutoscalingStatus
+    from vllmctl.features.contexts import (
+        BeforeChange,
+        Contribution,
+        DoctorContext,
+        FeatureReading,
+        ModelValues,
+        ReleaseValues,
+    )
 
 Obj = dict[str, Any]
 
@@ -86,6 +86,8 @@ class Autoscaling(Feature):
         )
 
     def release_values(self, release: ReleaseValues) -> Contribution:
+        from vllmctl.features.contexts import Contribution
+
         # as written (before defaults): a replicaCount the operator gave is what is ignored
         said = warnings((m.data for m in release.models), release.chart.version, release.chart.text)
         return Contribution(warnings=said)

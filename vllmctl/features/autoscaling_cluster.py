@@ -14,7 +14,7 @@ from vllmctl.core.errors import VllmctlError
 from vllmctl.core.findings import FAIL, OK, WARN, Report
 from vllmctl.core.quantity import as_int
 from vllmctl.features import autoscaling_values as autoscaling
-from vllmctl.features.base import FeatureReading
+from vllmctl.features.contexts import FeatureReading
 
 if TYPE_CHECKING:
     from vllmctl.features.base import Entry

@@ -8,113 +8,48 @@ install's checks before helm, doctor and status iterate over that list and never
 feature, so a new one is one module and one registry line (docs/ARCHITECTURE.md).
 
 Every hook has a default that does nothing: a feature implements only what it has.
+
+What the hooks are given and return is in `features/contexts.py`, imported where it is
+used: every command that reads models.yaml imports the features (the schema collects
+their fields), and those classes would add to `list-models`' start-up for nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from vllmctl.chart.facts import ChartAt
 from vllmctl.core.fields import Field
 
 if TYPE_CHECKING:
-    from vllmctl.chart.inputs import DeployedLabels, RenderInput
+    from vllmctl.chart.facts import ChartAt
     from vllmctl.core.findings import Report
+    from vllmctl.features.contexts import (
+        BeforeChange,
+        Contribution,
+        DoctorContext,
+        FeatureReading,
+        ModelValues,
+        ReleaseValues,
+        StatusPart,
+    )
 
 Obj = dict[str, Any]
 
+if TYPE_CHECKING:  # for type checking only: no feature needs it when it runs
 
-class Entry(Protocol):
-    """A valid models.yaml entry (catalog.schema.Model), as the features read it; declared
-    here so that features need not import the catalog, which collects them."""
+    class Entry(Protocol):
+        """A valid models.yaml entry (catalog.schema.Model), as the features read it; declared
+        here so that features need not import the catalog, which collects them."""
 
-    data: dict[str, Any]  # as written
+        data: dict[str, Any]  # as written
 
-    @property
-    def name(self) -> str: ...
+        @property
+        def name(self) -> str: ...
 
-    def effective(self) -> dict[str, Any]:
-        """With vllmctl's defaults filled in."""
-        ...
-
-
-@dataclass
-class ModelValues:
-    """One model while its modelSpec is built. `spec` holds what render and the features
-    before this one wrote (name, image, resources, the cache PVC, vllmConfig...); a hook
-    adds or changes keys in it. The entry's own chart keys are laid over it afterwards."""
-
-    model: Entry
-    entry: Obj  # the entry with vllmctl's defaults filled in
-    spec: Obj
-    given: RenderInput
-    chart: ChartAt
-
-    @property
-    def name(self) -> str:
-        return self.model.name
-
-    @property
-    def data(self) -> Obj:
-        """The entry as written in models.yaml (no defaults)."""
-        return self.model.data
-
-
-@dataclass
-class ReleaseValues:
-    """The release as a whole, once every model's spec is built."""
-
-    models: Sequence[Entry]
-    entries: list[Obj]  # each entry with vllmctl's defaults filled in
-    specs: list[Obj]  # the modelSpec items, as render built them
-    given: RenderInput
-    chart: ChartAt
-    labels: DeployedLabels  # the release's labels (the deployed ones on an upgrade)
-
-
-@dataclass
-class Contribution:
-    """What a feature adds to the release's values.
-
-    - `context`: template context, merged key by key into render's own (a nested mapping
-      such as {"router": {"ingress": ...}} adds keys to render's `router`). Give every key
-      the template reads, None when off: the template is strict about undefined names.
-    - `placed`: dotted paths the rendered values must hold with exactly these values (None:
-      nothing asked), so a copied template that drops a setting fails instead of silently.
-    - `present`: dotted paths the rendered values must hold whatever their value (a custom
-      template may write its own), each with the sentence that explains its absence.
-    - `warnings`: what render tells the operator.
-    """
-
-    context: Obj = field(default_factory=dict)
-    placed: dict[str, Any] = field(default_factory=dict)
-    present: dict[str, str] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-
-
-@dataclass
-class DoctorContext:
-    """What doctor's feature checks get: the cluster (None: it did not answer), the
-    settings, and models.yaml's valid models (None: the file could not be read)."""
-
-    kube: Any
-    settings: Any
-    models: Sequence[Entry] | None
-    chart_decided: bool  # False: the chart version is in doubt, and its row says why
-
-
-@dataclass
-class BeforeChange:
-    """What the checks before install or upgrade get: the settings, the models to deploy,
-    kubectl (`names(kind, namespace)` lists what a namespace holds) and `served(group,
-    version, plural)`: whether the cluster serves a kind, None when it cannot be asked."""
-
-    settings: Any
-    models: Sequence[Entry]
-    kubectl: Any
-    served: Callable[[str, str, str], bool | None]
+        def effective(self) -> dict[str, Any]:
+            """With vllmctl's defaults filled in."""
+            ...
 
 
 class Feature:
@@ -154,10 +89,11 @@ class Feature:
         """One of `merged_keys`: this feature's value joined with the entry's own."""
         return theirs
 
-    def release_values(self, release: ReleaseValues) -> Contribution:
+    def release_values(self, release: ReleaseValues) -> Contribution | None:
         """What this feature adds to the release's values (template context, checks of the
-        rendered values, warnings); raise a UsageError naming the settings at fault."""
-        return Contribution()
+        rendered values, warnings; None: nothing); raise a UsageError naming the settings
+        at fault."""
+        return None
 
     def check_rendered(self, values: Obj, specs: list[Obj]) -> None:
         """Raise a CatalogError when the rendered values lost what this feature computed
@@ -201,19 +137,3 @@ class Feature:
         """status's table for this feature, (headers, rows), from the models' parts (model
         name -> what `model_status` returned); None: no table."""
         return None
-
-
-@dataclass
-class FeatureReading:
-    """What `read_status` read: objects by whatever key the feature uses, and notes on
-    what could not be read (status shows them)."""
-
-    objects: Obj = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-
-class StatusPart(Protocol):
-    """A model's status from one feature: a dataclass whose fields are what `status -o
-    json` shows under the feature's name, with `problem` (None: it works)."""
-
-    problem: str | None

@@ -10,12 +10,15 @@ PDB has no selector and protects nothing, which render says.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from vllmctl.chart.facts import SINCE, ChartAt
 from vllmctl.core.errors import UsageError
 from vllmctl.core.fields import Field, kind_of
-from vllmctl.features.base import Contribution, Feature, ModelValues, ReleaseValues
+from vllmctl.features.base import Feature
+
+if TYPE_CHECKING:
+    from vllmctl.features.contexts import Contribution, ModelValues, ReleaseValues
 
 STRATEGIES = ("rolling", "recreate")
 RECREATE = {"type": "Recreate"}
@@ -193,6 +196,8 @@ class Rollouts(Feature):
             model.spec["pdb"] = values
 
     def release_values(self, release: ReleaseValues) -> Contribution:
+        from vllmctl.features.contexts import Contribution
+
         strategy = release_strategy(release.entries)
         warnings = list(strategy.warnings)
         if no_pdb := no_pdb_warning(release.entries, release.chart.version, release.chart.text):

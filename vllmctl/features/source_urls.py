@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from vllmctl.core.fields import REPO_ID_RE, URI_SCHEMES, kind_of
+from vllmctl.core.setting_names import SUBDOMAIN_MAX, SUBDOMAIN_RE
 
 HUB, PVC, S3, OCI = "hub", "pvc", "s3", "oci"
 SCHEMES = (PVC, S3, OCI)
@@ -23,10 +24,10 @@ SOURCE_DIR = "/model-source"  # where a pvc:// claim or an image volume is mount
 SOURCE_VOLUME = "model-source"
 CACHE_VOLUME = "model-cache"
 DONE_MARKER = ".vllmctl-complete"  # written last by the init containers: a finished copy
+# Keys both a source and the entry itself may give: lists are joined (the source's first).
+MERGED = ("env", "extraVolumes", "extraVolumeMounts", "initContainer")
 
 # A PVC or Secret name: a DNS-1123 subdomain.
-K8S_NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-K8S_NAME_MAX = 253
 # Path segments inside a claim or a bucket: they become a directory on disk, so only
 # characters that need no quoting anywhere, and never "." or "..".
 SEGMENT_RE = re.compile(r"[A-Za-z0-9_+=@,.-]+")
@@ -100,7 +101,7 @@ def name_problem(value: Any, what: str) -> str | None:
     """Why `value` is not a Kubernetes object name (a DNS-1123 subdomain), or None."""
     if not isinstance(value, str) or not value:
         return f"the {what} name is missing"
-    if len(value) > K8S_NAME_MAX or not K8S_NAME_RE.fullmatch(value):
+    if len(value) > SUBDOMAIN_MAX or not SUBDOMAIN_RE.fullmatch(value):
         return (
             f"{value!r} is not a Kubernetes {what} name (lowercase letters, digits, '-' and '.', "
             "starting and ending with a letter or digit)"

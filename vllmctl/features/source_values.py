@@ -19,9 +19,8 @@ docs/model-sources.md says which cluster features each needs. No I/O, no heavy i
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from vllmctl.chart.inputs import Options
 from vllmctl.core.errors import UsageError
 from vllmctl.features.source_urls import (
     CACHE_DIR,
@@ -43,6 +42,9 @@ from vllmctl.features.source_urls import (
 )
 
 # ------------------------------------------------------------------ rendering
+
+if TYPE_CHECKING:
+    from vllmctl.chart.inputs import Options
 
 
 class Placement(NamedTuple):
@@ -206,10 +208,6 @@ def _oci_copy(reference: str, target: str) -> dict[str, Any]:
         "image": reference,
         "command": ["sh", "-c", _COPY_SCRIPT, "copy-model", "/models", target],
     }
-
-
-# Keys both a source and the entry itself may give: lists are joined (the source's first).
-MERGED = ("env", "extraVolumes", "extraVolumeMounts", "initContainer")
 
 
 def merge(model: str, key: str, ours: Any, theirs: Any) -> Any:

@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from vllmctl.chart.inputs import DEFAULT_OPTIONS, Options, options_from
 from vllmctl.core.fields import Field
 from vllmctl.core.setting_names import ENV_MODEL_CACHE_CLAIM, ENV_OCI_METHOD, ENV_S3_ENDPOINT, ENV_S3_IMAGE
-from vllmctl.features.base import BeforeChange, DoctorContext, Feature, ModelValues
+from vllmctl.features.base import Feature
 from vllmctl.features.source_urls import (
     DEFAULT_S3_IMAGE,
     DONE_MARKER,
+    MERGED,
     OCI,
     OCI_METHODS,
     check_claim,
@@ -29,17 +29,10 @@ from vllmctl.features.source_urls import (
     entry_problems,
     parse,
 )
-from vllmctl.features.source_values import (
-    MERGED,
-    Need,
-    merge,
-    needs,
-    place,
-    require_present,
-)
 
 if TYPE_CHECKING:
     from vllmctl.core.findings import Report
+    from vllmctl.features.contexts import BeforeChange, DoctorContext, ModelValues
 
 # The per-model cache PVC's keys, which render writes and a source without one removes.
 CACHE_PVC_KEYS = ("pvcStorage", "pvcAccessMode", "storageClass", "pvcAnnotations")
@@ -55,7 +48,7 @@ class ModelSources(Feature):
         "s3Region": Field(check_region, "S3 region (s3://)"),
     }
     settings = (ENV_S3_ENDPOINT, ENV_S3_IMAGE, ENV_MODEL_CACHE_CLAIM, ENV_OCI_METHOD)
-    merged_keys = MERGED
+    merged_keys = MERGED  # joined with what the source needs, not replaced
 
     def entry_problems(self, entry: Mapping[str, Any]) -> list[tuple[str, str]]:
         return entry_problems(entry)
@@ -63,6 +56,8 @@ class ModelSources(Feature):
     def model_values(self, model: ModelValues) -> None:
         """A pvc://, s3:// or oci:// source serves a local directory; a pvc:// claim, an
         image volume or a shared cacheClaim means no per-model cache PVC."""
+        from vllmctl.features.source_values import place
+
         placed = place(model.data, model.given.sources)
         model.spec["modelURL"] = placed.model_url
         if not placed.cache_pvc:
@@ -71,10 +66,15 @@ class ModelSources(Feature):
         model.spec.update(placed.keys)
 
     def merge(self, model: str, key: str, ours: Any, theirs: Any) -> Any:
+        from vllmctl.features.source_values import merge
+
         return merge(model, key, ours, theirs)
 
     def before_change(self, context: BeforeChange) -> None:
         """A pvc:// claim, cacheClaim or s3Secret missing from the namespace: no pod could start."""
+        from vllmctl.chart.inputs import options_from
+        from vllmctl.features.source_values import needs, require_present
+
         found = needs((m.data for m in context.models), options_from(context.settings))
         require_present(found, context.settings.namespace, context.kubectl.names)
 
@@ -88,16 +88,10 @@ class ModelSources(Feature):
 FEATURE = ModelSources()
 
 __all__ = [
-    "DEFAULT_OPTIONS",
     "DEFAULT_S3_IMAGE",
     "DONE_MARKER",
     "FEATURE",
     "OCI",
     "OCI_METHODS",
-    "Need",
-    "Options",
-    "needs",
-    "options_from",
     "parse",
-    "require_present",
 ]

@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 from vllmctl.chart.facts import ENGINE_PORT
 from vllmctl.core.fields import Field, int_check
 from vllmctl.core.setting_names import ENV_MAX_STARTUP_SECONDS
-from vllmctl.features.base import Contribution, Feature, ReleaseValues
+from vllmctl.features.base import Feature
 
 if TYPE_CHECKING:
     from vllmctl.core.findings import Report
     from vllmctl.features.base import Entry
+    from vllmctl.features.contexts import Contribution, ReleaseValues
 
 MIN_SECONDS = 30
 MAX_SECONDS = 86_400
@@ -152,6 +153,8 @@ class StartupBudgets(Feature):
     def release_values(self, release: ReleaseValues) -> Contribution:
         """The release's one startup probe, covering the slowest model's budget (None: the
         chart's default, 600 s, is that already, or there are no models)."""
+        from vllmctl.features.contexts import Contribution
+
         default = check_setting(release.given.max_startup_seconds, ENV_MAX_STARTUP_SECONDS)
         probe = release_probe(budget(entry, default, ENV_MAX_STARTUP_SECONDS) for entry in release.entries)
         present = {}

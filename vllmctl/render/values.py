@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,8 @@ from vllmctl.chart.inputs import (
 from vllmctl.core.errors import CatalogError, UsageError, refuse_problems
 from vllmctl.core.fields import REPO_ID_RE
 from vllmctl.features import registry
-from vllmctl.features.base import Feature, ModelValues, ReleaseValues
+from vllmctl.features.base import Feature
+from vllmctl.features.contexts import ModelValues, ReleaseValues
 from vllmctl.render import vllm_flags
 from vllmctl.render.chart_rules import entry_problems
 
@@ -113,6 +114,8 @@ def _render(models: list[Model], given: RenderInput) -> Rendered:
     present: dict[str, str] = {}
     for feature in features:  # the release-wide values, in the registry's order
         contribution = feature.release_values(release)
+        if contribution is None:
+            continue
         _merge_context(context, contribution.context)
         placed.update(contribution.placed)
         present.update(contribution.present)
@@ -126,7 +129,7 @@ def _render(models: list[Model], given: RenderInput) -> Rendered:
     return Rendered(text, values, warnings)
 
 
-def _merge_context(context: dict[str, Any], added: dict[str, Any]) -> None:
+def _merge_context(context: dict[str, Any], added: Mapping[str, Any]) -> None:
     """A feature's template context into render's: mappings key by key, other values set."""
     for key, value in added.items():
         if isinstance(value, dict) and isinstance(context.get(key), dict):

@@ -30,7 +30,7 @@ from vllmctl.ops.status.report import Obj, ReleaseInfo
 if TYPE_CHECKING:
     from vllmctl.cluster.helm import Helm
     from vllmctl.cluster.kube import Kube
-    from vllmctl.features.base import FeatureReading
+    from vllmctl.features.contexts import FeatureReading
 
 LOG_PODS = 3  # crashing pods whose log tails are read, at most
 LOG_LINES = 5  # lines of each

@@ -38,7 +38,7 @@ class EndpointsReport:
     api_key: ApiKeyUse
     examples: dict[str, str]
     notes: list[str] = field(default_factory=list)
-    external: list[Any] = field(default_factory=list)  # ways in from outside (exposure.ExternalAccess)
+    external: list[Any] = field(default_factory=list)  # ways in from outside (exposure_access.ExternalAccess)
 
     def as_json(self) -> Obj:
         return asdict(self)
