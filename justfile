@@ -32,6 +32,10 @@ sandbox *args:
 bench *args:
     PATH="{{venv_path}}$PATH" {{python}} benchmarks/bench.py "$@"
 
+# start-up and render of this checkout against another revision, in turns: just bench-compare main~3
+bench-compare rev *args:
+    {{python}} benchmarks/bench_compare.py "$@"
+
 # time and peak memory of `validate` on hostile files: alias bombs, deep nesting, 50 MB (issue 14)
 bench-hostile *args:
     PATH="{{venv_path}}$PATH" {{python}} benchmarks/bench_hostile.py "$@"
