@@ -44,7 +44,7 @@ from vllmctl.core.yamldoc import (
     tag_of,
 )
 from vllmctl.features import registry
-from vllmctl.features.base import Feature
+from vllmctl.features.base import Feature, overriding
 
 # Derived object names ("<release>-<name>-deployment-vllm", 63 max) must stay valid.
 NAME_MAX = 40
@@ -358,7 +358,7 @@ def validate(doc: YamlText, root: Node | None) -> Validation:
     construct = Constructor()
     fields = all_fields()
     # the features with checks across an entry's keys (most have none: skip their calls)
-    checking = [f for f in registry.FEATURES if type(f).entry_problems is not Feature.entry_problems]
+    checking = overriding(registry.FEATURES, "entry_problems")
     for index, item in enumerate(root.value):
         label = f"models[{index}]"
         if is_mapping(item) and tag_of(item) != MAP_TAG:

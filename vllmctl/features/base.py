@@ -16,7 +16,7 @@ their fields), and those classes would add to `list-models`' start-up for nothin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from vllmctl.core.fields import Field
@@ -137,3 +137,10 @@ class Feature:
         """status's table for this feature, (headers, rows), from the models' parts (model
         name -> what `model_status` returned); None: no table."""
         return None
+
+
+def overriding(features: Sequence[Feature], hook: str) -> list[Feature]:
+    """The features whose class implements `hook` (most keep the do-nothing default): what a
+    loop over thousands of models calls, rather than every feature."""
+    default = getattr(Feature, hook)
+    return [feature for feature in features if getattr(type(feature), hook) is not default]

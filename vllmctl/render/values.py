@@ -31,7 +31,7 @@ from vllmctl.chart.inputs import (
 from vllmctl.core.errors import CatalogError, UsageError, refuse_problems
 from vllmctl.core.fields import REPO_ID_RE
 from vllmctl.features import registry
-from vllmctl.features.base import Feature
+from vllmctl.features.base import Feature, overriding
 from vllmctl.features.contexts import ModelValues, ReleaseValues
 from vllmctl.render import vllm_flags
 from vllmctl.render.chart_rules import entry_problems
@@ -85,7 +85,9 @@ def _render(models: list[Model], given: RenderInput) -> Rendered:
     if router_image["tag"] is None or router_image["tag"] in ("", "latest"):
         warnings.append(router_unpinned_warning(given.chart_version, router_image["tag"]))
     features = registry.FEATURES
-    specs = [_model_spec(m, given, chart, features) for m in models]
+    shaping = overriding(features, "model_values")  # what each model's spec goes through
+    merging = {key: feature for feature in features for key in feature.merged_keys}
+    specs = [_model_spec(m, given, chart, shaping, merging) for m in models]
     labels = _labels(given)
     release = ReleaseValues(models, [m.effective() for m in models], specs, given, chart, labels)
     context: dict[str, Any] = {
@@ -211,7 +213,9 @@ def router_unpinned_warning(chart_version: str, tag: str | None) -> str:
     )
 
 
-def _model_spec(model: Model, given: RenderInput, chart: ChartAt, features: list[Feature]) -> dict[str, Any]:
+def _model_spec(
+    model: Model, given: RenderInput, chart: ChartAt, shaping: list[Feature], merging: dict[str, Feature]
+) -> dict[str, Any]:
     data = model.effective()
     name = model.name
     if len(given.release) + len(name) > MAX_RELEASE_AND_NAME:
@@ -249,9 +253,8 @@ def _model_spec(model: Model, given: RenderInput, chart: ChartAt, features: list
         spec["hf_token"] = given.hf_token.as_values()
     spec["vllmConfig"] = _vllm_config(model, data, vllm_flags.image_version(str(spec["tag"])))
     shaped = ModelValues(model, data, spec, given, chart)
-    for feature in features:  # each feature's keys, in the registry's order
+    for feature in shaping:  # each feature's keys, in the registry's order
         feature.model_values(shaped)
-    merging = {key: feature for feature in features for key in feature.merged_keys}
     for key, value in data.items():
         if key in CHART_KEYS:
             _refuse_unsafe_text(name, key, value)
