@@ -132,3 +132,15 @@ def test_every_module_is_on_the_architecture_map() -> None:
         if f"`{path.relative_to(package).as_posix()}`" not in doc and f"`{path.name}`" not in doc
     ]
     assert missing == [], f"not in docs/ARCHITECTURE.md: {missing}"
+
+
+def test_every_module_path_the_docs_name_exists() -> None:
+    """A path like `vllmctl/ops/gpufit.py` in the docs names a file that is there (modules
+    move; the docs must move with them)."""
+    missing = [
+        f"{doc.relative_to(REPO)}: {path}"
+        for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+        for path in sorted(set(re.findall(r"\bvllmctl/[a-z_/]+\.py\b", doc.read_text())))
+        if not (REPO / path).is_file()
+    ]
+    assert missing == []

@@ -58,7 +58,8 @@ class Feature:
     name: ClassVar[str]
     # models.yaml keys this feature owns, with their checks (the schema collects them).
     fields: ClassVar[Mapping[str, Field]] = {}
-    # The settings (environment variables) it reads, for the docs and `config`.
+    # The settings (environment variables) it reads: documentation, and a test checks each
+    # is a setting vllmctl has (settings.SPECS).
     settings: ClassVar[tuple[str, ...]] = ()
     # The key `status -o json` shows this feature's part of a model under (None: it reads
     # nothing back for status).
@@ -71,7 +72,7 @@ class Feature:
 
     def entry_problems(self, entry: Mapping[str, Any]) -> list[tuple[str, str]]:
         """Checks across an entry's keys, each (the top-level key to point at, why and the
-        fix). Only for an entry whose fields each passed their own checks."""
+        fix). `entry` holds only the keys that passed their own field checks."""
         return []
 
     def chart_problems(self, entry: Mapping[str, Any], chart: ChartAt) -> list[tuple[str, str]]:
