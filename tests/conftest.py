@@ -14,6 +14,12 @@ from vllmctl.cli import cli
 REPO = Path(__file__).resolve().parent.parent
 pytest_plugins = ["tests.sandbox.fixtures"]
 
+# The pinned helm and kubectl scripts/install-tools put in .tools/bin, for a plain `pytest`
+# run as well as scripts/test (which puts them first on PATH itself).
+_TOOLS = REPO / ".tools" / "bin"
+if _TOOLS.is_dir() and str(_TOOLS) not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = f"{_TOOLS}{os.pathsep}{os.environ.get('PATH', '')}"
+
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

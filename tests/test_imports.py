@@ -62,8 +62,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("vllmctl.settings",),  # flags > env > vllmctl.yaml > defaults
     ("vllmctl.render",),  # models + settings -> chart values, plan, vLLM flags
     ("vllmctl.catalog",),  # models.yaml: schema, edits, store, environments
-    ("vllmctl.features",),  # one module per chart feature, and the registry
     ("vllmctl.cluster", "vllmctl.apis"),  # adapters: helm, kubectl, the API server; HTTP APIs
+    ("vllmctl.features",),  # one module per chart feature, and the registry: handed adapters
     ("vllmctl.chart",),  # what the chart is: facts, version, render inputs
     ("vllmctl.core", "vllmctl"),  # the shared vocabulary
 ]
@@ -322,6 +322,7 @@ def test_the_layer_rules_catch_an_upward_import_and_a_named_feature() -> None:
 def test_every_feature_is_registered_once_with_its_own_fields(graph: dict[str, Imports]) -> None:
     from vllmctl.catalog.schema import CORE_FIELDS
     from vllmctl.features import registry
+    from vllmctl.features.base import overriding
     from vllmctl.settings import SPECS
 
     names = [f.name for f in registry.FEATURES]
@@ -336,6 +337,14 @@ def test_every_feature_is_registered_once_with_its_own_fields(graph: dict[str, I
     assert [(name, env) for name, env in declared if env not in settings] == []
     modules = {m for m in graph if m.startswith("vllmctl.features.") and "FEATURE = " in _source(m)}
     assert {type(f).__module__ for f in registry.FEATURES} == modules  # every FEATURE is listed
+    status_hooks = ("read_status", "model_status", "status_table")
+    silent = [
+        f"{feature.name}: {hook}"
+        for feature in registry.FEATURES
+        for hook in status_hooks
+        if feature in overriding(registry.FEATURES, hook) and feature.status_key is None
+    ]
+    assert silent == [], f"status skips these hooks without a status_key: {silent}"
 
 
 def _source(module: str) -> str:

@@ -73,7 +73,8 @@ def test_a_ready_setup_passes(run: Run, models_file: Path, cluster: ClusterEnv) 
     assert row["access"] == {"status": "ok", "detail": "public"}
     assert row["memory"]["status"] == "ok" and row["memory"]["detail"].startswith("fits A100-80GB")
     assert check(report, "namespace")["status"] == "ok"  # set-api-key created it
-    assert doctor(run, "--secret-backend", "kubernetes", "--strict")[0] == 0
+    strict, report, _ = doctor(run, "--secret-backend", "kubernetes", "--strict")
+    assert strict == 0, [c for c in report["checks"] if c["status"] != "ok"]
 
 
 def test_warnings_fail_only_with_strict(

@@ -50,7 +50,8 @@ class CostCenter(Feature):
 
     def model_values(self, model: ModelValues) -> None:
         if "costCenter" in model.data:
-            model.spec["podLabels"] = {LABEL: model.data["costCenter"]}
+            # joined with what features before this one put there
+            model.spec["podLabels"] = {**(model.spec.get("podLabels") or {}), LABEL: model.data["costCenter"]}
 
     def merge(self, model: str, key: str, ours: Any, theirs: Any) -> Any:
         if isinstance(ours, dict) and isinstance(theirs, dict):

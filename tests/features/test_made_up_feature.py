@@ -5,7 +5,9 @@ rendered, refused for an old chart, and checked by doctor, with no change to vll
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 from ruamel.yaml import YAML
@@ -13,7 +15,11 @@ from ruamel.yaml import YAML
 from tests.conftest import Run
 from tests.features import made_up_feature
 from tests.sandbox.fixtures import ClusterEnv
+from vllmctl.core.errors import UsageError
+from vllmctl.core.fields import Field
 from vllmctl.features import registry
+from vllmctl.features.base import Feature
+from vllmctl.features.contexts import ModelValues
 
 MODELS = """\
 - name: qwen
@@ -95,3 +101,72 @@ def test_doctor_runs_its_check(run: Run, models_file: Path, cluster: ClusterEnv)
             "fix": "set costCenter",
         }
     ]
+
+
+class Team(Feature):
+    """A second made-up feature that joins the same modelSpec key, and asks for a key the
+    entry may lack: both must work beside the first."""
+
+    name = "team"
+    fields: ClassVar[Mapping[str, Field]] = {"team": Field(made_up_feature.check_center, "the owning team")}
+    merged_keys = ("podLabels",)
+
+    def entry_problems(self, entry: Mapping[str, Any]) -> list[tuple[str, str]]:
+        if "costCenter" in entry and "team" not in entry:
+            return [("team", "give team with costCenter (the team answers for the bill)")]
+        return []
+
+    def model_values(self, model: ModelValues) -> None:
+        if "team" in model.data:
+            model.spec["podLabels"] = {
+                **(model.spec.get("podLabels") or {}),
+                "example.com/team": model.data["team"],
+            }
+
+    def merge(self, model: str, key: str, ours: Any, theirs: Any) -> Any:
+        if isinstance(theirs, dict) and "example.com/team" in theirs:
+            raise UsageError(f"{model}: podLabels sets example.com/team; give it as team instead.")
+        return {**theirs, **ours} if isinstance(ours, dict) and isinstance(theirs, dict) else theirs
+
+
+@pytest.fixture
+def with_two(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "FEATURES", [*registry.FEATURES, made_up_feature.FEATURE, Team()])
+
+
+@pytest.mark.usefixtures("with_two")
+def test_two_features_join_one_key_in_registry_order(run: Run, models_file: Path, tmp_path: Path) -> None:
+    models_file.write_text(
+        MODELS.format(center="ml-research").replace("  podLabels:", "  team: search\n  podLabels:")
+    )
+    out = tmp_path / "values.yaml"
+    assert run("render", "-o", str(out)).exit_code == 0
+    labels = YAML(typ="safe").load(out.read_text())["servingEngineSpec"]["modelSpec"][0]["podLabels"]
+    assert labels == {"team": "search", made_up_feature.LABEL: "ml-research", "example.com/team": "search"}
+    models_file.write_text(
+        MODELS.format(center="ml-research").replace("  podLabels:", "  team: search\n  podLabels:")
+        + "  podLabels:\n    example.com/team: other\n"
+    )  # the second model's own label: the second feature's merge refuses it
+    refused = run("render")
+    assert refused.exit_code == 2
+    assert "smol: podLabels sets example.com/team; give it as team instead." in refused.stderr
+
+
+@pytest.mark.usefixtures("with_two")
+def test_a_check_naming_a_key_the_entry_lacks_points_at_the_entry(run: Run, models_file: Path) -> None:
+    models_file.write_text(MODELS.format(center="ml-research"))
+    result = run("validate")
+    assert result.exit_code == 2
+    assert (
+        "models.yaml:1:3: models[0] (qwen).team: give team with costCenter (the team answers for the bill)"
+        in result.stderr
+    )
+    assert "internal error" not in result.stderr
+
+
+@pytest.mark.usefixtures("with_feature")
+def test_doctor_runs_its_check_without_a_cluster(run: Run, models_file: Path, tmp_path: Path) -> None:
+    models_file.write_text(MODELS.format(center="ml-research"))
+    result = run("doctor", "-o", "json", env={"KUBECONFIG": str(tmp_path / "none")})
+    report = json.loads(result.stdout)
+    assert [c["detail"] for c in report["checks"] if c["name"] == "cost center"] == ["no cost center: smol"]

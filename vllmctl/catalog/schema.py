@@ -608,8 +608,9 @@ def _cross_checks(
         )
     for feature in features:  # the checks across keys each feature owns
         for key, message in feature.entry_problems(data):
-            node = _value_node(item, key)
-            problems.append(Problem(doc.where(node.start_mark.index), f"{label}.{key}", message))
+            pair = find_key(item, key)  # a key the entry lacks ("give maxReplicas"): the entry
+            at = pair[1].start_mark.index if pair else item.start_mark.index
+            problems.append(Problem(doc.where(at), f"{label}.{key}", message))
     if "image" in data and "repository" in data and data["image"] != data["repository"]:
         node = _value_node(item, "repository")
         problems.append(

@@ -15,8 +15,6 @@ from vllmctl.core.findings import Report
 
 def diagnose(settings: Any, *, hub: bool = True) -> Report:
     from vllmctl.doctor import environment, models, release
-    from vllmctl.features import registry
-    from vllmctl.features.contexts import DoctorContext
 
     report = Report()
     environment.check_tools(report, settings)
@@ -28,6 +26,7 @@ def diagnose(settings: Any, *, hub: bool = True) -> Report:
     if kube is None:
         release.check_chart(report, settings, None, index=hub)
         release.check_router_image(report, settings)
+        _feature_checks(report, None, settings, catalog)  # those that need no cluster
     else:
         with kube:
             environment.check_namespace(report, kube, settings)
@@ -41,13 +40,22 @@ def diagnose(settings: Any, *, hub: bool = True) -> Report:
             environment.check_permissions(report, kube, settings, eso=eso)
             if catalog:
                 token = release.check_secrets(report, kube, settings, catalog)
-            # Each chart feature's checks (KEDA, claims, the Ingress's class...); those that
-            # judge a chart version skip when it is in doubt (the chart row says why, once).
-            context = DoctorContext(kube, settings, catalog, release.chart_decided(settings))
-            for feature in registry.FEATURES:
-                feature.doctor(report, context)
+            _feature_checks(report, kube, settings, catalog)
             if prepared:
                 gpus = models.check_gpu_fit(report, kube, settings, prepared)
     if catalog:
         models.check_models(report, settings, catalog, token=token, gpus=gpus, hub=hub)
     return report
+
+
+def _feature_checks(report: Report, kube: Any, settings: Any, catalog: Any) -> None:
+    """Each chart feature's checks (KEDA, claims, the Ingress's class...), with the cluster
+    or None when it did not answer; those that judge a chart version skip when it is in
+    doubt (the chart row says why, once)."""
+    from vllmctl.doctor import release
+    from vllmctl.features import registry
+    from vllmctl.features.contexts import DoctorContext
+
+    context = DoctorContext(kube, settings, catalog, release.chart_decided(settings))
+    for feature in registry.FEATURES:
+        feature.doctor(report, context)

@@ -87,7 +87,11 @@ class Feature:
         for what the chart cannot do."""
 
     def merge(self, model: str, key: str, ours: Any, theirs: Any) -> Any:
-        """One of `merged_keys`: this feature's value joined with the entry's own."""
+        """One of `merged_keys`: the spec's value (`ours`: what every feature put there) joined
+        with the entry's own (`theirs`), or a UsageError when the entry's value clashes with
+        this feature's. Every feature that merges a key gets the same two values; they must
+        join alike (lists after the spec's, mappings with the entry's keys first), and the
+        first one's result is used."""
         return theirs
 
     def release_values(self, release: ReleaseValues) -> Contribution | None:

@@ -86,7 +86,10 @@ def _render(models: list[Model], given: RenderInput) -> Rendered:
         warnings.append(router_unpinned_warning(given.chart_version, router_image["tag"]))
     features = registry.FEATURES
     shaping = overriding(features, "model_values")  # what each model's spec goes through
-    merging = {key: feature for feature in features for key in feature.merged_keys}
+    merging: dict[str, list[Feature]] = {}  # each key with the features that join into it, in order
+    for feature in features:
+        for key in feature.merged_keys:
+            merging.setdefault(key, []).append(feature)
     specs = [_model_spec(m, given, chart, shaping, merging) for m in models]
     labels = _labels(given)
     release = ReleaseValues(models, [m.effective() for m in models], specs, given, chart, labels)
@@ -214,7 +217,11 @@ def router_unpinned_warning(chart_version: str, tag: str | None) -> str:
 
 
 def _model_spec(
-    model: Model, given: RenderInput, chart: ChartAt, shaping: list[Feature], merging: dict[str, Feature]
+    model: Model,
+    given: RenderInput,
+    chart: ChartAt,
+    shaping: list[Feature],
+    merging: dict[str, list[Feature]],
 ) -> dict[str, Any]:
     data = model.effective()
     name = model.name
@@ -258,8 +265,11 @@ def _model_spec(
     for key, value in data.items():
         if key in CHART_KEYS:
             _refuse_unsafe_text(name, key, value)
-            if key in merging:  # joined with what a feature needs there (a model source's volumes)
-                value = merging[key].merge(name, key, spec.get(key), value)
+            if key in merging:  # joined with what features put there (a model source's volumes...)
+                # each such feature checks the entry's own value against the spec's and joins
+                # the two; they join alike, so the first's result is the one used
+                joined = [feature.merge(name, key, spec.get(key), value) for feature in merging[key]]
+                value = joined[0]
             spec[key] = value  # the entry's own value wins over vllmctl's
     return spec
 
