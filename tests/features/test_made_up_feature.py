@@ -34,6 +34,15 @@ MODELS = """\
 """
 
 
+def refused_by_validate(run: Run, models_file: Path, text: str) -> str:
+    """validate's stderr for `text` as models.yaml, which it must refuse (exit 2, no traceback)."""
+    models_file.write_text(text)
+    result = run("validate")
+    assert result.exit_code == 2, result.stdout
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    return result.stderr
+
+
 @pytest.fixture
 def with_feature(monkeypatch: pytest.MonkeyPatch) -> None:
     """The registry line: what a real feature adds to vllmctl/features/registry.py."""
@@ -41,22 +50,17 @@ def with_feature(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_without_its_registry_line_the_field_is_unknown(run: Run, models_file: Path) -> None:
-    models_file.write_text(MODELS.format(center="ml-research"))
-    result = run("validate")
-    assert result.exit_code == 2
-    assert "models.yaml:4:3: models[0] (qwen).costCenter: unknown key 'costCenter'" in result.stderr
+    said = refused_by_validate(run, models_file, MODELS.format(center="ml-research"))
+    assert "models.yaml:4:3: models[0] (qwen).costCenter: unknown key 'costCenter'" in said
 
 
 @pytest.mark.usefixtures("with_feature")
 def test_its_field_is_checked_at_its_line_and_column(run: Run, models_file: Path) -> None:
-    models_file.write_text(MODELS.format(center="ML Research"))
-    result = run("validate")
-    assert result.exit_code == 2
+    said = refused_by_validate(run, models_file, MODELS.format(center="ML Research"))
     assert (
         "models.yaml:4:15: models[0] (qwen).costCenter: must be a cost center like ml-research "
         "(lowercase letters, digits, '-'), not the string 'ML Research'"
-    ) in result.stderr
-    assert "Traceback" not in result.stderr
+    ) in said
     models_file.write_text(MODELS.format(center="ml-research").replace("costCenter", "costcenter"))
     assert "did you mean 'costCenter'?" in run("validate").stderr  # the schema knows the key
 
@@ -154,14 +158,11 @@ def test_two_features_join_one_key_in_registry_order(run: Run, models_file: Path
 
 @pytest.mark.usefixtures("with_two")
 def test_a_check_naming_a_key_the_entry_lacks_points_at_the_entry(run: Run, models_file: Path) -> None:
-    models_file.write_text(MODELS.format(center="ml-research"))
-    result = run("validate")
-    assert result.exit_code == 2
+    said = refused_by_validate(run, models_file, MODELS.format(center="ml-research"))
     assert (
         "models.yaml:1:3: models[0] (qwen).team: give team with costCenter (the team answers for the bill)"
-        in result.stderr
+        in said
     )
-    assert "internal error" not in result.stderr
 
 
 @pytest.mark.usefixtures("with_feature")

@@ -32,15 +32,8 @@ from vllmctl.features.base import Feature
 
 if TYPE_CHECKING:
     from vllmctl.core.findings import Report
+    from vllmctl.features import contexts
     from vllmctl.features.autoscaling_cluster import AutoscalingStatus
-    from vllmctl.features.contexts import (
-        BeforeChange,
-        Contribution,
-        DoctorContext,
-        FeatureReading,
-        ModelValues,
-        ReleaseValues,
-    )
 
 Obj = dict[str, Any]
 
@@ -73,7 +66,7 @@ class Autoscaling(Feature):
             )
         ]
 
-    def model_values(self, model: ModelValues) -> None:
+    def model_values(self, model: contexts.ModelValues) -> None:
         model.spec.update(
             model_keys(
                 model.entry,
@@ -85,7 +78,7 @@ class Autoscaling(Feature):
             )
         )
 
-    def release_values(self, release: ReleaseValues) -> Contribution:
+    def release_values(self, release: contexts.ReleaseValues) -> contexts.Contribution:
         from vllmctl.features.contexts import Contribution
 
         # as written (before defaults): a replicaCount the operator gave is what is ignored
@@ -95,22 +88,24 @@ class Autoscaling(Feature):
     def check_rendered(self, values: Obj, specs: list[Obj]) -> None:
         check_placed(values, specs)
 
-    def before_change(self, context: BeforeChange) -> None:
+    def before_change(self, context: contexts.BeforeChange) -> None:
         if any("autoscaling" in m.data for m in context.models):
             require_served(context.served)
 
-    def doctor(self, report: Report, context: DoctorContext) -> None:
+    def doctor(self, report: Report, context: contexts.DoctorContext) -> None:
         from vllmctl.features.autoscaling_cluster import check
 
         if context.kube is not None and context.chart_decided:
             check(report, context.kube, context.settings, context.models)
 
-    def read_status(self, kube: Any, namespace: str, release: str) -> FeatureReading:
+    def read_status(self, kube: Any, namespace: str, release: str) -> contexts.FeatureReading:
         from vllmctl.features.autoscaling_cluster import read_autoscalers
 
         return read_autoscalers(kube, namespace, release)
 
-    def model_status(self, reading: FeatureReading, model: str, deployment: Obj) -> AutoscalingStatus | None:
+    def model_status(
+        self, reading: contexts.FeatureReading, model: str, deployment: Obj
+    ) -> AutoscalingStatus | None:
         from vllmctl.features.autoscaling_cluster import model_autoscaling
 
         return model_autoscaling(reading, model, deployment)
