@@ -32,6 +32,7 @@ DEFAULT_LOGIC = "roundrobin"
 PREFIX_SINCE = SINCE["routerSpec.prefixMinMatchLength"]
 # An HTTP header name (RFC 9110 token): the router reads the session id from that header.
 _HEADER_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")
+LOGIC, KEY, PREFIX = "routing_logic", "router_session_key", "router_prefix_min_match_length"
 # Each setting's variable and its key in an environment of vllmctl.yaml.
 _NAMES = {
     "routing_logic": (ENV_ROUTING_LOGIC, "routingLogic"),
@@ -56,16 +57,28 @@ def _named(setting: str, sources: Mapping[str, str]) -> str:
     """The setting as the operator gave it: its variable, or its key in vllmctl.yaml."""
     env, key = _NAMES[setting]
     source = sources.get(setting, "env")
-    return env if source in ("flag", "env", "default") else f"{key} in {source}"
+    if source in ("flag", "env", "default"):
+        return env
+    path, _, environment = source.partition(" (env ")
+    return f"{key} of environment {environment.rstrip(')')} in {path}" if environment else f"{key} in {path}"
+
+
+def _is(setting: str, value: object, sources: Mapping[str, str]) -> str:
+    """`VLLM_X=value`, or `key: value (where)` for a value from vllmctl.yaml."""
+    named = _named(setting, sources)
+    if named.startswith("VLLM_"):
+        return f"{named}={value}"
+    key, _, where = named.partition(" ")
+    return f"{key}: {value} ({where})"
 
 
 def routing_values(given: RenderInput, chart: ChartAt, entries: Sequence[Mapping[str, Any]]) -> Routing:
     """Check the routing settings of `given` for `chart` and the models' `entries` (with
     vllmctl's defaults filled in); every problem is reported at once."""
     sources = given.routing_sources
-    logic_name = _named("routing_logic", sources)
-    key_name = _named("router_session_key", sources)
-    prefix_name = _named("router_prefix_min_match_length", sources)
+    logic_name = _named(LOGIC, sources)
+    key_name = _named(KEY, sources)
+    prefix_name = _named(PREFIX, sources)
     problems: list[str] = []
     logic = _text(given.routing_logic) or DEFAULT_LOGIC
     key = _text(given.router_session_key) or None
@@ -73,34 +86,35 @@ def routing_values(given: RenderInput, chart: ChartAt, entries: Sequence[Mapping
     since = ROUTING_LOGIC_SINCE.get(logic)
     if since is None:
         problems.append(
-            f"{logic_name}={logic!r} is not a routing logic the router has; use one of "
+            f"{_is(LOGIC, repr(logic), sources)} is not a routing logic the router has; use one of "
             f"{', '.join(ROUTING_LOGIC_SINCE)}."
         )
     elif chart.before(since):
         problems.append(
-            f"{logic_name}={logic} needs chart {_dotted(since)} or newer; it is {chart.text}. "
+            f"{_is(LOGIC, logic, sources)} needs chart {_dotted(since)} or newer; it is {chart.text}. "
             f"Set VLLM_CHART_VERSION={_dotted(since)} (or newer), or choose another routing logic."
         )
     elif logic.startswith("disaggregated_prefill"):
         problems.append(
-            f"{logic_name}={logic} routes between prefill and decode engines, and vllmctl cannot "
+            f"{_is(LOGIC, logic, sources)} routes between prefill and decode engines, and vllmctl cannot "
             "give models those roles yet; use roundrobin, session, prefixaware or kvaware."
         )
     elif logic == "kvaware" and not any(entry.get("lmcacheConfig") for entry in entries):
         problems.append(
-            f"{logic_name}=kvaware routes by the engines' LMCache KV caches, and no model in "
+            f"{_is(LOGIC, logic, sources)} routes by the engines' LMCache KV caches, and no model in "
             "models.yaml has lmcacheConfig; give the models lmcacheConfig, or use prefixaware."
         )
     if logic == "session" and key is None:
         problems.append(
-            f"{logic_name}=session needs the header that names a session: set "
-            f"{ENV_ROUTER_SESSION_KEY} (e.g. x-user-id); without it the router refuses to start."
+            f"{_is(LOGIC, logic, sources)} needs the header that names a session: set "
+            f"{ENV_ROUTER_SESSION_KEY} (an environment's sessionKey in vllmctl.yaml), e.g. x-user-id; "
+            "without it the router refuses to start."
         )
     if key is not None:
         if not _HEADER_RE.fullmatch(key):
             problems.append(
-                f"{key_name}={key!r} is not an HTTP header name (letters, digits and !#$%&'*+.^_`|~-, "
-                "no spaces or colons); write e.g. x-user-id."
+                f"{_is(KEY, repr(key), sources)} is not an HTTP header name (letters, digits and "
+                "!#$%&'*+.^_`|~-, no spaces or colons); write e.g. x-user-id."
             )
         elif logic != "session":
             problems.append(
@@ -110,7 +124,7 @@ def routing_values(given: RenderInput, chart: ChartAt, entries: Sequence[Mapping
     prefix = _prefix(prefix_text, prefix_name, logic_name, logic, chart, problems)
     if not given.router_enabled and (logic != DEFAULT_LOGIC or key or prefix):
         problems.append(
-            f"{logic_name}={logic} configures the router, but VLLM_ROUTER_ENABLED is false (the "
+            f"{_is(LOGIC, logic, sources)} configures the router, but VLLM_ROUTER_ENABLED is false (the "
             "chart then makes no router). Enable the router, or unset the routing settings."
         )
     refuse_problems(problems, "the router's routing settings")
@@ -123,7 +137,8 @@ def _prefix(
     if not text:
         return None
     if not text.isdigit():
-        problems.append(f"{name}={text!r} is not a whole number of characters (0 or more); write e.g. 256.")
+        prefix_is = name + "=" + repr(text) if name.startswith("VLLM_") else f"{name}: {text!r}"
+        problems.append(f"{prefix_is} is not a whole number of characters (0 or more); write e.g. 256.")
         return None
     if chart.before(PREFIX_SINCE):
         problems.append(
