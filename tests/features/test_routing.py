@@ -295,6 +295,12 @@ def test_install_then_status_shows_the_routing_in_force(
     }.items():
         monkeypatch.setenv(key, value)
     models_file.write_text(SMALL)
+    doctor = run("doctor", "-o", "json", "--offline", "--secret-backend", "kubernetes")
+    row = next(c for c in json.loads(doctor.stdout)["checks"] if c["name"] == "routing")
+    assert (row["status"], row["detail"]) == (
+        "ok",
+        "routingLogic session (VLLM_ROUTING_LOGIC), session key header x-user-id",
+    )
     installed = run("install", "--yes", "--no-api-key")
     assert installed.exit_code == 0, installed.stderr
     deployment = cluster.sandbox.get("Deployment", cluster.namespace, "vllm-deployment-router")
