@@ -195,16 +195,17 @@ def check_routing(report: Report, settings: Any, models: Sequence[Any] | None, c
     from vllmctl.chart.inputs import default_render_input
     from vllmctl.core.errors import VllmctlError
 
-    given = default_render_input(settings)
+    try:
+        given = default_render_input(settings)  # reads the chart version, which may be in doubt
+    except VllmctlError:
+        report.add("release", "routing", "skip", "not judged: the chart version is in doubt (see its row)")
+        return
     chart = ChartAt.of(given.chart_version) if chart_decided else ChartAt("unknown", None)
     entries = [m.effective() for m in models] if models is not None else [{"lmcacheConfig": "unknown"}]
     try:
         routing = routing_values(given, chart, entries)
     except UsageError as e:
         report.add("release", "routing", "fail", e.message, "; ".join(e.details or []))
-        return
-    except VllmctlError as e:  # pragma: no cover - the settings themselves did not resolve
-        report.add("release", "routing", "skip", e.message)
         return
     source = given.routing_sources.get("routing_logic", "default")
     given_as = "the default" if source == "default" else _named("routing_logic", given.routing_sources)
