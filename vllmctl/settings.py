@@ -54,11 +54,14 @@ from vllmctl.core.setting_names import (
     ENV_ROUTER_IMAGE,
     ENV_ROUTER_LIMIT_MEMORY,
     ENV_ROUTER_NODE_PORT,
+    ENV_ROUTER_PREFIX_MIN_MATCH,
     ENV_ROUTER_REPLICAS,
     ENV_ROUTER_REQUEST_CPU,
     ENV_ROUTER_REQUEST_MEMORY,
     ENV_ROUTER_SERVICE_TYPE,
+    ENV_ROUTER_SESSION_KEY,
     ENV_ROUTER_TAG,
+    ENV_ROUTING_LOGIC,
     ENV_S3_ENDPOINT,
     ENV_S3_IMAGE,
     ENV_SECRET_BACKEND,
@@ -181,6 +184,22 @@ SPECS: tuple[SettingSpec, ...] = (
         "router Service type: ClusterIP, NodePort or LoadBalancer",
     ),
     SettingSpec("router_node_port", ENV_ROUTER_NODE_PORT, None, "fixed node port (NodePort, chart 0.1.11+)"),
+    # The router's routing (docs/routing.md); checked when the values are rendered.
+    SettingSpec(
+        "routing_logic",
+        ENV_ROUTING_LOGIC,
+        "roundrobin",
+        "router routing: roundrobin, session, prefixaware, kvaware (per chart version)",
+    ),
+    SettingSpec(
+        "router_session_key", ENV_ROUTER_SESSION_KEY, None, "header naming a session (session routing)"
+    ),
+    SettingSpec(
+        "router_prefix_min_match_length",
+        ENV_ROUTER_PREFIX_MIN_MATCH,
+        None,
+        "shortest prefix match prefixaware reuses (chart 0.1.12+)",
+    ),
     SettingSpec("ingress_host", ENV_INGRESS_HOST, None, "host name of a router Ingress (none without)"),
     SettingSpec("ingress_class", ENV_INGRESS_CLASS, None, "IngressClass of that Ingress"),
     SettingSpec("ingress_tls_secret", ENV_INGRESS_TLS_SECRET, None, "TLS Secret of that Ingress (https)"),

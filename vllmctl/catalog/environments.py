@@ -59,6 +59,9 @@ ENVIRONMENT_KEYS: dict[str, str] = {
     "chartVersion": "chart_version",
     "routerImage": "router_image",
     "routerTag": "router_tag",
+    "routingLogic": "routing_logic",
+    "sessionKey": "router_session_key",
+    "prefixMinMatchLength": "router_prefix_min_match_length",
     "replicaCount": "replica_count",
     "networkPolicy": "network_policy",  # a mapping: NETWORK_POLICY_KEYS
 }

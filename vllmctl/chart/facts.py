@@ -125,6 +125,18 @@ SINCE: dict[str, tuple[int, ...]] = {
     # app.kubernetes.io labels added to the Deployment selectors, which an update cannot
     # change (docs/chart-facts.md, section 4).
     "selector labels": (0, 1, 10),
+    # --prefix-min-match-length, passed by deployment-router.yaml only from 0.1.12.
+    "routerSpec.prefixMinMatchLength": (0, 1, 12),
+}
+
+# routerSpec.routingLogic's values, with the first chart version that takes each
+# (docs/chart-facts.md, "Routing logic"). Every chart passes the value to the router's
+# --routing-logic as written, so the router image released with the chart decides: 0.1.8's
+# accepts the first five, 0.1.11's adds disaggregated_prefill_orchestrated. (0.1.11's
+# values.schema.json enum lacks it, but the chart never applies its schema: section 1a.)
+ROUTING_LOGIC_SINCE: dict[str, tuple[int, ...]] = {
+    **dict.fromkeys(("roundrobin", "session", "prefixaware", "kvaware", "disaggregated_prefill"), (0, 1, 8)),
+    "disaggregated_prefill_orchestrated": (0, 1, 11),
 }
 
 # --- objects, names and labels -----------------------------------------------------------

@@ -8,7 +8,7 @@ other way round (`vllmctl.render.values` re-exports them). The model source sett
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -70,6 +70,10 @@ class DeployedLabels:
         return cls(engine or None, router or None)
 
 
+# The routing settings whose sources RenderInput keeps, for messages naming where a value came from.
+ROUTING_SETTINGS = ("routing_logic", "router_session_key", "router_prefix_min_match_length")
+
+
 @dataclass
 class RenderInput:
     """Everything the values depend on."""
@@ -100,6 +104,12 @@ class RenderInput:
     ingress_host: str | None = None
     ingress_class: str | None = None
     ingress_tls_secret: str | None = None
+    # Routing (raw setting texts; vllmctl.features.routing checks them), and where each came
+    # from (settings' source: "flag", "env", "default" or a vllmctl.yaml environment).
+    routing_logic: str | None = "roundrobin"
+    router_session_key: str | None = None
+    router_prefix_min_match_length: str | None = None
+    routing_sources: dict[str, str] = field(default_factory=dict)
     monitoring: bool = False
     grafana_dashboards: bool = False
     prometheus_url: str | None = None  # VLLM_PROMETHEUS_URL, for autoscaling's KEDA triggers
@@ -134,6 +144,10 @@ def default_render_input(settings: Any, **overrides: Any) -> RenderInput:
         ingress_host=settings.ingress_host,
         ingress_class=settings.ingress_class,
         ingress_tls_secret=settings.ingress_tls_secret,
+        routing_logic=settings.routing_logic,
+        router_session_key=settings.router_session_key,
+        router_prefix_min_match_length=settings.router_prefix_min_match_length,
+        routing_sources={name: settings.source(name) for name in ROUTING_SETTINGS},
         monitoring=settings.monitoring,
         grafana_dashboards=settings.grafana_dashboards,
         prometheus_url=settings.prometheus_url,

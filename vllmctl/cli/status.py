@@ -267,6 +267,7 @@ def _router_lines(router: Any) -> list[str]:
                  router.restarts, router.age, router.tag or "-"]]  # fmt: skip
         headers = ["router", "ready", "up-to-date", "available", "pods", "restarts", "age", "tag"]
         lines = format_table(headers, rows).splitlines()
+        lines += [f"Router {label}: {value}" for label, value in router.features.items()]
     s = router.service
     if s is None:
         lines.append("Service: none for the router.")

@@ -130,6 +130,12 @@ class Feature:
         `problem` among status's problems); None: nothing about it."""
         return None
 
+    def router_status(self, deployment: Obj) -> Mapping[str, Any] | None:
+        """What this feature reads from the deployed router Deployment for `status`, as
+        {label: value} (shown under the router, and in `-o json` under router.features);
+        None: nothing about the router."""
+        return None
+
     def ways_in(
         self, kube: Any, namespace: str, release: str, router_service: Obj, notes: list[str]
     ) -> list[Any]:

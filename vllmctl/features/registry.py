@@ -15,6 +15,7 @@ from vllmctl.features import (
     monitoring,
     network_policy,
     rollout,
+    routing,
     sources,
     startup,
 )
@@ -27,6 +28,7 @@ FEATURES: list[Feature] = [
     sources.FEATURE,  # modelURL: Hub, pvc://, s3://, oci://, and the model cache
     startup.FEATURE,  # maxStartupSeconds: the release's startup probe
     exposure.FEATURE,  # the router's Service type, node port and Ingress
+    routing.FEATURE,  # the router's routing logic, session key and prefix match
     monitoring.FEATURE,  # ServiceMonitors and Grafana dashboards (chart 0.1.11+)
     network_policy.FEATURE,  # NetworkPolicies in extraObjects (chart 0.1.10+)
 ]

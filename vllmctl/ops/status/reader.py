@@ -260,6 +260,15 @@ def _feature_parts(status: ModelStatus, name: str, cluster: ClusterState, deploy
         )
 
 
+def _router_features(status: RouterStatus, deployment: Obj) -> None:
+    """What each chart feature reads from the router Deployment."""
+    from vllmctl.features import registry
+    from vllmctl.features.base import overriding
+
+    for feature in overriding(registry.FEATURES, "router_status"):
+        status.features.update(feature.router_status(deployment) or {})
+
+
 def _router(cluster: ClusterState, check: RouterCheck | None, clean: Callable[[str], str]) -> RouterStatus:
     name = router_deployment_name(cluster.release)
     d = cluster.router
@@ -272,6 +281,7 @@ def _router(cluster: ClusterState, check: RouterCheck | None, clean: Callable[[s
         return status
     containers = containers_of(d)
     _fill_workload(status, d, containers[0] if containers else {}, cluster.router_pods, cluster, clean)
+    _router_features(status, d)
     if check is not None:
         status.reachable = check.served is not None
         status.served = check.served or []

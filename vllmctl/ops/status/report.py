@@ -110,6 +110,8 @@ class RouterStatus:
     reachable: bool | None = None  # None: not asked
     served: list[str] = field(default_factory=list)  # GET /v1/models ids
     error: str | None = None  # why it could not be asked
+    # what chart features read from the router Deployment (routing: the logic in force), by label
+    features: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
