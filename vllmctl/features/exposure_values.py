@@ -3,8 +3,8 @@
 Release-wide, so settings (VLLM_ROUTER_SERVICE_TYPE, VLLM_ROUTER_NODE_PORT,
 VLLM_INGRESS_HOST, VLLM_INGRESS_CLASS, VLLM_INGRESS_TLS_SECRET) rather than models.yaml
 fields. `router_values` checks them and gives what `templates/values.yaml.j2` places under
-`routerSpec` (serviceType, nodePort, ingress); `exposure_access.external_access` reads the deployed
-Service and Ingress back for `vllmctl endpoints`; `check_exposure` is doctor's check.
+`routerSpec` (serviceType, nodePort, ingress); `check_exposure` is doctor's check. Reading
+the deployed Service and Ingress back for `vllmctl endpoints` is `exposure_access`'s job.
 docs/exposure.md tells the story.
 """
 
