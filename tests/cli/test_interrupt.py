@@ -159,8 +159,8 @@ def test_interrupted_install_and_upgrade_always_converge(models_file: Path, clus
         assert code == 130, stderr
         assert "Traceback" not in stderr
         assert "asked helm to stop" in stderr  # the first signal was passed on
-        if len(signals) > 1:
-            assert "again: killed helm at once" in stderr
+        if len(signals) > 1:  # helm killed, or (when it ended on the first) the second only noted
+            assert "again: killed helm at once" in stderr or "helm had already stopped" in stderr, stderr
         # vllmctl tells the truth about what helm left behind
         if after == before:
             assert "before helm" in stderr, stderr

@@ -217,9 +217,9 @@ def _apply(
     try:
         seconds = app.follow(lines, f"{verb} {settings.release} with helm")
     except tools.ToolInterrupted as e:
-        from vllmctl.core.errors import Interrupted
+        from vllmctl.cli.recover import interrupted
 
-        raise Interrupted(recovery.after_interrupt(helm, prepared.deployed, e.signal_name)) from None
+        raise interrupted(helm, prepared.deployed, e) from None
     app.success(f"Release {settings.release} is deployed in namespace {settings.namespace} ({seconds:.0f}s).")
     names = ", ".join(m.name for m in prepared.models)
     app.info(f"Models: {names}")

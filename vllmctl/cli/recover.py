@@ -55,14 +55,23 @@ def follow_to_the_end(app: App, helm: Any, argv: list[str], label: str) -> None:
     """A helm run that must not stop halfway (rollback, uninstall): Ctrl-C waits for it, a
     second one kills it, and then the message says what state the release is in."""
     from vllmctl.cluster import tools
-    from vllmctl.ops import recovery
 
     try:
         app.follow(tools.stream(argv, on_signal=tools.FINISH, notify=app.warn), label)
     except tools.ToolInterrupted as e:
-        from vllmctl.core.errors import Interrupted
+        raise interrupted(helm, None, e) from None
 
-        raise Interrupted(recovery.after_interrupt(helm, None, e.signal_name)) from None
+
+def interrupted(helm: Any, before: Any, stopped: Any) -> Exception:
+    """The error for an interrupted helm run: what the release is now (read while one more
+    Ctrl-C is only noted, as it often comes just after helm ended) and what to run next."""
+    from vllmctl.core.errors import Interrupted
+    from vllmctl.ops import recovery
+
+    try:
+        return Interrupted(recovery.after_interrupt(helm, before, stopped.signal_name))
+    finally:
+        stopped.release_signals()
 
 
 def offer_recovery(app: App, helm: Any, stuck: Any, *, recover: bool, then: str) -> None:

@@ -93,7 +93,15 @@ class ToolInterrupted(Interrupted):
     """A streamed run ended after vllmctl got SIGINT/SIGTERM; the caller says what state
     the program left things in."""
 
-    def __init__(self, argv: Sequence[str], code: int, output: str, signal_name: str, killed: bool) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        code: int,
+        output: str,
+        signal_name: str,
+        killed: bool,
+        release_signals: Callable[[], None] = lambda: None,
+    ) -> None:
         name = Path(argv[0]).name
         how = "was killed" if killed else f"exited {code}"
         super().__init__(f"interrupted ({signal_name}): {name} {how}.", details=[f"command: {shown(argv)}"])
@@ -102,6 +110,9 @@ class ToolInterrupted(Interrupted):
         self.output = output
         self.signal_name = signal_name
         self.killed = killed
+        # Until called, one more signal is only noted, so the caller can read and say what
+        # the program left behind (a quick second Ctrl-C often lands just after it ended).
+        self.release_signals = release_signals
 
 
 def warn_on_stderr(message: str) -> None:
@@ -124,6 +135,7 @@ class _SignalGuard:
         self.process: subprocess.Popen[str] | None = None
         self.received: list[int] = []
         self.killed = False
+        self.late = False  # a signal came after the child had ended (see _late)
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _SignalGuard:
@@ -132,9 +144,34 @@ class _SignalGuard:
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None and self.received and self._previous:
+            # Interrupted: the caller reports what the child left behind before anything
+            # else; a signal meanwhile is noted, the next one ends vllmctl (release()).
+            for sig in self._previous:
+                signal.signal(sig, self._late)
+            return
+        self.release()
+
+    def release(self) -> None:
+        """The signal handlers as they were before this guard."""
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+        self._previous = {}
+
+    def _late(self, signum: int, frame: FrameType | None) -> None:
+        word = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        if self.late:
+            self.release()
+            raise KeyboardInterrupt
+        self._already_stopped(word)
+
+    def _already_stopped(self, word: str) -> None:
+        self.late = True
+        self.notify(
+            f"{word}: {self.name} had already stopped; reading what it left behind. "
+            f"{word} again ends vllmctl without saying."
+        )
 
     def started(self, process: subprocess.Popen[str]) -> None:
         """The child runs; a signal that came while it was being started is passed on now."""
@@ -147,7 +184,10 @@ class _SignalGuard:
         word = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
         if len(self.received) > 1:
             self.kill()
-            self.notify(f"{word} again: killed {self.name} at once; it could not record how far it got.")
+            if self.killed:
+                self.notify(f"{word} again: killed {self.name} at once; it could not record how far it got.")
+            else:
+                self._already_stopped(word)
             return
         if self.policy == FORWARD:
             self._signal(signum)
@@ -218,6 +258,7 @@ def stream(
         code = process.wait()
     # FINISH: a run that was let finish ended as it would have; only a killed one is news.
     if guard.killed or (guard.received and on_signal == FORWARD):
-        raise ToolInterrupted(argv, code, "".join(said), guard.signal_name, guard.killed)
+        raise ToolInterrupted(argv, code, "".join(said), guard.signal_name, guard.killed, guard.release)
+    guard.release()
     if code != 0:
         raise ToolError(argv, code, "".join(said), hint)
