@@ -20,6 +20,7 @@ import yaml
 from tests.conftest import Run
 from tests.sandbox.fixtures import MINI_CHART, ClusterEnv
 from tests.sandbox.kube.api import Fault
+from tests.sandbox.kube.controllers import PodFault
 from tests.sandbox.sandbox import STORE_NAME
 from tests.sandbox.silent import kubeconfig_for, silent_server
 from vllmctl.cluster.kube import RESTARTED_AT, Kube
@@ -353,11 +354,16 @@ def test_restart_deployments_replaces_the_pods(cluster: ClusterEnv, kube: Kube) 
     done_status = kube.get("apps/v1", "deployments", ns, names[0])["status"]  # type: ignore[index]
     assert done_status["updatedReplicas"] == done_status["readyReplicas"] == 1
 
-    # Once more, after the rollout: wait_rollout sees a new generation through.
+    # Once more, after the rollout: wait_rollout sees a new generation through. The new
+    # pod loads until the fault is cleared, so the first wait cannot see it done however
+    # the machine schedules the test and the controller.
+    sb = cluster.sandbox
+    sb.call(sb.cluster.faults.append, PodFault("model=m", "slow", ready_seconds=600))
     kube.restart_deployments(ns, names)
-    with pytest.raises(ExternalError) as error:  # at once: the controller has not caught up
+    with pytest.raises(ExternalError) as error:
         kube.wait_rollout(ns, names, timeout=0.01)
     assert refused(error).startswith(f"the rollout of Deployments {names[0]} (")
+    sb.call(sb.cluster.faults.clear)
     kube.wait_rollout(ns, names, timeout=10)
 
     with pytest.raises(ExternalError) as error:

@@ -67,7 +67,7 @@ class Sandbox:
         wait_for(lambda: self.lt.call(idle))
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 2.0) -> None:
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
@@ -170,7 +170,7 @@ def close(pf: PortForward) -> None:
 def open_socket(pf: PortForward, port: int) -> Any:
     """The client's socket for `port`, with a timeout so that a broken forward fails instead of hanging."""
     sock = pf.socket(port)
-    sock.settimeout(2)
+    sock.settimeout(10)
     return sock
 
 
@@ -288,7 +288,7 @@ def test_client_closing_closes_the_backend_connection(sandbox: Sandbox) -> None:
 
 
 def raw(sandbox: Sandbox, query: str, subprotocols: list[str] | None) -> websocket.WebSocket:
-    return websocket.create_connection(sandbox.url(query), timeout=2, subprotocols=subprotocols)
+    return websocket.create_connection(sandbox.url(query), timeout=10, subprotocols=subprotocols)
 
 
 def close_raw(ws: websocket.WebSocket) -> None:
@@ -395,7 +395,7 @@ def test_kubectls_spdy_tunnel_is_refused_with_a_reason(sandbox: Sandbox) -> None
 def test_plain_and_spdy_requests_are_refused(sandbox: Sandbox) -> None:
     def post(headers: str, connection: str = "close") -> tuple[int, dict[str, Any]]:
         # A raw request: http.client and requests won't send an Upgrade of their own.
-        with socket.create_connection(("127.0.0.1", sandbox.port), timeout=2) as s:
+        with socket.create_connection(("127.0.0.1", sandbox.port), timeout=10) as s:
             s.sendall(
                 f"POST /api/v1/namespaces/ns/pods/pod/portforward HTTP/1.1\r\nHost: x\r\n"
                 f"Content-Length: 0\r\n{headers}Connection: {connection}\r\n\r\n".encode()
