@@ -208,7 +208,7 @@ SPECS: tuple[SettingSpec, ...] = (
     # The router's own autoscaling: the chart's HPA (docs/routing.md, "Router scaling");
     # checked when the values are rendered (vllmctl.features.router_scaling).
     SettingSpec(
-        "router_autoscaling", ENV_ROUTER_AUTOSCALING, "false", "the router's HPA (CPU utilization)", kind="bool"
+        "router_autoscaling", ENV_ROUTER_AUTOSCALING, "false", "the router's HPA (on CPU use)", kind="bool"
     ),
     SettingSpec("router_min_replicas", ENV_ROUTER_MIN_REPLICAS, None, "router HPA's minReplicas (default 1)"),
     SettingSpec("router_max_replicas", ENV_ROUTER_MAX_REPLICAS, None, "router HPA's maxReplicas (default 3)"),

@@ -23,6 +23,7 @@ import yaml
 from aiohttp import web
 
 from tests.sandbox.eso import ExternalSecrets
+from tests.sandbox.hpa import METRICS_RESOURCES, HorizontalPodAutoscalers
 from tests.sandbox.hub import HubStandIn
 from tests.sandbox.keda import Keda
 from tests.sandbox.kube.api import KubeApi
@@ -49,6 +50,9 @@ class SandboxConfig:
     eso: bool = True  # install the External Secrets CRDs and a Vault ClusterSecretStore
     prometheus_operator: bool = False  # install the ServiceMonitor CRD
     keda: bool = False  # install KEDA's ScaledObject CRD (tests/sandbox/keda.py simulates KEDA)
+    # serve the resource metrics API (metrics.k8s.io, as metrics-server does) that the HPA
+    # controller (tests/sandbox/hpa.py) needs to scale on CPU
+    metrics_server: bool = False
     timing: Timing = field(default_factory=Timing)
     router_ttft: float = 0.0
     router_tokens_per_second: float = 0.0
@@ -69,6 +73,11 @@ class Sandbox:
         self._router_locks: dict[str, asyncio.Lock] = {}
         self.cluster: Cluster | None = None
         self.keda = Keda(self.store, lambda *args: self.cluster.event(*args) if self.cluster else None)
+        self.hpa = HorizontalPodAutoscalers(
+            self.store,
+            lambda *args: self.cluster.event(*args) if self.cluster else None,
+            lambda: any(r.group == "metrics.k8s.io" for r in self.api.aggregated),
+        )
         self.kube_url = self.vault_url = self.vault_tls_url = self.hub_url = ""
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -123,6 +132,9 @@ class Sandbox:
         self.cluster.reconcilers.append(self.keda)
         if c.keda:
             self.apply_manifests(MANIFESTS / "keda-crds.yaml")
+        self.cluster.reconcilers.append(self.hpa)
+        if c.metrics_server:
+            self.api.aggregated = list(METRICS_RESOURCES)
         self._tasks.append(asyncio.get_running_loop().create_task(self.cluster.run()))
 
     def install_eso(self) -> None:

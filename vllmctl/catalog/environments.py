@@ -334,7 +334,8 @@ def _router_autoscaling(doc: YamlText, path: str, node: Node, problems: list[Pro
             Problem(
                 high[1],
                 f"{path}.maxReplicas",
-                f"maxReplicas {high[0]} is below minReplicas {low[0]}; raise maxReplicas or lower minReplicas",
+                f"maxReplicas {high[0]} is below minReplicas {low[0]}; raise maxReplicas or lower "
+                "minReplicas",
             )
         )
     return values

@@ -169,8 +169,12 @@ def _autoscaling_problems(
     problems = []
     on_is = _is("router_autoscaling", "true", sources)
     if low > high:
-        low_is = _is(MIN, low, sources) if _text(given.router_min_replicas) else f"minReplicas {low} (default)"
-        high_is = _is(MAX, high, sources) if _text(given.router_max_replicas) else f"maxReplicas {high} (default)"
+        low_is = (
+            _is(MIN, low, sources) if _text(given.router_min_replicas) else f"minReplicas {low} (default)"
+        )
+        high_is = (
+            _is(MAX, high, sources) if _text(given.router_max_replicas) else f"maxReplicas {high} (default)"
+        )
         problems.append(
             f"the router's HPA would have minReplicas above maxReplicas ({low_is}, {high_is}); raise "
             f"{_named(MAX, sources)} or lower {_named(MIN, sources)}."
@@ -240,8 +244,10 @@ def check_router_scaling(report: Report, settings: Any, chart_decided: bool) -> 
         given = default_render_input(settings)
     except VllmctlError:
         return False  # the chart version's (or a setting's) own row says why
-    if not given.router_autoscaling and not _text(given.router_limit_cpu) and not any(
-        _text(getattr(given, s)) for s in (MIN, MAX, TARGET)
+    if (
+        not given.router_autoscaling
+        and not _text(given.router_limit_cpu)
+        and not any(_text(getattr(given, s)) for s in (MIN, MAX, TARGET))
     ):
         return False
     chart = ChartAt.of(given.chart_version) if chart_decided else ChartAt("unknown", None)
@@ -258,7 +264,9 @@ def check_router_scaling(report: Report, settings: Any, chart_decided: bool) -> 
         f"the router's HPA keeps {auto['minReplicas']}-{auto['maxReplicas']} replicas at "
         f"{auto['targetCPUUtilizationPercentage']}% of its {given.router_request_cpu} CPU request"
     )
-    report.add("release", "router scaling", "warn" if scaling.warnings else "ok", detail, " ".join(scaling.warnings))
+    report.add(
+        "release", "router scaling", "warn" if scaling.warnings else "ok", detail, " ".join(scaling.warnings)
+    )
     return True
 
 
@@ -285,4 +293,9 @@ def check_metrics_api(report: Report, kube: Any) -> None:
             f"{ENV_ROUTER_AUTOSCALING}",
         )
         return
-    report.add("cluster", "metrics API", "ok", f"{METRICS_GROUP}/{versions[0]} is served: the router's HPA can read CPU")
+    report.add(
+        "cluster",
+        "metrics API",
+        "ok",
+        f"{METRICS_GROUP}/{versions[0]} is served: the router's HPA can read CPU",
+    )
