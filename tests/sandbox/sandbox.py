@@ -70,6 +70,9 @@ class Sandbox:
         self.vault = OpenBao(self.dir, self.ca)  # a real Vault API: the bao process, started by start()
         self.hub = HubStandIn()
         self.routers: dict[str, tuple[RouterStandIn, int]] = {}  # namespace -> router and its port
+        # The local port of each port-forwarded connection to a router stand-in -> (namespace,
+        # pod), so a routing line lands in the log of the pod the connection came through.
+        self._forwarded: dict[int, tuple[str, str]] = {}
         self._router_locks: dict[str, asyncio.Lock] = {}
         self.cluster: Cluster | None = None
         self.keda = Keda(self.store, lambda *args: self.cluster.event(*args) if self.cluster else None)
@@ -266,7 +269,9 @@ class Sandbox:
             if port not in declared and port != 8000:
                 raise ConnectionRefusedError(f"nothing listens on port {port} in pod {name}")
             _, router_port = await self._router(namespace)
-            return await asyncio.open_connection("127.0.0.1", router_port)
+            reader, writer = await asyncio.open_connection("127.0.0.1", router_port)
+            self._forwarded[writer.get_extra_info("sockname")[1]] = (namespace, name)
+            return reader, writer
 
         del pod
         return await handle_portforward(request, connect)
@@ -283,6 +288,9 @@ class Sandbox:
                     api_key=lambda: self._api_key(namespace),
                     ttft=self.config.router_ttft,
                     tokens_per_second=self.config.router_tokens_per_second,
+                    endpoints=lambda model: self._engine_urls(namespace, model),
+                    routing=lambda: self._routing(namespace),
+                    on_log=self._router_log,
                 )
                 self.routers[namespace] = (router, await self.loop.serve_async(router.app()))
         return self.routers[namespace]
@@ -295,17 +303,44 @@ class Sandbox:
             if not (d.get("status") or {}).get("readyReplicas"):
                 continue
             for c in d["spec"]["template"]["spec"].get("containers") or []:
-                argv = [*(c.get("command") or []), *(c.get("args") or [])]
-                if "serve" not in argv or argv.index("serve") + 1 >= len(argv):
-                    continue
-                names: list[str] = []
-                if "--served-model-name" in argv:
-                    for arg in argv[argv.index("--served-model-name") + 1 :]:
-                        if arg.startswith("--"):
-                            break
-                        names.append(arg)
-                served.update(names or [argv[argv.index("serve") + 1]])
+                served.update(_served_names(c))
         return sorted(served)
+
+    def _engine_urls(self, namespace: str, model: str) -> list[str]:
+        """The Ready engine pods serving `model`, as the router's pod-IP discovery lists them."""
+        urls = []
+        for pod in self.store.iter_raw("", "pods", namespace):
+            status = pod.get("status") or {}
+            ready = any(
+                c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
+            )
+            if not ready or "podIP" not in status:
+                continue
+            for c in pod["spec"].get("containers") or []:
+                if model in _served_names(c):
+                    urls.append(f"http://{status['podIP']}:8000")
+                    break
+        return urls
+
+    def _routing(self, namespace: str) -> tuple[str | None, str | None]:
+        """The routing logic and session key the namespace's router Deployment runs with."""
+        for d in self.store.iter_raw("apps", "deployments", namespace):
+            if not d["metadata"]["name"].endswith("-deployment-router"):
+                continue
+            containers = d["spec"]["template"]["spec"].get("containers") or []
+            args = [str(a) for a in (containers[0].get("args") or [])] if containers else []
+            found = {flag: args[i + 1] for i, flag in enumerate(args[:-1]) if flag.startswith("--")}
+            return found.get("--routing-logic"), found.get("--session-key")
+        return None, None
+
+    def _router_log(self, port: int | None, line: str) -> None:
+        where = self._forwarded.get(port) if port is not None else None
+        pod = self.store.find(R["Pod"], where[0], where[1]) if where else None
+        if pod is None or self.cluster is None:
+            return
+        containers = pod["spec"].get("containers") or []
+        if containers:
+            self.cluster.logs.add(pod, containers[0]["name"], line)
 
     def _api_key(self, namespace: str) -> str | None:
         name, key = API_KEY_SECRET
@@ -313,3 +348,18 @@ class Sandbox:
         if secret is None or key not in (secret.get("data") or {}):
             return None
         return base64.b64decode(secret["data"][key]).decode()
+
+
+def _served_names(container: Obj) -> list[str]:
+    """What an engine container serves: `vllm serve MODEL`, or every name after
+    `--served-model-name`; [] for a container that is no engine."""
+    argv = [*(container.get("command") or []), *(container.get("args") or [])]
+    if "serve" not in argv or argv.index("serve") + 1 >= len(argv):
+        return []
+    names: list[str] = []
+    if "--served-model-name" in argv:
+        for arg in argv[argv.index("--served-model-name") + 1 :]:
+            if arg.startswith("--"):
+                break
+            names.append(arg)
+    return names or [argv[argv.index("serve") + 1]]
