@@ -630,12 +630,15 @@ class RouterStandIn:
         return web.Response(body=body, headers={"Content-Type": PROMETHEUS_CONTENT_TYPE})
 
 
+REQUEST_ID = web.RequestKey("request_id", str)
+
+
 def _request_id(request: web.Request) -> str:
     """The request's id: its own X-Request-Id, else one made once for it (router and engine
     both answer with it)."""
-    if "request_id" not in request:
-        request["request_id"] = request.headers.get("X-Request-Id") or str(uuid.uuid4())
-    return str(request["request_id"])
+    if REQUEST_ID not in request:
+        request[REQUEST_ID] = request.headers.get("X-Request-Id") or str(uuid.uuid4())
+    return request[REQUEST_ID]
 
 
 def _message_text(content: Any) -> str:
