@@ -260,6 +260,13 @@ def test_a_cross_check_names_the_environment_key(run: Run, models_file: Path) ->
         "error: the router's HPA would have minReplicas above maxReplicas (routerAutoscaling.minReplicas: 4 "
         "(of environment prod in vllmctl.yaml), maxReplicas 3 (default))"
     ) in result.stderr
+    off = run(
+        "--env",
+        "prod",
+        "render",
+        env={"VLLM_CHART_VERSION": "0.1.12", "VLLM_MODEL_TAG": "v0.10.1", "VLLM_ROUTER_ENABLED": "false"},
+    )
+    assert "routerAutoscaling of environment prod in vllmctl.yaml scales the router, but" in off.stderr
 
 
 # --- what the chart makes (helm template on the mini chart) ------------------------------------

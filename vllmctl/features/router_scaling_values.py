@@ -167,7 +167,11 @@ def _autoscaling_problems(
     given: RenderInput, sources: Mapping[str, str], low: int, high: int, request_text: str
 ) -> list[str]:
     problems = []
+    # VLLM_ROUTER_AUTOSCALING=true, or "routerAutoscaling of environment prod in vllmctl.yaml"
+    # (a mapping there, so no value to quote)
     on_is = _is("router_autoscaling", "true", sources)
+    if not on_is.startswith("VLLM_"):
+        on_is = _named("router_autoscaling", sources)
     if low > high:
         low_is = (
             _is(MIN, low, sources) if _text(given.router_min_replicas) else f"minReplicas {low} (default)"
