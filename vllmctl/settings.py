@@ -50,9 +50,13 @@ from vllmctl.core.setting_names import (
     ENV_PROMETHEUS_URL,
     ENV_RELEASE,
     ENV_REPLICA_COUNT,
+    ENV_ROUTER_AUTOSCALING,
     ENV_ROUTER_ENABLED,
     ENV_ROUTER_IMAGE,
+    ENV_ROUTER_LIMIT_CPU,
     ENV_ROUTER_LIMIT_MEMORY,
+    ENV_ROUTER_MAX_REPLICAS,
+    ENV_ROUTER_MIN_REPLICAS,
     ENV_ROUTER_NODE_PORT,
     ENV_ROUTER_PREFIX_MIN_MATCH,
     ENV_ROUTER_REPLICAS,
@@ -61,6 +65,7 @@ from vllmctl.core.setting_names import (
     ENV_ROUTER_SERVICE_TYPE,
     ENV_ROUTER_SESSION_KEY,
     ENV_ROUTER_TAG,
+    ENV_ROUTER_TARGET_CPU,
     ENV_ROUTING_LOGIC,
     ENV_S3_ENDPOINT,
     ENV_S3_IMAGE,
@@ -200,6 +205,20 @@ SPECS: tuple[SettingSpec, ...] = (
         None,
         "shortest prefix match prefixaware reuses (chart 0.1.12+)",
     ),
+    # The router's own autoscaling: the chart's HPA (docs/routing.md, "Router scaling");
+    # checked when the values are rendered (vllmctl.features.router_scaling).
+    SettingSpec(
+        "router_autoscaling", ENV_ROUTER_AUTOSCALING, "false", "the router's HPA (on CPU use)", kind="bool"
+    ),
+    SettingSpec("router_min_replicas", ENV_ROUTER_MIN_REPLICAS, None, "router HPA's minReplicas (default 1)"),
+    SettingSpec("router_max_replicas", ENV_ROUTER_MAX_REPLICAS, None, "router HPA's maxReplicas (default 3)"),
+    SettingSpec(
+        "router_target_cpu",
+        ENV_ROUTER_TARGET_CPU,
+        None,
+        "router HPA's target CPU utilization, % of the CPU request (default 80)",
+    ),
+    SettingSpec("router_limit_cpu", ENV_ROUTER_LIMIT_CPU, None, "router CPU limit (default: none)"),
     SettingSpec("ingress_host", ENV_INGRESS_HOST, None, "host name of a router Ingress (none without)"),
     SettingSpec("ingress_class", ENV_INGRESS_CLASS, None, "IngressClass of that Ingress"),
     SettingSpec("ingress_tls_secret", ENV_INGRESS_TLS_SECRET, None, "TLS Secret of that Ingress (https)"),

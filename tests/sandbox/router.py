@@ -47,14 +47,29 @@ What it serves, and which real behaviour each part follows:
   answers only, as the router counts them from the response body), `vllm:num_requests_running{server}`
   and `vllm:healthy_pods_total{server}`. There is one pretend engine, `server="http://sandbox-engine"`.
 - Every response carries `X-Request-Id` (the request's own, or a new one), as router and engine do.
+- Routing among the model's engines (when `endpoints` says which are Ready: `http://<pod IP>:8000`
+  each, as the router's pod-IP service discovery finds them), by the routing logic the deployed
+  router runs (`routing`: its `--routing-logic` and `--session-key` args). `session`, as the real
+  SessionRouter (vllm_router/routers/routing_logic.py, 0.1.8 to 0.1.12): the session id is the
+  header named by the session key (any case), else the body's key of that name; with one, a
+  consistent hash ring over the endpoints picks the engine, so one session keeps its engine
+  while the set of engines stays; without one, the engine with the fewest requests so far (the
+  router picks the lowest QPS). Any other logic: round robin. The ring is this stand-in's own
+  (MD5 points, 160 per endpoint), not uhashring's ketama, so a session maps to the same engine
+  here and there only by chance. Which engine served is NOT put in the response (the real router
+  does not say so either): it is in `routed` (request id, model, session id, engine URL), and the
+  router's pod log gets the real router's INFO line `Routing request <id> with session id <id or
+  None> to <url> at <time>, process time = <s>` (`log_lines`), the one place a user of a real
+  router can see it.
 
 For tests: `requests` counts requests per path (whatever their outcome), and `fail_next()` makes the
 next N requests (optionally on one path only) fail with a chosen status and `{"error": message}`.
 
 Left out: real tokenization and chat templates, sampling parameters (`temperature`, `stop`, `n`,
 `seed`, logprobs, `echo`...), token-id prompts, tool calls and reasoning output, embeddings, the
-Responses and audio APIs, `/version`, `/engines`, sleep/wake-up, routing among several engines,
-aliases, the router's latency and QPS gauges and histograms, and mid-stream failures.
+Responses and audio APIs, `/version`, `/engines`, sleep/wake-up, the prefixaware and kvaware
+logics (round robin here), failover to another engine, aliases, the router's latency and QPS
+gauges and histograms, and mid-stream failures.
 
 All state is touched only from the event loop that serves the app (see loop.py).
 """
@@ -62,6 +77,8 @@ All state is touched only from the event loop that serves the app (see loop.py).
 from __future__ import annotations
 
 import asyncio
+import bisect
+import hashlib
 import json
 import re
 import time
@@ -141,6 +158,35 @@ class Generation:
     finish_reason: str
 
 
+@dataclass
+class Routed:
+    """Where the router sent one inference request."""
+
+    request_id: str
+    model: str
+    session_id: str | None
+    url: str
+
+
+class HashRing:
+    """A consistent hash ring over engine URLs: a key keeps its URL while the URLs stay, and
+    only the keys of a removed URL move (what uhashring gives the real SessionRouter)."""
+
+    POINTS = 160
+
+    def __init__(self, nodes: list[str]) -> None:
+        self._ring = sorted((_point(f"{node}-{i}"), node) for node in nodes for i in range(self.POINTS))
+        self._keys = [point for point, _ in self._ring]
+
+    def get_node(self, key: str) -> str:
+        index = bisect.bisect(self._keys, _point(key)) % len(self._ring)
+        return self._ring[index][1]
+
+
+def _point(text: str) -> int:
+    return int.from_bytes(hashlib.md5(text.encode(), usedforsecurity=False).digest()[:4], "big")
+
+
 class RouterStandIn:
     """The router and its engines, as one aiohttp app. See the module docstring for the behaviour."""
 
@@ -151,9 +197,22 @@ class RouterStandIn:
         ttft: float = 0.0,
         tokens_per_second: float = 0.0,
         max_model_len: int = 4096,
+        endpoints: Callable[[str], list[str]] | None = None,
+        routing: Callable[[], tuple[str | None, str | None]] | None = None,
+        on_log: Callable[[int | None, str], None] | None = None,
     ) -> None:
         self._models = models
         self._api_key = api_key
+        # model -> its Ready engines' URLs; (routing logic, session key) of the deployed router
+        self._endpoints = endpoints or (lambda model: [SERVER])
+        self._routing = routing or (lambda: (None, None))
+        self.routed: list[Routed] = []  # every routing decision, in order (for tests)
+        self.log_lines: list[str] = []  # the router's INFO lines about them, as its pod logs them
+        # Each line also goes to on_log with the client's port: the sandbox's port-forward knows
+        # which router pod that connection came through, and adds the line to that pod's log.
+        self._on_log = on_log or (lambda port, line: None)
+        self._turn = 0
+        self._sent: Counter[str] = Counter()  # requests per engine URL
         self.ttft = ttft
         self.tokens_per_second = tokens_per_second  # 0: no delay between tokens
         self.max_model_len = max_model_len
@@ -203,7 +262,7 @@ class RouterStandIn:
             return web.json_response(err.body, status=err.status, dumps=_dumps)
 
     async def _add_request_id(self, request: web.Request, response: web.StreamResponse) -> None:
-        response.headers["X-Request-Id"] = request.headers.get("X-Request-Id") or str(uuid.uuid4())
+        response.headers["X-Request-Id"] = _request_id(request)
 
     def _served(self) -> list[str]:
         """The model ids served now, without repeats (the router lists each once)."""
@@ -273,8 +332,38 @@ class RouterStandIn:
             raise router_error(
                 404, f"Model '{model}' not found. Available models can be listed at /v1/models."
             )
+        self._pick_engine(request, body, model)
         self._authenticate(request)
         return body, model
+
+    def _pick_engine(self, request: web.Request, body: dict[str, Any], model: str) -> None:
+        """The router's choice of engine (see the module docstring), recorded and logged."""
+        started = time.time()
+        urls = sorted(self._endpoints(model)) or [SERVER]
+        logic, key = self._routing()
+        session = None
+        if logic == "session" and key:
+            value = request.headers.get(key)
+            session = value if value is not None else body.get(key)
+            session = None if session is None else str(session)
+        if session is not None:
+            url = HashRing(urls).get_node(session)
+        elif logic == "session":
+            url = min(urls, key=lambda u: self._sent[u])
+        else:
+            url = urls[self._turn % len(urls)]
+            self._turn += 1
+        self._sent[url] += 1
+        request_id = _request_id(request)
+        self.routed.append(Routed(request_id, model, session, url))
+        now = time.time()
+        line = (
+            f"Routing request {request_id} with session id {session if session is not None else 'None'} "
+            f"to {url} at {now}, process time = {now - started:.4f}"
+        )
+        self.log_lines.append(line)
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        self._on_log(peer[1] if peer else None, f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] INFO: {line}")
 
     def _authenticate(self, request: web.Request) -> None:
         """vLLM's check: "Bearer" (any case), a space, then exactly the key. An empty key is no key."""
@@ -539,6 +628,17 @@ class RouterStandIn:
                 lines.append(f"{name}{{{rendered}}} {float(value)}")
         body = ("\n".join(lines) + "\n").encode()
         return web.Response(body=body, headers={"Content-Type": PROMETHEUS_CONTENT_TYPE})
+
+
+REQUEST_ID = web.RequestKey("request_id", str)
+
+
+def _request_id(request: web.Request) -> str:
+    """The request's id: its own X-Request-Id, else one made once for it (router and engine
+    both answer with it)."""
+    if REQUEST_ID not in request:
+        request[REQUEST_ID] = request.headers.get("X-Request-Id") or str(uuid.uuid4())
+    return request[REQUEST_ID]
 
 
 def _message_text(content: Any) -> str:

@@ -23,6 +23,7 @@ import yaml
 from aiohttp import web
 
 from tests.sandbox.eso import ExternalSecrets
+from tests.sandbox.hpa import METRICS_RESOURCES, HorizontalPodAutoscalers
 from tests.sandbox.hub import HubStandIn
 from tests.sandbox.keda import Keda
 from tests.sandbox.kube.api import KubeApi
@@ -49,6 +50,9 @@ class SandboxConfig:
     eso: bool = True  # install the External Secrets CRDs and a Vault ClusterSecretStore
     prometheus_operator: bool = False  # install the ServiceMonitor CRD
     keda: bool = False  # install KEDA's ScaledObject CRD (tests/sandbox/keda.py simulates KEDA)
+    # serve the resource metrics API (metrics.k8s.io, as metrics-server does) that the HPA
+    # controller (tests/sandbox/hpa.py) needs to scale on CPU
+    metrics_server: bool = False
     timing: Timing = field(default_factory=Timing)
     router_ttft: float = 0.0
     router_tokens_per_second: float = 0.0
@@ -66,9 +70,17 @@ class Sandbox:
         self.vault = OpenBao(self.dir, self.ca)  # a real Vault API: the bao process, started by start()
         self.hub = HubStandIn()
         self.routers: dict[str, tuple[RouterStandIn, int]] = {}  # namespace -> router and its port
+        # The local port of each port-forwarded connection to a router stand-in -> (namespace,
+        # pod), so a routing line lands in the log of the pod the connection came through.
+        self._forwarded: dict[int, tuple[str, str]] = {}
         self._router_locks: dict[str, asyncio.Lock] = {}
         self.cluster: Cluster | None = None
         self.keda = Keda(self.store, lambda *args: self.cluster.event(*args) if self.cluster else None)
+        self.hpa = HorizontalPodAutoscalers(
+            self.store,
+            lambda *args: self.cluster.event(*args) if self.cluster else None,
+            lambda: any(r.group == "metrics.k8s.io" for r in self.api.aggregated),
+        )
         self.kube_url = self.vault_url = self.vault_tls_url = self.hub_url = ""
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -123,6 +135,9 @@ class Sandbox:
         self.cluster.reconcilers.append(self.keda)
         if c.keda:
             self.apply_manifests(MANIFESTS / "keda-crds.yaml")
+        self.cluster.reconcilers.append(self.hpa)
+        if c.metrics_server:
+            self.api.aggregated = list(METRICS_RESOURCES)
         self._tasks.append(asyncio.get_running_loop().create_task(self.cluster.run()))
 
     def install_eso(self) -> None:
@@ -254,7 +269,9 @@ class Sandbox:
             if port not in declared and port != 8000:
                 raise ConnectionRefusedError(f"nothing listens on port {port} in pod {name}")
             _, router_port = await self._router(namespace)
-            return await asyncio.open_connection("127.0.0.1", router_port)
+            reader, writer = await asyncio.open_connection("127.0.0.1", router_port)
+            self._forwarded[writer.get_extra_info("sockname")[1]] = (namespace, name)
+            return reader, writer
 
         del pod
         return await handle_portforward(request, connect)
@@ -271,6 +288,9 @@ class Sandbox:
                     api_key=lambda: self._api_key(namespace),
                     ttft=self.config.router_ttft,
                     tokens_per_second=self.config.router_tokens_per_second,
+                    endpoints=lambda model: self._engine_urls(namespace, model),
+                    routing=lambda: self._routing(namespace),
+                    on_log=self._router_log,
                 )
                 self.routers[namespace] = (router, await self.loop.serve_async(router.app()))
         return self.routers[namespace]
@@ -283,17 +303,44 @@ class Sandbox:
             if not (d.get("status") or {}).get("readyReplicas"):
                 continue
             for c in d["spec"]["template"]["spec"].get("containers") or []:
-                argv = [*(c.get("command") or []), *(c.get("args") or [])]
-                if "serve" not in argv or argv.index("serve") + 1 >= len(argv):
-                    continue
-                names: list[str] = []
-                if "--served-model-name" in argv:
-                    for arg in argv[argv.index("--served-model-name") + 1 :]:
-                        if arg.startswith("--"):
-                            break
-                        names.append(arg)
-                served.update(names or [argv[argv.index("serve") + 1]])
+                served.update(_served_names(c))
         return sorted(served)
+
+    def _engine_urls(self, namespace: str, model: str) -> list[str]:
+        """The Ready engine pods serving `model`, as the router's pod-IP discovery lists them."""
+        urls = []
+        for pod in self.store.iter_raw("", "pods", namespace):
+            status = pod.get("status") or {}
+            ready = any(
+                c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
+            )
+            if not ready or "podIP" not in status:
+                continue
+            for c in pod["spec"].get("containers") or []:
+                if model in _served_names(c):
+                    urls.append(f"http://{status['podIP']}:8000")
+                    break
+        return urls
+
+    def _routing(self, namespace: str) -> tuple[str | None, str | None]:
+        """The routing logic and session key the namespace's router Deployment runs with."""
+        for d in self.store.iter_raw("apps", "deployments", namespace):
+            if not d["metadata"]["name"].endswith("-deployment-router"):
+                continue
+            containers = d["spec"]["template"]["spec"].get("containers") or []
+            args = [str(a) for a in (containers[0].get("args") or [])] if containers else []
+            found = {flag: args[i + 1] for i, flag in enumerate(args[:-1]) if flag.startswith("--")}
+            return found.get("--routing-logic"), found.get("--session-key")
+        return None, None
+
+    def _router_log(self, port: int | None, line: str) -> None:
+        where = self._forwarded.get(port) if port is not None else None
+        pod = self.store.find(R["Pod"], where[0], where[1]) if where else None
+        if pod is None or self.cluster is None:
+            return
+        containers = pod["spec"].get("containers") or []
+        if containers:
+            self.cluster.logs.add(pod, containers[0]["name"], line)
 
     def _api_key(self, namespace: str) -> str | None:
         name, key = API_KEY_SECRET
@@ -301,3 +348,18 @@ class Sandbox:
         if secret is None or key not in (secret.get("data") or {}):
             return None
         return base64.b64decode(secret["data"][key]).decode()
+
+
+def _served_names(container: Obj) -> list[str]:
+    """What an engine container serves: `vllm serve MODEL`, or every name after
+    `--served-model-name`; [] for a container that is no engine."""
+    argv = [*(container.get("command") or []), *(container.get("args") or [])]
+    if "serve" not in argv or argv.index("serve") + 1 >= len(argv):
+        return []
+    names: list[str] = []
+    if "--served-model-name" in argv:
+        for arg in argv[argv.index("--served-model-name") + 1 :]:
+            if arg.startswith("--"):
+                break
+            names.append(arg)
+    return names or [argv[argv.index("serve") + 1]]

@@ -14,7 +14,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -66,6 +66,7 @@ class Completion(NamedTuple):
     first_token: float | None  # streaming only: when the first text arrived
     last_token: float | None
     pieces: int  # text pieces received (streamed chunks with text; 1 without streaming)
+    request_id: str | None = None  # the answer's X-Request-Id (router and engine log it)
 
     @property
     def completion_tokens(self) -> int | None:
@@ -129,6 +130,7 @@ class Client:
         read_timeout: float = READ_TIMEOUT,
         max_connections: int = 16,
         label: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         import httpx
 
@@ -137,7 +139,8 @@ class Client:
         problem = api_key_problem(api_key) if api_key else None
         if problem:
             raise UsageError(f"the API key {problem}, which an HTTP header cannot carry; it was not sent.")
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # `headers`: sent with every request (test-completions --session's session header).
+        headers = {**(headers or {}), **({"Authorization": f"Bearer {api_key}"} if api_key else {})}
         self._http = httpx.Client(
             base_url=self.base_url,
             headers=headers,
@@ -200,7 +203,8 @@ class Client:
         text = _choice_text(choice, streamed=False)
         if on_text is not None and text:
             on_text(text)
-        return Completion(text, choice.get("finish_reason"), _usage(body), seconds, None, None, 1)
+        request_id = response.headers.get("x-request-id")
+        return Completion(text, choice.get("finish_reason"), _usage(body), seconds, None, None, 1, request_id)
 
     def _stream(
         self, request: CompletionRequest, start: float, on_text: Callable[[str], None] | None
@@ -213,6 +217,7 @@ class Client:
         first = last = None
         headers = {"Accept": "text/event-stream"}
         with self._http.stream("POST", request.path, json=request.body(), headers=headers) as response:
+            request_id = response.headers.get("x-request-id")
             if response.is_error:
                 response.read()
                 self._fail(request, response)
@@ -245,7 +250,7 @@ class Client:
                     f"(Content-Type {response.headers.get('content-type')!r})."
                 ) from None
         seconds = time.perf_counter() - start
-        return Completion("".join(pieces), finish, usage, seconds, first, last, len(pieces))
+        return Completion("".join(pieces), finish, usage, seconds, first, last, len(pieces), request_id)
 
     def _fail(self, request: CompletionRequest, response: httpx.Response) -> None:
         text = error_text(response)

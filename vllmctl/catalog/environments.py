@@ -64,6 +64,7 @@ ENVIRONMENT_KEYS: dict[str, str] = {
     "prefixMinMatchLength": "router_prefix_min_match_length",
     "replicaCount": "replica_count",
     "networkPolicy": "network_policy",  # a mapping: NETWORK_POLICY_KEYS
+    "routerAutoscaling": "router_autoscaling",  # a mapping: ROUTER_AUTOSCALING_KEYS
 }
 MAY_BE_EMPTY = {"storageClass"}  # "" is the cluster's default storage class
 # networkPolicy's keys (docs/network-policy.md), and the setting each one sets.
@@ -71,6 +72,14 @@ NETWORK_POLICY_KEYS: dict[str, str] = {
     "allowedNamespaces": "network_policy_namespaces",
     "ingressNamespace": "network_policy_ingress_namespace",
     "prometheusNamespace": "network_policy_prometheus_namespace",
+}
+
+# routerAutoscaling's keys (the chart's routerSpec.autoscaling names; docs/routing.md), the
+# setting each one sets, and its least value (Kubernetes refuses an HPA below it).
+ROUTER_AUTOSCALING_KEYS: dict[str, tuple[str, int]] = {
+    "minReplicas": ("router_min_replicas", 1),
+    "maxReplicas": ("router_max_replicas", 1),
+    "targetCPUUtilizationPercentage": ("router_target_cpu", 1),
 }
 
 
@@ -223,6 +232,9 @@ def _environment(doc: YamlText, name: str, node: Node, problems: list[Problem]) 
         if key == "networkPolicy":
             values.update(_network_policy(doc, path, value, problems))
             continue
+        if key == "routerAutoscaling":
+            values.update(_router_autoscaling(doc, path, value, problems))
+            continue
         problem = _setting_problem(key, value)
         if problem:
             problems.append(Problem(doc.where(value.start_mark.index), path, problem))
@@ -279,6 +291,51 @@ def _network_policy(doc: YamlText, path: str, node: Node, problems: list[Problem
                 path,
                 "allowedNamespaces is missing: list the namespaces whose pods may call the router, "
                 "or [] to admit only the release's own namespace",
+            )
+        )
+    return values
+
+
+def _router_autoscaling(doc: YamlText, path: str, node: Node, problems: list[Problem]) -> dict[str, str]:
+    """`routerAutoscaling: {minReplicas, maxReplicas, targetCPUUtilizationPercentage}`: the
+    router's HPA on, with the bounds and target given (the others keep their defaults)."""
+    example = "write e.g. routerAutoscaling: {minReplicas: 2, maxReplicas: 6} ({} for the defaults)"
+    if not is_mapping(node) or tag_of(node) != MAP_TAG:
+        problems.append(Problem(doc.where(node.start_mark.index), path, f"must be a mapping; {example}"))
+        return {}
+    values = {"router_autoscaling": "true"}
+    numbers: dict[str, tuple[int, str]] = {}  # key -> (value, where), for min <= max
+    for key_node, value in node.value:
+        key = _text(key_node)
+        where = f"{path}.{key_node.value}"
+        if key is None or key not in ROUTER_AUTOSCALING_KEYS:
+            hint = did_you_mean(str(key_node.value), list(ROUTER_AUTOSCALING_KEYS)) or (
+                f"; the keys are {', '.join(ROUTER_AUTOSCALING_KEYS)}"
+            )
+            problems.append(
+                Problem(doc.where(key_node.start_mark.index), where, f"unknown key {key_node.value!r}{hint}")
+            )
+            continue
+        setting, least = ROUTER_AUTOSCALING_KEYS[key]
+        at = doc.where(value.start_mark.index)
+        if setting in values:
+            problems.append(Problem(at, where, f"{key!r} appears twice; keep one"))
+            continue
+        number = construct(value) if is_scalar(value) else None
+        problem = int_check(least)(number) if is_scalar(value) and not _is_null(value) else "must be a number"
+        if problem:
+            problems.append(Problem(at, where, problem))
+            continue
+        values[setting] = str(number)
+        numbers[key] = (int(str(number)), at)
+    low, high = numbers.get("minReplicas"), numbers.get("maxReplicas")
+    if low and high and low[0] > high[0]:
+        problems.append(
+            Problem(
+                high[1],
+                f"{path}.maxReplicas",
+                f"maxReplicas {high[0]} is below minReplicas {low[0]}; raise maxReplicas or lower "
+                "minReplicas",
             )
         )
     return values

@@ -190,6 +190,18 @@ def router_service_name(release: str) -> str:
     return f"{release}-router-service"
 
 
+# The router's HPA (hpa-router.yaml, the same in 0.1.8 to 0.1.12; docs/chart-facts.md,
+# "Router autoscaling"): made whenever routerSpec.autoscaling.enabled, even without a router.
+ROUTER_HPA_API = "autoscaling/v2"
+# From 0.1.11 deployment-router.yaml leaves `replicas` out while the HPA is on; before, it
+# writes minReplicas there, so every upgrade resets the router to minReplicas.
+ROUTER_HPA_OWNS_REPLICAS_SINCE = (0, 1, 11)
+
+
+def router_hpa_name(release: str) -> str:
+    return f"{release}-router-hpa"
+
+
 def release_selector(release: str) -> str:
     """The label selector of every engine pod (and engine Deployment) of one release."""
     return f"{RELEASE_LABEL}={release}"

@@ -72,6 +72,17 @@ class DeployedLabels:
 
 # The routing settings whose sources RenderInput keeps, for messages naming where a value came from.
 ROUTING_SETTINGS = ("routing_logic", "router_session_key", "router_prefix_min_match_length")
+# The router scaling settings (vllmctl.features.router_scaling) whose sources RenderInput keeps;
+# the replicas and CPU request too, as its checks name them.
+ROUTER_SCALING_SETTINGS = (
+    "router_autoscaling",
+    "router_min_replicas",
+    "router_max_replicas",
+    "router_target_cpu",
+    "router_limit_cpu",
+    "router_replicas",
+    "router_request_cpu",
+)
 
 
 @dataclass
@@ -110,6 +121,13 @@ class RenderInput:
     router_session_key: str | None = None
     router_prefix_min_match_length: str | None = None
     routing_sources: dict[str, str] = field(default_factory=dict)
+    # The router's HPA and CPU limit (raw setting texts; vllmctl.features.router_scaling checks them).
+    router_autoscaling: bool = False
+    router_min_replicas: str | None = None
+    router_max_replicas: str | None = None
+    router_target_cpu: str | None = None
+    router_limit_cpu: str | None = None
+    router_scaling_sources: dict[str, str] = field(default_factory=dict)
     monitoring: bool = False
     grafana_dashboards: bool = False
     prometheus_url: str | None = None  # VLLM_PROMETHEUS_URL, for autoscaling's KEDA triggers
@@ -148,6 +166,12 @@ def default_render_input(settings: Any, **overrides: Any) -> RenderInput:
         router_session_key=settings.router_session_key,
         router_prefix_min_match_length=settings.router_prefix_min_match_length,
         routing_sources={name: settings.source(name) for name in ROUTING_SETTINGS},
+        router_autoscaling=settings.router_autoscaling,
+        router_min_replicas=settings.router_min_replicas,
+        router_max_replicas=settings.router_max_replicas,
+        router_target_cpu=settings.router_target_cpu,
+        router_limit_cpu=settings.router_limit_cpu,
+        router_scaling_sources={name: settings.source(name) for name in ROUTER_SCALING_SETTINGS},
         monitoring=settings.monitoring,
         grafana_dashboards=settings.grafana_dashboards,
         prometheus_url=settings.prometheus_url,

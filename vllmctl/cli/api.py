@@ -21,6 +21,8 @@ from vllmctl.ui import App
 if TYPE_CHECKING:
     from vllmctl.apis.openai_api import Completion, CompletionFailed, LoadResult
     from vllmctl.cluster.kube import Kube
+    from vllmctl.cluster.tunnel import Tunnel
+    from vllmctl.ops.session import Session
 
 DEFAULT_PROMPT = "Say hello in one sentence."
 
@@ -30,6 +32,8 @@ class Endpoint(NamedTuple):
     api_key: str | None
     key_source: str  # for messages: where the key came from, or that there is none
     label: str  # who answers, for messages: "the router", or the URL
+    kube: Kube | None = None  # through a port-forward: the cluster, and the tunnel to the router
+    tunnel: Tunnel | None = None
 
 
 @contextmanager
@@ -49,7 +53,7 @@ def _endpoint(app: App, base_url: str | None) -> Iterator[Endpoint]:
         with open_router_tunnel(kube, settings.namespace, settings.release, on_event=report) as tunnel:
             if app.verbose:
                 app.info(f"port-forward {tunnel.base_url} -> pod {tunnel.pod} port {tunnel.target_port}")
-            yield Endpoint(tunnel.base_url, key, source, "the router")
+            yield Endpoint(tunnel.base_url, key, source, "the router", kube, tunnel)
 
 
 def _api_key(app: App, kube: Kube | None) -> tuple[str | None, str]:
@@ -154,6 +158,12 @@ def list_api_models(app: App, base_url: str | None) -> None:
     show_default=True,
     help="at most this many at once",
 )
+@click.option(
+    "--session",
+    "session_id",
+    metavar="ID",
+    help="send ID in the router's session header (session routing): one ID keeps one engine",
+)
 def test_completions(
     app: App,
     model: str | None,
@@ -165,15 +175,19 @@ def test_completions(
     no_stream: bool,
     repeat: int,
     concurrency: int,
+    session_id: str | None,
 ) -> None:
     """Send a prompt to a model and stream the answer, with timings.
 
     MODEL is a name from models.yaml (vllmctl serves each model under it; asked for when
     omitted); PROMPT defaults to "Say hello in one sentence.". The answer goes to stdout,
     the timings to stderr. With --repeat/--concurrency it is a small load check instead:
-    latency p50/p95 and throughput, without the answers.
+    latency p50/p95 and throughput, without the answers. With --session ID (the router must
+    route by session) every request carries ID in the router's session header, and the
+    router's log says which engine served it.
     """
     from vllmctl.apis.openai_api import Client, CompletionFailed, CompletionRequest, run_load
+    from vllmctl.ops.session import session_header
 
     request = CompletionRequest(
         model=model or _choose_model(app),
@@ -184,24 +198,68 @@ def test_completions(
         stream=not no_stream,
     )
     load = repeat > 1 or concurrency > 1
-    with (
-        _endpoint(app, base_url) as endpoint,
-        Client(
-            endpoint.base_url, endpoint.api_key, max_connections=concurrency, label=endpoint.label
-        ) as client,
-    ):
-        try:
-            if load:
-                result = run_load(client, request, repeat=repeat, concurrency=concurrency)
-            else:
-                streaming = request.stream and app.output == "table"
-                completion = client.complete(request, on_text=_write if streaming else None)
-        except CompletionFailed as e:
-            raise _explained(e, endpoint) from None
+    with _endpoint(app, base_url) as endpoint:
+        session = session_header(app.settings, endpoint.kube, session_id) if session_id is not None else None
+        headers = {session.header: session.value} if session else None
+        with Client(
+            endpoint.base_url,
+            endpoint.api_key,
+            max_connections=concurrency,
+            label=endpoint.label,
+            headers=headers,
+        ) as client:
+            try:
+                if load:
+                    result = run_load(client, request, repeat=repeat, concurrency=concurrency)
+                else:
+                    streaming = request.stream and app.output == "table"
+                    completion = client.complete(request, on_text=_write if streaming else None)
+            except CompletionFailed as e:
+                raise _explained(e, endpoint) from None
+        served = _served(endpoint, completion) if session and not load else None
     if load:
         _show_load(app, result, endpoint)
     else:
-        _show_completion(app, completion, streamed=streaming)
+        _show_completion(
+            app,
+            completion,
+            streamed=streaming,
+            session=session and _session_part(session, completion, served, endpoint),
+        )
+
+
+def _served(endpoint: Endpoint, completion: Completion) -> Any:
+    """Where the router's log says it sent the request (None: no port-forward, or no line)."""
+    from vllmctl.ops.session import served_by
+
+    pod = endpoint.tunnel.pod if endpoint.tunnel else None
+    if endpoint.kube is None or pod is None or not completion.request_id:
+        return None
+    return served_by(
+        endpoint.kube, endpoint.tunnel.namespace if endpoint.tunnel else "", pod, completion.request_id
+    )
+
+
+def _session_part(
+    session: Session, completion: Completion, served: Any, endpoint: Endpoint
+) -> dict[str, Any]:
+    """--session's part of the report: the header sent, the request id, the engine."""
+    part: dict[str, Any] = {
+        "header": session.header,
+        "id": session.value,
+        "header_from": session.source,
+        "request_id": completion.request_id,
+        "engine": served.url if served else None,
+        "engine_pod": served.pod if served else None,
+        "router_pod": served.router_pod if served else None,
+    }
+    if served is None:
+        part["note"] = (
+            "the router's log does not name the engine of this request (it logs it at INFO)"
+            if endpoint.tunnel
+            else "with --base-url vllmctl cannot read the router's log; find the request id in it"
+        )
+    return part
 
 
 def _choose_model(app: App) -> str:
@@ -232,7 +290,9 @@ def _explained(error: CompletionFailed, endpoint: Endpoint) -> CompletionFailed:
     return error
 
 
-def _show_completion(app: App, completion: Completion, *, streamed: bool) -> None:
+def _show_completion(
+    app: App, completion: Completion, *, streamed: bool, session: dict[str, Any] | None = None
+) -> None:
     data: dict[str, Any] = {
         "text": completion.text,
         "finish_reason": completion.finish_reason,
@@ -241,6 +301,8 @@ def _show_completion(app: App, completion: Completion, *, streamed: bool) -> Non
         "seconds": completion.seconds,
         "usage": completion.usage._asdict() if completion.usage else None,
     }
+    if session:
+        data["session"] = session
     if app.output != "table":
         app.emit(data, lambda: None)
         return
@@ -260,6 +322,13 @@ def _show_completion(app: App, completion: Completion, *, streamed: bool) -> Non
             f"tokens: {usage.prompt_tokens} prompt, {usage.completion_tokens} completion, "
             f"{usage.total_tokens} total (finish: {completion.finish_reason or 'unknown'})"
         )
+    if session:
+        app.info(f"session: {session['header']}: {session['id']} (request {session['request_id']})")
+        if session["engine"]:
+            pod = f"engine pod {session['engine_pod']} at " if session["engine_pod"] else "engine "
+            app.info(f"served by {pod}{session['engine']} (router pod {session['router_pod']}'s log)")
+        else:
+            app.info(f"served by: unknown ({session['note']})")
 
 
 def _show_load(app: App, result: LoadResult, endpoint: Endpoint) -> None:

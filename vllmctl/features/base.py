@@ -136,6 +136,12 @@ class Feature:
         None: nothing about the router."""
         return None
 
+    def router_reading(self, reading: FeatureReading, deployment: Obj) -> Mapping[str, Any] | None:
+        """What this feature's own `read_status` reading says about the router (an object it
+        made beside the router Deployment, such as its HPA), as {label: value}, shown like
+        `router_status`; only called when `read_status` returned a reading."""
+        return None
+
     def ways_in(
         self, kube: Any, namespace: str, release: str, router_service: Obj, notes: list[str]
     ) -> list[Any]:

@@ -15,6 +15,7 @@ from vllmctl.features import (
     monitoring,
     network_policy,
     rollout,
+    router_scaling,
     routing,
     sources,
     startup,
@@ -29,6 +30,7 @@ FEATURES: list[Feature] = [
     startup.FEATURE,  # maxStartupSeconds: the release's startup probe
     exposure.FEATURE,  # the router's Service type, node port and Ingress
     routing.FEATURE,  # the router's routing logic, session key and prefix match
+    router_scaling.FEATURE,  # the router's HPA (routerSpec.autoscaling) and CPU limit
     monitoring.FEATURE,  # ServiceMonitors and Grafana dashboards (chart 0.1.11+)
     network_policy.FEATURE,  # NetworkPolicies in extraObjects (chart 0.1.10+)
 ]

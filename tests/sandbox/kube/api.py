@@ -68,13 +68,16 @@ class KubeApi:
         self.portforward_handler: PortForwardHandler | None = None
         self.address = "127.0.0.1:0"
         self._crd_resources: list[Resource] = []
+        # Kinds an aggregated API server would add (metrics-server's metrics.k8s.io): served
+        # for discovery when a test or the sandbox's config puts them here.
+        self.aggregated: list[Resource] = []
         store.listeners.append(self._on_event)
 
     # --- the kinds served ------------------------------------------------------------
 
     @property
     def resources(self) -> list[Resource]:
-        return BUILTINS + self._crd_resources
+        return BUILTINS + self._crd_resources + self.aggregated
 
     def _on_event(self, event: Event) -> None:
         if event.key[1] == "customresourcedefinitions":

@@ -106,6 +106,12 @@ class PodLogs:
                 "throughput: 0.0 tokens/s, Running: 0 reqs, Waiting: 0 reqs, GPU KV cache usage: 0.0%"
             )
 
+    def add(self, pod: Obj, container: str, line: str) -> None:
+        """A line the container printed (the router stand-in's routing lines)."""
+        log = self.logs.setdefault((pod["metadata"]["uid"], container), ContainerLog())
+        log.add(line)
+        log.changed.set()
+
     def forget(self, uid: str) -> None:
         for key in [k for k in self.logs if k[0] == uid]:
             log = self.logs.pop(key)

@@ -260,13 +260,18 @@ def _feature_parts(status: ModelStatus, name: str, cluster: ClusterState, deploy
         )
 
 
-def _router_features(status: RouterStatus, deployment: Obj) -> None:
-    """What each chart feature reads from the router Deployment."""
+def _router_features(status: RouterStatus, deployment: Obj, cluster: ClusterState) -> None:
+    """What each chart feature reads from the router Deployment, and from what it read of
+    its own beside it (`router_reading`)."""
     from vllmctl.features import registry
     from vllmctl.features.base import overriding
 
     for feature in overriding(registry.FEATURES, "router_status"):
         status.features.update(feature.router_status(deployment) or {})
+    for feature in overriding(registry.FEATURES, "router_reading"):
+        reading = cluster.features.get(feature.name)
+        if reading is not None:
+            status.features.update(feature.router_reading(reading, deployment) or {})
 
 
 def _router(cluster: ClusterState, check: RouterCheck | None, clean: Callable[[str], str]) -> RouterStatus:
@@ -281,7 +286,7 @@ def _router(cluster: ClusterState, check: RouterCheck | None, clean: Callable[[s
         return status
     containers = containers_of(d)
     _fill_workload(status, d, containers[0] if containers else {}, cluster.router_pods, cluster, clean)
-    _router_features(status, d)
+    _router_features(status, d, cluster)
     if check is not None:
         status.reachable = check.served is not None
         status.served = check.served or []
