@@ -31,6 +31,8 @@ from tests.sandbox.kube.portforward import handle_portforward
 from tests.sandbox.kube.resources import BUILTINS, Resource
 from tests.sandbox.kube.store import Obj, Store
 from tests.sandbox.loop import LoopThread
+from tests.sandbox.lora import LoraController
+from tests.sandbox.lora import served as served_adapters
 from tests.sandbox.openbao import OpenBao
 from tests.sandbox.router import RouterStandIn
 
@@ -49,6 +51,7 @@ class SandboxConfig:
     eso: bool = True  # install the External Secrets CRDs and a Vault ClusterSecretStore
     prometheus_operator: bool = False  # install the ServiceMonitor CRD
     keda: bool = False  # install KEDA's ScaledObject CRD (tests/sandbox/keda.py simulates KEDA)
+    lora: bool = False  # install the chart's LoraAdapter CRD (tests/sandbox/lora.py simulates its controller)
     timing: Timing = field(default_factory=Timing)
     router_ttft: float = 0.0
     router_tokens_per_second: float = 0.0
@@ -123,6 +126,9 @@ class Sandbox:
         self.cluster.reconcilers.append(self.keda)
         if c.keda:
             self.apply_manifests(MANIFESTS / "keda-crds.yaml")
+        self.cluster.reconcilers.append(LoraController(self.store, self.cluster.event))
+        if c.lora:
+            self.apply_manifests(MANIFESTS / "lora-crds.yaml")
         self._tasks.append(asyncio.get_running_loop().create_task(self.cluster.run()))
 
     def install_eso(self) -> None:
@@ -268,6 +274,7 @@ class Sandbox:
             if namespace not in self.routers:
                 router = RouterStandIn(
                     models=lambda: self._served_models(namespace),
+                    adapters=lambda: served_adapters(self.store, namespace),
                     api_key=lambda: self._api_key(namespace),
                     ttft=self.config.router_ttft,
                     tokens_per_second=self.config.router_tokens_per_second,
