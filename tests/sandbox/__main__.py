@@ -31,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--prometheus-operator", action="store_true", help="install the ServiceMonitor CRD")
     parser.add_argument("--keda", action="store_true", help="install KEDA's ScaledObject CRD (simulated)")
-    parser.add_argument("--lora", action="store_true", help="install the chart's LoraAdapter CRD (simulated controller)")
+    parser.add_argument(
+        "--lora", action="store_true", help="install the chart's LoraAdapter CRD (simulated controller)"
+    )
     args = parser.parse_args(argv)
     config = SandboxConfig(
         gpu_nodes=args.gpu_nodes,

@@ -84,9 +84,9 @@ class LoraController:
     def _controller_runs(self, namespace: str) -> bool:
         for d in self.store.iter_raw("apps", "deployments", namespace):
             labels = d["metadata"].get("labels") or {}
-            if labels.get("app.kubernetes.io/component") == "lora-controller":
-                if (d.get("status") or {}).get("readyReplicas"):
-                    return True
+            component = labels.get("app.kubernetes.io/component")
+            if component == "lora-controller" and (d.get("status") or {}).get("readyReplicas"):
+                return True
         return False
 
     def _reconcile(self, res: Resource, adapter: Obj) -> None:
@@ -105,7 +105,9 @@ class LoraController:
             key=lambda p: str(p["metadata"]["name"]),
         )
         if source.get("type") == "huggingface":
-            pods = [p for p in pods if any(c.get("name") == "sidecar" for c in p["spec"].get("containers") or [])]
+            pods = [
+                p for p in pods if any(c.get("name") == "sidecar" for c in p["spec"].get("containers") or [])
+            ]
         replicas = (spec.get("loraAdapterDeploymentConfig") or {}).get("replicas")
         if isinstance(replicas, int) and replicas >= 0:
             pods = pods[:replicas]
@@ -120,7 +122,10 @@ class LoraController:
             for p in pods
         ]
         old = adapter.get("status") or {}
-        status: Obj = {"observedGeneration": adapter["metadata"].get("generation", 1), "loadedAdapters": loaded}
+        status: Obj = {
+            "observedGeneration": adapter["metadata"].get("generation", 1),
+            "loadedAdapters": loaded,
+        }
         if loaded:
             status["phase"] = "Ready"
         else:

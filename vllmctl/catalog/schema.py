@@ -431,13 +431,13 @@ def value_index(doc: YamlText, key_node: Node, value_node: Node) -> int:
 
 
 def _node_at(node: Node, path: tuple[int | str, ...]) -> Node:
-    """The node `path` leads to from `node` (list indexes, mapping keys; a key's problem
-    points at the key), as far as the nodes go."""
+    """The node `path` leads to from `node` (list indexes, mapping keys: the key's value),
+    as far as the nodes go."""
     for step in path:
         if isinstance(step, int) and is_sequence(node) and step < len(node.value):
             node = node.value[step]
         elif isinstance(step, str) and is_mapping(node) and (pair := find_key(node, step)):
-            node = pair[0]
+            node = pair[1]
         else:
             break
     return node

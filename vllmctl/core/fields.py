@@ -20,8 +20,8 @@ Check = Callable[[Any], str | None]
 
 class At(str):
     """A check's problem inside its value, with where: list indexes and mapping keys from
-    the value down (`At("...", (1, "source"))`: the second item's `source`), so the schema
-    points at that node's line:column rather than the field's."""
+    the value down (`At("...", (1, "source"))`: the second item's `source` value), so the
+    schema points at that node's line:column rather than the field's."""
 
     path: tuple[int | str, ...]
 

@@ -82,7 +82,9 @@ class Lora(Feature):
 
         return read_adapters(kube, namespace, release)
 
-    def model_status(self, reading: contexts.FeatureReading, model: str, deployment: Obj) -> LoraStatus | None:
+    def model_status(
+        self, reading: contexts.FeatureReading, model: str, deployment: Obj
+    ) -> LoraStatus | None:
         from vllmctl.features.lora_cluster import model_adapters
 
         return model_adapters(reading, model, deployment)

@@ -122,7 +122,8 @@ def check(report: Report, context: DoctorContext) -> None:
             "cluster",
             NAME,
             FAIL,
-            f"{said}; namespace {namespace} has no PersistentVolumeClaim {', '.join(missing)} (pvc:// adapters)",
+            f"{said}; namespace {namespace} has no PersistentVolumeClaim {', '.join(missing)} "
+            "(pvc:// adapters)",
             "create the claims holding the adapters, or change their source",
         )
         return
@@ -164,7 +165,9 @@ def read_adapters(kube: Any, namespace: str, release: str) -> FeatureReading:
 
 def started_with(deployment: Obj) -> list[tuple[str, str]]:
     """The (name, path) pairs after the engine container's --lora-modules."""
-    containers = ((deployment.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []
+    containers = ((deployment.get("spec") or {}).get("template") or {}).get("spec", {}).get(
+        "containers"
+    ) or []
     found: list[tuple[str, str]] = []
     for container in containers:
         if container.get("name") != ENGINE_CONTAINER:
@@ -202,7 +205,9 @@ def model_adapters(reading: FeatureReading, model: str, deployment: Obj) -> Lora
     if not result.adapters:
         return None
     replicas = (deployment.get("status") or {}).get("readyReplicas") or 0
-    waiting = [a.name for a in result.adapters if a.loaded_by == "controller" and replicas and not a.loaded_on]
+    waiting = [
+        a.name for a in result.adapters if a.loaded_by == "controller" and replicas and not a.loaded_on
+    ]
     if waiting:
         result.problem = (
             f"the LoRA controller has not loaded {', '.join(waiting)} on any Ready engine "
@@ -215,6 +220,8 @@ def adapters_table(parts: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     rows = []
     for model, part in parts.items():
         for a in part.adapters:
-            loaded = "at start" if a.loaded_on is None else f"{a.loaded_on} pod{'s' if a.loaded_on != 1 else ''}"
+            loaded = (
+                "at start" if a.loaded_on is None else f"{a.loaded_on} pod{'s' if a.loaded_on != 1 else ''}"
+            )
             rows.append([model, a.name, a.loaded_by, loaded, a.source])
     return ["model", "adapter", "loaded by", "loaded", "source"], rows

@@ -17,7 +17,7 @@ No I/O, no heavy imports: the schema imports the checks.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from vllmctl.chart.facts import SINCE, ChartAt
@@ -133,14 +133,21 @@ def problem(value: Any) -> str | None:
     """`lora`: a list of {name, source, atStart}; a problem inside an item names its place
     (`core.fields.At`), so the schema points at the key's file:line:column."""
     if not isinstance(value, list) or not value:
-        return "must be a list of adapters, each {name, source, atStart}; e.g. lora: [{name: sql, source: org/sql-lora}]"
+        return (
+            "must be a list of adapters, each {name, source, atStart}; "
+            "e.g. lora: [{name: sql, source: org/sql-lora}]"
+        )
     seen: set[str] = set()
     for index, item in enumerate(value):
         if not isinstance(item, dict):
-            return At(f"each adapter must be a mapping {{name, source, atStart}}, not {kind_of(item)}", (index,))
+            return At(
+                f"each adapter must be a mapping {{name, source, atStart}}, not {kind_of(item)}", (index,)
+            )
         for key in item:
             if key not in ITEM_KEYS:
-                return At(f"unknown key {key!r} in an adapter; the keys are {', '.join(ITEM_KEYS)}", (index, key))
+                return At(
+                    f"unknown key {key!r} in an adapter; the keys are {', '.join(ITEM_KEYS)}", (index, key)
+                )
         for key in ("name", "source"):
             if key not in item:
                 return At(f"an adapter needs {key}", (index,))
@@ -286,19 +293,3 @@ def release_keys(
             item["loraAdapterDeploymentConfig"] = {"algorithm": "default"}
             items.append(item)
     return items
-
-
-def check_placed(values: Obj, expected: Sequence[Obj]) -> None:
-    """The rendered values kept what this feature computed (a copied template may not)."""
-    from vllmctl.core.errors import CatalogError
-
-    if expected and values.get("loraAdapters") != list(expected):
-        raise CatalogError(
-            "the rendered values lost loraAdapters (the LoRA controller's adapters); the values "
-            "template must place `lora.adapters` as loraAdapters (templates/values.yaml.j2)."
-        )
-    if expected and not ((values.get("loraController") or {}).get("enableLoraController") is True):
-        raise CatalogError(
-            "the rendered values lost loraController.enableLoraController; the values template must "
-            "place `lora.controller` (templates/values.yaml.j2)."
-        )
