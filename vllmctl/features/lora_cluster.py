@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vllmctl.chart.facts import ENGINE_CONTAINER, release_selector
+from vllmctl.chart.inputs import HF_TOKEN_SECRET
 from vllmctl.core.errors import UsageError, VllmctlError
 from vllmctl.core.findings import FAIL, OK, WARN, Report
 from vllmctl.features import lora_values as lv
@@ -60,9 +61,9 @@ def require_present(context: BeforeChange) -> None:
     hub_late = [m.name for m in models if any(a.hub and not a.at_start for a in lv.adapters(m.data))]
     if hub_late:
         secrets = {n.split("/", 1)[-1] for n in context.kubectl.names("secret", namespace)}
-        if "hf-token" not in secrets and not context.settings.hf_token:
+        if HF_TOKEN_SECRET.secret_name not in secrets:
             missing.append(
-                f"Secret hf-token (the LoRA controller reads it to download the Hub adapters of "
+                f"Secret {HF_TOKEN_SECRET.secret_name} (the LoRA controller reads it to download the Hub adapters of "
                 f"{', '.join(hub_late)}; store it with `vllmctl set-hf-token`)"
             )
     if missing:
