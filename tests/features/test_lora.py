@@ -455,3 +455,20 @@ def test_doctor_warns_when_the_lora_kind_is_not_served(
         "small load adapters through the LoRA controller, and the cluster does not serve LoraAdapter"
         in (row["detail"])
     )
+
+
+def test_install_stops_before_helm_without_an_adapters_claim() -> None:
+    from vllmctl.catalog.store import parse
+    from vllmctl.features.contexts import BeforeChange
+    from vllmctl.features.lora_cluster import require_present
+
+    catalog = parse(Path("models.yaml"), ALL_KINDS.encode())
+    listed = {"persistentvolumeclaim": ["persistentvolumeclaim/other"], "secret": ["secret/hf-token"]}
+    kubectl = SimpleNamespace(names=lambda kind, namespace: listed[kind])
+    context = BeforeChange(SimpleNamespace(namespace="ns"), catalog.models, kubectl, lambda *a: None)
+    with pytest.raises(UsageError) as caught:
+        require_present(context)
+    assert caught.value.message.startswith("1 object the LoRA adapters need is not in namespace ns")
+    assert caught.value.details == ["PersistentVolumeClaim adapters (adapters of small)"]
+    listed["persistentvolumeclaim"].append("persistentvolumeclaim/adapters")
+    require_present(context)  # all there: nothing said
