@@ -205,7 +205,7 @@ def test_lora_modules_in_extra_args_and_lora_together_are_refused() -> None:
         "  requestGPU: 0\n", "  requestGPU: 0\n  vllmConfig: {extraArgs: [--lora-modules, a=b]}\n"
     )
     with pytest.raises(
-        UsageError, match="small: vllmConfig.extraArgs has --lora-modules and the entry has lora:"
+        UsageError, match=r"small: vllmConfig\.extraArgs has --lora-modules and the entry has lora:"
     ):
         rendered(text)
 
@@ -336,17 +336,15 @@ def test_doctor_checks_an_adapters_repo_at_the_hub(sandbox: Sandbox) -> None:
 
 def test_model_colon_adapter_and_adapter_option(models_file: Path) -> None:
     from vllmctl.ops.adapters import model_id
-
-    models_file.write_text(AT_START)
-    settings = SimpleNamespace(models_path=models_file, env=None, replica_count=None)
     from vllmctl.settings import Settings
 
+    models_file.write_text(AT_START)
     settings = Settings.resolve({"models_path": str(models_file)}, environ={})
     assert model_id(settings, "small:sql", None) == "sql"
     assert model_id(settings, "small", "sql") == "sql"
     assert model_id(settings, "small", None) == "small"
     assert model_id(settings, "other:thing", None) == "other:thing"  # not a models.yaml name
-    with pytest.raises(UsageError, match="small has no LoRA adapter 'chat' in .* \\(its adapters are sql\\)"):
+    with pytest.raises(UsageError, match=r"small has no LoRA adapter 'chat' in .* \(its adapters are sql\)"):
         model_id(settings, "small:chat", None)
     with pytest.raises(UsageError, match="give the adapter once"):
         model_id(settings, "small:sql", "chat")

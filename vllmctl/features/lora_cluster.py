@@ -63,8 +63,8 @@ def require_present(context: BeforeChange) -> None:
         secrets = {n.split("/", 1)[-1] for n in context.kubectl.names("secret", namespace)}
         if HF_TOKEN_SECRET.secret_name not in secrets:
             missing.append(
-                f"Secret {HF_TOKEN_SECRET.secret_name} (the LoRA controller reads it to download the Hub adapters of "
-                f"{', '.join(hub_late)}; store it with `vllmctl set-hf-token`)"
+                f"Secret {HF_TOKEN_SECRET.secret_name} (the LoRA controller reads it to download the Hub "
+                f"adapters of {', '.join(hub_late)}; store it with `vllmctl set-hf-token`)"
             )
     if missing:
         raise UsageError(
