@@ -142,8 +142,8 @@ def test_list_api_models_table_and_json(run: Run, installed: ClusterEnv) -> None
     table = run("list-api-models")
     assert table.exit_code == 0, table.stderr
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["ID", "OWNED_BY", "MAX_MODEL_LEN"]
-    assert [line.split() for line in lines[1:]] == [[m, "vllm", "4096"] for m in SERVED]
+    assert lines[0].split() == ["ID", "PARENT", "OWNED_BY", "MAX_MODEL_LEN"]
+    assert [line.split() for line in lines[1:]] == [[m, "-", "vllm", "4096"] for m in SERVED]
     as_json = run("list-api-models", "-o", "json")
     assert as_json.exit_code == 0, as_json.stderr
     cards = json.loads(as_json.stdout)

@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="serve the resource metrics API (metrics.k8s.io) the simulated HPA controller needs",
     )
+    parser.add_argument(
+        "--lora", action="store_true", help="install the chart's LoraAdapter CRD (simulated controller)"
+    )
     args = parser.parse_args(argv)
     config = SandboxConfig(
         gpu_nodes=args.gpu_nodes,
@@ -45,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         prometheus_operator=args.prometheus_operator,
         keda=args.keda,
         metrics_server=args.metrics_server,
+        lora=args.lora,
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

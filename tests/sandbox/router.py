@@ -11,7 +11,9 @@ What it serves, and which real behaviour each part follows:
 - `GET /v1/models` - answered by the router itself from what service discovery found on the engines,
   so it is NOT authenticated (the router never checks the API key; only engines do). Each card carries
   the fields a vLLM engine returns and the router passes through: `id`, `object: "model"`, `created`,
-  `owned_by: "vllm"`, `root` (here the id itself; vLLM puts the model path there), `parent: null`,
+  `owned_by: "vllm"`, `root` (here the id itself; vLLM puts the model path there), `parent: null`
+  (for a LoRA adapter, listed by vLLM beside its base model: the base model's first served name,
+  as vLLM's serving_models puts it; the adapters come from `adapters`, see tests/sandbox/lora.py),
   `max_model_len` and a one-entry `permission` list. `created` is when this stand-in first saw the id.
 - `POST /v1/completions`, `POST /v1/chat/completions` - the router's checks first, in its order and
   with its flat error shape `{"error": "<message>"}`: body not JSON or not an object -> 400, no
@@ -200,8 +202,10 @@ class RouterStandIn:
         endpoints: Callable[[str], list[str]] | None = None,
         routing: Callable[[], tuple[str | None, str | None]] | None = None,
         on_log: Callable[[int | None, str], None] | None = None,
+        adapters: Callable[[], dict[str, str]] | None = None,
     ) -> None:
         self._models = models
+        self._adapters = adapters or dict  # LoRA adapter id -> its base model's served name
         self._api_key = api_key
         # model -> its Ready engines' URLs; (routing logic, session key) of the deployed router
         self._endpoints = endpoints or (lambda model: [SERVER])
@@ -221,6 +225,7 @@ class RouterStandIn:
         # Every model id ever served, with when it was first seen: the router answers 503 rather
         # than 404 for a model it knows but that has no engine now, and `created` stays stable.
         self._first_seen: dict[str, int] = {}
+        self._parents: dict[str, str] = {}
         self._incoming: Counter[str] = Counter()
         self._input_tokens: Counter[str] = Counter()
         self._output_tokens: Counter[str] = Counter()
@@ -266,7 +271,8 @@ class RouterStandIn:
 
     def _served(self) -> list[str]:
         """The model ids served now, without repeats (the router lists each once)."""
-        served = list(dict.fromkeys(self._models()))
+        self._parents = dict(self._adapters())
+        served = list(dict.fromkeys([*self._models(), *self._parents]))
         now = int(time.time())
         for model in served:
             self._first_seen.setdefault(model, now)
@@ -292,13 +298,14 @@ class RouterStandIn:
             "group": None,
             "is_blocking": False,
         }
+        parent = self._parents.get(model)
         return {
             "id": model,
             "object": "model",
             "created": created,
             "owned_by": "vllm",
             "root": model,
-            "parent": None,
+            "parent": parent,
             "max_model_len": self.max_model_len,
             "permission": [permission],
         }
@@ -339,7 +346,9 @@ class RouterStandIn:
     def _pick_engine(self, request: web.Request, body: dict[str, Any], model: str) -> None:
         """The router's choice of engine (see the module docstring), recorded and logged."""
         started = time.time()
-        urls = sorted(self._endpoints(model)) or [SERVER]
+        # An adapter is served by its base model's engines (the real router learns it from
+        # each engine's /v1/models).
+        urls = sorted(self._endpoints(self._parents.get(model, model))) or [SERVER]
         logic, key = self._routing()
         session = None
         if logic == "session" and key:

@@ -32,6 +32,8 @@ from tests.sandbox.kube.portforward import handle_portforward
 from tests.sandbox.kube.resources import BUILTINS, Resource
 from tests.sandbox.kube.store import Obj, Store
 from tests.sandbox.loop import LoopThread
+from tests.sandbox.lora import LoraController
+from tests.sandbox.lora import served as served_adapters
 from tests.sandbox.openbao import OpenBao
 from tests.sandbox.router import RouterStandIn
 
@@ -53,6 +55,7 @@ class SandboxConfig:
     # serve the resource metrics API (metrics.k8s.io, as metrics-server does) that the HPA
     # controller (tests/sandbox/hpa.py) needs to scale on CPU
     metrics_server: bool = False
+    lora: bool = False  # install the chart's LoraAdapter CRD (tests/sandbox/lora.py simulates its controller)
     timing: Timing = field(default_factory=Timing)
     router_ttft: float = 0.0
     router_tokens_per_second: float = 0.0
@@ -138,6 +141,9 @@ class Sandbox:
         self.cluster.reconcilers.append(self.hpa)
         if c.metrics_server:
             self.api.aggregated = list(METRICS_RESOURCES)
+        self.cluster.reconcilers.append(LoraController(self.store, self.cluster.event))
+        if c.lora:
+            self.apply_manifests(MANIFESTS / "lora-crds.yaml")
         self._tasks.append(asyncio.get_running_loop().create_task(self.cluster.run()))
 
     def install_eso(self) -> None:
@@ -285,6 +291,7 @@ class Sandbox:
             if namespace not in self.routers:
                 router = RouterStandIn(
                     models=lambda: self._served_models(namespace),
+                    adapters=lambda: served_adapters(self.store, namespace),
                     api_key=lambda: self._api_key(namespace),
                     ttft=self.config.router_ttft,
                     tokens_per_second=self.config.router_tokens_per_second,

@@ -89,6 +89,19 @@ def test_models_list_follows_the_callable(sandbox: Sandbox) -> None:
     assert sandbox.get("/v1/models").json() == {"object": "list", "data": []}
 
 
+def test_lora_adapters_are_listed_with_their_parent_and_answered(loop: LoopThread) -> None:
+    adapters = {"sql": MODEL}
+    router = RouterStandIn(models=lambda: [MODEL], api_key=lambda: None, adapters=lambda: adapters)
+    url = f"http://127.0.0.1:{loop.serve(router.app())}"
+    cards = {c["id"]: c["parent"] for c in requests.get(url + "/v1/models", timeout=5).json()["data"]}
+    assert cards == {MODEL: None, "sql": MODEL}
+    answer = requests.post(url + "/v1/completions", json={"model": "sql", "prompt": "hi"}, timeout=5)
+    assert answer.status_code == 200 and answer.json()["model"] == "sql"
+    adapters.clear()  # unloaded: known before, so the router says unavailable, as for a model
+    gone = requests.post(url + "/v1/completions", json={"model": "sql", "prompt": "hi"}, timeout=5)
+    assert gone.status_code == 503
+
+
 # --- authentication ---
 
 

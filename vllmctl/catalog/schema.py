@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from vllmctl.catalog.constants import DEFAULTS, DTYPES
 from vllmctl.chart.facts import CHART_KEYS
-from vllmctl.core.fields import Check, Field, int_check
+from vllmctl.core.fields import At, Check, Field, int_check
 from vllmctl.core.fields import kind_of as _type_name
 from vllmctl.core.quantity import (
     MAX_MILLI_UNITS,
@@ -430,6 +430,19 @@ def value_index(doc: YamlText, key_node: Node, value_node: Node) -> int:
     return next((at for at in doc.aliases if at >= key_end), int(key_node.start_mark.index))
 
 
+def _node_at(node: Node, path: tuple[int | str, ...]) -> Node:
+    """The node `path` leads to from `node` (list indexes, mapping keys: the key's value),
+    as far as the nodes go."""
+    for step in path:
+        if isinstance(step, int) and is_sequence(node) and step < len(node.value):
+            node = node.value[step]
+        elif isinstance(step, str) and is_mapping(node) and (pair := find_key(node, step)):
+            node = pair[1]
+        else:
+            break
+    return node
+
+
 def _first_bad_item(node: Node, value: Any, check: Check) -> Node:
     """The node to point at for a list's problem: its first item that fails the check on
     its own (e.g. the number in `extraArgs: [--x, 64]`), else the list itself."""
@@ -531,6 +544,8 @@ def _check_mapping(
         message = spec.check(value)
         if message:
             bad = _first_bad_item(value_node, value, spec.check)
+            if isinstance(message, At):  # the check says where inside the value
+                bad = _node_at(value_node, message.path)
             where = (
                 _value_at(doc, key_node, value_node) if bad is value_node else doc.where(bad.start_mark.index)
             )

@@ -127,6 +127,10 @@ SINCE: dict[str, tuple[int, ...]] = {
     "selector labels": (0, 1, 10),
     # --prefix-min-match-length, passed by deployment-router.yaml only from 0.1.12.
     "routerSpec.prefixMinMatchLength": (0, 1, 12),
+    # --- LoRA adapters (docs/chart-facts.md, "LoRA adapters") ---
+    # LoraAdapter objects from top-level loraAdapters (deployment-lora-adapter.yaml, 0.1.6)
+    # and the engine sidecar the LoRA controller downloads Hub adapters through (0.1.7).
+    "loraAdapters": (0, 1, 7),
 }
 
 # routerSpec.routingLogic's values, with the first chart version that takes each

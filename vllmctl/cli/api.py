@@ -134,8 +134,11 @@ def list_api_models(app: App, base_url: str | None) -> None:
         if not cards:
             app.info("The router serves no models yet (no engine is Ready); `vllmctl status` shows why.")
             return
-        rows = [(c.get("id"), c.get("owned_by"), c.get("max_model_len")) for c in cards]
-        app.table(("id", "owned_by", "max_model_len"), rows)
+        # A LoRA adapter is listed beside its base model, which vLLM names in `parent`.
+        rows = [
+            (c.get("id"), c.get("parent") or "-", c.get("owned_by"), c.get("max_model_len")) for c in cards
+        ]
+        app.table(("id", "parent", "owned_by", "max_model_len"), rows)
 
     app.emit(cards, table)
 
@@ -164,6 +167,7 @@ def list_api_models(app: App, base_url: str | None) -> None:
     metavar="ID",
     help="send ID in the router's session header (session routing): one ID keeps one engine",
 )
+@click.option("--adapter", metavar="NAME", help="a LoRA adapter of MODEL (the same as MODEL:NAME)")
 def test_completions(
     app: App,
     model: str | None,
@@ -176,11 +180,13 @@ def test_completions(
     repeat: int,
     concurrency: int,
     session_id: str | None,
+    adapter: str | None,
 ) -> None:
     """Send a prompt to a model and stream the answer, with timings.
 
     MODEL is a name from models.yaml (vllmctl serves each model under it; asked for when
-    omitted); PROMPT defaults to "Say hello in one sentence.". The answer goes to stdout,
+    omitted), or MODEL:ADAPTER for one of its LoRA adapters (models.yaml `lora:`);
+    PROMPT defaults to "Say hello in one sentence.". The answer goes to stdout,
     the timings to stderr. With --repeat/--concurrency it is a small load check instead:
     latency p50/p95 and throughput, without the answers. With --session ID (the router must
     route by session) every request carries ID in the router's session header, and the
@@ -188,9 +194,10 @@ def test_completions(
     """
     from vllmctl.apis.openai_api import Client, CompletionFailed, CompletionRequest, run_load
     from vllmctl.ops.session import session_header
+    from vllmctl.ops.adapters import model_id
 
     request = CompletionRequest(
-        model=model or _choose_model(app),
+        model=model_id(app.settings, model or _choose_model(app), adapter),
         prompt=DEFAULT_PROMPT if prompt is None else prompt,
         chat=not legacy,
         max_tokens=max_tokens,

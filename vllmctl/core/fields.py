@@ -18,6 +18,19 @@ URI_SCHEMES = ("pvc://", "s3://", "oci://")
 Check = Callable[[Any], str | None]
 
 
+class At(str):
+    """A check's problem inside its value, with where: list indexes and mapping keys from
+    the value down (`At("...", (1, "source"))`: the second item's `source` value), so the
+    schema points at that node's line:column rather than the field's."""
+
+    path: tuple[int | str, ...]
+
+    def __new__(cls, message: str, path: tuple[int | str, ...]) -> At:
+        made = super().__new__(cls, message)
+        made.path = path
+        return made
+
+
 class Field(NamedTuple):
     """A key vllmctl understands: its check returns the problem text, or None when fine."""
 

@@ -75,6 +75,8 @@ def check_models(
     for model in models:
         row = report.row(model.name)
         url = str(model.data.get("modelURL", ""))
+        if hub and _check_other_repos(report, settings, model, None if rejected else token) == "unreachable":
+            hub = False
         if not is_hub_repo(url):
             row.access = (SKIP, f"not on the Hub ({url.split('://')[0]}://)")
             row.memory = (SKIP, "no Hub metadata")
@@ -109,6 +111,62 @@ def check_models(
 
             for feature in registry.FEATURES:  # what each feature judges with the Hub's facts
                 feature.doctor_model(report, settings, model, facts)
+
+
+def _check_other_repos(report: Report, settings: Any, model: Model, token: str | None) -> str:
+    """One row per other Hub repo the model's engines download (a feature's `hub_repos`,
+    such as LoRA adapters): exists, gated, may the token download it. Returns
+    "unreachable" when the Hub did not answer (reported once), else "answered"."""
+    from vllmctl.apis.hub import HubUnreachable, check_access
+    from vllmctl.features import registry
+
+    for feature in registry.FEATURES:
+        for repo, what in feature.hub_repos(model.data):
+            name = f"{model.name} {what}"
+            try:
+                access = check_access(repo, token, endpoint=settings.hf_endpoint)
+            except HubUnreachable as e:
+                report.add(
+                    "hub",
+                    "HuggingFace Hub",
+                    WARN,
+                    f"not checked: {e.message}",
+                    "check the network or HF_ENDPOINT, or run with --offline",
+                )
+                return "unreachable"
+            except VllmctlError as e:
+                report.add("models", name, FAIL, e.message)
+                continue
+            if not access.exists:
+                report.add(
+                    "models",
+                    name,
+                    FAIL,
+                    f"{repo} is not on the Hub (or is private and the token cannot see it)",
+                    f"check the {what.split()[0]}'s source in models.yaml; "
+                    "for a private repo, store a token that can read it",
+                )
+            elif not access.gated:
+                report.add("models", name, OK, f"{repo}: public")
+            elif access.allowed:
+                report.add("models", name, OK, f"{repo}: gated, the token has access")
+            elif token is None:
+                report.add(
+                    "models",
+                    name,
+                    FAIL,
+                    f"{repo}: gated, and no usable HuggingFace token is stored",
+                    f"vllmctl set-hf-token (a token granted {access.page})",
+                )
+            else:
+                report.add(
+                    "models",
+                    name,
+                    FAIL,
+                    f"{repo}: gated, and the token has no access",
+                    f"request access at {access.page}",
+                )
+    return "answered"
 
 
 def _check_access(

@@ -80,6 +80,12 @@ class Feature:
         (key, why and the fix): render refuses them and `validate` reports them at the key."""
         return []
 
+    def hub_repos(self, entry: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """The Hub repos besides its modelURL that a model's engines download (as (repo id,
+        what it is, e.g. "adapter sql")): the gated check and doctor's Hub access ask about
+        them as they do about the model's own repo."""
+        return []
+
     # --- the values ------------------------------------------------------------------------
 
     def model_values(self, model: ModelValues) -> None:

@@ -12,6 +12,7 @@ from vllmctl.features import (
     accelerators,
     autoscaling,
     exposure,
+    lora,
     monitoring,
     network_policy,
     rollout,
@@ -33,4 +34,5 @@ FEATURES: list[Feature] = [
     router_scaling.FEATURE,  # the router's HPA (routerSpec.autoscaling) and CPU limit
     monitoring.FEATURE,  # ServiceMonitors and Grafana dashboards (chart 0.1.11+)
     network_policy.FEATURE,  # NetworkPolicies in extraObjects (chart 0.1.10+)
+    lora.FEATURE,  # LoRA adapters: --lora-modules at start, or the chart's LoRA controller
 ]

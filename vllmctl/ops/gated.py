@@ -50,6 +50,8 @@ def decide(models: Iterable[Any], *, endpoint: str, ask: Callable[[str], Any] | 
         def ask(repo_id: str) -> Any:
             return check_access(repo_id, None, endpoint=endpoint)
 
+    from vllmctl.features import registry
+
     result = Gated()
     guessed: list[str] = []
     unreachable: HubUnreachable | None = None
@@ -57,29 +59,31 @@ def decide(models: Iterable[Any], *, endpoint: str, ask: Callable[[str], Any] | 
     for model in models:
         marked = model.data.get("gated")
         url = str(model.data.get("modelURL", ""))
-        if isinstance(marked, bool):
-            if marked:
-                result.models.append(model.name)
-            continue
-        if not is_hub_repo(url):
-            continue  # pvc://, s3://, oci://: nothing to download from the Hub
-        if url not in result.asked and unreachable is None:
-            try:
-                access = ask(url)
-            except HubUnreachable as e:
-                unreachable = e
-            else:
-                # A repo the Hub does not show anonymously may be private, which only a
-                # token can download: it needs the token as a gated one does.
-                result.asked[url] = bool(access.gated) if access.exists else True
-                if not access.exists:
-                    not_found.append(url)
-        if unreachable is not None and url not in result.asked:
-            if known_gated(url):
-                result.models.append(model.name)
-                guessed.append(model.name)
-            continue
-        if result.asked[url]:
+        # `gated:` decides the model's own repo; the other repos its engines download (a
+        # feature's, such as LoRA adapters) are always asked about.
+        repos = [] if isinstance(marked, bool) or not is_hub_repo(url) else [url]
+        for feature in registry.FEATURES:
+            repos += [repo for repo, _ in feature.hub_repos(model.data)]
+        needs = marked is True
+        for repo in repos:
+            if repo not in result.asked and unreachable is None:
+                try:
+                    access = ask(repo)
+                except HubUnreachable as e:
+                    unreachable = e
+                else:
+                    # A repo the Hub does not show anonymously may be private, which only a
+                    # token can download: it needs the token as a gated one does.
+                    result.asked[repo] = bool(access.gated) if access.exists else True
+                    if not access.exists:
+                        not_found.append(repo)
+            if unreachable is not None and repo not in result.asked:
+                if known_gated(repo) and not needs:
+                    needs = True
+                    guessed.append(model.name)
+                continue
+            needs = needs or result.asked[repo]
+        if needs:
             result.models.append(model.name)
     if unreachable is not None:
         counted = (
