@@ -193,8 +193,8 @@ def test_completions(
     router's log says which engine served it.
     """
     from vllmctl.apis.openai_api import Client, CompletionFailed, CompletionRequest, run_load
-    from vllmctl.ops.session import session_header
     from vllmctl.ops.adapters import model_id
+    from vllmctl.ops.session import session_header
 
     request = CompletionRequest(
         model=model_id(app.settings, model or _choose_model(app), adapter),
