@@ -13,6 +13,7 @@ from vllmctl.features import (
     autoscaling,
     exposure,
     monitoring,
+    multinode,
     network_policy,
     rollout,
     routing,
@@ -31,4 +32,5 @@ FEATURES: list[Feature] = [
     routing.FEATURE,  # the router's routing logic, session key and prefix match
     monitoring.FEATURE,  # ServiceMonitors and Grafana dashboards (chart 0.1.11+)
     network_policy.FEATURE,  # NetworkPolicies in extraObjects (chart 0.1.10+)
+    multinode.FEATURE,  # pipelineParallelSize: the chart's KubeRay RayCluster across nodes
 ]
