@@ -30,6 +30,7 @@ from tests.sandbox.kube.controllers import Cluster, NodeSpec, R, Timing
 from tests.sandbox.kube.portforward import handle_portforward
 from tests.sandbox.kube.resources import BUILTINS, Resource
 from tests.sandbox.kube.store import Obj, Store
+from tests.sandbox.kuberay import KubeRay
 from tests.sandbox.loop import LoopThread
 from tests.sandbox.openbao import OpenBao
 from tests.sandbox.router import RouterStandIn
@@ -49,6 +50,7 @@ class SandboxConfig:
     eso: bool = True  # install the External Secrets CRDs and a Vault ClusterSecretStore
     prometheus_operator: bool = False  # install the ServiceMonitor CRD
     keda: bool = False  # install KEDA's ScaledObject CRD (tests/sandbox/keda.py simulates KEDA)
+    kuberay: bool = False  # install KubeRay's RayCluster CRD (tests/sandbox/kuberay.py simulates it)
     timing: Timing = field(default_factory=Timing)
     router_ttft: float = 0.0
     router_tokens_per_second: float = 0.0
@@ -123,6 +125,9 @@ class Sandbox:
         self.cluster.reconcilers.append(self.keda)
         if c.keda:
             self.apply_manifests(MANIFESTS / "keda-crds.yaml")
+        self.cluster.reconcilers.append(KubeRay(self.store, self.cluster.event))
+        if c.kuberay:
+            self.apply_manifests(MANIFESTS / "kuberay-crds.yaml")
         self._tasks.append(asyncio.get_running_loop().create_task(self.cluster.run()))
 
     def install_eso(self) -> None:
