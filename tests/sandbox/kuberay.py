@@ -186,3 +186,29 @@ def _conditions(old: Obj, wanted: dict[str, tuple[str, str, str]]) -> list[Obj]:
             }
         )
     return out
+
+
+def served_models(store: Store, namespace: str) -> set[str]:
+    """The ids the ready RayClusters' heads serve: the chart's start script (ConfigMap
+    `<model>-vllm-start-script`, the model label of the RayCluster) runs `vllm serve` with
+    those arguments, and vLLM lists every --served-model-name (or the model) in /v1/models."""
+    import shlex
+
+    served: set[str] = set()
+    for rc in store.iter_raw(GROUP, "rayclusters", namespace):
+        if (rc.get("status") or {}).get("state") != "ready":
+            continue
+        model = (rc["metadata"].get("labels") or {}).get("model")
+        cm = store.objects.get(("", "configmaps", namespace, f"{model}-vllm-start-script"))
+        script = next(iter(((cm or {}).get("data") or {}).values()), "")
+        words = [w for line in script.splitlines() for w in shlex.split(line, comments=True)]
+        if "serve" not in words or words.index("serve") + 1 >= len(words):
+            continue
+        names: list[str] = []
+        if "--served-model-name" in words:
+            for word in words[words.index("--served-model-name") + 1 :]:
+                if word.startswith("--"):
+                    break
+                names.append(word)
+        served.update(names or [words[words.index("serve") + 1]])
+    return served

@@ -31,6 +31,7 @@ from tests.sandbox.kube.portforward import handle_portforward
 from tests.sandbox.kube.resources import BUILTINS, Resource
 from tests.sandbox.kube.store import Obj, Store
 from tests.sandbox.kuberay import KubeRay
+from tests.sandbox.kuberay import served_models as kuberay_served
 from tests.sandbox.loop import LoopThread
 from tests.sandbox.openbao import OpenBao
 from tests.sandbox.router import RouterStandIn
@@ -298,6 +299,7 @@ class Sandbox:
                             break
                         names.append(arg)
                 served.update(names or [argv[argv.index("serve") + 1]])
+        served |= kuberay_served(self.store, namespace)  # the heads of ready RayClusters
         return sorted(served)
 
     def _api_key(self, namespace: str) -> str | None:

@@ -262,7 +262,7 @@ def as_gang(need: ReplicaNeed, entry: Mapping[str, Any]) -> ReplicaNeed:
 
 
 def gang_notes(active: Sequence[ReplicaNeed], report: FitReport) -> None:
-    """Say for each multi-node model that it was placed as a gang, and on which nodes."""
+    """Say for each multi-node model how its pods are placed together, and on which nodes."""
     for need in active:
         if not need.gang:
             continue
@@ -279,11 +279,9 @@ def gang_notes(active: Sequence[ReplicaNeed], report: FitReport) -> None:
             for node in where:
                 counts[node] = counts.get(node, 0) + 1
             taken = ", ".join(f"{node} ({n} pod{'s' * (n != 1)})" for node, n in counts.items())
-            report.notes.append(
-                f"{need.model} is placed as a gang, {shape} all at once: it would take {taken}."
-            )
+            report.gangs[need.model] = f"placed as a gang, {shape} all at once: it would take {taken}."
         else:
-            report.notes.append(f"{need.model} needs {shape} all at once (a RayCluster starts only whole).")
+            report.gangs[need.model] = f"needs {shape} all at once (a RayCluster starts only whole)."
 
 
 def _int(value: Any) -> int:
@@ -443,6 +441,7 @@ class FitReport:
         self.without_gpus: list[str] = []  # models that ask for no GPU (or run no replica)
         self.search = "none"  # how the placement was found: greedy, search, incomplete
         self.resources: list[str] = []  # the resources shown per node
+        self.gangs: dict[str, str] = {}  # multi-node models: how their pods are placed together
 
     @property
     def ok(self) -> bool:
@@ -464,6 +463,8 @@ class FitReport:
                     counts[name] = counts.get(name, 0) + 1
                 spread = ", ".join(f"{n} on {name}" for name, n in counts.items())
                 out.append(f"  {model}: {spread}")
+                if model in self.gangs:
+                    out.append(f"    {self.gangs[model]}")
         else:
             out.append("GPU fit: the models cannot all be scheduled:")
             out.extend(f"  - {finding}" for finding in self.shortfalls)
@@ -515,6 +516,7 @@ class FitReport:
             "notes": list(self.notes),
             "without_gpus": list(self.without_gpus),
             "search": self.search,
+            "gangs": dict(self.gangs),
         }
 
 
