@@ -127,6 +127,12 @@ def test_the_chart_gets_a_head_and_one_worker_per_further_stage() -> None:
     config = spec["vllmConfig"]
     assert (config["pipelineParallelSize"], config["tensorParallelSize"]) == ("3", "4")
     assert config["v1"] == "1"  # else the chart's Ray path sets VLLM_USE_V1=0
+    assert spec["pvcAccessMode"] == ["ReadWriteMany"]  # every node mounts the model cache
+
+
+def test_the_entrys_own_access_mode_wins() -> None:
+    text = BIG.replace("  requestCPU: 8\n", "  requestCPU: 8\n  pvcAccessMode: [ReadWriteOnce]\n")
+    assert spec_of(text, "big", **NEW)["pvcAccessMode"] == ["ReadWriteOnce"]
 
 
 def test_a_one_node_model_is_unchanged() -> None:
@@ -448,3 +454,10 @@ def test_without_kuberay_doctor_fails_and_install_refuses(
         "could not create it; nothing was changed." in refused.stderr
     )
     assert cluster.sandbox.get("Namespace", None, cluster.namespace) is None
+
+
+def test_the_network_policy_lets_the_ray_pods_talk_to_each_other() -> None:
+    from tests.features.test_network_policy import ENGINES, ON, policies
+
+    rules = policies(BIG, **ON)[ENGINES]["spec"]["ingress"]
+    assert {"from": [{"podSelector": {"matchLabels": {"helm-release-name": "vllm"}}}]} in rules

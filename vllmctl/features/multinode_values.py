@@ -185,8 +185,9 @@ def chart_problems(entry: Mapping[str, Any], chart: ChartAt) -> list[tuple[str, 
 
 def ray_values(entry: Mapping[str, Any], spec: Obj, chart: ChartAt) -> None:
     """A multi-node entry's modelSpec keys: the worker count as replicaCount, raySpec's
-    head with the same requests as each worker, and vLLM's V1 engine kept (the chart's Ray
-    path sets VLLM_USE_V1=0 unless vllmConfig.v1 says otherwise)."""
+    head with the same requests as each worker, a model cache every node can mount
+    (ReadWriteMany; the entry's own pvcAccessMode wins), and vLLM's V1 engine kept (the
+    chart's Ray path sets VLLM_USE_V1=0 unless vllmConfig.v1 says otherwise)."""
     pp = stages(entry)
     if pp is None:
         return
@@ -195,6 +196,10 @@ def ray_values(entry: Mapping[str, Any], spec: Obj, chart: ChartAt) -> None:
     if "resources" in own and not chart.before(RAY_SINCE["ray resources"]):
         head["resources"] = own["resources"]
     spec["replicaCount"] = pp - 1  # the workers; the head is the first node
+    if "pvcStorage" in spec:
+        # The head and every worker mount the one model cache claim (ray-cluster.yaml), from
+        # different nodes: ReadWriteOnce would hold all but the first pod at attach.
+        spec["pvcAccessMode"] = ["ReadWriteMany"]
     spec["raySpec"] = {"enabled": True, "headNode": head}
     config = spec["vllmConfig"]
     config["v1"] = "0" if str(config.get("v0")) == "1" else "1"
