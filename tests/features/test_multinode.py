@@ -461,3 +461,13 @@ def test_the_network_policy_lets_the_ray_pods_talk_to_each_other() -> None:
 
     rules = policies(BIG, **ON)[ENGINES]["spec"]["ingress"]
     assert {"from": [{"podSelector": {"matchLabels": {"helm-release-name": "vllm"}}}]} in rules
+
+
+def test_a_chart_before_0_1_8_is_refused_at_vllm_config(run: Run, models_file: Path) -> None:
+    models_file.write_text(BIG)
+    result = run("validate", env={"VLLM_CHART_VERSION": "0.1.7"})
+    assert result.exit_code == 2
+    assert (
+        f"{at(BIG, 'vllmConfig:')}: models[0] (big).vllmConfig: pipelineParallelSize is rendered as the "
+        "chart's RayCluster, which vllmctl knows from chart 0.1.8; the chart version is 0.1.7."
+    ) in result.stderr
