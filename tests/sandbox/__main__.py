@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--lora", action="store_true", help="install the chart's LoraAdapter CRD (simulated controller)"
     )
+    parser.add_argument(
+        "--kuberay", action="store_true", help="install KubeRay's RayCluster CRD (its operator simulated)"
+    )
     args = parser.parse_args(argv)
     config = SandboxConfig(
         gpu_nodes=args.gpu_nodes,
@@ -49,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         keda=args.keda,
         metrics_server=args.metrics_server,
         lora=args.lora,
+        kuberay=args.kuberay,
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -31,6 +31,8 @@ from tests.sandbox.kube.controllers import Cluster, NodeSpec, R, Timing
 from tests.sandbox.kube.portforward import handle_portforward
 from tests.sandbox.kube.resources import BUILTINS, Resource
 from tests.sandbox.kube.store import Obj, Store
+from tests.sandbox.kuberay import KubeRay
+from tests.sandbox.kuberay import served_models as kuberay_served
 from tests.sandbox.loop import LoopThread
 from tests.sandbox.lora import LoraController
 from tests.sandbox.lora import served as served_adapters
@@ -56,6 +58,7 @@ class SandboxConfig:
     # controller (tests/sandbox/hpa.py) needs to scale on CPU
     metrics_server: bool = False
     lora: bool = False  # install the chart's LoraAdapter CRD (tests/sandbox/lora.py simulates its controller)
+    kuberay: bool = False  # install KubeRay's RayCluster CRD (tests/sandbox/kuberay.py simulates it)
     timing: Timing = field(default_factory=Timing)
     router_ttft: float = 0.0
     router_tokens_per_second: float = 0.0
@@ -144,6 +147,9 @@ class Sandbox:
         self.cluster.reconcilers.append(LoraController(self.store, self.cluster.event))
         if c.lora:
             self.apply_manifests(MANIFESTS / "lora-crds.yaml")
+        self.cluster.reconcilers.append(KubeRay(self.store, self.cluster.event))
+        if c.kuberay:
+            self.apply_manifests(MANIFESTS / "kuberay-crds.yaml")
         self._tasks.append(asyncio.get_running_loop().create_task(self.cluster.run()))
 
     def install_eso(self) -> None:
@@ -311,6 +317,7 @@ class Sandbox:
                 continue
             for c in d["spec"]["template"]["spec"].get("containers") or []:
                 served.update(_served_names(c))
+        served |= kuberay_served(self.store, namespace)  # the heads of ready RayClusters
         return sorted(served)
 
     def _engine_urls(self, namespace: str, model: str) -> list[str]:

@@ -237,12 +237,16 @@ def check_tag(value: Any) -> str | None:
 
 
 # The vllmConfig keys the chart turns into `vllm serve` flags. Others would be dropped
-# silently by the chart (e.g. pipelineParallelSize outside Ray), so they are errors here;
-# anything else goes in extraArgs.
+# silently by the chart, so they are errors here; anything else goes in extraArgs.
+# pipelineParallelSize is read only by the chart's RayCluster: the multinode feature
+# (features/multinode.py) renders one for a model that has it.
 VLLM_CONFIG_FIELDS: dict[str, Field] = {
     "maxModelLen": Field(int_check(1), "context length in tokens (--max-model-len)"),
     "dtype": Field(check_dtype, "weight dtype (--dtype)"),
     "tensorParallelSize": Field(int_check(1), "GPUs one replica spans (--tensor-parallel-size)"),
+    "pipelineParallelSize": Field(
+        int_check(2), "nodes one replica spans, as a KubeRay RayCluster (--pipeline-parallel-size)"
+    ),
     "gpuMemoryUtilization": Field(check_fraction, "share of GPU memory vLLM may use"),
     "enablePrefixCaching": Field(check_bool, "prefix caching (vLLM's default: on)"),
     "enableChunkedPrefill": Field(check_bool, "chunked prefill"),

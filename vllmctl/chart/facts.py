@@ -219,3 +219,23 @@ def engine_selector(release: str, model: str) -> str:
 def ingress_name(release: str) -> str:
     """The chart's name for the router Ingress."""
     return f"{release}-ingress-router"
+
+
+# --- multi-node serving (KubeRay) ------------------------------------------------------
+# A modelSpec with raySpec is rendered by ray-cluster.yaml as one KubeRay RayCluster
+# (ray.io/v1) instead of a Deployment, in every tested version (docs/chart-facts.md,
+# "Ray path"): a head group and one worker group named "ray" with replicaCount pods.
+RAY_GROUP, RAY_VERSION, RAY_PLURAL = "ray.io", "v1", "rayclusters"
+RAY_WORKER_GROUP = "ray"
+# What the chart's Ray path first reads in which version: from 0.1.11 the RayCluster needs
+# raySpec.enabled true (before, the key's presence is enough); from 0.1.12 the head takes
+# raySpec.headNode.resources and the workers modelSpec.resources (before, both are built
+# from the request*/limit* keys only).
+RAY_SINCE: dict[str, tuple[int, ...]] = {
+    "raySpec.enabled": (0, 1, 11),
+    "ray resources": (0, 1, 12),
+}
+
+
+def raycluster_name(release: str, model: str) -> str:
+    return f"{release}-{model}-raycluster"

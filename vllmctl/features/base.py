@@ -67,6 +67,10 @@ class Feature:
     # modelSpec keys whose value is joined with the entry's own key of that name, rather
     # than replaced by it (`merge`).
     merged_keys: ClassVar[tuple[str, ...]] = ()
+    # Its objects run some models in place of the chart's engine Deployment (the RayCluster):
+    # status asks it about models without a Deployment too (`deployment` is then {}), and a
+    # part with a `workload` name and `ready` makes such a model deployed.
+    runs_models: ClassVar[bool] = False
 
     # --- models.yaml ----------------------------------------------------------------------
 

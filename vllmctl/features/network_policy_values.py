@@ -22,6 +22,7 @@ from vllmctl.core.setting_names import ENV_NETWORK_POLICY_INGRESS_NAMESPACE as E
 from vllmctl.core.setting_names import ENV_NETWORK_POLICY_NAMESPACES as ENV_NAMESPACES
 from vllmctl.core.setting_names import ENV_NETWORK_POLICY_PROMETHEUS_NAMESPACE as ENV_PROMETHEUS
 from vllmctl.core.setting_names import namespace_problem
+from vllmctl.features.multinode_values import stages as pipeline_stages
 
 if TYPE_CHECKING:
     from vllmctl.chart.inputs import DeployedLabels, RenderInput
@@ -135,7 +136,10 @@ def objects(
     engine_rules: list[Obj] = [{"from": [{"podSelector": router}], "ports": port}]
     if given.monitoring:
         engine_rules.append({"from": [_namespaces([prometheus])], "ports": port})
-    if any(key in entry for entry in entries for key in ENGINE_TO_ENGINE_KEYS):
+    if any(key in entry for entry in entries for key in ENGINE_TO_ENGINE_KEYS) or any(
+        pipeline_stages(entry)
+        for entry in entries  # a multi-node model: vllmctl writes its raySpec
+    ):
         # Ray's head and workers and LMCache's KV transfer use ports of their own.
         engine_rules.append({"from": [{"podSelector": engines}]})
     policies = [

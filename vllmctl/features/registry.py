@@ -14,6 +14,7 @@ from vllmctl.features import (
     exposure,
     lora,
     monitoring,
+    multinode,
     network_policy,
     rollout,
     router_scaling,
@@ -35,4 +36,5 @@ FEATURES: list[Feature] = [
     monitoring.FEATURE,  # ServiceMonitors and Grafana dashboards (chart 0.1.11+)
     network_policy.FEATURE,  # NetworkPolicies in extraObjects (chart 0.1.10+)
     lora.FEATURE,  # LoRA adapters: --lora-modules at start, or the chart's LoRA controller
+    multinode.FEATURE,  # pipelineParallelSize: the chart's KubeRay RayCluster across nodes
 ]

@@ -536,12 +536,14 @@ class Estimate(NamedTuple):
     kv_shape: str  # how kv_bytes_per_token was computed, in words
     suggestions: tuple[Suggestion, ...] = ()
     warnings: tuple[str, ...] = ()
+    stage: str | None = None  # a multi-node model: which pipeline stage the numbers are for
 
     def lines(self) -> list[str]:
         """The numbers behind the verdict, in plain words."""
         tp = self.tensor_parallel_size
         gpus = f"{tp} GPUs" if tp > 1 else "1 GPU"
-        out = [
+        out = [f"pipeline: {self.stage}"] if self.stage else []
+        out += [
             f"weights: {_gib(self.weights)} per GPU ({self.parameters:,} parameters x "
             f"{self.bytes_per_param:g} bytes / {gpus})",
             f"KV cache per token: {_bytes_text(self.kv_bytes_per_token)} per GPU ({self.kv_shape})",
@@ -599,6 +601,7 @@ class Estimate(NamedTuple):
             "maxConcurrency": round(self.max_concurrency, 2),
             "suggestions": [{"kind": s.kind, "value": s.value, "text": s.text} for s in self.suggestions],
             "warnings": list(self.warnings),
+            **({"pipelineStage": self.stage} if self.stage else {}),
         }
 
 
@@ -778,3 +781,34 @@ def _suggestions(
                 )
             )
     return tuple(found)
+
+
+# ------------------------------------------------------------------------------ pipeline stages
+
+
+def pipeline_stage(
+    parameters: int, config: Mapping[str, Any], stages: int
+) -> tuple[int, dict[str, Any], str]:
+    """One of `stages` pipeline stages (vLLM's --pipeline-parallel-size: each stage holds a
+    contiguous share of the layers, with their weights and KV cache): the parameters and a
+    config.json of one stage (the most layers any stage gets), and the split in words. An
+    even split of the parameters: the first and last stages also hold the embeddings and
+    the output head, so they run a little above it."""
+    cfg = dict(text_config(config))
+    layers = dims(cfg).layers
+    per_stage = -(-layers // stages)
+    for key in ("num_hidden_layers", "n_layer", "num_layers", "n_layers"):
+        if key in cfg:
+            cfg[key] = per_stage
+            break
+    types = cfg.get("layer_types")
+    if isinstance(types, list) and len(types) == layers:
+        cfg["layer_types"] = types[:per_stage]
+    for key in ("text_config", "llm_config", "language_config"):
+        cfg.pop(key, None)  # the stage's keys are at the top now
+    share = -(-parameters // stages)
+    text = (
+        f"one of {stages} stages (pipelineParallelSize), each in its own Ray pod: {per_stage} of "
+        f"{layers} layers and about {share:,} of {parameters:,} parameters per stage"
+    )
+    return share, cfg, text

@@ -20,6 +20,7 @@ from vllmctl.core.errors import ExternalError
 from vllmctl.core.quantity import QuantityError, parse_quantity
 from vllmctl.features.accelerators import gpu_resource
 from vllmctl.features.autoscaling import bounds as autoscaling_bounds
+from vllmctl.features.multinode_values import stages as pipeline_stages
 
 if TYPE_CHECKING:
     from vllmctl.catalog.schema import Model
@@ -195,6 +196,7 @@ class ReplicaNeed(NamedTuple):
     node_name: str | None = None  # the chart's nodeName: the pod bypasses the scheduler
     skipped: str | None = None  # why the fit leaves the model out
     max_replicas: int | None = None  # autoscaling's maxReplicas (`replicas` is its minReplicas)
+    gang: bool = False  # a RayCluster's pods (`replicas` = its nodes): placed together, never rolled
 
     @classmethod
     def from_model(
@@ -232,7 +234,7 @@ class ReplicaNeed(NamedTuple):
             skipped = (
                 "it runs as a RayCluster (raySpec), whose head and worker pods this check does not model"
             )
-        return cls(
+        need = cls(
             model=name,
             replicas=max(0, replicas),
             per_replica=_entry_amounts(entry),
@@ -243,6 +245,43 @@ class ReplicaNeed(NamedTuple):
             skipped=skipped,
             max_replicas=limits[1] if limits is not None else None,
         )
+        return as_gang(need, entry)
+
+
+# --- multi-node models (a RayCluster) ---------------------------------------------------
+
+
+def as_gang(need: ReplicaNeed, entry: Mapping[str, Any]) -> ReplicaNeed:
+    """A model with pipelineParallelSize as the chart's RayCluster: its head and each
+    worker are one pod of `tensorParallelSize` GPUs (requestGPU, the same on every node),
+    which vLLM needs all at once; a model disabled (enabled: false) has none."""
+    nodes = pipeline_stages(entry)
+    if nodes is None:
+        return need
+    return need._replace(replicas=0 if entry.get("enabled") is False else nodes, gang=True, skipped=None)
+
+
+def gang_notes(active: Sequence[ReplicaNeed], report: FitReport) -> None:
+    """Say for each multi-node model how its pods are placed together, and on which nodes."""
+    for need in active:
+        if not need.gang:
+            continue
+        resource, count = _main_resource(need)
+        workers = need.replicas - 1
+        shape = (
+            f"{need.replicas} pods (the Ray head and {workers} worker{'s' * (workers != 1)}) of "
+            f"{count} {resource}"
+        )
+        where = report.placements.get(need.model)
+        if report.ok and where:
+            # Which pod is the head is the scheduler's choice: only the nodes are known.
+            counts: dict[str, int] = {}
+            for node in where:
+                counts[node] = counts.get(node, 0) + 1
+            taken = ", ".join(f"{node} ({n} pod{'s' * (n != 1)})" for node, n in counts.items())
+            report.gangs[need.model] = f"placed as a gang, {shape} all at once: it would take {taken}."
+        else:
+            report.gangs[need.model] = f"needs {shape} all at once (a RayCluster starts only whole)."
 
 
 def _int(value: Any) -> int:
@@ -402,6 +441,7 @@ class FitReport:
         self.without_gpus: list[str] = []  # models that ask for no GPU (or run no replica)
         self.search = "none"  # how the placement was found: greedy, search, incomplete
         self.resources: list[str] = []  # the resources shown per node
+        self.gangs: dict[str, str] = {}  # multi-node models: how their pods are placed together
 
     @property
     def ok(self) -> bool:
@@ -423,6 +463,8 @@ class FitReport:
                     counts[name] = counts.get(name, 0) + 1
                 spread = ", ".join(f"{n} on {name}" for name, n in counts.items())
                 out.append(f"  {model}: {spread}")
+                if model in self.gangs:
+                    out.append(f"    {self.gangs[model]}")
         else:
             out.append("GPU fit: the models cannot all be scheduled:")
             out.extend(f"  - {finding}" for finding in self.shortfalls)
@@ -474,6 +516,7 @@ class FitReport:
             "notes": list(self.notes),
             "without_gpus": list(self.without_gpus),
             "search": self.search,
+            "gangs": dict(self.gangs),
         }
 
 
@@ -533,12 +576,13 @@ def check_fit(
         _place(active, allowed, nodes, free, report)
     for model, ready in (rolling or {}).items():
         for need, indices in zip(active, allowed, strict=True):
-            if need.model == model and model not in troubled:
+            if need.model == model and model not in troubled and not need.gang:
                 _surge(need, ready, [nodes[i] for i in indices], report)
     if report.ok:
         for need in active:
             if need.max_replicas is not None and need.max_replicas > need.replicas:
                 _headroom(need, active, nodes, report)
+    gang_notes(active, report)
     needed = {r for need in active for r in need.per_replica}
     offered = {r for n in nodes for r, a in n.allocatable.items() if a > 0 and is_gpu_resource(r)}
     report.resources = sorted(needed | offered)

@@ -18,6 +18,7 @@ from vllmctl.ops.estimate import (
     gpu_type,
     param_count_from_config,
     parse_gpu_memory,
+    pipeline_stage,
     weight_bytes_per_param,
 )
 
@@ -92,10 +93,13 @@ def estimate_entry(entry: dict[str, Any], facts: Any, gpu: Gpu) -> Estimate:
     engine = entry.get("vllmConfig") or {}
     dtype = str(engine.get("dtype") or "auto")
     parameters, per_param = _weights(facts, dtype)
-    return estimate(
+    config, stage = facts.config, None
+    if int(engine.get("pipelineParallelSize") or 1) > 1:  # a multi-node model: per stage
+        parameters, config, stage = pipeline_stage(parameters, config, int(engine["pipelineParallelSize"]))
+    result = estimate(
         parameters,
         per_param,
-        facts.config,
+        config,
         gpu.memory,
         max_model_len=engine.get("maxModelLen"),
         max_num_seqs=engine.get("maxNumSeqs"),
@@ -105,6 +109,7 @@ def estimate_entry(entry: dict[str, Any], facts: Any, gpu: Gpu) -> Estimate:
         gpu_name=gpu.name,
         gpu_bf16=gpu.bf16,
     )
+    return result._replace(stage=stage) if stage else result
 
 
 def _weights(facts: Any, dtype: str) -> tuple[int, float]:

@@ -227,6 +227,7 @@ def _model(
     if deployment is None:
         if configured is not None and name in configured:
             status.served_names = sorted(configured[name])
+        _run_by_feature(status)
         return status
     containers = containers_of(deployment)
     engine = next(
@@ -254,10 +255,22 @@ def _feature_parts(status: ModelStatus, name: str, cluster: ClusterState, deploy
         if feature.status_key is None:
             continue
         reading = cluster.features.get(feature.name)
-        known = reading is not None and deployment is not None
+        known = reading is not None and (deployment is not None or feature.runs_models)
         status.features[feature.status_key] = (
-            feature.model_status(reading, name, deployment) if known else None  # type: ignore[arg-type]
+            feature.model_status(reading, name, deployment or {}) if known else None  # type: ignore[arg-type]
         )
+
+
+def _run_by_feature(status: ModelStatus) -> None:
+    """A model without a Deployment that a feature's objects run (a RayCluster): deployed,
+    one replica, ready as that feature says (its part's `workload` and `ready`)."""
+    for part in status.features.values():
+        workload = getattr(part, "workload", None)
+        if workload:
+            ready = bool(getattr(part, "ready", False))
+            status.deployed, status.deployment, status.ready = True, str(workload), ready
+            status.replicas = Replicas(desired=1, updated=1, ready=int(ready), available=int(ready))
+            return
 
 
 def _router_features(status: RouterStatus, deployment: Obj, cluster: ClusterState) -> None:

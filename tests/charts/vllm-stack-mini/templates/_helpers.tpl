@@ -94,3 +94,59 @@ Nothing is emitted for an empty value (0.1.8 tests the value's truthiness).
       {{- end }}
 {{- end }}
 {{- end -}}
+
+{{/*
+The Ray path's container environment, head and workers alike (the real chart's order):
+VLLM_USE_V1 from vllmConfig.v1, "0" when vllmConfig is given without it; HF_TOKEN and
+VLLM_API_KEY from Secrets; the model's env. Argument: dict "root" $ "model" $modelSpec.
+*/}}
+{{- define "mini.rayEnv" -}}
+- name: VLLM_HOST_IP
+  valueFrom:
+    fieldRef:
+      fieldPath: status.podIP
+- name: HF_HOME
+  value: {{ ternary "/data" "/tmp" (hasKey .model "pvcStorage") | quote }}
+{{- with .model.vllmConfig }}
+- name: VLLM_USE_V1
+  value: {{ (hasKey . "v1" | ternary .v1 "0") | toString | quote }}
+{{- end }}
+{{- with include "mini.secretEnv" (dict "name" "HF_TOKEN" "value" .model.hf_token "key" (printf "hf_token_%s" .model.name) "release" .root.Release.Name) | trim }}
+{{ . }}
+{{- end }}
+{{- with include "mini.secretEnv" (dict "name" "VLLM_API_KEY" "value" .root.Values.servingEngineSpec.vllmApiKey "key" "vllmApiKey" "release" .root.Release.Name) | trim }}
+{{ . }}
+{{- end }}
+{{- with .model.env }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+A Ray node's resources from request/limit keys (the real chart's resources helper, read
+from raySpec.headNode for the head and from the modelSpec for workers): cpu and memory
+requests required; the GPU count (requestGPUType, default nvidia.com/gpu) as request and
+limit; limits for memory and cpu when given.
+*/}}
+{{- define "mini.rayResources" -}}
+{{- $gpu := int .requestGPU }}
+{{- $type := .requestGPUType | default "nvidia.com/gpu" -}}
+requests:
+  memory: {{ required "Value 'modelSpec.requestMemory' must be defined !" .requestMemory | quote }}
+  cpu: {{ required "Value 'modelSpec.requestCPU' must be defined !" .requestCPU | quote }}
+  {{- if gt $gpu 0 }}
+  {{ $type }}: {{ .requestGPU | quote }}
+  {{- end }}
+{{- if or (hasKey . "limitMemory") (hasKey . "limitCPU") (gt $gpu 0) }}
+limits:
+  {{- if hasKey . "limitMemory" }}
+  memory: {{ .limitMemory | quote }}
+  {{- end }}
+  {{- if hasKey . "limitCPU" }}
+  cpu: {{ .limitCPU | quote }}
+  {{- end }}
+  {{- if gt $gpu 0 }}
+  {{ $type }}: {{ .requestGPU | quote }}
+  {{- end }}
+{{- end }}
+{{- end -}}
