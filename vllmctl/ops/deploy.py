@@ -76,13 +76,16 @@ def prepare(
     helm: Helm | None,
     kubectl: Kubectl | None,
     gated: Callable[[list[Model]], list[str]] | None = None,
+    previous: DeployedRelease | None = None,
 ) -> Prepared:
     """Render the values; with a cluster (helm given), against the deployed release.
     `gated(models)`: the models that need the hf-token Secret (decide_gated), asked once
-    the cluster has answered, so an unreachable cluster fails before the Hub is asked."""
+    the cluster has answered, so an unreachable cluster fails before the Hub is asked.
+    `previous`, without helm: what stands for the deployed release offline (`export`
+    reads its own earlier files: what the GitOps reconciler deploys), with the same rules."""
     models = load_models(settings)
-    deployed = helm.deployed() if helm else None
-    if helm:
+    deployed = helm.deployed() if helm else previous
+    if helm or previous is not None:
         # An existing release keeps its chart version unless told otherwise (vllmctl.chart.version).
         settings.settle_chart(deployed.chart_version if deployed else None)
     notes: list[str] = []
@@ -222,6 +225,19 @@ def gpu_fit(settings: Any, prepared: Prepared, kube: Any = None) -> Any:
     engine = prepared.rendered.values.get("servingEngineSpec") or {}
     needs = needs_from_models(prepared.models, engine.get("tolerations") or None)
     return check_fit(nodes, needs, rolling=rolling_models(prepared))
+
+
+def check_features(settings: Any, models: list[Model], kubectl: Kubectl) -> None:
+    """What the chart features need in the cluster (a CRD, a claim the sources read), checked
+    before anything changes: helm would fail half-way, or the pods never start."""
+    from vllmctl.cluster.kube import ServedKinds
+    from vllmctl.features import registry
+    from vllmctl.features.contexts import BeforeChange
+
+    with ServedKinds(settings) as served:
+        context = BeforeChange(settings, models, kubectl, served)
+        for feature in registry.FEATURES:
+            feature.before_change(context)
 
 
 def pvc_policy_note(settings: Any, helm: Helm | None = None) -> str | None:
