@@ -49,6 +49,7 @@ class SandboxConfig:
     eso: bool = True  # install the External Secrets CRDs and a Vault ClusterSecretStore
     prometheus_operator: bool = False  # install the ServiceMonitor CRD
     keda: bool = False  # install KEDA's ScaledObject CRD (tests/sandbox/keda.py simulates KEDA)
+    gitops: bool = False  # serve HelmRelease, HelmRepository and Application as plain CRDs (no controller)
     timing: Timing = field(default_factory=Timing)
     router_ttft: float = 0.0
     router_tokens_per_second: float = 0.0
@@ -123,6 +124,8 @@ class Sandbox:
         self.cluster.reconcilers.append(self.keda)
         if c.keda:
             self.apply_manifests(MANIFESTS / "keda-crds.yaml")
+        if c.gitops:
+            self.apply_manifests(MANIFESTS / "gitops-crds.yaml")
         self._tasks.append(asyncio.get_running_loop().create_task(self.cluster.run()))
 
     def install_eso(self) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from vllmctl.cli.options import backend_option, command, templates_dir_option
+from vllmctl.cli.options import backend_option, command, shared_options, templates_dir_option
 from vllmctl.ui import App
 
 
@@ -114,9 +114,15 @@ def _export(
 COMMANDS_IN_GROUP = (flux, argocd)
 
 
-@click.group("export")
-def export_group() -> None:
-    """Write the release as files for Flux or Argo CD (GitOps): export flux|argocd DIR."""
+def _group() -> None:
+    """Write the release as files for Flux or Argo CD (GitOps): export flux|argocd DIR.
+
+    The global options work here too (`vllmctl export --env prod flux DIR`).
+    """
+
+
+# The group takes the global options as well, so they work at every position.
+export_group = click.group("export")(shared_options(_group))
 
 
 for _command in COMMANDS_IN_GROUP:

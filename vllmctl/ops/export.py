@@ -134,6 +134,15 @@ def previous_release(directory: Path, tool: str) -> DeployedRelease | None:
     return DeployedRelease(0, "exported", str(version), values)
 
 
+def referenced_secrets(values: dict[str, Any]) -> frozenset[str]:
+    """The Secrets (hf-token, vllm-api-key) the values reference: offline, those the earlier
+    export references exist as far as export knows (the reconciler, or ESO, made them)."""
+    engine, router = values.get("servingEngineSpec") or {}, values.get("routerSpec") or {}
+    refs = [s.get("hf_token") for s in engine.get("modelSpec") or [] if isinstance(s, dict)]
+    refs += [engine.get("vllmApiKey"), router.get("vllmApiKey")]
+    return frozenset(str(r["secretName"]) for r in refs if isinstance(r, dict) and r.get("secretName"))
+
+
 def export(
     settings: Any,
     tool: str,
@@ -150,7 +159,8 @@ def export(
     directory = root / settings.release
     offline = helm is None
     previous = previous_release(directory, tool) if offline else None
-    prepared = prepare(settings, helm=helm, kubectl=kubectl, previous=previous)
+    known = referenced_secrets(previous.values) if previous else frozenset()
+    prepared = prepare(settings, helm=helm, kubectl=kubectl, previous=previous, known_secrets=known)
     chart = chart_source(settings)
     notes = list(prepared.notes)
     notes.append(_rule(settings, prepared, offline=offline, previous=previous is not None))
@@ -226,13 +236,8 @@ def external_secrets(settings: Any, prepared: Prepared, kubectl: Kubectl | None)
             f"--secret-backend/VLLM_SECRET_BACKEND={settings.secret_backend!r} is not one of "
             "auto, vault, kubernetes."
         )
-    values = prepared.rendered.values
-    engine, router = values.get("servingEngineSpec") or {}, values.get("routerSpec") or {}
-    referenced = {
-        HF_TOKEN: any(isinstance(s, dict) and s.get("hf_token") for s in engine.get("modelSpec") or []),
-        API_KEY: bool(engine.get("vllmApiKey") or router.get("vllmApiKey")),
-    }
-    kinds = [kind for kind, used in referenced.items() if used]
+    referenced = referenced_secrets(prepared.rendered.values)
+    kinds = [kind for kind in (HF_TOKEN, API_KEY) if kind.ref.secret_name in referenced]
     if not kinds or mode == "kubernetes":
         return "", None
     if mode == "auto":
