@@ -397,3 +397,19 @@ def test_an_unreachable_cluster_exports_offline_and_says_so(
     assert done.exit_code == 0, done.output
     assert "Kubernetes is unreachable" in done.stderr and "Exporting offline" in done.stderr
     assert "offline, and no earlier export" in done.stderr
+
+
+def test_values_that_cannot_sit_under_a_key_are_refused(run: Run, examples: Path) -> None:
+    """A copied template that starts a YAML document of its own: render takes it, but its
+    text cannot be placed in the HelmRelease unchanged, so export refuses."""
+    from vllmctl.render.values import packaged_templates
+
+    templates = examples / "templates"
+    shutil.copytree(packaged_templates(), templates)
+    values = templates / "values.yaml.j2"
+    values.write_text("--- # the values\n" + values.read_text())
+    assert run("render", "--templates-dir", str(templates)).exit_code == 0
+    done = run("export", "flux", "gitops", "--offline", "--templates-dir", str(templates))
+    assert done.exit_code == 2
+    assert "cannot be placed in helmrelease.yaml unchanged" in done.stderr
+    assert not (examples / "gitops").exists()
