@@ -84,7 +84,7 @@ def _export(
     if not offline:
         helm, kubectl = deploy.helm_for(settings), deploy.kubectl_for(settings)
         try:
-            helm.deployed()  # the one question that says whether the cluster answers
+            helm.listed()  # one `helm list`: whether the cluster answers (prepare reads the rest)
         except ClusterUnreachable as e:
             app.warn(f"{e.message} Exporting offline (--offline says so without asking).")
             helm = kubectl = None
