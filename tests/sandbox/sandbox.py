@@ -47,9 +47,9 @@ class SandboxConfig:
     gpus_per_node: int = 2
     gpu_resource: str = "nvidia.com/gpu"
     eso: bool = True  # install the External Secrets CRDs and a Vault ClusterSecretStore
+    gitops: bool = False  # serve HelmRelease, HelmRepository and Application as plain CRDs (no controller)
     prometheus_operator: bool = False  # install the ServiceMonitor CRD
     keda: bool = False  # install KEDA's ScaledObject CRD (tests/sandbox/keda.py simulates KEDA)
-    gitops: bool = False  # serve HelmRelease, HelmRepository and Application as plain CRDs (no controller)
     timing: Timing = field(default_factory=Timing)
     router_ttft: float = 0.0
     router_tokens_per_second: float = 0.0
@@ -119,13 +119,13 @@ class Sandbox:
         self.cluster.reconcilers.append(ExternalSecrets(self.store, self.cluster.event))
         if c.eso:
             self.install_eso()
+        if c.gitops:
+            self.apply_manifests(MANIFESTS / "gitops-crds.yaml")
         if c.prometheus_operator:
             self.apply_manifests(MANIFESTS / "prometheus-operator-crds.yaml")
         self.cluster.reconcilers.append(self.keda)
         if c.keda:
             self.apply_manifests(MANIFESTS / "keda-crds.yaml")
-        if c.gitops:
-            self.apply_manifests(MANIFESTS / "gitops-crds.yaml")
         self._tasks.append(asyncio.get_running_loop().create_task(self.cluster.run()))
 
     def install_eso(self) -> None:
