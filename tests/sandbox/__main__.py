@@ -36,11 +36,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--prometheus-operator", action="store_true", help="install the ServiceMonitor CRD")
     parser.add_argument("--keda", action="store_true", help="install KEDA's ScaledObject CRD (simulated)")
-    parser.add_argument(
-        "--gitops",
-        action="store_true",
-        help="serve Flux's HelmRelease/HelmRepository and Argo CD's Application CRDs",
-    )
     args = parser.parse_args(argv)
     config = SandboxConfig(
         gpu_nodes=args.gpu_nodes,
