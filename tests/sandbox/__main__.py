@@ -29,6 +29,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_false",
         help="do not install the External Secrets Operator (CRDs and ClusterSecretStore)",
     )
+    parser.add_argument(
+        "--gitops",
+        action="store_true",
+        help="serve Flux's HelmRelease/HelmRepository and Argo CD's Application CRDs",
+    )
     parser.add_argument("--prometheus-operator", action="store_true", help="install the ServiceMonitor CRD")
     parser.add_argument("--keda", action="store_true", help="install KEDA's ScaledObject CRD (simulated)")
     parser.add_argument(
@@ -48,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         gpus_per_node=args.gpus_per_node,
         gpu_resource=args.gpu_resource,
         eso=args.eso,
+        gitops=args.gitops,
         prometheus_operator=args.prometheus_operator,
         keda=args.keda,
         metrics_server=args.metrics_server,

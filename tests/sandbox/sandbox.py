@@ -52,6 +52,7 @@ class SandboxConfig:
     gpus_per_node: int = 2
     gpu_resource: str = "nvidia.com/gpu"
     eso: bool = True  # install the External Secrets CRDs and a Vault ClusterSecretStore
+    gitops: bool = False  # serve HelmRelease, HelmRepository and Application as plain CRDs (no controller)
     prometheus_operator: bool = False  # install the ServiceMonitor CRD
     keda: bool = False  # install KEDA's ScaledObject CRD (tests/sandbox/keda.py simulates KEDA)
     # serve the resource metrics API (metrics.k8s.io, as metrics-server does) that the HPA
@@ -136,6 +137,8 @@ class Sandbox:
         self.cluster.reconcilers.append(ExternalSecrets(self.store, self.cluster.event))
         if c.eso:
             self.install_eso()
+        if c.gitops:
+            self.apply_manifests(MANIFESTS / "gitops-crds.yaml")
         if c.prometheus_operator:
             self.apply_manifests(MANIFESTS / "prometheus-operator-crds.yaml")
         self.cluster.reconcilers.append(self.keda)

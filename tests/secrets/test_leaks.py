@@ -64,6 +64,9 @@ MODELS = """\
 QWEN = ("--name", "qwen", "--model-url", "Qwen/Qwen2.5-1.5B-Instruct", "--gpus", "0")
 
 VAULT = ("--secret-backend", "vault")
+# export refuses a local chart (a reconciler cannot read it): the same chart from a repository,
+# at the deployed release's version (no VLLM_CHART_VERSION: export keeps the release's).
+GITOPS_ENV = {**SECRET_ENV, "VLLM_CHART": "vllm/vllm-stack"}
 KUBE = ("--secret-backend", "kubernetes")
 
 
@@ -111,6 +114,11 @@ STEPS: tuple[Step, ...] = (
     Step(("get-hf-token",), prints="the canary HF token"),  # auto chooses vault here
     Step(("get-api-key", *VAULT), prints="the canary API key"),
     Step(("diff",)),  # plan's alias: nothing to change now
+    # The release as GitOps files: references to the Secrets and ExternalSecrets, no value.
+    Step(("export", "flux", "gitops-flux", *VAULT), env=GITOPS_ENV),
+    Step(("export", "flux", "gitops-flux", "--check", *VAULT), env=GITOPS_ENV),
+    Step(("export", "argocd", "gitops-argocd", *VAULT), env=GITOPS_ENV),
+    Step(("export", "argocd", "gitops-argocd", "--offline", "--check", *VAULT), env=GITOPS_ENV),
     # The stored token goes to the Hub stand-in (which grants it the gated model), nowhere else.
     Step(("doctor",), env={}),  # the token read from Vault and sent to the Hub only
     Step(("doctor", "-o", "json"), exit=None),

@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "recover",
         "Repair a release an interrupted helm left pending: roll back, or uninstall if never deployed.",
     ),
+    "export": ("export", "Write the release as files for Flux or Argo CD (GitOps): export flux|argocd DIR."),
     "add-helm-repo": ("deploy", "Add (or update) the helm repository of the chart."),
     "remove-helm-repo": ("deploy", "Remove the chart's helm repository."),
     "create-namespace": (

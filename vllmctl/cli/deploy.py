@@ -177,14 +177,7 @@ def _apply(
     _check_gpu_fit(app, prepared, force)
     # What the chart features need in the cluster (a CRD, a claim the sources read): helm
     # would fail half-way, or the pods never start.
-    from vllmctl.cluster.kube import ServedKinds
-    from vllmctl.features import registry
-    from vllmctl.features.contexts import BeforeChange
-
-    with ServedKinds(settings) as served:
-        context = BeforeChange(settings, prepared.models, kubectl, served)
-        for feature in registry.FEATURES:
-            feature.before_change(context)
+    deploy.check_features(settings, prepared.models, kubectl)
     if not dry_run and _ensure_secrets(app, gated(prepared.models), api_key, install=install):
         # The values reference a Secret only once it exists: render again.
         prepared = deploy.prepare(settings, helm=helm, kubectl=kubectl, gated=gated)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from vllmctl.cluster import tools
 from vllmctl.core.errors import cluster_unreachable
@@ -19,6 +20,18 @@ POD_SECURITY = {
     "pod-security.kubernetes.io/warn": "baseline",
     "pod-security.kubernetes.io/warn-version": "latest",
 }
+
+
+def namespace_object(namespace: str) -> dict[str, Any]:
+    """The namespace as install creates it (also what `export` writes to namespace.yaml)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": namespace,
+            "labels": {**POD_SECURITY, "app.kubernetes.io/managed-by": "vllmctl"},
+        },
+    }
 
 
 @dataclass
@@ -49,15 +62,7 @@ class Kubectl:
             raise
 
     def namespace_manifest(self, namespace: str) -> str:
-        manifest = {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {
-                "name": namespace,
-                "labels": {**POD_SECURITY, "app.kubernetes.io/managed-by": "vllmctl"},
-            },
-        }
-        return json.dumps(manifest)
+        return json.dumps(namespace_object(namespace))
 
     def apply_namespace_argv(self) -> list[str]:
         # Server-side apply: creates the namespace or sets just these labels on it.

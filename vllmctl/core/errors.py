@@ -43,6 +43,10 @@ class ExternalError(VllmctlError):
     exit_code = EXIT_EXTERNAL
 
 
+class ClusterUnreachable(ExternalError):
+    """The kube context's API server did not answer (export then works offline)."""
+
+
 class Interrupted(VllmctlError):
     """The user pressed Ctrl-C or ended a prompt; the message says what state things are in."""
 
@@ -62,7 +66,7 @@ def cluster_unreachable(server: str | None, why: str, context: str | None, *, to
     """helm's or kubectl's words for a cluster they cannot reach, as vllmctl.cluster.kube says it."""
     where = server or "the kubeconfig's server"
     chosen = f"context {context}" if context else "the kubeconfig's current context"
-    return ExternalError(
+    return ClusterUnreachable(
         f"Kubernetes is unreachable at {where} ({why}), as {tool} found: check that the cluster is up "
         f"and that {chosen} points at it, or use another context with --context."
     )

@@ -76,18 +76,24 @@ def prepare(
     helm: Helm | None,
     kubectl: Kubectl | None,
     gated: Callable[[list[Model]], list[str]] | None = None,
+    previous: DeployedRelease | None = None,
+    known_secrets: frozenset[str] = frozenset(),
 ) -> Prepared:
     """Render the values; with a cluster (helm given), against the deployed release.
     `gated(models)`: the models that need the hf-token Secret (decide_gated), asked once
-    the cluster has answered, so an unreachable cluster fails before the Hub is asked."""
+    the cluster has answered, so an unreachable cluster fails before the Hub is asked.
+    `previous`, without helm: what stands for the deployed release offline (`export`
+    reads its own earlier files: what the GitOps reconciler deploys), with the same rules;
+    `known_secrets`: the Secrets (hf-token, vllm-api-key) known to exist without a cluster
+    (those the earlier export references)."""
     models = load_models(settings)
-    deployed = helm.deployed() if helm else None
-    if helm:
+    deployed = helm.deployed() if helm else previous
+    if helm or previous is not None:
         # An existing release keeps its chart version unless told otherwise (vllmctl.chart.version).
         settings.settle_chart(deployed.chart_version if deployed else None)
     notes: list[str] = []
     warnings: list[str] = []
-    hf_token, api_key = _secret_references(settings, kubectl, notes)
+    hf_token, api_key = _secret_references(settings, kubectl, notes, known_secrets)
     needing = gated(models) if gated is not None else []
     if needing and kubectl is not None and hf_token is None:
         hf_token = _gated_without_secret(settings, needing, notes, warnings)
@@ -140,12 +146,15 @@ def _gated_without_secret(settings: Any, gated: list[str], notes: list[str], war
     return None
 
 
-def _secret_references(settings: Any, kubectl: Kubectl | None, notes: list[str]) -> tuple[Any, Any]:
+def _secret_references(
+    settings: Any, kubectl: Kubectl | None, notes: list[str], known: frozenset[str] = frozenset()
+) -> tuple[Any, Any]:
     """Secret references for the HF token and API key: when the setting says the Secret
-    exists, or the cluster has it. Never a literal: values end up stored in the release."""
+    exists, or the cluster has it (or, offline, it is `known`). Never a literal: values end
+    up stored in the release."""
 
     def present(flag: bool, name: str) -> bool:
-        if flag:
+        if flag or name in known:
             return True
         if kubectl is None:
             return False
@@ -222,6 +231,19 @@ def gpu_fit(settings: Any, prepared: Prepared, kube: Any = None) -> Any:
     engine = prepared.rendered.values.get("servingEngineSpec") or {}
     needs = needs_from_models(prepared.models, engine.get("tolerations") or None)
     return check_fit(nodes, needs, rolling=rolling_models(prepared))
+
+
+def check_features(settings: Any, models: list[Model], kubectl: Kubectl) -> None:
+    """What the chart features need in the cluster (a CRD, a claim the sources read), checked
+    before anything changes: helm would fail half-way, or the pods never start."""
+    from vllmctl.cluster.kube import ServedKinds
+    from vllmctl.features import registry
+    from vllmctl.features.contexts import BeforeChange
+
+    with ServedKinds(settings) as served:
+        context = BeforeChange(settings, models, kubectl, served)
+        for feature in registry.FEATURES:
+            feature.before_change(context)
 
 
 def pvc_policy_note(settings: Any, helm: Helm | None = None) -> str | None:
