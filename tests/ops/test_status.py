@@ -239,7 +239,9 @@ def test_crashloop_image_pull_and_oom_in_plain_words(
         # however slowly the machine runs the reads, so the words checked below are there.
         return (
             all(pods[n] and pods[n][0]["reason"] for n in ("crashy", "pully", "oomy", "unready"))
-            and all(pods[n][0]["log_tail"] and pods[n][0]["exit_code"] is not None for n in ("crashy", "oomy"))
+            and all(
+                pods[n][0]["log_tail"] and pods[n][0]["exit_code"] is not None for n in ("crashy", "oomy")
+            )
             and pods["crashy"][0]["reason"].startswith("CrashLoopBackOff")
         )
 
