@@ -12,6 +12,7 @@ from vllmctl.features import (
     accelerators,
     autoscaling,
     exposure,
+    kv_cache,
     monitoring,
     network_policy,
     rollout,
@@ -31,4 +32,5 @@ FEATURES: list[Feature] = [
     routing.FEATURE,  # the router's routing logic, session key and prefix match
     monitoring.FEATURE,  # ServiceMonitors and Grafana dashboards (chart 0.1.11+)
     network_policy.FEATURE,  # NetworkPolicies in extraObjects (chart 0.1.10+)
+    kv_cache.FEATURE,  # kvCache: LMCache offload, the cache server and the shared storage
 ]
