@@ -154,6 +154,15 @@ LMCACHE_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")  # 0.1.11+'s values.s
 # The image whose vLLM the chart starts as /opt/venv/bin/vllm (an exact comparison of
 # modelSpec.repository, in every version): the image the chart's docs name for LMCache.
 LMCACHE_IMAGE = "lmcache/vllm-openai"
+
+
+def tags_name_vllm(repository: str) -> bool:
+    """Whether an engine image's tags are vLLM versions: not lmcache/vllm-openai's, or a
+    mirror's of it (its v0.3.9post2 is an LMCache release), which render does not judge
+    vLLM flags by."""
+    return repository != LMCACHE_IMAGE and not repository.endswith("/" + LMCACHE_IMAGE)
+
+
 CACHE_SERVER_PORT = 8000  # the cache server's containerPort (0.1.11+'s default, written by vllmctl)
 CACHE_SERVER_SERVICE_PORT = 80  # its Service port (0.1.11+'s default, written by vllmctl)
 SHARED_STORAGE_MOUNT = "/data/shared-pvc-storage"  # where every engine mounts the shared claim

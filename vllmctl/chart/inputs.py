@@ -138,7 +138,7 @@ class RenderInput:
     network_policy_ingress_namespace: str | None = None
     network_policy_prometheus_namespace: str | None = "monitoring"
     # KV-cache offload (raw setting texts; vllmctl.features.kv_cache checks them).
-    kv_cache: KvCacheSettings = KvCacheSettings()
+    kv_cache: KvCacheSettings = field(default_factory=KvCacheSettings)
 
 
 def default_render_input(settings: Any, **overrides: Any) -> RenderInput:

@@ -75,7 +75,10 @@ class KvCache(Feature):
         present = {
             path: f"the rendered values have no {path}, which the KV-cache settings ask for; check the "
             "templates (a copy in VLLM_TEMPLATES_DIR may predate them)."
-            for path, wanted in (("cacheserverSpec", keys.cache_server), ("sharedPvcStorage", keys.shared_storage))
+            for path, wanted in (
+                ("cacheserverSpec", keys.cache_server),
+                ("sharedPvcStorage", keys.shared_storage),
+            )
             if wanted is not None
         }
         return Contribution(

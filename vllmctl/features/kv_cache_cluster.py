@@ -40,14 +40,14 @@ def check(report: Report, kube: Any, settings: Any, models: Sequence[Any] | None
                 "kv cache offload",
                 "warn",
                 f"kvCache models on images that may lack LMCache: {', '.join(odd)}",
-                "remove the model's image (vllmctl then uses VLLM_LMCACHE_IMAGE), or make sure it has LMCache",
+                "remove the model's image (vllmctl then uses VLLM_LMCACHE_IMAGE), or check it has LMCache",
             )
         else:
             report.add(
                 "release",
                 "kv cache offload",
                 "ok",
-                f"{names}: LMCache offload on {lmcache_image}:{settings.lmcache_tag} (or the model's own tag)",
+                f"{names}: LMCache offload on {lmcache_image}:{settings.lmcache_tag} (or the model's tag)",
             )
     if not settings.cache_server:
         return
@@ -127,7 +127,9 @@ def model_offload(reading: FeatureReading, deployment: Obj) -> KvCacheStatus | N
             result.cache_server = "unknown"  # not read (status notes why)
         elif server is None:
             result.cache_server = "missing"
-            result.problem = f"its LMCACHE_REMOTE_URL {remote} points at Deployment {name}, which does not exist"
+            result.problem = (
+                f"its LMCACHE_REMOTE_URL {remote} points at Deployment {name}, which does not exist"
+            )
         else:
             ready, wanted = _replicas(server)
             result.cache_server = f"{ready}/{wanted} ready"

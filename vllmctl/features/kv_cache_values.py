@@ -91,7 +91,9 @@ def size_problem(value: Any) -> str | None:
 def log_level_problem(value: Any) -> str | None:
     if value in LMCACHE_LOG_LEVELS:
         return None
-    hint = f"; write {value.upper()!r}" if isinstance(value, str) and value.upper() in LMCACHE_LOG_LEVELS else ""
+    hint = (
+        f"; write {value.upper()!r}" if isinstance(value, str) and value.upper() in LMCACHE_LOG_LEVELS else ""
+    )
     return f"must be one of {', '.join(LMCACHE_LOG_LEVELS)}, not {kind_of(value)}{hint}"
 
 
@@ -114,7 +116,7 @@ def problem(value: Any) -> str | None:
 def conflict(entry: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Checks across the entry's keys: not both kvCache and lmcacheConfig, the CPU buffer
     within requestMemory, the disk buffer within the model's cache volume."""
-    from vllmctl.core.quantity import QuantityError, format_bytes, parse_quantity
+    from vllmctl.core.quantity import QuantityError, parse_quantity
 
     given = entry.get(FIELD)
     if not isinstance(given, Mapping):
@@ -139,7 +141,7 @@ def conflict(entry: Mapping[str, Any]) -> list[tuple[str, str]]:
         found.append(
             (
                 FIELD,
-                f"cpuOffload {cpu}Gi is more than {said} {request} ({format_bytes(request_bytes)}): "
+                f"cpuOffload {cpu}Gi is more than {said} {request}{_in_gib(request, request_bytes)}: "
                 "the buffer lives in the engine pod's memory. Raise requestMemory to the buffer plus "
                 f"what vLLM itself needs (e.g. {cpu + 16}Gi), or lower cpuOffload",
             )
@@ -160,6 +162,12 @@ def conflict(entry: Mapping[str, Any]) -> list[tuple[str, str]]:
                 )
             )
     return found
+
+
+def _in_gib(request: Any, amount: Decimal) -> str:
+    """` (7.45 GiB)` for a request not written in Gi, so the two numbers compare at a glance."""
+    text = str(request).strip()
+    return "" if text.endswith("Gi") else f" ({float(amount) / GiB:.2f} GiB)"
 
 
 def chart_problems(entry: Mapping[str, Any], chart: ChartAt) -> list[tuple[str, str]]:
@@ -231,7 +239,8 @@ def image_warnings(models: Iterable[Any], lmcache_image: str) -> list[str]:
             said.append(
                 f"{model.name}: kvCache is on but its image {image!r} is not {LMCACHE_IMAGE}; unless that "
                 "image has LMCache installed, vLLM stops at start with an import error for the "
-                "LMCacheConnectorV1. Remove image (vllmctl then uses VLLM_LMCACHE_IMAGE), or make sure it has LMCache."
+                "LMCacheConnectorV1. Remove image (vllmctl then uses VLLM_LMCACHE_IMAGE), or make sure "
+                "it has LMCache."
             )
         elif FIELD in model.data and image is not None and image != LMCACHE_IMAGE:
             said.append(
@@ -249,7 +258,9 @@ class Release(NamedTuple):
     warnings: list[str]
 
 
-def release_keys(settings: Any, chart: ChartAt, entries: Iterable[Mapping[str, Any]], release: str) -> Release:
+def release_keys(
+    settings: Any, chart: ChartAt, entries: Iterable[Mapping[str, Any]], release: str
+) -> Release:
     """cacheserverSpec and sharedPvcStorage for `chart`, from the KV-cache settings; every
     problem at once, each naming its setting."""
     problems: list[str] = []
@@ -343,13 +354,16 @@ def _shared_storage(settings: Any, chart: ChartAt, problems: list[str], warnings
             spec["nfs"] = {"server": match["server"], "path": match["path"]}
     elif host_path:
         if not host_path.startswith("/"):
-            problems.append(f"{ENV_SHARED_STORAGE_HOST_PATH}={host_path!r} must be an absolute path on the nodes.")
+            problems.append(
+                f"{ENV_SHARED_STORAGE_HOST_PATH}={host_path!r} must be an absolute path on the nodes."
+            )
         spec["hostPath"] = host_path
     elif chart.before(CACHE_SERVER_ENABLED_SINCE):
         problems.append(
-            f"{ENV_SHARED_STORAGE_SIZE} on chart {chart.text} needs {ENV_SHARED_STORAGE_NFS} (server:/path) or "
-            f"{ENV_SHARED_STORAGE_HOST_PATH}: before 0.1.11 the chart always makes a PersistentVolume and "
-            "requires one of the two. Set one, or use chart 0.1.11+ (a claim from the storage class)."
+            f"{ENV_SHARED_STORAGE_SIZE} on chart {chart.text} needs {ENV_SHARED_STORAGE_NFS} "
+            f"(server:/path) or {ENV_SHARED_STORAGE_HOST_PATH}: before 0.1.11 the chart always makes a "
+            "PersistentVolume and requires one of the two. Set one, or use chart 0.1.11+ (a claim from "
+            "the storage class)."
         )
     if chart.before(CACHE_SERVER_ENABLED_SINCE):
         # 0.1.8-0.1.10 default the class to "standard" on both the volume and the claim.

@@ -204,6 +204,7 @@ def offload_lines(offload: dict[str, Any]) -> list[str]:
     lines = [line]
     if offload["diskBytes"]:
         lines.append(
-            f"KV offload (kvCache): disk {offload['diskBytes'] // 2**30} GiB = {offload['diskTokens']:,} more tokens"
+            f"KV offload (kvCache): disk {offload['diskBytes'] // 2**30} GiB "
+            f"= {offload['diskTokens']:,} more tokens"
         )
     return lines

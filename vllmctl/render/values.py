@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from vllmctl.catalog.schema import Model
-from vllmctl.chart.facts import CHART_KEYS, KEEP_POLICY, MAX_RELEASE_AND_NAME, ChartAt, version_tuple
+from vllmctl.chart.facts import (
+    CHART_KEYS,
+    KEEP_POLICY,
+    MAX_RELEASE_AND_NAME,
+    ChartAt,
+    tags_name_vllm,
+    version_tuple,
+)
 from vllmctl.chart.inputs import (
     API_KEY_SECRET,
     HF_TOKEN_SECRET,
@@ -258,7 +265,7 @@ def _model_spec(
         spec["pvcAnnotations"] = dict(KEEP_POLICY)
     if given.hf_token is not None:
         spec["hf_token"] = given.hf_token.as_values()
-    spec["vllmConfig"] = _vllm_config(model, data, vllm_flags.image_version(str(spec["tag"])))
+    spec["vllmConfig"] = _vllm_config(model, data, None)  # its flags are checked at the end
     shaped = ModelValues(model, data, spec, given, chart)
     for feature in shaping:  # each feature's keys, in the registry's order
         feature.model_values(shaped)
@@ -271,6 +278,11 @@ def _model_spec(
                 joined = [feature.merge(name, key, spec.get(key), value) for feature in merging[key]]
                 value = joined[0]
             spec[key] = value  # the entry's own value wins over vllmctl's
+    # The flags against the image the model ends up with (a feature may choose another, such
+    # as an LMCache image, whose tags name LMCache releases, not vLLM's: chart/facts.py).
+    tagged = tags_name_vllm(str(spec.get("repository")))
+    engine = vllm_flags.image_version(str(spec["tag"])) if tagged else None
+    vllm_flags.check(name, vllm_flags.flags_for(spec["vllmConfig"]), engine)
     return spec
 
 
