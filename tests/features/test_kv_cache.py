@@ -155,7 +155,15 @@ def test_a_cpu_buffer_above_the_memory_request_is_refused_with_the_numbers() -> 
         "itself needs (e.g. 28Gi), or lower cpuOffload"
     )
     (default,) = problems(SMALL + "  kvCache:\n    cpuOffload: 20Gi\n")
-    assert "cpuOffload 20Gi is more than requestMemory (the default) 16Gi" in default
+    assert "cpuOffload 20Gi is more than requestMemory (the default) 16Gi:" in default
+    (mebibytes,) = problems(SMALL + "  requestMemory: 10000Mi\n  kvCache:\n    cpuOffload: 10Gi\n")
+    assert "cpuOffload 10Gi is more than requestMemory 10000Mi (9.77 GiB):" in mebibytes
+    (chart_key,) = problems(
+        SMALL
+        + "  requestMemory: 64Gi\n  resources: {requests: {memory: 8Gi}}\n  kvCache:\n    cpuOffload: 10Gi\n"
+    )
+    assert "cpuOffload 10Gi is more than resources.requests.memory 8Gi:" in chart_key
+    assert problems(OFFLOAD.replace("cpuOffload: 4Gi", "cpuOffload: 8Gi")) == []  # equal is allowed
 
 
 def test_a_disk_buffer_beyond_the_cache_volume_and_both_keys_are_refused() -> None:
@@ -448,6 +456,7 @@ def test_install_makes_the_cache_server_and_status_and_doctor_read_it(
         "VLLM_CHART_VERSION": "0.1.12",
         "VLLM_CACHE_SERVER": "true",
         "VLLM_CACHE_SERVER_MEMORY": "1Gi",
+        "VLLM_SHARED_STORAGE_SIZE": "2Gi",
     }.items():
         monkeypatch.setenv(key, value)
     models_file.write_text(OFFLOAD + "    logLevel: INFO\n")
@@ -455,11 +464,19 @@ def test_install_makes_the_cache_server_and_status_and_doctor_read_it(
     assert installed.exit_code == 0, installed.stderr
     sandbox, namespace = cluster.sandbox, cluster.namespace
     assert sandbox.get("Service", namespace, "vllm-cache-server-service") is not None
+    claim = sandbox.get("PersistentVolumeClaim", namespace, "vllm-shared-pvc-storage-claim")
+    assert claim is not None and claim["spec"]["accessModes"] == ["ReadWriteMany"]
     server = sandbox.get("Deployment", namespace, "vllm-deployment-cache-server")
     assert server is not None and server["status"].get("readyReplicas") == 1
     deployment = sandbox.get("Deployment", namespace, "vllm-small-deployment-vllm")
     assert deployment is not None
-    env = lmcache_env(deployment["spec"]["template"]["spec"])
+    pod = deployment["spec"]["template"]["spec"]
+    env = lmcache_env(pod)
+    assert env["HF_HOME"] == "/data/shared-pvc-storage"
+    assert {
+        "name": "vllm-shared-pvc-storage",
+        "persistentVolumeClaim": {"claimName": "vllm-shared-pvc-storage-claim"},
+    } in pod["volumes"]
     assert (env["LMCACHE_MAX_LOCAL_CPU_SIZE"], env["LMCACHE_REMOTE_URL"], env["LMCACHE_LOG_LEVEL"]) == (
         "4",
         "lm://vllm-cache-server-service:80",

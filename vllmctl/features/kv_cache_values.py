@@ -132,12 +132,16 @@ def conflict(entry: Mapping[str, Any]) -> list[tuple[str, str]]:
         )
     cpu = _gib(given.get("cpuOffload"))
     request = entry.get("requestMemory", DEFAULT_REQUEST_MEMORY)
+    said = "requestMemory" if "requestMemory" in entry else "requestMemory (the default)"
+    resources = entry.get("resources")  # the chart's own (0.1.9+) replaces requestMemory
+    requests = resources.get("requests") if isinstance(resources, Mapping) else None
+    if isinstance(requests, Mapping) and requests.get("memory") is not None:
+        request, said = requests["memory"], "resources.requests.memory"
     try:
         request_bytes = parse_quantity(request)
     except (QuantityError, TypeError):
         request_bytes = None
     if cpu is not None and request_bytes is not None and Decimal(cpu * GiB) > request_bytes:
-        said = "requestMemory" if "requestMemory" in entry else "requestMemory (the default)"
         found.append(
             (
                 FIELD,
