@@ -87,6 +87,35 @@ def test_a_pinned_image_without_lmcache_is_kept_with_a_warning() -> None:
     assert said.startswith("small: kvCache is on but its image 'vllm/vllm-openai' is not lmcache/vllm-openai")
 
 
+def test_the_tag_warnings_follow_the_image_each_model_gets() -> None:
+    # only kvCache models: the floating VLLM_MODEL_TAG is used by none of them
+    quiet = rendered(VLLM_MODEL_TAG="latest").warnings
+    assert not any("not pinned to a vLLM release" in w for w in quiet)
+    assert any(
+        "not pinned to a vLLM release" in w
+        for w in rendered(OFFLOAD + PLAIN, VLLM_MODEL_TAG="latest").warnings
+    )
+    (floating,) = [w for w in rendered(VLLM_LMCACHE_TAG="latest").warnings if "VLLM_LMCACHE_TAG" in w]
+    assert floating.startswith("VLLM_LMCACHE_TAG='latest' is not pinned: the kvCache engines start whatever")
+
+
+def test_a_raw_lmcache_config_still_passes_through_and_counts() -> None:
+    raw = (
+        SMALL
+        + "  requestMemory: 8Gi\n"
+        + "  lmcacheConfig: {enabled: true, cpuOffloadingBufferSize: '4', enableController: true}\n"
+    )
+    out = rendered(raw, VLLM_CACHE_SERVER="true", VLLM_ROUTING_LOGIC="kvaware")
+    spec = out.values["servingEngineSpec"]["modelSpec"][0]
+    assert spec["lmcacheConfig"] == {
+        "enabled": True,
+        "cpuOffloadingBufferSize": "4",
+        "enableController": True,
+    }
+    assert spec["repository"] == "vllm/vllm-openai"  # a raw lmcacheConfig chooses no image
+    assert "cacheserverSpec" in out.values
+
+
 def test_disk_offload_gets_a_directory_on_the_model_cache() -> None:
     spec = spec_of(OFFLOAD + "    diskOffload: 20Gi\n  env:\n    - {name: A, value: b}\n")
     assert spec["lmcacheConfig"]["diskOffloadingBufferSize"] == "20"

@@ -71,7 +71,9 @@ class KvCache(Feature):
         from vllmctl.features.contexts import Contribution
 
         keys = kv.release_keys(release.given.kv_cache, release.chart, release.entries, release.given.release)
-        warnings = [*kv.image_warnings(release.models, release.given.kv_cache.lmcache_image), *keys.warnings]
+        settings = release.given.kv_cache
+        said = kv.image_warnings(release.models, settings.lmcache_image, settings.lmcache_tag)
+        warnings = [*said, *keys.warnings]
         present = {
             path: f"the rendered values have no {path}, which the KV-cache settings ask for; check the "
             "templates (a copy in VLLM_TEMPLATES_DIR may predate them)."

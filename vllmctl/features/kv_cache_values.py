@@ -234,9 +234,17 @@ def model_keys(name: str, entry: Mapping[str, Any], spec: Obj, lmcache_image: st
         spec["env"] = [*env, {"name": DISK_ENV, "value": f"file://{DISK_DIR}/"}]
 
 
-def image_warnings(models: Iterable[Any], lmcache_image: str) -> list[str]:
-    """A warning for each kvCache model whose own image is not one with LMCache."""
+def image_warnings(models: Iterable[Any], lmcache_image: str, lmcache_tag: str) -> list[str]:
+    """A warning for each kvCache model whose own image is not one with LMCache, and for a
+    floating LMCache tag that a model or the cache server uses."""
+    models = list(models)
     said = []
+    floating = not lmcache_tag or "latest" in lmcache_tag or "nightly" in lmcache_tag
+    if floating and any(FIELD in m.data and "image" not in m.data and "tag" not in m.data for m in models):
+        said.append(
+            f"VLLM_LMCACHE_TAG={lmcache_tag!r} is not pinned: the kvCache engines start whatever it points "
+            "to when they are scheduled. Pin an LMCache release, e.g. v0.3.9post2."
+        )
     for model in models:
         image = model.data.get("image")
         if FIELD in model.data and image is not None and image not in (lmcache_image, LMCACHE_IMAGE):

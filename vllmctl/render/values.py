@@ -87,7 +87,6 @@ def _render(models: list[Model], given: RenderInput) -> Rendered:
             f"VLLM_CHART_VERSION={given.chart_version!r} is not a plain version; "
             "vllmctl cannot check which chart keys it supports."
         )
-    warnings += _unpinned(models, given)
     router_image = router_image_values(given)
     if router_image["tag"] is None or router_image["tag"] in ("", "latest"):
         warnings.append(router_unpinned_warning(given.chart_version, router_image["tag"]))
@@ -98,6 +97,7 @@ def _render(models: list[Model], given: RenderInput) -> Rendered:
         for key in feature.merged_keys:
             merging.setdefault(key, []).append(feature)
     specs = [_model_spec(m, given, chart, shaping, merging) for m in models]
+    warnings += _unpinned(models, given, specs)
     labels = _labels(given)
     release = ReleaseValues(models, [m.effective() for m in models], specs, given, chart, labels)
     context: dict[str, Any] = {
@@ -180,10 +180,13 @@ def check_placed(values: dict[str, Any], wanted: dict[str, Any]) -> None:
             )
 
 
-def _unpinned(models: list[Model], given: RenderInput) -> list[str]:
-    """Warnings for engine image tags that name no vLLM release (the setting's, if a model uses it)."""
+def _unpinned(models: list[Model], given: RenderInput, specs: list[dict[str, Any]]) -> list[str]:
+    """Warnings for engine image tags that name no vLLM release (the setting's, if a model
+    uses it: a feature may have given a model another image, such as an LMCache one)."""
     warnings = []
-    uses_setting = not models or any("tag" not in m.data for m in models)
+    uses_setting = not models or any(
+        "tag" not in m.data and spec.get("tag") == given.tag for m, spec in zip(models, specs, strict=True)
+    )
     if uses_setting and vllm_flags.image_version(given.tag) is None:
         warnings.append(
             f"the engine image tag {given.tag!r} is not pinned to a vLLM release: the engines "
