@@ -18,6 +18,8 @@ from vllmctl.core.setting_names import (
     DEFAULT_PROMETHEUS_URL,
     ENV_API_KEY,
     ENV_API_KEY_FROM_SECRET,
+    ENV_CACHE_SERVER,
+    ENV_CACHE_SERVER_MEMORY,
     ENV_CHART,
     ENV_CHART_REPO,
     ENV_CHART_VERSION,
@@ -35,6 +37,8 @@ from vllmctl.core.setting_names import (
     ENV_INGRESS_TLS_SECRET,
     ENV_KUBE_TIMEOUT,
     ENV_KUBECTL,
+    ENV_LMCACHE_IMAGE,
+    ENV_LMCACHE_TAG,
     ENV_MAX_STARTUP_SECONDS,
     ENV_MODEL_CACHE_CLAIM,
     ENV_MODEL_IMAGE,
@@ -72,6 +76,10 @@ from vllmctl.core.setting_names import (
     ENV_SECRET_BACKEND,
     ENV_SECRET_STORE,
     ENV_SECRET_STORE_KIND,
+    ENV_SHARED_STORAGE_CLASS,
+    ENV_SHARED_STORAGE_HOST_PATH,
+    ENV_SHARED_STORAGE_NFS,
+    ENV_SHARED_STORAGE_SIZE,
     ENV_STORAGE_CLASS,
     ENV_TEMPLATES_DIR,
     ENV_VAULT_BACKUP,
@@ -264,6 +272,19 @@ SPECS: tuple[SettingSpec, ...] = (
         DEFAULT_PROMETHEUS_URL,
         "Prometheus that autoscaling's KEDA triggers query",
     ),
+    # KV-cache offload (docs/kv-cache.md): release-wide, so settings; checked when rendered.
+    SettingSpec("lmcache_image", ENV_LMCACHE_IMAGE, "lmcache/vllm-openai", "engine image of kvCache models"),
+    SettingSpec("lmcache_tag", ENV_LMCACHE_TAG, "v0.3.9post2", "its tag (and the cache server's)"),
+    SettingSpec(
+        "cache_server", ENV_CACHE_SERVER, "false", "LMCache cache server shared by the engines", kind="bool"
+    ),
+    SettingSpec("cache_server_memory", ENV_CACHE_SERVER_MEMORY, "8Gi", "the cache server's memory request"),
+    SettingSpec(
+        "shared_storage_size", ENV_SHARED_STORAGE_SIZE, None, "size of the chart's shared claim (none: off)"
+    ),
+    SettingSpec("shared_storage_class", ENV_SHARED_STORAGE_CLASS, None, "its storage class"),
+    SettingSpec("shared_storage_nfs", ENV_SHARED_STORAGE_NFS, None, "its NFS export, server:/path"),
+    SettingSpec("shared_storage_host_path", ENV_SHARED_STORAGE_HOST_PATH, None, "or its node directory"),
     SettingSpec("secret_backend", ENV_SECRET_BACKEND, "auto", "where secrets live: auto, vault, kubernetes"),
     SettingSpec("vault_mount", ENV_VAULT_MOUNT, "secret", "Vault KV v2 mount holding the secrets"),
     SettingSpec("vault_prefix", ENV_VAULT_PREFIX, "vllm", "path prefix of the secrets in that mount"),

@@ -110,7 +110,7 @@ def test_kvaware_with_lmcache_on_a_model() -> None:
         (
             {"VLLM_ROUTING_LOGIC": "kvaware"},
             "VLLM_ROUTING_LOGIC=kvaware routes by the engines' LMCache KV caches, and no model in "
-            "models.yaml has lmcacheConfig; give the models lmcacheConfig, or use prefixaware.",
+            "models.yaml has kvCache (or lmcacheConfig); give the models kvCache, or use prefixaware.",
         ),
         (
             {"VLLM_ROUTING_LOGIC": "disaggregated_prefill"},
@@ -194,7 +194,7 @@ def test_an_environment_sets_the_routing_and_its_mistakes_name_the_file(run: Run
     assert bad.exit_code == 2
     assert (
         "error: routingLogic: kvaware (of environment prod in vllmctl.yaml) routes by the engines' LMCache "
-        "KV caches, and no model in models.yaml has lmcacheConfig"
+        "KV caches, and no model in models.yaml has kvCache (or lmcacheConfig)"
     ) in bad.stderr
     assert "Traceback" not in bad.stderr
 

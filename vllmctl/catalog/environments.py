@@ -65,6 +65,15 @@ ENVIRONMENT_KEYS: dict[str, str] = {
     "replicaCount": "replica_count",
     "networkPolicy": "network_policy",  # a mapping: NETWORK_POLICY_KEYS
     "routerAutoscaling": "router_autoscaling",  # a mapping: ROUTER_AUTOSCALING_KEYS
+    # KV-cache offload (docs/kv-cache.md)
+    "lmcacheImage": "lmcache_image",
+    "lmcacheTag": "lmcache_tag",
+    "cacheServer": "cache_server",
+    "cacheServerMemory": "cache_server_memory",
+    "sharedStorageSize": "shared_storage_size",
+    "sharedStorageClass": "shared_storage_class",
+    "sharedStorageNfs": "shared_storage_nfs",
+    "sharedStorageHostPath": "shared_storage_host_path",
 }
 MAY_BE_EMPTY = {"storageClass"}  # "" is the cluster's default storage class
 # networkPolicy's keys (docs/network-policy.md), and the setting each one sets.

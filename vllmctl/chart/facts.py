@@ -143,6 +143,47 @@ ROUTING_LOGIC_SINCE: dict[str, tuple[int, ...]] = {
     "disaggregated_prefill_orchestrated": (0, 1, 11),
 }
 
+# --- KV-cache offload: LMCache, the cache server, the shared storage ----------------------
+# (docs/chart-facts.md, "KV-cache offload"; vllmctl.features.kv_cache renders them.)
+
+# lmcacheConfig.logLevel becomes LMCACHE_LOG_LEVEL from 0.1.10; 0.1.8 and 0.1.9 write
+# LMCACHE_LOG_LEVEL=DEBUG on every engine with a vllmConfig, whatever lmcacheConfig says.
+LMCACHE_LOG_LEVEL_SINCE = (0, 1, 10)
+# From 0.1.11 cacheserverSpec and sharedPvcStorage are switched on by their `enabled` key
+# (values.yaml gives both defaults), and the cache server's image is image.repository /
+# image.tag; before, the key being there at all switches the object on, and the image is
+# cacheserverSpec.repository / .tag.
+CACHE_SERVER_ENABLED_SINCE = (0, 1, 11)
+LMCACHE_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")  # 0.1.11+'s values.schema.json enum
+# The image whose vLLM the chart starts as /opt/venv/bin/vllm (an exact comparison of
+# modelSpec.repository, in every version): the image the chart's docs name for LMCache.
+LMCACHE_IMAGE = "lmcache/vllm-openai"
+
+
+def tags_name_vllm(repository: str) -> bool:
+    """Whether an engine image's tags are vLLM versions: not lmcache/vllm-openai's, or a
+    mirror's of it (its v0.3.9post2 is an LMCache release), which render does not judge
+    vLLM flags by."""
+    return repository != LMCACHE_IMAGE and not repository.endswith("/" + LMCACHE_IMAGE)
+
+
+CACHE_SERVER_PORT = 8000  # the cache server's containerPort (0.1.11+'s default, written by vllmctl)
+CACHE_SERVER_SERVICE_PORT = 80  # its Service port (0.1.11+'s default, written by vllmctl)
+SHARED_STORAGE_MOUNT = "/data/shared-pvc-storage"  # where every engine mounts the shared claim
+
+
+def cache_server_deployment_name(release: str) -> str:
+    return f"{release}-deployment-cache-server"
+
+
+def cache_server_service_name(release: str) -> str:
+    return f"{release}-cache-server-service"
+
+
+def shared_storage_claim_name(release: str) -> str:
+    return f"{release}-shared-pvc-storage-claim"
+
+
 # --- objects, names and labels -----------------------------------------------------------
 
 # Model caches (often hundreds of GB) kept by `helm uninstall` (modelSpec.pvcAnnotations).

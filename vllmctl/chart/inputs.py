@@ -85,6 +85,25 @@ ROUTER_SCALING_SETTINGS = (
 )
 
 
+class KvCacheSettings(NamedTuple):
+    """The KV-cache offload settings (docs/kv-cache.md), as raw texts: the engine image of
+    models with kvCache, the cache server and the shared storage."""
+
+    lmcache_image: str = "lmcache/vllm-openai"
+    lmcache_tag: str = "v0.3.9post2"
+    cache_server: bool = False
+    cache_server_memory: str | None = "8Gi"
+    shared_storage_size: str | None = None
+    shared_storage_class: str | None = None
+    shared_storage_nfs: str | None = None
+    shared_storage_host_path: str | None = None
+
+
+def kv_cache_settings(settings: Any) -> KvCacheSettings:
+    """The KV-cache settings, from resolved settings."""
+    return KvCacheSettings(**{name: getattr(settings, name) for name in KvCacheSettings._fields})
+
+
 @dataclass
 class RenderInput:
     """Everything the values depend on."""
@@ -136,6 +155,8 @@ class RenderInput:
     network_policy_namespaces: str | None = None
     network_policy_ingress_namespace: str | None = None
     network_policy_prometheus_namespace: str | None = "monitoring"
+    # KV-cache offload (raw setting texts; vllmctl.features.kv_cache checks them).
+    kv_cache: KvCacheSettings = field(default_factory=KvCacheSettings)
 
 
 def default_render_input(settings: Any, **overrides: Any) -> RenderInput:
@@ -179,6 +200,7 @@ def default_render_input(settings: Any, **overrides: Any) -> RenderInput:
         network_policy_namespaces=settings.network_policy_namespaces,
         network_policy_ingress_namespace=settings.network_policy_ingress_namespace,
         network_policy_prometheus_namespace=settings.network_policy_prometheus_namespace,
+        kv_cache=kv_cache_settings(settings),
     )
     for key, value in overrides.items():
         setattr(given, key, value)

@@ -67,7 +67,7 @@ def estimate_command(
         return
     if not model:
         raise click.UsageError("give MODEL: a models.yaml name or a HuggingFace repo id (or --list-gpus).")
-    from vllmctl.ops.memory import choose_gpu, estimate_entry
+    from vllmctl.ops.memory import choose_gpu, estimate_entry, offload_capacity, offload_lines
 
     entry = _entry(app, model)
     engine = dict(entry.get("vllmConfig") or {})
@@ -91,6 +91,8 @@ def estimate_command(
     )
     facts = _facts(app, entry)
     result = estimate_entry(entry, facts, gpu)
+    offload = offload_capacity(entry, result)  # kvCache's extra KV capacity (None without)
+    extra = {"kvOffload": offload} if offload is not None else {}
     repo = str(entry["modelURL"])
     head = f"{entry['name']} ({repo})" if entry["name"] != repo else repo
     app.emit(
@@ -99,9 +101,16 @@ def estimate_command(
             "modelURL": repo,
             "gpu": {"name": gpu.name, "memory": gpu.memory, "source": gpu.source},
             **result.as_json(),
+            **extra,
         },
         lambda: print(
-            "\n".join([f"{head} on {gpu.name} ({gpu.source}):", *(f"  {line}" for line in result.lines())])
+            "\n".join(
+                [
+                    f"{head} on {gpu.name} ({gpu.source}):",
+                    *(f"  {line}" for line in result.lines()),
+                    *(f"  {line}" for line in (offload_lines(offload) if offload else [])),
+                ]
+            )
         ),
     )
     if not result.fits:

@@ -75,6 +75,16 @@ ENV_KUBECTL = "VLLM_KUBECTL"
 ENV_TEMPLATES_DIR = "VLLM_TEMPLATES_DIR"
 ENV_GPU_TYPE = "VLLM_GPU_TYPE"
 ENV_GPU_MEMORY = "VLLM_GPU_MEMORY"
+# KV-cache offload (docs/kv-cache.md): the engine image of models with kvCache, the LMCache
+# cache server and the shared storage.
+ENV_LMCACHE_IMAGE = "VLLM_LMCACHE_IMAGE"
+ENV_LMCACHE_TAG = "VLLM_LMCACHE_TAG"
+ENV_CACHE_SERVER = "VLLM_CACHE_SERVER"
+ENV_CACHE_SERVER_MEMORY = "VLLM_CACHE_SERVER_MEMORY"
+ENV_SHARED_STORAGE_SIZE = "VLLM_SHARED_STORAGE_SIZE"
+ENV_SHARED_STORAGE_CLASS = "VLLM_SHARED_STORAGE_CLASS"
+ENV_SHARED_STORAGE_NFS = "VLLM_SHARED_STORAGE_NFS"
+ENV_SHARED_STORAGE_HOST_PATH = "VLLM_SHARED_STORAGE_HOST_PATH"
 # KEDA's Prometheus for models.yaml's autoscaling: the chart's default trigger's address
 # (a Prometheus Operator's `prometheus-operated` Service in namespace monitoring).
 DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"

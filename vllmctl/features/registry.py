@@ -12,6 +12,7 @@ from vllmctl.features import (
     accelerators,
     autoscaling,
     exposure,
+    kv_cache,
     lora,
     monitoring,
     multinode,
@@ -37,4 +38,5 @@ FEATURES: list[Feature] = [
     network_policy.FEATURE,  # NetworkPolicies in extraObjects (chart 0.1.10+)
     lora.FEATURE,  # LoRA adapters: --lora-modules at start, or the chart's LoRA controller
     multinode.FEATURE,  # pipelineParallelSize: the chart's KubeRay RayCluster across nodes
+    kv_cache.FEATURE,  # kvCache: LMCache offload, the cache server and the shared storage
 ]

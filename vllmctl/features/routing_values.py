@@ -99,10 +99,12 @@ def routing_values(given: RenderInput, chart: ChartAt, entries: Sequence[Mapping
             f"{_is(LOGIC, logic, sources)} routes between prefill and decode engines, and vllmctl cannot "
             "give models those roles yet; use roundrobin, session, prefixaware or kvaware."
         )
-    elif logic == "kvaware" and not any(entry.get("lmcacheConfig") for entry in entries):
+    elif logic == "kvaware" and not any(
+        entry.get("lmcacheConfig") or entry.get("kvCache") for entry in entries
+    ):
         problems.append(
             f"{_is(LOGIC, logic, sources)} routes by the engines' LMCache KV caches, and no model in "
-            "models.yaml has lmcacheConfig; give the models lmcacheConfig, or use prefixaware."
+            "models.yaml has kvCache (or lmcacheConfig); give the models kvCache, or use prefixaware."
         )
     if logic == "session" and key is None:
         problems.append(

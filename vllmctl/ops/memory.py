@@ -168,3 +168,48 @@ def _count(parameters: int) -> str:
 def is_hub_repo(model_url: str) -> bool:
     """Whether modelURL names a HuggingFace repo (not a pvc://, s3:// or oci:// source)."""
     return "://" not in model_url
+
+
+# --- KV-cache offload (docs/kv-cache.md) ---------------------------------------------------
+
+
+def offload_capacity(entry: dict[str, Any], result: Estimate) -> dict[str, Any] | None:
+    """The extra KV capacity an entry's `kvCache` buys, in tokens, from the estimate's own
+    KV size per token (None without kvCache). The buffers are counted as the pod's whole:
+    each holds every GPU's share of a token's KV (per GPU x tensorParallelSize), the lower
+    bound if LMCache gives each tensor-parallel worker a buffer of its own."""
+    from vllmctl.features.kv_cache_values import GiB, offload_sizes
+
+    sizes = offload_sizes(entry)
+    if sizes is None:
+        return None
+    cpu, disk = sizes
+    per_token = max(1, result.kv_bytes_per_token * result.tensor_parallel_size)
+    cpu_tokens, disk_tokens = cpu * GiB // per_token, disk * GiB // per_token
+    return {
+        "cpuBytes": cpu * GiB,
+        "cpuTokens": cpu_tokens,
+        "diskBytes": disk * GiB,
+        "diskTokens": disk_tokens,
+        "bytesPerToken": per_token,
+        "timesGpuCache": round(cpu_tokens / result.kv_tokens, 2) if result.kv_tokens > 0 else None,
+    }
+
+
+def offload_lines(offload: dict[str, Any]) -> list[str]:
+    """The offload's figures in words, for estimate's text output."""
+    per_token = offload["bytesPerToken"]
+    times = offload["timesGpuCache"]
+    line = (
+        f"KV offload (kvCache): CPU {offload['cpuBytes'] // 2**30} GiB / {per_token:,} bytes per token "
+        f"= {offload['cpuTokens']:,} more tokens"
+    )
+    if times is not None:
+        line += f" ({times:g}x the GPU KV cache)"
+    lines = [line]
+    if offload["diskBytes"]:
+        lines.append(
+            f"KV offload (kvCache): disk {offload['diskBytes'] // 2**30} GiB "
+            f"= {offload['diskTokens']:,} more tokens"
+        )
+    return lines

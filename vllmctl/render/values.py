@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from vllmctl.catalog.schema import Model
-from vllmctl.chart.facts import CHART_KEYS, KEEP_POLICY, MAX_RELEASE_AND_NAME, ChartAt, version_tuple
+from vllmctl.chart.facts import (
+    CHART_KEYS,
+    KEEP_POLICY,
+    MAX_RELEASE_AND_NAME,
+    ChartAt,
+    tags_name_vllm,
+    version_tuple,
+)
 from vllmctl.chart.inputs import (
     API_KEY_SECRET,
     HF_TOKEN_SECRET,
@@ -80,7 +87,6 @@ def _render(models: list[Model], given: RenderInput) -> Rendered:
             f"VLLM_CHART_VERSION={given.chart_version!r} is not a plain version; "
             "vllmctl cannot check which chart keys it supports."
         )
-    warnings += _unpinned(models, given)
     router_image = router_image_values(given)
     if router_image["tag"] is None or router_image["tag"] in ("", "latest"):
         warnings.append(router_unpinned_warning(given.chart_version, router_image["tag"]))
@@ -91,6 +97,7 @@ def _render(models: list[Model], given: RenderInput) -> Rendered:
         for key in feature.merged_keys:
             merging.setdefault(key, []).append(feature)
     specs = [_model_spec(m, given, chart, shaping, merging) for m in models]
+    warnings += _unpinned(models, given, specs)
     labels = _labels(given)
     release = ReleaseValues(models, [m.effective() for m in models], specs, given, chart, labels)
     context: dict[str, Any] = {
@@ -173,10 +180,13 @@ def check_placed(values: dict[str, Any], wanted: dict[str, Any]) -> None:
             )
 
 
-def _unpinned(models: list[Model], given: RenderInput) -> list[str]:
-    """Warnings for engine image tags that name no vLLM release (the setting's, if a model uses it)."""
+def _unpinned(models: list[Model], given: RenderInput, specs: list[dict[str, Any]]) -> list[str]:
+    """Warnings for engine image tags that name no vLLM release (the setting's, if a model
+    uses it: a feature may have given a model another image, such as an LMCache one)."""
     warnings = []
-    uses_setting = not models or any("tag" not in m.data for m in models)
+    uses_setting = not models or any(
+        "tag" not in m.data and spec.get("tag") == given.tag for m, spec in zip(models, specs, strict=True)
+    )
     if uses_setting and vllm_flags.image_version(given.tag) is None:
         warnings.append(
             f"the engine image tag {given.tag!r} is not pinned to a vLLM release: the engines "
@@ -258,7 +268,7 @@ def _model_spec(
         spec["pvcAnnotations"] = dict(KEEP_POLICY)
     if given.hf_token is not None:
         spec["hf_token"] = given.hf_token.as_values()
-    spec["vllmConfig"] = _vllm_config(model, data, vllm_flags.image_version(str(spec["tag"])))
+    spec["vllmConfig"] = _vllm_config(model, data, None)  # its flags are checked at the end
     shaped = ModelValues(model, data, spec, given, chart)
     for feature in shaping:  # each feature's keys, in the registry's order
         feature.model_values(shaped)
@@ -271,6 +281,11 @@ def _model_spec(
                 joined = [feature.merge(name, key, spec.get(key), value) for feature in merging[key]]
                 value = joined[0]
             spec[key] = value  # the entry's own value wins over vllmctl's
+    # The flags against the image the model ends up with (a feature may choose another, such
+    # as an LMCache image, whose tags name LMCache releases, not vLLM's: chart/facts.py).
+    tagged = tags_name_vllm(str(spec.get("repository")))
+    engine = vllm_flags.image_version(str(spec["tag"])) if tagged else None
+    vllm_flags.check(name, vllm_flags.flags_for(spec["vllmConfig"]), engine)
     return spec
 
 

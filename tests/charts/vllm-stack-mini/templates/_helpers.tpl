@@ -150,3 +150,23 @@ limits:
   {{- end }}
 {{- end }}
 {{- end -}}
+
+{{- /*
+Whether the LMCache cache server is on ("true" or ""): from 0.1.11 its `enabled` key says
+so; before, the cacheserverSpec key being set at all (as the real 0.1.8-0.1.10 test it).
+*/ -}}
+{{- define "mini.cacheServerOn" -}}
+{{- if semverCompare ">=0.1.11" .Chart.Version -}}
+{{- if and .Values.cacheserverSpec .Values.cacheserverSpec.enabled }}true{{ end -}}
+{{- else if .Values.cacheserverSpec }}true{{ end -}}
+{{- end }}
+
+{{- /*
+Whether the shared storage is on, the same way: sharedPvcStorage.enabled from 0.1.11, the
+key being set before.
+*/ -}}
+{{- define "mini.sharedStorageOn" -}}
+{{- if semverCompare ">=0.1.11" .Chart.Version -}}
+{{- if and .Values.sharedPvcStorage .Values.sharedPvcStorage.enabled }}true{{ end -}}
+{{- else if .Values.sharedPvcStorage }}true{{ end -}}
+{{- end }}
