@@ -34,7 +34,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from tests.sandbox.kube.resources import BUILTINS, Resource
-from tests.sandbox.kube.store import Obj, Store, now
+from tests.sandbox.kube.store import Obj, Store, kept_conditions, now
 
 DEPLOYMENTS = next(r for r in BUILTINS if r.kind == "Deployment")
 HPAS = next(r for r in BUILTINS if r.kind == "HorizontalPodAutoscaler")
@@ -187,7 +187,7 @@ class HorizontalPodAutoscalers:
         status["desiredReplicas"] = desired
         if metric is not None:
             status["currentMetrics"] = [metric]
-        status["conditions"] = _conditions(old, conditions)
+        status["conditions"] = kept_conditions(old, conditions)
         if status != old:
             self.store.update(
                 HPAS,
@@ -231,22 +231,3 @@ def _request_milli(deployment: Obj) -> Decimal:
         text = str(((container.get("resources") or {}).get("requests") or {}).get("cpu") or "0")
         total += Decimal(text[:-1]) if text.endswith("m") else Decimal(text) * 1000
     return total
-
-
-def _conditions(old: Obj, wanted: dict[str, tuple[str, str, str]]) -> list[Obj]:
-    """Conditions in the HPA's shape; an unchanged one keeps its lastTransitionTime."""
-    before = {c.get("type"): c for c in old.get("conditions") or []}
-    out = []
-    for kind, (status, reason, message) in wanted.items():
-        previous = before.get(kind) or {}
-        same = previous.get("status") == status
-        out.append(
-            {
-                "type": kind,
-                "status": status,
-                "reason": reason,
-                "message": message,
-                "lastTransitionTime": previous.get("lastTransitionTime") if same else now(),
-            }
-        )
-    return out

@@ -28,7 +28,7 @@ import math
 from collections.abc import Callable
 
 from tests.sandbox.kube.resources import BUILTINS, Resource, from_crd
-from tests.sandbox.kube.store import Obj, Store, now
+from tests.sandbox.kube.store import Obj, Store, kept_conditions, now
 
 GROUP = "keda.sh"
 DEPLOYMENTS = next(r for r in BUILTINS if r.kind == "Deployment")
@@ -156,7 +156,7 @@ class Keda:
             ],
         }
         old = hpa.get("status") or {}
-        status["conditions"] = _conditions(
+        status["conditions"] = kept_conditions(
             old,
             {
                 "AbleToScale": ("True", "ReadyForNewScale", "the HPA may scale its target"),
@@ -184,7 +184,7 @@ class Keda:
             status["lastActiveTime"] = old.get("lastActiveTime") if old.get("lastActiveTime") else now()
         elif old.get("lastActiveTime"):
             status["lastActiveTime"] = old["lastActiveTime"]
-        status["conditions"] = _conditions(old, conditions)
+        status["conditions"] = kept_conditions(old, conditions)
         if status == old:
             return
         if _ready(status) and not _ready(old):
@@ -208,22 +208,3 @@ def _missing(target: Obj) -> str:
 
 def _ready(status: Obj) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-
-
-def _conditions(old: Obj, wanted: dict[str, tuple[str, str, str]]) -> list[Obj]:
-    """Conditions in KEDA's shape; an unchanged one keeps its lastTransitionTime."""
-    before = {c.get("type"): c for c in old.get("conditions") or []}
-    out = []
-    for kind, (status, reason, message) in wanted.items():
-        previous = before.get(kind) or {}
-        same = previous.get("status") == status
-        out.append(
-            {
-                "type": kind,
-                "status": status,
-                "reason": reason,
-                "message": message,
-                "lastTransitionTime": previous.get("lastTransitionTime") if same else now(),
-            }
-        )
-    return out

@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from tests.sandbox.kube.controllers import R
 from tests.sandbox.kube.resources import Resource, from_crd
-from tests.sandbox.kube.store import Obj, Store, now
+from tests.sandbox.kube.store import Obj, Store, kept_conditions
 
 GROUP = "ray.io"
 SAFE = string.ascii_lowercase + string.digits
@@ -85,7 +85,7 @@ class KubeRay:
         if provisioned:
             status["state"] = "ready"
         old = rc.get("status") or {}
-        status["conditions"] = _conditions(
+        status["conditions"] = kept_conditions(
             old,
             {
                 "HeadPodReady": ("True", "HeadPodRunningAndReady", "the head pod is ready")
@@ -167,25 +167,6 @@ def _ready(pod: Obj) -> bool:
 
 def _was(status: Obj, kind: str) -> bool:
     return any(c.get("type") == kind and c.get("status") == "True" for c in status.get("conditions") or [])
-
-
-def _conditions(old: Obj, wanted: dict[str, tuple[str, str, str]]) -> list[Obj]:
-    """Conditions in KubeRay's shape; an unchanged one keeps its lastTransitionTime."""
-    before = {c.get("type"): c for c in old.get("conditions") or []}
-    out = []
-    for kind, (status, reason, message) in wanted.items():
-        previous = before.get(kind) or {}
-        same = previous.get("status") == status
-        out.append(
-            {
-                "type": kind,
-                "status": status,
-                "reason": reason,
-                "message": message,
-                "lastTransitionTime": previous.get("lastTransitionTime") if same else now(),
-            }
-        )
-    return out
 
 
 def served_models(store: Store, namespace: str) -> set[str]:

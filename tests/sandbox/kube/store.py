@@ -37,6 +37,26 @@ def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def kept_conditions(old: Obj, wanted: dict[str, tuple[str, str, str]]) -> list[Obj]:
+    """A status's conditions as controllers write them (type -> status, reason, message):
+    an unchanged one keeps its lastTransitionTime."""
+    before = {c.get("type"): c for c in old.get("conditions") or []}
+    out = []
+    for kind, (status, reason, message) in wanted.items():
+        previous = before.get(kind) or {}
+        same = previous.get("status") == status
+        out.append(
+            {
+                "type": kind,
+                "status": status,
+                "reason": reason,
+                "message": message,
+                "lastTransitionTime": previous.get("lastTransitionTime") if same else now(),
+            }
+        )
+    return out
+
+
 @dataclass
 class Event:
     rv: int
