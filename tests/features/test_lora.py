@@ -393,26 +393,23 @@ def test_install_serves_the_adapters_and_status_and_doctor_show_them(
 ) -> None:
     sb, ns = lora_sandbox, on_lora
     models_file.write_text(ON_CLUSTER)
+    # The controller reads hf-token for every Hub adapter, so the model needs the token as
+    # a gated one does: refused without one, nothing changed ...
     refused = run("install", "--yes", "--no-api-key")
-    assert refused.exit_code == 2
-    assert (
-        "Secret hf-token (the LoRA controller reads it to download the Hub adapters of small"
-        in refused.stderr
-    )
+    assert refused.exit_code == 2, refused.stderr
+    assert "small is gated and no HuggingFace token is stored" in refused.stderr, refused.stderr
     assert sb.get("Namespace", None, ns) is None or not sb.list("Deployment", ns)
 
-    sb.create_namespace(ns)
-    sb.call(
-        sb.store.create, R["Secret"], ns, {"metadata": {"name": "hf-token"}, "stringData": {"token": "hf_x"}}
-    )
+    # ... and a first install with VLLM_HF_TOKEN creates the namespace and stores it.
+    installed = run("install", "--yes", "--no-api-key", env={"VLLM_HF_TOKEN": "hf_" + "a1" * 17})
+    assert installed.exit_code == 0, installed.stderr
+    assert sb.get("Secret", ns, "hf-token") is not None
     doctor = run("doctor", "-o", "json", "--offline", "--secret-backend", "kubernetes")
     row = next(c for c in json.loads(doctor.stdout)["checks"] if c["name"] == "lora")
     assert (row["status"], row["detail"]) == (
         "ok",
         "2 adapters on small; the cluster serves LoraAdapter (production-stack.vllm.ai/v1alpha1)",
     )
-    installed = run("install", "--yes", "--no-api-key")
-    assert installed.exit_code == 0, installed.stderr
     adapter = loaded(sb, ns, "vllm-small-late")
     assert adapter["status"]["phase"] == "Ready"
 

@@ -90,6 +90,12 @@ class Feature:
         them as they do about the model's own repo."""
         return []
 
+    def needs_hf_token(self, entry: Mapping[str, Any]) -> bool:
+        """Whether a model needs the hf-token Secret for this feature whatever the Hub says of
+        its repos (the LoRA controller reads it for every Hub adapter it downloads): install
+        then stores or syncs the token, or refuses, as for a gated model."""
+        return False
+
     # --- the values ------------------------------------------------------------------------
 
     def model_values(self, model: ModelValues) -> None:

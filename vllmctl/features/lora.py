@@ -45,6 +45,11 @@ class Lora(Feature):
     def hub_repos(self, entry: Mapping[str, Any]) -> list[tuple[str, str]]:
         return [(a.source, f"adapter {a.name}") for a in lv.adapters(entry) if a.hub]
 
+    def needs_hf_token(self, entry: Mapping[str, Any]) -> bool:
+        # The controller reads credentialsSecretRef for every Hub adapter, public or not
+        # (docs/chart-facts.md, "LoRA adapters").
+        return any(a.hub and not a.at_start for a in lv.adapters(entry))
+
     def model_values(self, model: contexts.ModelValues) -> None:
         lv.model_keys(model.spec, model.data)
 

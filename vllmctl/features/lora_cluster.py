@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vllmctl.chart.facts import ENGINE_CONTAINER, release_selector
-from vllmctl.chart.inputs import HF_TOKEN_SECRET
 from vllmctl.core.errors import UsageError, VllmctlError
 from vllmctl.core.findings import FAIL, OK, WARN, Report
 from vllmctl.features import lora_values as lv
@@ -42,9 +41,8 @@ def _claims(models: Sequence[Entry]) -> dict[str, list[str]]:
 
 
 def require_present(context: BeforeChange) -> None:
-    """Before install or upgrade: stop when a pvc:// adapter's claim, or the hf-token Secret
-    the controller reads for a Hub adapter, is not in the namespace (the engine could not
-    start, or the controller would never load the adapter)."""
+    """Before install or upgrade: stop when a pvc:// adapter's claim is not in the namespace
+    (the engine could not start)."""
     models = [m for m in context.models if lv.KEY in m.data]
     if not models:
         return
@@ -58,14 +56,9 @@ def require_present(context: BeforeChange) -> None:
             for claim, users in claims.items()
             if claim not in present
         ]
-    hub_late = [m.name for m in models if any(a.hub and not a.at_start for a in lv.adapters(m.data))]
-    if hub_late:
-        secrets = {n.split("/", 1)[-1] for n in context.kubectl.names("secret", namespace)}
-        if HF_TOKEN_SECRET.secret_name not in secrets:
-            missing.append(
-                f"Secret {HF_TOKEN_SECRET.secret_name} (the LoRA controller reads it to download the Hub "
-                f"adapters of {', '.join(hub_late)}; store it with `vllmctl set-hf-token`)"
-            )
+    # The hf-token Secret the controller reads for Hub adapters is install's to store (or
+    # refuse without), as for a gated model: Feature.needs_hf_token, ops/gated.py. Checking
+    # it here, before install creates the namespace and stores the token, was a dead end.
     if missing:
         raise UsageError(
             f"{len(missing)} object{'s' if len(missing) != 1 else ''} the LoRA adapters need "

@@ -64,7 +64,7 @@ def decide(models: Iterable[Any], *, endpoint: str, ask: Callable[[str], Any] | 
         repos = [] if isinstance(marked, bool) or not is_hub_repo(url) else [url]
         for feature in registry.FEATURES:
             repos += [repo for repo, _ in feature.hub_repos(model.data)]
-        needs = marked is True
+        needs = marked is True or any(f.needs_hf_token(model.data) for f in registry.FEATURES)
         for repo in repos:
             if repo not in result.asked and unreachable is None:
                 try:

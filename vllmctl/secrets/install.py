@@ -82,7 +82,8 @@ def _provide_token(app: Any, backend: Any, gated: list[str]) -> str:
         if not app.interactive:
             raise UsageError(
                 f"{names} {'is' if len(gated) == 1 else 'are'} gated and no HuggingFace token is stored: "
-                f"run `vllmctl set-hf-token` (or set {HF_TOKEN.env}) and retry; nothing was changed."
+                f"run `vllmctl set-hf-token` (or set {HF_TOKEN.env}, which install stores, also in a "
+                "namespace it creates) and retry; nothing was changed."
             )
         app.info(f"{names} {'is' if len(gated) == 1 else 'are'} gated: the engines need a HuggingFace token.")
         value = app.ask_secret("HuggingFace token (input hidden):")
