@@ -19,7 +19,6 @@ import yaml
 from tests.conftest import Run
 from tests.features.test_engine_fields import problems, rendered, spec_of
 from tests.sandbox.fixtures import ClusterEnv, mini_chart_at, release_on, running_sandbox
-from tests.sandbox.kube.controllers import R
 from tests.sandbox.sandbox import Sandbox, SandboxConfig
 from vllmctl.core.errors import UsageError
 from vllmctl.core.findings import Report

@@ -120,8 +120,8 @@ def test_kvaware_with_lmcache_on_a_model() -> None:
         (
             {"VLLM_ROUTING_LOGIC": "prefixaware", "VLLM_ROUTER_PREFIX_MIN_MATCH_LENGTH": "256"},
             "VLLM_ROUTER_PREFIX_MIN_MATCH_LENGTH needs chart 0.1.12 or newer "
-            "(routerSpec.prefixMinMatchLength); it is 0.1.8. Set VLLM_CHART_VERSION=0.1.12, or unset "
-            "VLLM_ROUTER_PREFIX_MIN_MATCH_LENGTH.",
+            "(routerSpec.prefixMinMatchLength); it is 0.1.8. Use chart 0.1.12 or newer (VLLM_CHART_VERSION, "
+            "or a newer chart at VLLM_CHART), or unset VLLM_ROUTER_PREFIX_MIN_MATCH_LENGTH.",
         ),
         (
             {"VLLM_CHART_VERSION": "0.1.12", "VLLM_ROUTER_PREFIX_MIN_MATCH_LENGTH": "-1"},

@@ -92,7 +92,8 @@ def routing_values(given: RenderInput, chart: ChartAt, entries: Sequence[Mapping
     elif chart.before(since):
         problems.append(
             f"{_is(LOGIC, logic, sources)} needs chart {_dotted(since)} or newer; it is {chart.text}. "
-            f"Set VLLM_CHART_VERSION={_dotted(since)} (or newer), or choose another routing logic."
+            f"Use chart {_dotted(since)} or newer (VLLM_CHART_VERSION, or a newer chart at VLLM_CHART), "
+            "or choose another routing logic."
         )
     elif logic.startswith("disaggregated_prefill"):
         problems.append(
@@ -145,7 +146,8 @@ def _prefix(
     if chart.before(PREFIX_SINCE):
         problems.append(
             f"{name} needs chart {_dotted(PREFIX_SINCE)} or newer (routerSpec.prefixMinMatchLength); "
-            f"it is {chart.text}. Set VLLM_CHART_VERSION={_dotted(PREFIX_SINCE)}, or unset {name}."
+            f"it is {chart.text}. Use chart {_dotted(PREFIX_SINCE)} or newer (VLLM_CHART_VERSION, or a newer "
+            f"chart at VLLM_CHART), or unset {name}."
         )
         return None
     if logic != "prefixaware":
