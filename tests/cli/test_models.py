@@ -261,3 +261,23 @@ def test_unknown_command_is_a_usage_error(run: Run) -> None:
     result = run("list-modles")
     assert result.exit_code == 2
     assert "No such command 'list-modles'. Did you mean 'list-models'?" in result.stderr
+
+
+def test_set_model_warns_when_the_chart_would_refuse_the_key(run: Run, models_file: Path) -> None:
+    """A key of a newer chart is written (models.yaml may be readying a chart upgrade), but
+    said at once, not first by validate or install."""
+    models_file.write_text("- name: qwen\n  modelURL: Qwen/Qwen2.5-1.5B-Instruct\n  requestMemory: 16Gi\n")
+    result = run(
+        "set-model",
+        "qwen",
+        "kvCache.cpuOffload=4Gi",
+        "kvCache.logLevel=INFO",
+        env={"VLLM_CHART_VERSION": "0.1.8"},
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "logLevel: INFO" in models_file.read_text()
+    assert "models.yaml:" in result.stderr and "(qwen).kvCache" in result.stderr
+    assert "needs chart 0.1.10 or newer" in result.stderr
+    assert "validate, render and install refuse it with chart 0.1.8" in result.stderr
+    quiet = run("set-model", "qwen", "replicaCount=2", env={"VLLM_CHART_VERSION": "0.1.12"})
+    assert quiet.exit_code == 0 and "warning" not in quiet.stderr, quiet.stderr

@@ -195,6 +195,20 @@ def set_model(app: App, name: str, assignments: tuple[str, ...]) -> None:
     apply_edit(catalog.path, setting(name, parsed), parsed=catalog)
     changes = ", ".join(assignments)
     app.success(f"Set {changes} on {name} in {catalog.path}.")
+    _warn_for_chart(app, name)
+
+
+def _warn_for_chart(app: App, name: str) -> None:
+    """The edit is valid models.yaml, but the chart install would use may not read what it
+    set (a key from a newer chart): said now, not first at install. Not refused, since
+    models.yaml may be getting ready for a chart upgrade."""
+    from vllmctl.render.chart_rules import catalog_problems
+
+    catalog = _load_existing(app)
+    chart = app.settings.chart_target
+    for problem in catalog_problems(catalog, chart.version):
+        if problem.key_path.startswith(f"models[") and f"({name})." in problem.key_path:
+            app.warn(f"{problem}; validate, render and install refuse it with chart {chart.shown}.")
 
 
 def _parse_assignment(text: str) -> tuple[list[str], Any]:
