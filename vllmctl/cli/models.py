@@ -207,7 +207,7 @@ def _warn_for_chart(app: App, name: str) -> None:
     catalog = _load_existing(app)
     chart = app.settings.chart_target
     for problem in catalog_problems(catalog, chart.version):
-        if problem.key_path.startswith(f"models[") and f"({name})." in problem.key_path:
+        if problem.key_path.startswith("models[") and f"({name})." in problem.key_path:
             app.warn(f"{problem}; validate, render and install refuse it with chart {chart.shown}.")
 
 
