@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -87,18 +88,38 @@ def interrupt_install(cluster: ClusterEnv, cwd: Path, delay: float, signals: lis
     its exit code and stderr."""
     slow_engines(cluster)
     process = start(cwd, "install", "--yes", "--no-api-key")
+    lines: list[str] = []
+    assert process.stderr is not None
+    reader = threading.Thread(target=lambda: lines.extend(process.stderr or []), daemon=True)
+    reader.start()
+    # stdout is read too, so that a full pipe never stalls vllmctl
+    threading.Thread(
+        target=lambda: (process.stdout or []) and list(process.stdout or []), daemon=True
+    ).start()
     try:
         helm_upgrade_child(process.pid)
         time.sleep(delay)
-        for sig in signals:
+        for number, sig in enumerate(signals):
+            if number:
+                # Python runs a handler once for signals that come before it ran: send the
+                # next only once vllmctl has said it handled the previous one.
+                handled(lines, number)
             process.send_signal(sig)
-            time.sleep(0.005)
-        _, stderr = process.communicate(timeout=60)
+        process.wait(timeout=60)
+        reader.join(timeout=10)
     finally:
         if process.poll() is None:
             process.kill()
     cluster.sandbox.call(cluster.sandbox.cluster.faults.clear)
-    return process.returncode, stderr
+    return process.returncode, "".join(lines)
+
+
+def handled(lines: list[str], count: int, timeout: float = 10) -> None:
+    """Wait until vllmctl's stderr has `count` notices of a signal it got."""
+    deadline = time.monotonic() + timeout
+    while sum(("Ctrl-C" in line or "SIGTERM:" in line) for line in list(lines)) < count:
+        assert time.monotonic() < deadline, "".join(lines)
+        time.sleep(0.001)
 
 
 def converged(cluster: ClusterEnv, replicas: int, wanted: str = "") -> None:
