@@ -594,3 +594,27 @@ def test_without_a_ray_cluster_the_ray_log_flags_are_refused(
         in refused.stderr
     )
     assert run("logs", "small", "--no-follow").exit_code == 0  # no RayCluster CRD served: no 404 trouble
+
+
+def test_restart_replaces_the_head_and_every_worker_together(
+    run: Run, models_file: Path, ray_sandbox: Sandbox, on_ray: str
+) -> None:
+    sb, ns = ray_sandbox, on_ray
+    models_file.write_text(ON_CLUSTER)
+    assert run("install", "--yes", "--no-api-key").exit_code == 0
+    wait_for(lambda: ray_ready(sb, ns), "the RayCluster is ready")
+    before = {p["metadata"]["uid"] for p in ray_pods_of(sb, ns)}
+    restarted = run("restart", "big", "--yes", "--timeout", "60")
+    assert restarted.exit_code == 0, restarted.stderr
+    assert "Restarted RayCluster vllm-big-raycluster (head and 1 worker)." in restarted.stderr
+    after = ray_pods_of(sb, ns)
+    assert len(after) == 2 and not {p["metadata"]["uid"] for p in after} & before
+    assert ray_ready(sb, ns)
+    assert (
+        sb.get("Deployment", ns, "vllm-deployment-router")["spec"]["template"]["metadata"]
+        .get(  # type: ignore[index]
+            "annotations", {}
+        )
+        .get("kubectl.kubernetes.io/restartedAt")
+        is None
+    )  # only the model asked for
