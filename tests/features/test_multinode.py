@@ -618,3 +618,21 @@ def test_restart_replaces_the_head_and_every_worker_together(
         .get("kubectl.kubernetes.io/restartedAt")
         is None
     )  # only the model asked for
+
+
+def test_logs_without_permission_to_list_rayclusters_still_shows_the_other_models() -> None:
+    from vllmctl.cluster.logs import ray_models
+    from vllmctl.core.errors import ExternalError
+
+    class Refusing:
+        def list(self, api: str, plural: str, namespace: str, **_: Any) -> list[Any]:
+            raise ExternalError(
+                "Kubernetes refused to list rayclusters.ray.io in namespace ns (403 Forbidden: RBAC)"
+            )
+
+    said: list[str] = []
+    assert ray_models(Refusing(), "ns", "vllm", said.append) == {}
+    assert said == [
+        "multi-node models are not looked for: Kubernetes refused to list rayclusters.ray.io in namespace ns "
+        "(403 Forbidden: RBAC)"
+    ]

@@ -80,10 +80,10 @@ def logs(
         raise UsageError("--worker and --all-nodes choose different pods; give one of them.")
     namespace, release = app.settings.namespace, app.settings.release
     with Kube.from_settings(app.settings) as kube:
-        deployed = deployed_models(kube, namespace, release)
+        rays = ray_models(kube, namespace, release, app.warn)
+        deployed = deployed_models(kube, namespace, release, rays)
         model = _choose(app, model, deployed)
         where = f"model {model} of release {release} in namespace {namespace}"
-        rays = ray_models(kube, namespace, release)
         if model in rays:
             selector, accept, which = ray_pods(
                 kube, namespace, model, rays[model], worker=worker, all_nodes=all_nodes

@@ -36,7 +36,8 @@ def restart(app: App, models: tuple[str, ...], timeout: float, force: bool) -> N
     settings = app.settings
     namespace, release = settings.namespace, settings.release
     with Kube.from_settings(settings) as kube:
-        deployed = deployed_models(kube, namespace, release)
+        rays = plan_ray_restarts(kube, namespace, release)
+        deployed = deployed_models(kube, namespace, release, [r.model for r in rays])
         unknown = [m for m in models if m not in deployed]
         if unknown or not deployed:
             listing = ", ".join(deployed) or "none"
@@ -47,7 +48,7 @@ def restart(app: App, models: tuple[str, ...], timeout: float, force: bool) -> N
         chosen = list(models) or deployed
         deployments = [d for d in release_deployments(kube, namespace, release) if _model(d) in chosen]
         names = [str(d["metadata"]["name"]) for d in deployments]
-        rays = plan_ray_restarts(kube, namespace, release, chosen)
+        rays = [r for r in rays if r.model in chosen]
         try:
             staying = [m for m in deployed if m not in chosen]
             _check_fit(app, restart_fit(kube, namespace, release, deployments, staying), force)

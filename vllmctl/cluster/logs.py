@@ -81,13 +81,13 @@ def tail_lines(tail: int) -> int | None:
 # --- which pods -----------------------------------------------------------------------------
 
 
-def deployed_models(kube: Any, namespace: str, release: str) -> list[str]:
-    """The models that have an engine Deployment or a RayCluster of this release in the
-    namespace, sorted.
+def deployed_models(kube: Any, namespace: str, release: str, rays: Iterable[str] = ()) -> list[str]:
+    """The models that have an engine Deployment of this release in the namespace, with
+    `rays` (the multi-node ones, `ray_models`), sorted.
 
     Read from the Deployments' selectors, which carry `model` and `helm-release-name` in
     every chart version (their metadata labels vary)."""
-    models = set(ray_models(kube, namespace, release))
+    models = set(rays)
     for deployment in kube.list("apps/v1", "deployments", namespace):
         labels = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
         if labels.get(RELEASE_LABEL) == release and labels.get(MODEL_LABEL):
@@ -95,12 +95,20 @@ def deployed_models(kube: Any, namespace: str, release: str) -> list[str]:
     return sorted(models)
 
 
-def ray_models(kube: Any, namespace: str, release: str) -> dict[str, str]:
-    """The release's multi-node models: model -> its RayCluster's name."""
+def ray_models(kube: Any, namespace: str, release: str, warn: Note) -> dict[str, str]:
+    """The release's multi-node models: model -> its RayCluster's name. None where the
+    cluster does not serve RayClusters; a list refused (RBAC) is said and counts as none,
+    so the logs of the other models still work."""
+    from vllmctl.core.errors import VllmctlError
     from vllmctl.features.multinode_cluster import release_rayclusters
 
+    try:
+        listed = release_rayclusters(kube, namespace, release)
+    except VllmctlError as e:
+        warn(f"multi-node models are not looked for: {e.message}")
+        return {}
     found = {}
-    for rc in release_rayclusters(kube, namespace, release):
+    for rc in listed:
         model = (rc["metadata"].get("labels") or {}).get(MODEL_LABEL)
         if model:
             found[str(model)] = str(rc["metadata"]["name"])
