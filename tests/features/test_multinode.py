@@ -471,3 +471,168 @@ def test_a_chart_before_0_1_8_is_refused_at_vllm_config(run: Run, models_file: P
         f"{at(BIG, 'vllmConfig:')}: models[0] (big).vllmConfig: pipelineParallelSize is rendered as the "
         "chart's RayCluster, which vllmctl knows from chart 0.1.8; the chart version is 0.1.7."
     ) in result.stderr
+
+
+# ------------------------------------------------------ operating it: rotate-api-key, logs
+
+
+def ray_pods_of(sb: Sandbox, ns: str) -> list[dict[str, Any]]:
+    return [
+        p
+        for p in sb.list("Pod", ns)
+        if p["metadata"]["labels"].get("ray.io/cluster") == "vllm-big-raycluster"
+        and not p["metadata"].get("deletionTimestamp")
+    ]
+
+
+def ray_ready(sb: Sandbox, ns: str) -> bool:
+    found = sb.get("RayCluster", ns, "vllm-big-raycluster", api_version=RC_API) or {}
+    return (found.get("status") or {}).get("state") == "ready" and len(ray_pods_of(sb, ns)) == 2
+
+
+def started_keys(sb: Sandbox, ns: str) -> dict[str, str | None]:
+    """Each Ray pod's VLLM_API_KEY as its container started with it (the sandbox's
+    kubelet reads the Secret at container start, as a real one does)."""
+    assert sb.cluster is not None
+    started = sb.call(lambda: {uid: dict(env) for uid, env in sb.cluster.started_env.items()})  # type: ignore[union-attr]
+    keys = {}
+    for pod in ray_pods_of(sb, ns):
+        containers = started.get(pod["metadata"]["uid"]) or {}
+        (env,) = containers.values() or [{}]
+        keys[pod["metadata"]["name"]] = env.get("VLLM_API_KEY")
+    return keys
+
+
+def test_rotating_the_api_key_restarts_the_ray_pods_and_logs_follow_the_head(
+    run: Run, models_file: Path, ray_sandbox: Sandbox, on_ray: str
+) -> None:
+    sb, ns = ray_sandbox, on_ray
+    models_file.write_text(ON_CLUSTER)
+    installed = run("install", "--yes", "--api-key")
+    assert installed.exit_code == 0, installed.stderr
+    wait_for(lambda: ray_ready(sb, ns), "the RayCluster is ready")
+    old_key = run("get-api-key").stdout.strip()
+    wait_for(lambda: len(started_keys(sb, ns)) == 2 and None not in started_keys(sb, ns).values(), "started")
+    before = started_keys(sb, ns)
+    assert set(before.values()) == {old_key}
+    head = next(n for n in before if "-head-" in n)
+    worker = next(n for n in before if "-worker-" in n)
+
+    # logs: the head's container by default, a worker with --worker N, every node with --all-nodes
+    shown = run("logs", "big", "--no-follow", "--tail", "-1")
+    assert shown.exit_code == 0, shown.stderr
+    assert {line.split("]")[0] for line in shown.stdout.splitlines()} == {f"[{head}"}
+    assert "Uvicorn running" in shown.stdout
+    one = run("logs", "big", "--no-follow", "--worker", "1", "-c", "vllm-ray-worker")
+    assert one.exit_code == 0, one.stderr
+    assert {line.split("]")[0] for line in one.stdout.splitlines()} == {f"[{worker}"}
+    both = run("logs", "big", "--no-follow", "--all-nodes")
+    assert {line.split("]")[0] for line in both.stdout.splitlines()} == {f"[{head}", f"[{worker}"}
+    beyond = run("logs", "big", "--no-follow", "--worker", "2")
+    assert beyond.exit_code == 2
+    assert f"--worker 2: model big has 1 worker pod now ({worker}); --worker takes 1 to 1." in beyond.stderr
+    clash = run("logs", "big", "--worker", "1", "--all-nodes")
+    assert clash.exit_code == 2 and "give one of them" in clash.stderr
+
+    # rotate-api-key: every Ray pod replaced together, the new ones started with the new key
+    rotated = run("rotate-api-key", "--yes", "--timeout", "60")
+    assert rotated.exit_code == 0, rotated.stderr
+    assert (
+        "Rotated the API key; restarted vllm-deployment-router, "
+        "RayCluster vllm-big-raycluster (head and 1 worker)."
+    ) in rotated.stderr
+    new_key = run("get-api-key").stdout.strip()
+    assert new_key != old_key
+    after = started_keys(sb, ns)
+    assert len(after) == 2 and not set(after) & set(before)  # new pods, none of the old
+    assert set(after.values()) == {new_key}  # where the stand-in checks it: the key each started with
+    assert ray_ready(sb, ns)
+    status = json.loads(run("status", "-o", "json").stdout)
+    assert status["models"][0]["ready"] is True
+
+    # logs follow the new head by default
+    new_head = next(n for n in after if "-head-" in n)
+    shown = run("logs", "big", "--no-follow", "--tail", "1")
+    assert [line.split("]")[0] for line in shown.stdout.splitlines()] == [f"[{new_head}"]
+
+
+def test_a_ray_restart_that_does_not_finish_says_what_waits(
+    run: Run, models_file: Path, ray_sandbox: Sandbox, on_ray: str
+) -> None:
+    from tests.sandbox.kube.controllers import PodFault
+
+    sb, ns = ray_sandbox, on_ray
+    models_file.write_text(ON_CLUSTER)
+    assert run("install", "--yes", "--api-key").exit_code == 0
+    wait_for(lambda: ray_ready(sb, ns), "the RayCluster is ready")
+    assert sb.cluster is not None
+    sb.call(sb.cluster.faults.append, PodFault("ray.io/node-type=worker", "unready"))
+    try:
+        rotated = run("rotate-api-key", "--yes", "--timeout", "4")
+    finally:
+        sb.call(sb.cluster.faults.clear)
+    assert rotated.exit_code == 3, rotated.stderr
+    err = rotated.stderr
+    assert "the API key was rotated (stored and synced" in err
+    assert (
+        "the restart of RayClusters vllm-big-raycluster (head ready, 0/1 new workers ready) "
+        "did not finish within 4 s"
+    ) in err
+    assert "serves again once KubeRay's new head and workers are Ready" in err
+    assert "waiting: vllm-big-raycluster-ray-worker-" in err
+
+
+def test_without_a_ray_cluster_the_ray_log_flags_are_refused(
+    run: Run, models_file: Path, cluster: ClusterEnv
+) -> None:
+    models_file.write_text("- name: small\n  modelURL: Qwen/Qwen2.5-1.5B-Instruct\n  requestGPU: 1\n")
+    assert run("install", "--yes", "--no-api-key").exit_code == 0
+    refused = run("logs", "small", "--no-follow", "--worker", "1")
+    assert refused.exit_code == 2
+    assert (
+        "--worker is for a multi-node model (a RayCluster); model small runs as a Deployment"
+        in refused.stderr
+    )
+    assert run("logs", "small", "--no-follow").exit_code == 0  # no RayCluster CRD served: no 404 trouble
+
+
+def test_restart_replaces_the_head_and_every_worker_together(
+    run: Run, models_file: Path, ray_sandbox: Sandbox, on_ray: str
+) -> None:
+    sb, ns = ray_sandbox, on_ray
+    models_file.write_text(ON_CLUSTER)
+    assert run("install", "--yes", "--no-api-key").exit_code == 0
+    wait_for(lambda: ray_ready(sb, ns), "the RayCluster is ready")
+    before = {p["metadata"]["uid"] for p in ray_pods_of(sb, ns)}
+    restarted = run("restart", "big", "--yes", "--timeout", "60")
+    assert restarted.exit_code == 0, restarted.stderr
+    assert "Restarted RayCluster vllm-big-raycluster (head and 1 worker)." in restarted.stderr
+    after = ray_pods_of(sb, ns)
+    assert len(after) == 2 and not {p["metadata"]["uid"] for p in after} & before
+    assert ray_ready(sb, ns)
+    assert (
+        sb.get("Deployment", ns, "vllm-deployment-router")["spec"]["template"]["metadata"]
+        .get(  # type: ignore[index]
+            "annotations", {}
+        )
+        .get("kubectl.kubernetes.io/restartedAt")
+        is None
+    )  # only the model asked for
+
+
+def test_logs_without_permission_to_list_rayclusters_still_shows_the_other_models() -> None:
+    from vllmctl.cluster.logs import ray_models
+    from vllmctl.core.errors import ExternalError
+
+    class Refusing:
+        def list(self, api: str, plural: str, namespace: str, **_: Any) -> list[Any]:
+            raise ExternalError(
+                "Kubernetes refused to list rayclusters.ray.io in namespace ns (403 Forbidden: RBAC)"
+            )
+
+    said: list[str] = []
+    assert ray_models(Refusing(), "ns", "vllm", said.append) == {}
+    assert said == [
+        "multi-node models are not looked for: Kubernetes refused to list rayclusters.ray.io in namespace ns "
+        "(403 Forbidden: RBAC)"
+    ]

@@ -130,6 +130,7 @@ STEPS: tuple[Step, ...] = (
     Step(("endpoints",)),
     Step(("logs", "llama3", "--no-follow")),
     Step(("router-logs", "--no-follow")),
+    Step(("restart", "llama3", "--yes", "--timeout", "60"), exit=None),  # waits for the new pods
     Step(("port-forward", "0"), forwards=True, exit=None),  # 0: a free port; ends by SIGINT
     Step(("list-api-models",), env={}),  # the key read from the Secret
     Step(("test-completions", "llama3", "Say hello.")),  # the key from VLLM_API_KEY

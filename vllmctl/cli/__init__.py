@@ -89,6 +89,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "endpoints": ("status", "Show the Services, the base URL clients use, and ready-to-paste examples."),
     "logs": ("logs", "Follow the logs of one model's pods in this release (choose when MODEL is omitted)."),
     "router-logs": ("logs", "Follow the logs of the release's router pods."),
+    "restart": (
+        "restart",
+        "Restart the engines of MODELS (every model when none), waiting for the new pods.",
+    ),
     "port-forward": ("api", "Forward a local port to the router through the Kubernetes API (default 8000)."),
     "list-api-models": ("api", "List the models the router serves (GET /v1/models through a port-forward)."),
     "test-completions": ("api", "Send a prompt to a model and stream the answer, with timings."),

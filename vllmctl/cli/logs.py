@@ -47,6 +47,13 @@ def log_options(func: Any) -> Any:
 @command("logs", output=False)
 @click.argument("model", required=False, shell_complete=complete_model_names)
 @log_options
+@click.option(
+    "--worker",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="multi-node model: the Nth Ray worker pod (from 1, by pod name) instead of the head",
+)
+@click.option("--all-nodes", is_flag=True, help="multi-node model: the head and every worker pod")
 def logs(
     app: App,
     model: str | None,
@@ -55,21 +62,42 @@ def logs(
     since: str | None,
     previous: bool,
     container: str | None,
+    worker: int | None,
+    all_nodes: bool,
 ) -> int:
     """Follow the logs of one model's pods in this release (choose when MODEL is omitted).
 
     Every pod of the model in this release (not another release's pods of the same name),
-    interleaved line by line, each line prefixed with its pod. Ctrl-C stops.
+    interleaved line by line, each line prefixed with its pod. A multi-node model (a
+    RayCluster): its head pod, which runs vLLM; --worker N or --all-nodes for the Ray
+    workers. Ctrl-C stops.
     """
     from vllmctl.chart.facts import engine_selector
     from vllmctl.cluster.kube import Kube
-    from vllmctl.cluster.logs import deployed_models
+    from vllmctl.cluster.logs import deployed_models, ray_models, ray_pods
 
+    if worker is not None and all_nodes:
+        raise UsageError("--worker and --all-nodes choose different pods; give one of them.")
     namespace, release = app.settings.namespace, app.settings.release
     with Kube.from_settings(app.settings) as kube:
-        deployed = deployed_models(kube, namespace, release)
+        rays = ray_models(kube, namespace, release, app.warn)
+        deployed = deployed_models(kube, namespace, release, rays)
         model = _choose(app, model, deployed)
         where = f"model {model} of release {release} in namespace {namespace}"
+        if model in rays:
+            selector, accept, which = ray_pods(
+                kube, namespace, model, rays[model], worker=worker, all_nodes=all_nodes
+            )
+            return _show(
+                app, kube, selector, f"{which} in namespace {namespace}", follow, tail, since, previous,
+                container, accept,
+            )  # fmt: skip
+        if worker is not None or all_nodes:
+            flag = "--all-nodes" if all_nodes else "--worker"
+            raise UsageError(
+                f"{flag} is for a multi-node model (a RayCluster); model {model} runs as a Deployment, "
+                "whose pods `vllmctl logs` already shows all of."
+            )
         return _show(
             app, kube, engine_selector(release, model), where, follow, tail, since, previous, container
         )

@@ -243,7 +243,9 @@ def rotate_api_key(app: App, show: bool, timeout: float, force: bool) -> None:
     """Replace the API key, sync it, and restart the router and engines so only it works.
 
     The restart must fit the cluster's free GPUs first (a rolling restart starts each new
-    engine pod beside the old one); otherwise nothing changes, unless --force.
+    engine pod beside the old one); otherwise nothing changes, unless --force. A
+    multi-node model's RayCluster is restarted whole: its head and worker pods are
+    deleted together and KubeRay makes new ones, which are waited for like the rollouts.
     """
     from vllmctl.core.errors import Interrupted
     from vllmctl.ops.restart import RolloutTimeout
@@ -262,19 +264,29 @@ def rotate_api_key(app: App, show: bool, timeout: float, force: bool) -> None:
         try:
             value, restarted = rotate(backend, rotation, timeout=timeout, notify=app.info)
         except RolloutTimeout as e:
+            if e.message.startswith("the restart of RayClusters"):
+                # Their old pods are gone already: the model waits for its new ones.
+                after = (
+                    "The multi-node model serves again once KubeRay's new head and workers are Ready "
+                    "(they read the new key); what they wait for is below. `vllmctl status` shows them."
+                )
+            else:
+                after = (
+                    "The old pods still run and accept only the old key until they are replaced, which "
+                    "their Deployments go on doing by themselves once what the new pods wait for (below) "
+                    "is there (GPUs: free some, or set `strategy: recreate` in models.yaml and `vllmctl "
+                    "upgrade`). `vllmctl status` shows them."
+                )
             e.message = (
                 "the API key was rotated (stored and synced; `vllmctl get-api-key` prints it), but "
-                f"{e.message}. The old pods still run and accept only the old key until they are "
-                "replaced, which their Deployments go on doing by themselves once what the new pods "
-                "wait for (below) is there (GPUs: free some, or set `strategy: recreate` in models.yaml "
-                "and `vllmctl upgrade`). `vllmctl status` shows them."
+                f"{e.message}. {after}"
             )
             raise
         except KeyboardInterrupt:
             raise Interrupted(
                 "interrupted while waiting for the restarts; the API key may already be rotated "
-                "(`vllmctl get-api-key` prints the stored one) and the Deployments go on replacing their "
-                "pods by themselves: `vllmctl status` shows them."
+                "(`vllmctl get-api-key` prints the stored one) and the Deployments (KubeRay for a "
+                "RayCluster) go on replacing their pods by themselves: `vllmctl status` shows them."
             ) from None
     app.success(f"Rotated the API key; restarted {', '.join(restarted) or 'no Deployments (none found)'}.")
     if show:

@@ -2,7 +2,9 @@
 
 Pods are found by a label selector scoped to the release (engines: `model` and
 `helm-release-name`; the router: its Deployment's selector, narrowed to the pods that
-Deployment owns, since in chart 0.1.8/0.1.9 that selector is only `routerSpec.labels`).
+Deployment owns, since in chart 0.1.8/0.1.9 that selector is only `routerSpec.labels`;
+a multi-node model: KubeRay's labels on its RayCluster's pods, the head by default,
+since the head runs `vllm serve` and the workers only Ray).
 
 Without --follow each container's log is read in turn, pod by pod. With --follow a watch
 on the selector finds the pods, and every container instance gets a reader thread: pods
@@ -79,17 +81,75 @@ def tail_lines(tail: int) -> int | None:
 # --- which pods -----------------------------------------------------------------------------
 
 
-def deployed_models(kube: Any, namespace: str, release: str) -> list[str]:
-    """The models that have an engine Deployment of this release in the namespace, sorted.
+def deployed_models(kube: Any, namespace: str, release: str, rays: Iterable[str] = ()) -> list[str]:
+    """The models that have an engine Deployment of this release in the namespace, with
+    `rays` (the multi-node ones, `ray_models`), sorted.
 
     Read from the Deployments' selectors, which carry `model` and `helm-release-name` in
     every chart version (their metadata labels vary)."""
-    models = set()
+    models = set(rays)
     for deployment in kube.list("apps/v1", "deployments", namespace):
         labels = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
         if labels.get(RELEASE_LABEL) == release and labels.get(MODEL_LABEL):
             models.add(str(labels[MODEL_LABEL]))
     return sorted(models)
+
+
+def ray_models(kube: Any, namespace: str, release: str, warn: Note) -> dict[str, str]:
+    """The release's multi-node models: model -> its RayCluster's name. None where the
+    cluster does not serve RayClusters; a list refused (RBAC) is said and counts as none,
+    so the logs of the other models still work."""
+    from vllmctl.core.errors import VllmctlError
+    from vllmctl.features.multinode_cluster import release_rayclusters
+
+    try:
+        listed = release_rayclusters(kube, namespace, release)
+    except VllmctlError as e:
+        warn(f"multi-node models are not looked for: {e.message}")
+        return {}
+    found = {}
+    for rc in listed:
+        model = (rc["metadata"].get("labels") or {}).get(MODEL_LABEL)
+        if model:
+            found[str(model)] = str(rc["metadata"]["name"])
+    return found
+
+
+def ray_pods(
+    kube: Any, namespace: str, model: str, raycluster: str, *, worker: int | None, all_nodes: bool
+) -> tuple[str, Callable[[Obj], bool] | None, str]:
+    """Which of a multi-node model's pods to show: the selector, a test (for one worker)
+    and the words for them. The head by default; `worker` is the Nth worker pod (from 1,
+    by name, as they are now); `all_nodes` every pod, head and workers."""
+    from vllmctl.features.multinode_cluster import CLUSTER_LABEL, NODE_TYPE_LABEL
+
+    cluster = f"{CLUSTER_LABEL}={raycluster}"
+    if all_nodes:
+        return cluster, None, f"every Ray node of model {model} (RayCluster {raycluster})"
+    if worker is None:
+        return (
+            f"{cluster},{NODE_TYPE_LABEL}=head",
+            None,
+            f"the Ray head of model {model} (RayCluster {raycluster})",
+        )
+    selector = f"{cluster},{NODE_TYPE_LABEL}=worker"
+    names = sorted(
+        str(p["metadata"]["name"])
+        for p in kube.list("v1", "pods", namespace, label_selector=selector)
+        if not p["metadata"].get("deletionTimestamp")
+    )
+    if not 1 <= worker <= len(names):
+        have = f"{len(names)} worker pod{'s' * (len(names) != 1)} now" + (
+            f" ({', '.join(names)})" if names else ""
+        )
+        choose = (
+            f"--worker takes 1 to {len(names)}"
+            if names
+            else "wait for KubeRay to make them (`vllmctl status`)"
+        )
+        raise UsageError(f"--worker {worker}: model {model} has {have}; {choose}.")
+    name = names[worker - 1]
+    return selector, lambda pod: _name(pod) == name, f"worker {worker} ({name}) of model {model}"
 
 
 def router_pods(kube: Any, namespace: str, release: str) -> tuple[str, Callable[[Obj], bool]]:

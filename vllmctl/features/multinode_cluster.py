@@ -108,6 +108,20 @@ class RayStatus:
     ready: bool = False
 
 
+def release_rayclusters(kube: Any, namespace: str, release: str) -> list[Obj]:
+    """The release's RayClusters, by name; none when the cluster does not serve the kind
+    (a 404: KubeRay is not installed, so the release can have none)."""
+    try:
+        listed: list[Obj] = kube.list(
+            f"{RAY_GROUP}/{RAY_VERSION}", RAY_PLURAL, namespace, label_selector=release_selector(release)
+        )
+    except VllmctlError as e:
+        if (getattr(e, "status", None) or {}).get("code") == 404:
+            return []
+        raise
+    return sorted(listed, key=lambda rc: str(rc["metadata"]["name"]))
+
+
 def read_rayclusters(kube: Any, namespace: str, release: str) -> FeatureReading:
     """The release's RayClusters by model and their pods (two lists; none when the CRD is
     not served, a 404)."""

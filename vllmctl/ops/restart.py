@@ -70,10 +70,15 @@ def _pods(value: Any, replicas: int, *, round_up: bool) -> int:
     return int(text)
 
 
-def restart_fit(kube: Any, namespace: str, release: str, deployments: Sequence[Obj]) -> FitReport:
+def restart_fit(
+    kube: Any, namespace: str, release: str, deployments: Sequence[Obj], staying: Sequence[str] = ()
+) -> FitReport:
     """Can every restarted pod be placed: each replica on a node (this release's pods are
-    replaced), and, for rolling restarts, the first new pod beside the running ones?"""
+    replaced), and, for rolling restarts, the first new pod beside the running ones?
+    `staying`: models of the release that are not restarted, whose pods keep their GPUs."""
     nodes = read_nodes(kube, namespace=namespace, release=release)
+    if staying:
+        nodes = _keep_held(kube, namespace, release, nodes, staying)
     needs, rolling = deployment_needs(deployments)
     report = check_fit(nodes, needs, rolling=rolling)
     # check_fit words the surge for an upgrade; here the same rolling update is a restart.
@@ -81,6 +86,28 @@ def restart_fit(kube: Any, namespace: str, release: str, deployments: Sequence[O
         w._replace(message=w.message.replace("the upgrade's", "the restart's")) for w in report.warnings
     ]
     return report
+
+
+def _keep_held(
+    kube: Any, namespace: str, release: str, nodes: list[Any], staying: Sequence[str]
+) -> list[Any]:
+    """The nodes with the staying models' pods counted as others' (not replaced)."""
+    from vllmctl.chart.facts import MODEL_LABEL, release_selector
+
+    held: dict[str, dict[str, int]] = {}
+    selector = f"{release_selector(release)},{MODEL_LABEL} in ({','.join(staying)})"
+    for pod in kube.list("v1", "pods", namespace, label_selector=selector):
+        node = (pod.get("spec") or {}).get("nodeName")
+        if node and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+            for name, count in pod_gpus(pod).items():
+                held.setdefault(str(node), {})[name] = held.get(str(node), {}).get(name, 0) + count
+    out = []
+    for node in nodes:
+        moved = held.get(node.name, {})
+        others = {k: node.used_by_others.get(k, 0) + moved.get(k, 0) for k in {*node.used_by_others, *moved}}
+        mine = {k: max(0, v - moved.get(k, 0)) for k, v in node.used_by_release.items()}
+        out.append(node._replace(used_by_others=others, used_by_release=mine))
+    return out
 
 
 class RolloutTimeout(ExternalError):

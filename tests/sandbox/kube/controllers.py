@@ -137,6 +137,10 @@ class Cluster:
         self._crash: dict[str, tuple[str, float]] = {}  # pod uid/container -> (phase, since)
         self._events: dict[tuple[str, str, str], str] = {}  # (uid, reason, message) -> event name
         self._next_ip = 10
+        # pod uid -> container -> the environment its process started with: a kubelet
+        # resolves `value` and `secretKeyRef` once, at container start (a later Secret
+        # change reaches a container only when it starts again).
+        self.started_env: dict[str, dict[str, dict[str, str]]] = {}
         for spec in nodes:
             self.add_node(spec)
 
@@ -653,6 +657,7 @@ class Cluster:
                     continue
                 if "running" not in (before.get("state") or {}):
                     self.logs.start(pod, c)
+                    self.started_env.setdefault(uid, {})[c["name"]] = self._env(pod, c)
                     self.event(pod, "Started", f"Started container {c['name']}", component="kubelet")
                 ready = elapsed >= ready_after and not (fault and fault.kind == "unready")
                 if ready and not before.get("ready"):
@@ -703,7 +708,25 @@ class Cluster:
         alive = {p["metadata"]["uid"] for p in self.store.iter_raw("", "pods")}
         for uid in [u for u in self._since if u not in alive]:
             del self._since[uid]
+            self.started_env.pop(uid, None)
             self.logs.forget(uid)
+
+    def _env(self, pod: Obj, container: dict[str, Any]) -> dict[str, str]:
+        """The container's `env` as the kubelet hands it to the process: plain values and
+        Secret keys (a missing optional one left out), read now."""
+        import base64
+
+        env: dict[str, str] = {}
+        for var in container.get("env") or []:
+            if "value" in var:
+                env[var["name"]] = str(var["value"])
+                continue
+            ref = (var.get("valueFrom") or {}).get("secretKeyRef") or {}
+            secret = self.store.objects.get(("", "secrets", pod["metadata"]["namespace"], ref.get("name")))
+            data = (secret or {}).get("data") or {}
+            if ref and ref.get("key") in data:
+                env[var["name"]] = base64.b64decode(data[ref["key"]]).decode()
+        return env
 
     def _crashing(
         self, pod: Obj, c: dict[str, Any], before: dict[str, Any], fault: PodFault
@@ -718,6 +741,7 @@ class Cluster:
         phase, since = self._crash.get(key, ("new", clock))
         if phase == "new" or (phase == "backoff" and clock - since >= self.timing.backoff_seconds):
             self.logs.start(pod, c)
+            self.started_env.setdefault(pod["metadata"]["uid"], {})[c["name"]] = self._env(pod, c)
             self._crash[key] = ("running", clock)
             return {
                 **_base(c),
