@@ -42,17 +42,25 @@ def check_models(report: Report, settings: Any) -> list[Model] | None:
 
 
 def check_image(report: Report, settings: Any, models: list[Model] | None = None) -> None:
-    """The engine images: VLLM_MODEL_IMAGE:VLLM_MODEL_TAG, and the models' own `image`/`tag`."""
+    """The engine images each model runs: VLLM_MODEL_IMAGE:VLLM_MODEL_TAG, the LMCache
+    image (VLLM_LMCACHE_IMAGE:VLLM_LMCACHE_TAG) for kvCache models, or the models' own
+    `image`/`tag`, as render decides them."""
+    from vllmctl.features.kv_cache_values import engine_image
+
     users: dict[str, list[str]] = {}  # image -> the models running it
-    setting_floats = not models and _floating(settings.model_tag)
+    # The settings whose floating tag a model runs: the fix names the one to pin.
+    setting_floats = {"VLLM_MODEL_TAG"} if not models and _floating(settings.model_tag) else set()
     own_floating: list[str] = []  # models whose own `tag` floats
     for model in models or []:
-        tag = model.data.get("tag", settings.model_tag)
-        users.setdefault(f"{model.data.get('image', settings.model_image)}:{tag}", []).append(model.name)
+        image, tag = engine_image(
+            model.data, settings.model_image, settings.model_tag, settings.lmcache_image, settings.lmcache_tag
+        )
+        users.setdefault(f"{image}:{tag}", []).append(model.name)
         if _floating(tag) and "tag" in model.data:
             own_floating.append(model.name)
         elif _floating(tag):
-            setting_floats = True
+            lmcache = "image" not in model.data and "kvCache" in model.data
+            setting_floats.add("VLLM_LMCACHE_TAG" if lmcache else "VLLM_MODEL_TAG")
     if not users:
         users[f"{settings.model_image}:{settings.model_tag}"] = []
     shown = "; ".join(f"{image} ({', '.join(names)})" if names else image for image, names in users.items())
@@ -60,7 +68,10 @@ def check_image(report: Report, settings: Any, models: list[Model] | None = None
     if not floating:
         report.add("release", "image tag", OK, f"the engines run {shown}")
         return
-    fixes = ["pin a release: VLLM_MODEL_TAG=v0.10.1 (or the version you tested)"] if setting_floats else []
+    examples = {"VLLM_MODEL_TAG": "v0.10.1", "VLLM_LMCACHE_TAG": "v0.3.9post2"}
+    fixes = [
+        f"pin a release: {env}={examples[env]} (or the version you tested)" for env in sorted(setting_floats)
+    ]
     if own_floating:
         fixes.append(f"set `tag` to a release on {', '.join(own_floating)} in models.yaml")
     report.add(

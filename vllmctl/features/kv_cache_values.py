@@ -215,6 +215,19 @@ def lmcache_config(entry: Mapping[str, Any]) -> Obj:
     return config
 
 
+def engine_image(
+    data: Mapping[str, Any], model_image: str, model_tag: str, lmcache_image: str, lmcache_tag: str
+) -> tuple[str, str]:
+    """The (repository, tag) a model's engine runs, as `model_keys` decides it: the entry's
+    own image, else the LMCache image for a kvCache model, else VLLM_MODEL_IMAGE; the
+    entry's own tag wins over the setting's (doctor's `image tag` row reads this too)."""
+    if "image" in data:
+        return str(data["image"]), str(data.get("tag", model_tag))
+    if FIELD in data:
+        return lmcache_image, str(data.get("tag", lmcache_tag))
+    return model_image, str(data.get("tag", model_tag))
+
+
 def model_keys(name: str, entry: Mapping[str, Any], spec: Obj, lmcache_image: str, lmcache_tag: str) -> None:
     """Write a kvCache model's lmcacheConfig, its image (one with LMCache unless the entry
     names its own) and, for disk offload, the directory LMCache keeps blocks in."""
