@@ -110,7 +110,9 @@ def test_kvaware_refuses_more_than_one_router() -> None:
 
 
 def test_a_prefill_decode_pair_renders_the_chart_keys_and_router_labels() -> None:
-    values = rendered(PAIR, VLLM_ROUTING_LOGIC="disaggregated_prefill").values
+    result = rendered(PAIR, VLLM_ROUTING_LOGIC="disaggregated_prefill")
+    assert any("hostIPC and hostPID" in w for w in result.warnings)
+    values = result.values
     prefill, decode = (m["lmcacheConfig"] for m in values["servingEngineSpec"]["modelSpec"])
     assert (prefill["kvRole"], prefill["nixlRole"], prefill["nixlPeerHost"]) == (
         "kv_producer",
@@ -237,6 +239,13 @@ def test_helm_template_gives_the_router_the_pd_labels_and_the_engines_their_role
         "vllm-llama-decode-engine-service",
     )
     assert env["LMCACHE_LOCAL_CPU"] == "False"
+    assert (
+        prefill["spec"]["template"]["spec"]["hostIPC"],
+        prefill["spec"]["template"]["spec"]["hostPID"],
+    ) == (
+        True,
+        True,
+    )
     transfer = container(prefill)["command"]
     assert '"kv_role":"kv_producer"' in transfer[transfer.index("--kv-transfer-config") + 1]
 

@@ -92,7 +92,7 @@ class KvCache(Feature):
         kv.pair_roles(release.specs, release.given.release)
         settings = release.given.kv_cache
         said = kv.image_warnings(release.models, settings.lmcache_image, settings.lmcache_tag)
-        warnings = [*said, *keys.warnings]
+        warnings = [*said, *keys.warnings, *kv.role_warnings(release.entries)]
         present = {
             path: f"the rendered values have no {path}, which the KV-cache settings ask for; check the "
             "templates (a copy in VLLM_TEMPLATES_DIR may predate them)."

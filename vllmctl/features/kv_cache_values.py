@@ -284,6 +284,18 @@ def roles(entries: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
     return found
 
 
+def role_warnings(entries: Iterable[Mapping[str, Any]]) -> list[str]:
+    """What the chart does to a role's engine pods that the operator must allow for."""
+    named = [name for names in roles(entries).values() for name in names]
+    if not named:
+        return []
+    return [
+        f"{', '.join(named)}: with kvCache.role the chart runs the engine pods with hostIPC and "
+        "hostPID (enablePD, every version), which Pod Security's baseline and restricted levels "
+        "refuse: the namespace must allow privileged pods."
+    ]
+
+
 def pair_roles(specs: Iterable[Obj], release: str) -> None:
     """Point the prefill engine's NIXL sender at the decode engine's Service (the routing
     feature has checked there is exactly one of each)."""
