@@ -273,3 +273,57 @@ def test_install_gives_the_router_and_engines_the_controller(
     assert env["LMCACHE_CONTROLLER_PULL_URL"] == "vllm-router-service:9000"
     assert env["LMCACHE_LMCACHE_WORKER_PORTS"] == "8001"
     assert "Router routing: kvaware" in run("status").stdout
+
+
+# --- with the network policy on ----------------------------------------------------------------
+
+POLICY = {"VLLM_NETWORK_POLICY": "true", "VLLM_NETWORK_POLICY_NAMESPACES": "apps"}
+
+
+def policy_rules(models: str, **env: str) -> dict[str, list[Any]]:
+    objects = rendered(models, **POLICY, **env).values["extraObjects"]
+    return {o["metadata"]["name"]: o["spec"]["ingress"] for o in objects}
+
+
+def test_kvaware_admits_the_controller_and_worker_traffic() -> None:
+    rules = policy_rules(KV, VLLM_ROUTING_LOGIC="kvaware")
+    engines, router = rules["vllm-engines-from-router"], rules["vllm-router-from-allowed"]
+    workers = [r for r in engines if r.get("ports") and r["ports"][0]["port"] == 8001]
+    assert [p["port"] for p in workers[0]["ports"]] == [8001, 8002]
+    assert workers[0]["from"][0]["podSelector"] == engines[0]["from"][0]["podSelector"]  # the router's
+    (from_engines,) = [r for r in router if r["ports"][0]["port"] == 9000]
+    assert [p["port"] for p in from_engines["ports"]] == [9000, 9001]
+    assert from_engines["from"] == [{"podSelector": {"matchLabels": {"helm-release-name": "vllm"}}}]
+
+
+def test_a_prefill_decode_pair_admits_engine_to_engine_traffic() -> None:
+    engines = policy_rules(PAIR, VLLM_ROUTING_LOGIC="disaggregated_prefill")["vllm-engines-from-router"]
+    assert {"from": [{"podSelector": {"matchLabels": {"helm-release-name": "vllm"}}}]} in engines
+
+
+# --- doctor and status ------------------------------------------------------------------------
+
+
+def test_doctor_and_status_show_the_pair_and_the_controller() -> None:
+    from vllmctl.core.findings import Report
+    from vllmctl.features.routing_values import check_routing, routing_in_force
+
+    for models, logic, said in (
+        (PAIR, "disaggregated_prefill", "prefill llama-prefill -> decode llama-decode"),
+        (KV, "kvaware", "LMCache controller on the router's port 9000"),
+    ):
+        settings = Settings.resolve({}, environ={"VLLM_CHART_VERSION": "0.1.12", "VLLM_ROUTING_LOGIC": logic})
+        report = Report()
+        check_routing(report, settings, parse(Path("models.yaml"), models.encode()).models, True)
+        (check,) = report.checks
+        assert check.status == "ok" and said in check.detail, check.detail
+    args = [
+        "--routing-logic",
+        "disaggregated_prefill",
+        "--prefill-model-labels",
+        "p",
+        "--decode-model-labels",
+        "d",
+    ]
+    deployment = {"spec": {"template": {"spec": {"containers": [{"args": args}]}}}}
+    assert routing_in_force(deployment) == {"routing": "disaggregated_prefill (prefill p, decode d)"}

@@ -274,6 +274,9 @@ _ARGS = {
     "--routing-logic": "logic",
     "--session-key": "session key",
     "--prefix-min-match-length": "prefix min match length",
+    "--prefill-model-labels": "prefill",
+    "--decode-model-labels": "decode",
+    "--lmcache-controller-port": "LMCache controller port",
 }
 
 
@@ -323,4 +326,11 @@ def check_routing(report: Report, settings: Any, models: Sequence[Any] | None, c
         detail += f", session key header {routing.session_key}"
     if routing.prefix_min_match_length:
         detail += f", prefix min match length {routing.prefix_min_match_length}"
+    if routing.lmcache_controller:
+        detail += (
+            f", LMCache controller on the router's port {routing.lmcache_controller['lmcacheControllerPort']}"
+        )
+    if routing.extra_args:
+        pair = routing.extra_args
+        detail += f", prefill {pair[1]} -> decode {pair[3]}"
     report.add("release", "routing", "ok", detail)
