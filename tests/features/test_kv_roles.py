@@ -327,3 +327,26 @@ def test_doctor_and_status_show_the_pair_and_the_controller() -> None:
     ]
     deployment = {"spec": {"template": {"spec": {"containers": [{"args": args}]}}}}
     assert routing_in_force(deployment) == {"routing": "disaggregated_prefill (prefill p, decode d)"}
+
+
+# --- multi-node models (the chart's RayCluster path) ----------------------------------------
+
+BIG = """\
+- name: big
+  modelURL: org/big
+  gated: false
+  requestGPU: 4
+  requestMemory: 64Gi
+  vllmConfig: {tensorParallelSize: 4, pipelineParallelSize: 2}
+  kvCache:
+"""
+
+
+def test_a_role_on_a_multi_node_model_is_refused_at_the_key() -> None:
+    (found,) = problems(BIG + "    role: prefill\n")
+    assert "models.yaml:8:5" in found and "kvCache.role needs a one-node model" in found
+
+
+def test_kvaware_refuses_a_multi_node_kv_cache_model() -> None:
+    said = refusal(BIG + "    cpuOffload: 20Gi\n", VLLM_ROUTING_LOGIC="kvaware")
+    assert "big run as the chart's RayCluster" in said and "<release>-<model>-service" in said

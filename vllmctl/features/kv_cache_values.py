@@ -56,6 +56,7 @@ GiB = 2**30
 DEFAULT_REQUEST_MEMORY = "16Gi"
 DEFAULT_PVC_STORAGE = "50Gi"
 FIELD = "kvCache"
+RAY_KEY = "raySpec"  # a model the chart serves through KubeRay
 RAW_KEY = "lmcacheConfig"  # the chart's key, still passed through as written (not both)
 DISK_DIR = "/data/lmcache"  # on the model's own cache volume, which the chart mounts at /data
 DISK_ENV = "LMCACHE_LOCAL_DISK"
@@ -145,6 +146,15 @@ def conflict(entry: Mapping[str, Any]) -> list[tuple[str, str]]:
     if not isinstance(given, Mapping):
         return []
     found: list[tuple[str, str]] = []
+    if "role" in given and _multinode(entry):
+        found.append(
+            (
+                FIELD,
+                "kvCache.role needs a one-node model: a model with pipelineParallelSize runs as the chart's "
+                "RayCluster, whose engine always starts with kv_role kv_both and has no "
+                "disaggregated-prefill keys; remove role, or pipelineParallelSize",
+            )
+        )
     if RAW_KEY in entry:
         found.append(
             (
@@ -191,6 +201,13 @@ def conflict(entry: Mapping[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
+def _multinode(entry: Mapping[str, Any]) -> bool:
+    """Whether the entry runs as the chart's RayCluster (vllmctl writes its raySpec)."""
+    from vllmctl.features.multinode_values import stages
+
+    return stages(entry) is not None or RAY_KEY in entry
+
+
 def _in_gib(request: Any, amount: Decimal) -> str:
     """` (7.45 GiB)` for a request not written in Gi, so the two numbers compare at a glance."""
     text = str(request).strip()
@@ -208,6 +225,11 @@ def chart_problems(entry: Mapping[str, Any], chart: ChartAt) -> list[tuple[str, 
             )
         ]
     return []
+
+
+def multinode_kv_models(entries: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The kvCache models that run as a RayCluster (kvaware cannot reach their LMCache)."""
+    return [str(e["name"]) for e in entries if isinstance(e.get(FIELD), Mapping) and _multinode(e)]
 
 
 def offloads(entry: Mapping[str, Any]) -> bool:

@@ -129,6 +129,13 @@ def routing_values(given: RenderInput, chart: ChartAt, entries: Sequence[Mapping
             "part of the caches. Set VLLM_ROUTER_REPLICAS=1 and VLLM_ROUTER_AUTOSCALING=false, or use "
             "prefixaware."
         )
+    elif logic == "kvaware" and _multinode_kv(entries):
+        problems.append(
+            f"{_is(LOGIC, logic, sources)}: {', '.join(_multinode_kv(entries))} run as the chart's "
+            "RayCluster, whose engines point LMCache's controller at <release>-<model>-service, a "
+            "Service the chart never makes, not at the router; remove their kvCache, make them "
+            "one-node models, or use prefixaware."
+        )
     roles = _roles(entries)
     if logic == "disaggregated_prefill" and not problems:
         problems += _pair_problems(_is(LOGIC, logic, sources), roles, entries)
@@ -182,6 +189,12 @@ def routing_values(given: RenderInput, chart: ChartAt, entries: Sequence[Mapping
             env = [{"name": "OPENAI_API_KEY", "valueFrom": {"secretKeyRef": secret}}]
         return Routing(logic, key, prefix, extra_args=args, env=env)
     return Routing(logic, key, prefix)
+
+
+def _multinode_kv(entries: Sequence[Mapping[str, Any]]) -> list[str]:
+    from vllmctl.features.kv_cache_values import multinode_kv_models
+
+    return multinode_kv_models(entries)
 
 
 def _roles(entries: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
