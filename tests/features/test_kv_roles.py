@@ -350,3 +350,27 @@ def test_a_role_on_a_multi_node_model_is_refused_at_the_key() -> None:
 def test_kvaware_refuses_a_multi_node_kv_cache_model() -> None:
     said = refusal(BIG + "    cpuOffload: 20Gi\n", VLLM_ROUTING_LOGIC="kvaware")
     assert "big run as the chart's RayCluster" in said and "<release>-<model>-service" in said
+
+
+def test_install_of_the_pair_gives_the_router_its_labels_and_the_engines_their_roles(
+    run: Run, models_file: Path, cluster: ClusterEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in {
+        "VLLM_CHART": str(MINI_CHART),
+        "VLLM_MODEL_TAG": "v0.10.1",
+        "VLLM_ROUTING_LOGIC": "disaggregated_prefill",
+    }.items():
+        monkeypatch.setenv(key, value)
+    models_file.write_text(PAIR)
+    installed = run("install", "--yes", "--no-api-key")
+    assert installed.exit_code == 0, installed.stderr
+    router = cluster.sandbox.get("Deployment", cluster.namespace, "vllm-deployment-router")
+    prefill = cluster.sandbox.get("Deployment", cluster.namespace, "vllm-llama-prefill-deployment-vllm")
+    decode = cluster.sandbox.get("Deployment", cluster.namespace, "vllm-llama-decode-deployment-vllm")
+    assert router is not None and prefill is not None and decode is not None
+    args = container(router)["args"]
+    assert args[args.index("--prefill-model-labels") + 1] == "llama-prefill"
+    assert env_of(prefill)["LMCACHE_NIXL_RECEIVER_HOST"] == "vllm-llama-decode-engine-service"
+    assert env_of(decode)["LMCACHE_NIXL_ROLE"] == "receiver"
+    assert prefill["spec"]["template"]["spec"]["hostIPC"] is True
+    assert "prefill llama-prefill, decode llama-decode" in run("status").stdout
