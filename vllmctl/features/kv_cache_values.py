@@ -13,6 +13,10 @@ What each chart version reads, with the template lines, is in docs/chart-facts.m
   without a word: so whole GiB only, written as strings (0.1.8-0.1.10's schema types them so).
 - The chart sets no LMCACHE_LOCAL_DISK (the directory), without which LMCache keeps nothing
   on disk: vllmctl adds it, on the model's own cache volume (/data).
+- Under kvaware routing each kvCache model also gets the LMCache controller's keys
+  (enableController, controllerPort, workerPorts, controllerReplyPort from 0.1.11); a
+  `role: prefill|decode` becomes the chart's disaggregated-prefill keys (kvRole, enablePD,
+  NIXL), the prefill's peer being the decode model's engine Service (`pair_roles`).
 """
 
 from __future__ import annotations

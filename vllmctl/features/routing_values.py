@@ -4,7 +4,9 @@ prefixMinMatchLength in vllmctl.yaml).
 
 `routing_values` checks them against the chart version and the models and gives what
 `templates/values.yaml.j2` places under `routerSpec` (routingLogic, sessionKey,
-prefixMinMatchLength); `routing_in_force` reads the deployed router's args back for status;
+prefixMinMatchLength; for kvaware the LMCache controller's ports, for disaggregated_prefill
+the prefill/decode model labels as extraArgs and the router's OPENAI_API_KEY);
+`routing_in_force` reads the deployed router's args back for status;
 `check_routing` is doctor's row. docs/routing.md tells the story.
 """
 
