@@ -202,7 +202,7 @@ SPECS: tuple[SettingSpec, ...] = (
         "routing_logic",
         ENV_ROUTING_LOGIC,
         "roundrobin",
-        "router routing: roundrobin, session, prefixaware, kvaware (per chart version)",
+        "router routing: roundrobin, session, prefixaware, kvaware, disaggregated_prefill",
     ),
     SettingSpec(
         "router_session_key", ENV_ROUTER_SESSION_KEY, None, "header naming a session (session routing)"

@@ -114,8 +114,8 @@ def test_kvaware_with_lmcache_on_a_model() -> None:
         ),
         (
             {"VLLM_ROUTING_LOGIC": "disaggregated_prefill"},
-            "VLLM_ROUTING_LOGIC=disaggregated_prefill routes between prefill and decode engines, and "
-            "vllmctl cannot give models those roles yet; use roundrobin, session, prefixaware or kvaware.",
+            "VLLM_ROUTING_LOGIC=disaggregated_prefill needs exactly one model with kvCache.role: prefill "
+            "and one with kvCache.role: decode; models.yaml has 0 prefill (none) and 0 decode (none).",
         ),
         (
             {"VLLM_ROUTING_LOGIC": "prefixaware", "VLLM_ROUTER_PREFIX_MIN_MATCH_LENGTH": "256"},
@@ -154,8 +154,8 @@ def test_bad_values_are_refused_naming_the_setting(env: dict[str, str], said: st
     [
         ("0.1.8", "needs chart 0.1.11 or newer; it is 0.1.8"),
         ("0.1.10", "needs chart 0.1.11 or newer; it is 0.1.10"),
-        ("0.1.11", "routes between prefill and decode engines"),  # known there, refused for roles
-        ("0.1.12", "routes between prefill and decode engines"),
+        ("0.1.11", "vLLM's own kv_transfer_params"),  # known there, refused: no such engines
+        ("0.1.12", "vLLM's own kv_transfer_params"),
     ],
 )
 def test_orchestrated_prefill_is_gated_by_chart_version(chart: str, verdict: str) -> None:

@@ -172,6 +172,31 @@ CACHE_SERVER_SERVICE_PORT = 80  # its Service port (0.1.11+'s default, written b
 SHARED_STORAGE_MOUNT = "/data/shared-pvc-storage"  # where every engine mounts the shared claim
 
 
+# --- kvaware routing's LMCache controller, and prefill/decode roles -------------------------
+# (docs/chart-facts.md, "KV-aware routing and prefill/decode roles"; vllmctl.features.kv_cache
+# and routing write them.)
+
+# The router runs LMCache's controller; the engines reach it through the router Service,
+# whose only port besides HTTP is `lmcache-port` 9000 (service-router.yaml, every version):
+# lmcacheConfig.controllerPort becomes LMCACHE_CONTROLLER_PULL_URL=<rel>-router-service:<port>.
+LMCACHE_CONTROLLER_PORT = 9000
+# 0.1.11+ also read lmcacheConfig.controllerReplyPort (LMCACHE_CONTROLLER_REPLY_URL) and
+# routerSpec.lmcacheControllerReplyPort; the Service gets that port only from extraPorts.
+LMCACHE_CONTROLLER_REPLY_PORT = 9001
+CONTROLLER_REPLY_SINCE = (0, 1, 11)
+# Where each engine's LMCache worker listens for the controller: one port per tensor-parallel
+# rank (lmcacheConfig.workerPorts, "8001,8002"), on the pod's IP; the chart's tutorial's port.
+LMCACHE_WORKER_PORT = 8001
+# Disaggregated prefill (lmcacheConfig.enablePD, every version): the prefill engine sends its
+# KV over NIXL to the decode engine's Service, whose `zmq-port` is 55555 (service-vllm.yaml).
+NIXL_PEER_PORT = 55555
+NIXL_BUFFER_SIZE = 1073741824  # the chart's tutorial's 1 GiB transfer buffer, on the GPU
+KV_ROLES = {"prefill": ("kv_producer", "sender"), "decode": ("kv_consumer", "receiver")}
+# The router (deployment-router.yaml) sets VLLM_API_KEY, but its disaggregated path sends
+# `Authorization: Bearer $OPENAI_API_KEY` (request.py): routerSpec.env, 0.1.12+, can add it.
+ROUTER_ENV_SINCE = (0, 1, 12)
+
+
 def cache_server_deployment_name(release: str) -> str:
     return f"{release}-deployment-cache-server"
 

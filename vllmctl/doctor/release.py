@@ -9,6 +9,7 @@ from vllmctl.catalog.schema import Model
 from vllmctl.chart.facts import SINCE, TESTED_CHARTS, version_tuple
 from vllmctl.core.errors import VllmctlError
 from vllmctl.core.findings import FAIL, OK, SKIP, WARN, Report
+from vllmctl.core.setting_names import ENV_MODEL_TAG
 
 
 def check_models(report: Report, settings: Any) -> list[Model] | None:
@@ -42,17 +43,22 @@ def check_models(report: Report, settings: Any) -> list[Model] | None:
 
 
 def check_image(report: Report, settings: Any, models: list[Model] | None = None) -> None:
-    """The engine images: VLLM_MODEL_IMAGE:VLLM_MODEL_TAG, and the models' own `image`/`tag`."""
+    """The engine images each model runs: VLLM_MODEL_IMAGE:VLLM_MODEL_TAG, the LMCache
+    image (VLLM_LMCACHE_IMAGE:VLLM_LMCACHE_TAG) for kvCache models, or the models' own
+    `image`/`tag`, as render decides them."""
+    from vllmctl.features import registry
+
     users: dict[str, list[str]] = {}  # image -> the models running it
-    setting_floats = not models and _floating(settings.model_tag)
+    # The settings whose floating tag a model runs: the fix names the one to pin.
+    setting_floats = {ENV_MODEL_TAG} if not models and _floating(settings.model_tag) else set()
     own_floating: list[str] = []  # models whose own `tag` floats
     for model in models or []:
-        tag = model.data.get("tag", settings.model_tag)
-        users.setdefault(f"{model.data.get('image', settings.model_image)}:{tag}", []).append(model.name)
+        image, tag, tag_setting = _engine_image(registry.FEATURES, model.data, settings)
+        users.setdefault(f"{image}:{tag}", []).append(model.name)
         if _floating(tag) and "tag" in model.data:
             own_floating.append(model.name)
         elif _floating(tag):
-            setting_floats = True
+            setting_floats.add(tag_setting)
     if not users:
         users[f"{settings.model_image}:{settings.model_tag}"] = []
     shown = "; ".join(f"{image} ({', '.join(names)})" if names else image for image, names in users.items())
@@ -60,7 +66,11 @@ def check_image(report: Report, settings: Any, models: list[Model] | None = None
     if not floating:
         report.add("release", "image tag", OK, f"the engines run {shown}")
         return
-    fixes = ["pin a release: VLLM_MODEL_TAG=v0.10.1 (or the version you tested)"] if setting_floats else []
+    example = {ENV_MODEL_TAG: "v0.10.1"}
+    fixes = [
+        f"pin a release: {env}={example.get(env, '<a release>')} (or the version you tested)"
+        for env in sorted(setting_floats)
+    ]
     if own_floating:
         fixes.append(f"set `tag` to a release on {', '.join(own_floating)} in models.yaml")
     report.add(
@@ -71,6 +81,18 @@ def check_image(report: Report, settings: Any, models: list[Model] | None = None
         "under you (a node pulls whatever is newest)",
         "; ".join(fixes),
     )
+
+
+def _engine_image(features: Any, data: dict[str, Any], settings: Any) -> tuple[str, str, str]:
+    """The image render gives a model and the setting its tag comes from: a feature's (an
+    LMCache one for kvCache), else the entry's own `image` or VLLM_MODEL_IMAGE, with its own
+    `tag` or VLLM_MODEL_TAG."""
+    for feature in features:
+        chosen: tuple[str, str, str] | None = feature.engine_image(data, settings)
+        if chosen is not None:
+            return chosen
+    image, tag = str(data.get("image", settings.model_image)), str(data.get("tag", settings.model_tag))
+    return image, tag, ENV_MODEL_TAG
 
 
 def _floating(tag: Any) -> bool:

@@ -102,6 +102,12 @@ class Feature:
         """Add this feature's keys to `model.spec` (or change render's); raise a UsageError
         for what the chart cannot do."""
 
+    def engine_image(self, data: Mapping[str, Any], settings: Any) -> tuple[str, str, str] | None:
+        """The (repository, tag, the setting that tag comes from) this feature's
+        `model_values` gives a model written as `data` in models.yaml (None: it leaves the
+        image alone); doctor's `image tag` row asks, and names that setting to pin."""
+        return None
+
     def merge(self, model: str, key: str, ours: Any, theirs: Any) -> Any:
         """One of `merged_keys`: the spec's value (`ours`: what every feature put there) joined
         with the entry's own (`theirs`), or a UsageError when the entry's value clashes with

@@ -41,7 +41,7 @@ class KvCache(Feature):
     fields: ClassVar[Mapping[str, Field]] = {
         kv.FIELD: Field(
             kv.problem,
-            "LMCache KV-cache offload: cpuOffload, diskOffload, logLevel (docs/kv-cache.md)",
+            "LMCache KV-cache offload: cpuOffload, diskOffload, logLevel, role (docs/kv-cache.md)",
             {key: Field(check, text) for key, (check, text) in kv.CHILDREN.items()},
         )
     }
@@ -65,15 +65,34 @@ class KvCache(Feature):
     def model_values(self, model: contexts.ModelValues) -> None:
         if kv.FIELD in model.entry:
             settings = model.given.kv_cache
-            kv.model_keys(model.name, model.entry, model.spec, settings.lmcache_image, settings.lmcache_tag)
+            routing = str(model.given.routing_logic or "roundrobin").strip()
+            kv.model_keys(
+                model.name,
+                model.entry,
+                model.spec,
+                settings.lmcache_image,
+                settings.lmcache_tag,
+                routing,
+                model.chart,
+            )
+
+    def engine_image(self, data: Mapping[str, Any], settings: Any) -> tuple[str, str, str] | None:
+        if kv.FIELD not in data or "image" in data:
+            return None
+        image, tag = kv.engine_image(
+            data, settings.model_image, settings.model_tag, settings.lmcache_image, settings.lmcache_tag
+        )
+        return image, tag, ENV_LMCACHE_TAG
 
     def release_values(self, release: contexts.ReleaseValues) -> contexts.Contribution:
         from vllmctl.features.contexts import Contribution
 
         keys = kv.release_keys(release.given.kv_cache, release.chart, release.entries, release.given.release)
+        # A prefill engine's NIXL peer is the decode engine's Service: known once every model is.
+        kv.pair_roles(release.specs, release.given.release)
         settings = release.given.kv_cache
         said = kv.image_warnings(release.models, settings.lmcache_image, settings.lmcache_tag)
-        warnings = [*said, *keys.warnings]
+        warnings = [*said, *keys.warnings, *kv.role_warnings(release.entries)]
         present = {
             path: f"the rendered values have no {path}, which the KV-cache settings ask for; check the "
             "templates (a copy in VLLM_TEMPLATES_DIR may predate them)."

@@ -13,6 +13,10 @@ What each chart version reads, with the template lines, is in docs/chart-facts.m
   without a word: so whole GiB only, written as strings (0.1.8-0.1.10's schema types them so).
 - The chart sets no LMCACHE_LOCAL_DISK (the directory), without which LMCache keeps nothing
   on disk: vllmctl adds it, on the model's own cache volume (/data).
+- Under kvaware routing each kvCache model also gets the LMCache controller's keys
+  (enableController, controllerPort, workerPorts, controllerReplyPort from 0.1.11); a
+  `role: prefill|decode` becomes the chart's disaggregated-prefill keys (kvRole, enablePD,
+  NIXL), the prefill's peer being the decode model's engine Service (`pair_roles`).
 """
 
 from __future__ import annotations
@@ -26,9 +30,16 @@ from vllmctl.chart.facts import (
     CACHE_SERVER_ENABLED_SINCE,
     CACHE_SERVER_PORT,
     CACHE_SERVER_SERVICE_PORT,
+    CONTROLLER_REPLY_SINCE,
+    KV_ROLES,
+    LMCACHE_CONTROLLER_PORT,
+    LMCACHE_CONTROLLER_REPLY_PORT,
     LMCACHE_IMAGE,
     LMCACHE_LOG_LEVEL_SINCE,
     LMCACHE_LOG_LEVELS,
+    LMCACHE_WORKER_PORT,
+    NIXL_BUFFER_SIZE,
+    NIXL_PEER_PORT,
     SHARED_STORAGE_MOUNT,
     ChartAt,
 )
@@ -49,6 +60,7 @@ GiB = 2**30
 DEFAULT_REQUEST_MEMORY = "16Gi"
 DEFAULT_PVC_STORAGE = "50Gi"
 FIELD = "kvCache"
+RAY_KEY = "raySpec"  # a model the chart serves through KubeRay
 RAW_KEY = "lmcacheConfig"  # the chart's key, still passed through as written (not both)
 DISK_DIR = "/data/lmcache"  # on the model's own cache volume, which the chart mounts at /data
 DISK_ENV = "LMCACHE_LOCAL_DISK"
@@ -97,10 +109,17 @@ def log_level_problem(value: Any) -> str | None:
     return f"must be one of {', '.join(LMCACHE_LOG_LEVELS)}, not {kind_of(value)}{hint}"
 
 
+def role_problem(value: Any) -> str | None:
+    if value in KV_ROLES:
+        return None
+    return f"must be prefill or decode (this model's part in disaggregated prefill), not {kind_of(value)}"
+
+
 CHILDREN: dict[str, tuple[Any, str]] = {
-    "cpuOffload": (size_problem, "CPU memory LMCache keeps KV blocks in, whole GiB (required)"),
+    "cpuOffload": (size_problem, "CPU memory LMCache keeps KV blocks in, whole GiB (required without role)"),
     "diskOffload": (size_problem, "disk space on the model's cache volume for KV blocks, whole GiB"),
     "logLevel": (log_level_problem, f"LMCache's log level: {', '.join(LMCACHE_LOG_LEVELS)} (chart 0.1.10+)"),
+    "role": (role_problem, "prefill or decode: the model's part in disaggregated prefill (docs/kv-cache.md)"),
 }
 
 
@@ -108,6 +127,15 @@ def problem(value: Any) -> str | None:
     """What is wrong with a `kvCache` mapping as a whole (its keys are checked by CHILDREN)."""
     if not isinstance(value, dict):
         return f"must be a mapping like {{cpuOffload: 20Gi}}, not {kind_of(value)}"
+    if "role" in value:
+        offload = [key for key in ("cpuOffload", "diskOffload") if key in value]
+        if offload:
+            return (
+                f"role and {' and '.join(offload)} do not go together: for disaggregated prefill the chart "
+                "turns LMCache's local CPU buffer off (LMCACHE_LOCAL_CPU=False) and a size would write it "
+                f"a second time; remove {', '.join(offload)}"
+            )
+        return None
     if "cpuOffload" not in value:
         return "give cpuOffload, the CPU memory LMCache may fill with KV blocks (e.g. cpuOffload: 20Gi)"
     return None
@@ -122,6 +150,15 @@ def conflict(entry: Mapping[str, Any]) -> list[tuple[str, str]]:
     if not isinstance(given, Mapping):
         return []
     found: list[tuple[str, str]] = []
+    if "role" in given and _multinode(entry):
+        found.append(
+            (
+                FIELD,
+                "kvCache.role needs a one-node model: a model with pipelineParallelSize runs as the chart's "
+                "RayCluster, whose engine always starts with kv_role kv_both and has no "
+                "disaggregated-prefill keys; remove role, or pipelineParallelSize",
+            )
+        )
     if RAW_KEY in entry:
         found.append(
             (
@@ -168,6 +205,13 @@ def conflict(entry: Mapping[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
+def _multinode(entry: Mapping[str, Any]) -> bool:
+    """Whether the entry runs as the chart's RayCluster (vllmctl writes its raySpec)."""
+    from vllmctl.features.multinode_values import stages
+
+    return stages(entry) is not None or RAY_KEY in entry
+
+
 def _in_gib(request: Any, amount: Decimal) -> str:
     """` (7.45 GiB)` for a request not written in Gi, so the two numbers compare at a glance."""
     text = str(request).strip()
@@ -187,6 +231,11 @@ def chart_problems(entry: Mapping[str, Any], chart: ChartAt) -> list[tuple[str, 
     return []
 
 
+def multinode_kv_models(entries: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The kvCache models that run as a RayCluster (kvaware cannot reach their LMCache)."""
+    return [str(e["name"]) for e in entries if isinstance(e.get(FIELD), Mapping) and _multinode(e)]
+
+
 def offloads(entry: Mapping[str, Any]) -> bool:
     """Whether an entry runs LMCache: kvCache, or a raw lmcacheConfig that enables it."""
     raw = entry.get(RAW_KEY)
@@ -203,24 +252,116 @@ def offload_sizes(entry: Mapping[str, Any]) -> tuple[int, int] | None:
 
 # --- what the chart gets -------------------------------------------------------------------
 
+UNKNOWN_CHART = ChartAt("unknown", None)  # every key let through (no version to judge by)
 
-def lmcache_config(entry: Mapping[str, Any]) -> Obj:
-    """The chart's lmcacheConfig for an entry's kvCache."""
+
+def lmcache_config(entry: Mapping[str, Any], routing: str, chart: ChartAt) -> Obj:
+    """The chart's lmcacheConfig for an entry's kvCache, with the LMCache controller's keys
+    under kvaware routing and the disaggregated-prefill keys for a role (the prefill's peer,
+    the decode engine's Service, is written by `pair_roles` once every model is known)."""
     given = entry[FIELD]
-    config: Obj = {"enabled": True, "cpuOffloadingBufferSize": str(_gib(given["cpuOffload"]))}
+    config: Obj = {"enabled": True}
+    if "cpuOffload" in given:
+        config["cpuOffloadingBufferSize"] = str(_gib(given["cpuOffload"]))
     if "diskOffload" in given:
         config["diskOffloadingBufferSize"] = str(_gib(given["diskOffload"]))
     if "logLevel" in given:
         config["logLevel"] = given["logLevel"]
+    role = given.get("role")
+    if role in KV_ROLES:
+        kv_role, nixl_role = KV_ROLES[role]
+        config.update(
+            {
+                "kvRole": kv_role,
+                "enablePD": True,
+                "enableNixl": True,
+                "nixlRole": nixl_role,
+                # the decode engine listens on every address; the prefill's is its peer's Service
+                "nixlPeerHost": "0.0.0.0",
+                "nixlPeerPort": str(NIXL_PEER_PORT),
+                "nixlBufferSize": str(NIXL_BUFFER_SIZE),
+                "nixlBufferDevice": "cuda",
+                "nixlEnableGc": True,
+            }
+        )
+    if routing == "kvaware":
+        # The engine's LMCache worker reports its KV blocks to the router's controller (through
+        # the router Service) and answers its lookups on one port per tensor-parallel rank.
+        ranks = int((entry.get("vllmConfig") or {}).get("tensorParallelSize") or 1)
+        config.update(
+            {
+                "enableController": True,
+                "controllerPort": LMCACHE_CONTROLLER_PORT,
+                "workerPorts": ",".join(str(LMCACHE_WORKER_PORT + rank) for rank in range(ranks)),
+            }
+        )
+        if not chart.before(CONTROLLER_REPLY_SINCE):
+            config["controllerReplyPort"] = LMCACHE_CONTROLLER_REPLY_PORT
     return config
 
 
-def model_keys(name: str, entry: Mapping[str, Any], spec: Obj, lmcache_image: str, lmcache_tag: str) -> None:
+def roles(entries: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """The models of each role ({"prefill": [...], "decode": [...]}), in file order."""
+    found: dict[str, list[str]] = {role: [] for role in KV_ROLES}
+    for entry in entries:
+        given = entry.get(FIELD)
+        if isinstance(given, Mapping) and given.get("role") in KV_ROLES:
+            found[given["role"]].append(str(entry["name"]))
+    return found
+
+
+def role_warnings(entries: Iterable[Mapping[str, Any]]) -> list[str]:
+    """What the chart does to a role's engine pods that the operator must allow for."""
+    named = [name for names in roles(entries).values() for name in names]
+    if not named:
+        return []
+    return [
+        f"{', '.join(named)}: with kvCache.role the chart runs the engine pods with hostIPC and "
+        "hostPID (enablePD, every version), which Pod Security's baseline and restricted levels "
+        "refuse: the namespace must allow privileged pods."
+    ]
+
+
+def pair_roles(specs: Iterable[Obj], release: str) -> None:
+    """Point the prefill engine's NIXL sender at the decode engine's Service (the routing
+    feature has checked there is exactly one of each)."""
+    from vllmctl.chart.facts import engine_service_name
+
+    specs = list(specs)
+    decode = [s["name"] for s in specs if (s.get(RAW_KEY) or {}).get("nixlRole") == "receiver"]
+    for spec in specs:
+        config = spec.get(RAW_KEY) or {}
+        if config.get("nixlRole") == "sender" and len(decode) == 1:
+            config["nixlPeerHost"] = engine_service_name(release, decode[0])
+
+
+def engine_image(
+    data: Mapping[str, Any], model_image: str, model_tag: str, lmcache_image: str, lmcache_tag: str
+) -> tuple[str, str]:
+    """The (repository, tag) a model's engine runs, as `model_keys` decides it: the entry's
+    own image, else the LMCache image for a kvCache model, else VLLM_MODEL_IMAGE; the
+    entry's own tag wins over the setting's (doctor's `image tag` row reads this too)."""
+    if "image" in data:
+        return str(data["image"]), str(data.get("tag", model_tag))
+    if FIELD in data:
+        return lmcache_image, str(data.get("tag", lmcache_tag))
+    return model_image, str(data.get("tag", model_tag))
+
+
+def model_keys(
+    name: str,
+    entry: Mapping[str, Any],
+    spec: Obj,
+    lmcache_image: str,
+    lmcache_tag: str,
+    routing: str = "roundrobin",
+    chart: ChartAt = UNKNOWN_CHART,
+) -> None:
     """Write a kvCache model's lmcacheConfig, its image (one with LMCache unless the entry
     names its own) and, for disk offload, the directory LMCache keeps blocks in."""
     from vllmctl.core.errors import UsageError
 
-    spec[RAW_KEY] = lmcache_config(entry)
+    spec[RAW_KEY] = lmcache_config(entry, routing, chart)
     if "image" not in entry:
         spec["repository"] = lmcache_image
         spec["tag"] = entry.get("tag", lmcache_tag)

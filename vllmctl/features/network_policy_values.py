@@ -41,7 +41,7 @@ ENGINE_RELEASE_LABEL = RELEASE_LABEL
 MANAGED_BY = "vllmctl.io/managed-by"
 DEFAULT_PROMETHEUS_NAMESPACE = "monitoring"
 # Models whose engines talk to each other: Ray's head and workers, LMCache's KV transfer.
-ENGINE_TO_ENGINE_KEYS = ("raySpec", "lmcacheConfig")
+ENGINE_TO_ENGINE_KEYS = ("raySpec", "lmcacheConfig", "kvCache")
 
 
 def engines_policy_name(release: str) -> str:
@@ -142,14 +142,31 @@ def objects(
     ):
         # Ray's head and workers and LMCache's KV transfer use ports of their own.
         engine_rules.append({"from": [{"podSelector": engines}]})
+    router_rules: list[Obj] = [
+        {"from": [_namespaces(sources)], "ports": [{"protocol": "TCP", "port": ROUTER_PORT}]}
+    ]
+    if _text(given.routing_logic) == "kvaware":
+        # kvaware (docs/kv-cache.md): the engines' LMCache workers report to the controller in
+        # the router, which asks them back on their worker ports (one per tensor-parallel rank).
+        from vllmctl.chart.facts import (
+            LMCACHE_CONTROLLER_PORT,
+            LMCACHE_CONTROLLER_REPLY_PORT,
+            LMCACHE_WORKER_PORT,
+        )
+
+        ranks = max(int((e.get("vllmConfig") or {}).get("tensorParallelSize") or 1) for e in entries or [{}])
+        workers = [{"protocol": "TCP", "port": LMCACHE_WORKER_PORT + rank} for rank in range(ranks)]
+        engine_rules.append({"from": [{"podSelector": router}], "ports": workers})
+        controller = [LMCACHE_CONTROLLER_PORT, LMCACHE_CONTROLLER_REPLY_PORT]
+        router_rules.append(
+            {
+                "from": [{"podSelector": engines}],
+                "ports": [{"protocol": "TCP", "port": p} for p in controller],
+            }
+        )
     policies = [
         _policy(engines_policy_name(release), given, engines, engine_rules),
-        _policy(
-            router_policy_name(release),
-            given,
-            router,
-            [{"from": [_namespaces(sources)], "ports": [{"protocol": "TCP", "port": ROUTER_PORT}]}],
-        ),
+        _policy(router_policy_name(release), given, router, router_rules),
     ]
     import json
 

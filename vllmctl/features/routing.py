@@ -42,12 +42,18 @@ class Routing(Feature):
                     "routing_logic": routing.logic,
                     "session_key": routing.session_key,
                     "prefix_min_match_length": routing.prefix_min_match_length,
+                    "lmcache_controller": routing.lmcache_controller,
+                    "extra_args": routing.extra_args,
+                    "env": routing.env,
                 }
             },
             placed={
                 "routerSpec.routingLogic": routing.logic,
                 "routerSpec.sessionKey": routing.session_key,
                 "routerSpec.prefixMinMatchLength": routing.prefix_min_match_length,
+                "routerSpec.extraArgs": routing.extra_args,
+                "routerSpec.env": routing.env,
+                **{f"routerSpec.{k}": v for k, v in (routing.lmcache_controller or {}).items()},
             },
         )
 
