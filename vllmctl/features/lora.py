@@ -45,6 +45,9 @@ class Lora(Feature):
     def hub_repos(self, entry: Mapping[str, Any]) -> list[tuple[str, str]]:
         return [(a.source, f"adapter {a.name}") for a in lv.adapters(entry) if a.hub]
 
+    def served_ids(self, entry: Mapping[str, Any]) -> list[tuple[str, tuple[int | str, ...], str]]:
+        return lv.served_ids(entry)
+
     def model_values(self, model: contexts.ModelValues) -> None:
         lv.model_keys(model.spec, model.data)
 
