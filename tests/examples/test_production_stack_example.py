@@ -8,7 +8,6 @@ feature are rendered, and `validate` finds nothing to say.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import yaml
 
 from tests.conftest import REPO, Run
 from tests.sandbox.fixtures import mini_chart_at
+from tests.sandbox.kuberay import exec_argv
 
 EXAMPLE = REPO / "docs" / "examples" / "production-stack"
 needs_helm = pytest.mark.skipif(shutil.which("helm") is None, reason="scripts/test puts helm on PATH")
@@ -73,5 +73,7 @@ def test_the_readme_command_renders_every_feature(run: Run, tmp_path: Path) -> N
     assert workers["replicas"] == 1
     head = ray["headGroupSpec"]["template"]["spec"]["containers"][0]
     assert head["resources"]["requests"]["nvidia.com/gpu"] == "4"
-    script = json.dumps(found[("ConfigMap", "llama-70b-vllm-start-script")]["data"])
-    assert '--tensor-parallel-size \\"4\\" --pipeline-parallel-size \\"2\\"' in script
+    script = found[("ConfigMap", "llama-70b-vllm-start-script")]["data"]["vllm-entrypoint.sh"]
+    ray_argv = " ".join(exec_argv(script))  # as bash builds it from the chart's ARGS array
+    assert "--tensor-parallel-size 4 --pipeline-parallel-size 2" in ray_argv
+    assert "--served-model-name llama-70b" in ray_argv

@@ -533,3 +533,21 @@ def test_install_makes_the_cache_server_and_status_and_doctor_read_it(
         "Deployment vllm-deployment-cache-server Ready (1/1)",
     )
     assert rows["kv cache offload"]["status"] == "ok"
+
+
+def test_a_mistyped_key_inside_kv_cache_is_named_at_its_own_position(run: Run, models_file: Path) -> None:
+    # Without cpuOffload the mapping is incomplete too; the typo is what to fix first.
+    models_file.write_text(SMALL + "  kvCache:\n    cpuOfload: 4Gi\n")
+    result = run("validate")
+    assert result.exit_code == 2
+    lines = [line.strip() for line in result.stderr.splitlines() if "kvCache" in line]
+    assert lines == [
+        "models.yaml:7:5: models[0] (small).kvCache.cpuOfload: "
+        "unknown key 'cpuOfload'; did you mean 'cpuOffload'?"
+    ]
+    models_file.write_text(SMALL + "  kvCache: {cpuOffload: 4Gi, dskOffload: 4Gi}\n")
+    beside = run("validate")
+    assert (
+        "models.yaml:6:30: models[0] (small).kvCache.dskOffload: "
+        "unknown key 'dskOffload'; did you mean 'diskOffload'?" in beside.stderr
+    )

@@ -434,8 +434,13 @@ def test_install_serves_the_adapters_and_status_and_doctor_show_them(
         ("late", "controller", 1),
     ]
     assert model["lora"]["problem"] is None
-    text = run("status").stdout
+    assert status["comparison"]["serving_not_configured"] == []
+    whole = run("status")
+    text = whole.stdout
     assert "late" in text and "controller" in text
+    # The adapters are models.yaml's (its lora:), not ids "served by the router, not in models.yaml".
+    assert "not in models.yaml" not in text + whole.stderr
+    assert whole.exit_code == 0, text + whole.stderr
 
 
 def test_doctor_warns_when_the_lora_kind_is_not_served(
@@ -466,3 +471,67 @@ def test_install_stops_before_helm_without_an_adapters_claim() -> None:
     assert caught.value.details == ["PersistentVolumeClaim adapters (adapters of small)"]
     listed["persistentvolumeclaim"].append("persistentvolumeclaim/adapters")
     require_present(context)  # all there: nothing said
+
+
+# ------------------------------------------------------------------ adapter names are model ids
+
+OTHER = "- name: other\n  modelURL: Qwen/Qwen2.5-0.5B-Instruct\n  gated: false\n  requestGPU: 0\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "clash"),
+    [
+        (
+            SMALL + "  lora:\n    - {name: small, source: org/a}\n",
+            "8:14: models[0] (small).lora[0].name",
+            "this model's name (line 1)",
+        ),
+        (
+            SMALL + "  lora:\n    - {name: sql, source: org/a}\n    - {name: other, source: org/b}\n" + OTHER,
+            "9:14: models[0] (small).lora[1].name",
+            "the name of model other (line 10)",
+        ),
+        (
+            SMALL
+            + "  lora:\n    - {name: sql, source: org/a}\n"
+            + OTHER
+            + "  lora:\n    - {name: sql, source: org/b}\n",
+            "14:14: models[1] (other).lora[0].name",
+            "the adapter name of model small (line 8)",
+        ),
+    ],
+)
+def test_an_adapter_name_that_is_already_a_model_id_is_refused_at_it(
+    run: Run, models_file: Path, text: str, where: str, clash: str
+) -> None:
+    models_file.write_text(text)
+    result = run("validate")
+    assert result.exit_code == 2
+    (line,) = [line for line in result.stderr.splitlines() if "is already" in line]
+    assert line.strip().startswith(f"models.yaml:{where}: the adapter name "), line
+    assert f"is already {clash}; it is a model id in the API" in line, line
+    assert "Traceback" not in result.stderr
+
+
+def test_a_mistyped_adapter_key_gets_a_did_you_mean(run: Run, models_file: Path) -> None:
+    models_file.write_text(SMALL + "  lora:\n    - {name: sql, source: org/a, atStrt: false}\n")
+    result = run("validate")
+    assert result.exit_code == 2
+    assert (
+        "models.yaml:8:42: models[0] (small).lora: "
+        "unknown key 'atStrt' in an adapter; did you mean 'atStart'?" in result.stderr
+    )
+
+
+def test_without_the_hub_the_warning_names_the_adapter_repos_it_could_not_ask(
+    run: Run, models_file: Path, cluster: ClusterEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # refused at once: the offline path
+    models_file.write_text(AT_START)  # the model has gated: false; only its adapter's repo is asked
+    planned = run("plan")
+    warning = next(
+        line for line in planned.stderr.splitlines() if "could not ask the HuggingFace Hub" in line
+    )
+    assert "whether the repos of adapter sql of small (org/sql-lora) are gated" in warning, warning
+    assert "models without `gated:`" not in warning and "Mark each model" not in warning
+    assert "retry when the Hub is reachable" in warning

@@ -23,6 +23,7 @@ import yaml
 from tests.conftest import Run
 from tests.features.test_engine_fields import problems, rendered, spec_of
 from tests.sandbox.fixtures import ClusterEnv, mini_chart_at, release_on, running_sandbox
+from tests.sandbox.kuberay import exec_argv
 from tests.sandbox.sandbox import Sandbox, SandboxConfig
 from vllmctl.core.errors import UsageError
 from vllmctl.ops.estimate import GiB
@@ -229,9 +230,10 @@ def test_helm_template_makes_the_ray_cluster(
     assert (workers["groupName"], workers["replicas"]) == ("ray", 1)
     assert workers["template"]["spec"]["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": "4"}
     script = found[("ConfigMap", "big-vllm-start-script")]["data"]["vllm-entrypoint.sh"]
-    assert "--distributed-executor-backend ray" in script
-    assert '--tensor-parallel-size "4" --pipeline-parallel-size "2"' in script
-    assert '"--served-model-name" "big"' in script
+    argv = " ".join(exec_argv(script))  # as bash builds it from the chart's ARGS array
+    assert "--distributed-executor-backend ray" in argv
+    assert "--tensor-parallel-size 4 --pipeline-parallel-size 2" in argv
+    assert "--served-model-name big" in argv
 
 
 @needs_helm
@@ -405,7 +407,18 @@ def test_install_makes_the_ray_cluster_and_its_pods_and_status_reads_them(
         "workers_ready": 1,
     }
     assert ray["head_pod"].startswith("vllm-big-raycluster-head-") and ray["problem"] is None
+    # The row counts the RayCluster's GPUs (head 2 + 1 worker x 2) and shows the head's tag.
+    head_image = rc["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["image"]
+    assert (model["gpus_per_replica"], model["gpu_resource"]) == (4, "nvidia.com/gpu")
+    assert model["image"] == head_image and model["tag"] == head_image.rsplit(":", 1)[1]
+    assert model["phases"] == {"Running": 2}
+    # The head serves what the chart's start script (its ARGS array) names: --served-model-name.
+    assert model["served_names"] == ["Qwen/Qwen2.5-1.5B-Instruct", "big"] and model["serving"] is True
+    answer = run("test-completions", "big", "hello ray", "--no-stream")
+    assert answer.exit_code == 0, answer.stderr
     table = run("status").stdout
+    row = next(line.split() for line in table.splitlines() if line.startswith("big "))
+    assert row[4] == "4" and row[5:7] == ["2", "Running"] and head_image.endswith(":" + row[-3])
     header = table.index("RAY ")
     assert table[header:].splitlines()[:2] == [
         "RAY   RAYCLUSTER            STATE   HEAD    WORKERS",

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import copy
 import random
+import re
+import shlex
 import string
 from collections.abc import Callable
 
@@ -173,23 +175,51 @@ def served_models(store: Store, namespace: str) -> set[str]:
     """The ids the ready RayClusters' heads serve: the chart's start script (ConfigMap
     `<model>-vllm-start-script`, the model label of the RayCluster) runs `vllm serve` with
     those arguments, and vLLM lists every --served-model-name (or the model) in /v1/models."""
-    import shlex
-
     served: set[str] = set()
     for rc in store.iter_raw(GROUP, "rayclusters", namespace):
         if (rc.get("status") or {}).get("state") != "ready":
             continue
         model = (rc["metadata"].get("labels") or {}).get("model")
         cm = store.objects.get(("", "configmaps", namespace, f"{model}-vllm-start-script"))
-        script = next(iter(((cm or {}).get("data") or {}).values()), "")
-        words = [w for line in script.splitlines() for w in shlex.split(line, comments=True)]
+        words = exec_argv(next(iter(((cm or {}).get("data") or {}).values()), ""))
         if "serve" not in words or words.index("serve") + 1 >= len(words):
             continue
         names: list[str] = []
-        if "--served-model-name" in words:
+        if "--served-model-name" in words:  # vLLM's nargs="+": the words up to the next option
             for word in words[words.index("--served-model-name") + 1 :]:
-                if word.startswith("--"):
+                if word.startswith("-"):
                     break
                 names.append(word)
         served.update(names or [words[words.index("serve") + 1]])
     return served
+
+
+_ARRAY = re.compile(r"ARGS(\+?)=\((.*)")
+
+
+def exec_argv(script: str) -> list[str]:
+    """The argv a start script execs, as bash builds it: the real chart's array (`ARGS=(`
+    with one word a line up to `)`, then `ARGS+=("--flag" "value")` lines, then
+    `exec "${ARGS[@]}"`), or one `exec vllm serve ...` line. Other lines (the wait for Ray,
+    echo) are skipped; no other bash is understood."""
+    args: list[str] = []
+    open_array = False
+    for raw in script.splitlines():
+        line = raw.strip()
+        if open_array:
+            if line.startswith(")"):
+                open_array = False
+            else:
+                args += shlex.split(line, comments=True)
+            continue
+        found = _ARRAY.fullmatch(line)
+        if found:
+            if not found.group(1):  # ARGS=( starts the array afresh
+                args = []
+            body = found.group(2).rstrip()
+            open_array = not body.endswith(")")
+            args += shlex.split(body if open_array else body[:-1], comments=True)
+        elif line.startswith("exec "):
+            words = shlex.split(line, comments=True)[1:]
+            return args if words == ["${ARGS[@]}"] else words
+    return []

@@ -122,7 +122,7 @@ def test_without_the_hub_the_old_tools_organisations_count_as_gated(
     models_file.write_text(OLD_MODELS)
     refused = run("install", "--yes")
     assert refused.exit_code == 2, refused.stderr
-    assert "warning: could not ask the HuggingFace Hub whether the models without `gated:` are gated" in (
+    assert "could not ask the HuggingFace Hub whether the models without `gated:` (llama3, mistral" in (
         refused.stderr
     )
     assert "llama3, mistral count as gated by the old tool's rule" in refused.stderr

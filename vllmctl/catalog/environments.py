@@ -19,10 +19,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from vllmctl.catalog.schema import Problem, Validation, did_you_mean, validate
+from vllmctl.catalog.schema import Problem, Validation, validate
 from vllmctl.catalog.store import Catalog, gc_paused, load
 from vllmctl.core.errors import CatalogError, UsageError
-from vllmctl.core.fields import int_check
+from vllmctl.core.fields import did_you_mean, int_check
 from vllmctl.core.fileio import read_bytes, real_path
 from vllmctl.core.setting_names import ENV_ENVIRONMENT, ENV_REPLICA_COUNT, Resolved, name_problem
 from vllmctl.core.yamldoc import (

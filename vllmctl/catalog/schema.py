@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from vllmctl.catalog.constants import DEFAULTS, DTYPES
 from vllmctl.chart.facts import CHART_KEYS
-from vllmctl.core.fields import At, Check, Field, int_check
+from vllmctl.core.fields import At, Check, Field, did_you_mean, int_check
 from vllmctl.core.fields import kind_of as _type_name
 from vllmctl.core.quantity import (
     MAX_MILLI_UNITS,
@@ -329,16 +329,6 @@ class Validation(NamedTuple):
     problems: list[Problem]
 
 
-def did_you_mean(key: str, known: list[str]) -> str:
-    lowered = {k.lower(): k for k in known}
-    if key.lower() in lowered:
-        return f"; did you mean {lowered[key.lower()]!r}?"
-    import difflib
-
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
 def validate(doc: YamlText, root: Node | None) -> Validation:
     """Check every entry; collect all problems rather than stopping at the first."""
     models: list[Model] = []
@@ -363,6 +353,14 @@ def validate(doc: YamlText, root: Node | None) -> Validation:
     fields = all_fields()
     # the features with checks across an entry's keys (most have none: skip their calls)
     checking = overriding(registry.FEATURES, "entry_problems")
+    serving = overriding(registry.FEATURES, "served_ids")
+    # Every model's name first, so that an adapter clashes with a model written after it too.
+    ids: dict[str, tuple[str, int]] = {}
+    for entry in root.value:
+        pair = find_key(entry, "name") if is_mapping(entry) else None
+        if pair and is_scalar(pair[1]) and isinstance(pair[1].value, str):
+            line = doc.position(pair[1].start_mark.index).line
+            ids.setdefault(pair[1].value, (f"the name of model {pair[1].value}", line))
     for index, item in enumerate(root.value):
         label = f"models[{index}]"
         if is_mapping(item) and tag_of(item) != MAP_TAG:
@@ -402,10 +400,44 @@ def validate(doc: YamlText, root: Node | None) -> Validation:
                     Problem(doc.where(item.start_mark.index), label, f"{key} is missing; add '{key}: ...'")
                 )
         entry_problems.extend(_cross_checks(doc, item, data, label, checking))
+        entry_problems.extend(_id_clashes(doc, item, data, label, ids, serving))
         problems.extend(entry_problems)
         if not entry_problems:
             models.append(Model(index, data, item))
     return Validation(models, problems)
+
+
+def _id_clashes(
+    doc: YamlText,
+    item: MappingNode,
+    data: dict[str, Any],
+    label: str,
+    ids: dict[str, tuple[str, int]],
+    features: list[Feature],
+) -> list[Problem]:
+    """The API model ids a feature adds to an entry (a LoRA adapter's name) that are already
+    a model's name or another such id: a request for it would be ambiguous. `ids` holds
+    every model's name (each with what it is and its line), and collects the added ids."""
+    name = data.get("name")
+    problems: list[Problem] = []
+    for feature in features:
+        for served, path, what in feature.served_ids(data):
+            node = _node_at(item, path)
+            line = doc.position(node.start_mark.index).line
+            owner = ids.get(served)
+            if owner is None:
+                ids[served] = (f"{what} of model {name}", line)
+                continue
+            other = "this model's name" if served == name else owner[0]
+            problems.append(
+                Problem(
+                    doc.where(node.start_mark.index),
+                    label + "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path),
+                    f"{what} {served!r} is already {other} (line {owner[1]}); it is a model id in the "
+                    "API, so a request for it would be ambiguous: rename one of them",
+                )
+            )
+    return problems
 
 
 def _node_kind(node: Node) -> str:
@@ -546,6 +578,15 @@ def _check_mapping(
             problems.append(Problem(doc.where(key_node.start_mark.index), path, f"unknown key {key!r}{hint}"))
             continue
         message = spec.check(value)
+        if message and spec.children and is_mapping(value_node):
+            # A mistyped key is what makes a mapping incomplete ({cpuOfload: 4Gi} lacks
+            # cpuOffload): name it at its own line:column first; the whole-value message is
+            # for keys that are all known.
+            inner: list[Problem] = []
+            _check_mapping(doc, construct, value_node, spec.children, path, inner)
+            if inner:
+                problems.extend(inner)
+                continue
         if message:
             bad = _first_bad_item(value_node, value, spec.check)
             if isinstance(message, At):  # the check says where inside the value

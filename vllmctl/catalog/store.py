@@ -9,8 +9,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from vllmctl.catalog.schema import Model, Problem, Validation, did_you_mean, validate
+from vllmctl.catalog.schema import Model, Problem, Validation, validate
 from vllmctl.core.errors import CatalogError, ConcurrentEditError, UsageError
+from vllmctl.core.fields import did_you_mean
 from vllmctl.core.fileio import atomic_write, locked, read_bytes, real_path, remove_stale_temp_files
 from vllmctl.core.yamldoc import (
     IndentStyle,

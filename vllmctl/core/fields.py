@@ -72,3 +72,14 @@ def int_check(minimum: int) -> Check:
 def is_int_text(value: Any) -> bool:
     """Whether `value` is a whole number written as text ('4')."""
     return isinstance(value, str) and value.strip().isdigit()
+
+
+def did_you_mean(key: str, known: list[str]) -> str:
+    """`; did you mean 'x'?` for the known key closest to a mistyped one ('' if none is)."""
+    lowered = {k.lower(): k for k in known}
+    if key.lower() in lowered:
+        return f"; did you mean {lowered[key.lower()]!r}?"
+    import difflib
+
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""

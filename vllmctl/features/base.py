@@ -69,7 +69,8 @@ class Feature:
     merged_keys: ClassVar[tuple[str, ...]] = ()
     # Its objects run some models in place of the chart's engine Deployment (the RayCluster):
     # status asks it about models without a Deployment too (`deployment` is then {}), and a
-    # part with a `workload` name and `ready` makes such a model deployed.
+    # part with a `workload` name and `ready` makes such a model deployed (its `gpus`,
+    # `gpu_resource`, `image` and `phases`, where given, fill the model's row).
     runs_models: ClassVar[bool] = False
 
     # --- models.yaml ----------------------------------------------------------------------
@@ -95,6 +96,13 @@ class Feature:
         its repos (the LoRA controller reads it for every Hub adapter it downloads): install
         then stores or syncs the token, or refuses, as for a gated model."""
         return False
+
+    def served_ids(self, entry: Mapping[str, Any]) -> list[tuple[str, tuple[int | str, ...], str]]:
+        """The API model ids a model is served under besides its own (its name and repo id),
+        each as (id, where it is written: keys and list indexes from the entry down, what it
+        is, e.g. "the adapter name"): the schema refuses one that clashes with a model's
+        name or another id, and status counts them as models.yaml's."""
+        return []
 
     # --- the values ------------------------------------------------------------------------
 

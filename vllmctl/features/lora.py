@@ -50,6 +50,9 @@ class Lora(Feature):
         # (docs/chart-facts.md, "LoRA adapters").
         return any(a.hub and not a.at_start for a in lv.adapters(entry))
 
+    def served_ids(self, entry: Mapping[str, Any]) -> list[tuple[str, tuple[int | str, ...], str]]:
+        return lv.served_ids(entry)
+
     def model_values(self, model: contexts.ModelValues) -> None:
         lv.model_keys(model.spec, model.data)
 

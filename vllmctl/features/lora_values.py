@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from vllmctl.chart.facts import SINCE, ChartAt
 from vllmctl.core.errors import UsageError
-from vllmctl.core.fields import REPO_ID_RE, At, kind_of
+from vllmctl.core.fields import REPO_ID_RE, At, did_you_mean, kind_of
 
 if TYPE_CHECKING:
     from vllmctl.chart.inputs import SecretRef
@@ -86,6 +86,12 @@ def adapters(entry: Mapping[str, Any]) -> list[Adapter]:
     ]
 
 
+def served_ids(entry: Mapping[str, Any]) -> list[tuple[str, tuple[int | str, ...], str]]:
+    """Each adapter's name is a model id in the API (vLLM lists it in /v1/models beside the
+    base model), written at `lora[i].name`."""
+    return [(a.name, (KEY, i, "name"), "the adapter name") for i, a in enumerate(adapters(entry))]
+
+
 # ------------------------------------------------------------------ the field's check
 
 
@@ -145,9 +151,8 @@ def problem(value: Any) -> str | None:
             )
         for key in item:
             if key not in ITEM_KEYS:
-                return At(
-                    f"unknown key {key!r} in an adapter; the keys are {', '.join(ITEM_KEYS)}", (index, key)
-                )
+                hint = did_you_mean(str(key), list(ITEM_KEYS)) or f"; the keys are {', '.join(ITEM_KEYS)}"
+                return At(f"unknown key {key!r} in an adapter{hint}", (index, key))
         for key in ("name", "source"):
             if key not in item:
                 return At(f"an adapter needs {key}", (index,))

@@ -106,6 +106,12 @@ class RayStatus:
     # What status's core reads: this feature runs the model in place of a Deployment.
     workload: str = ""
     ready: bool = False
+    # ...and shows in the model's row: the GPUs of the whole RayCluster (head and workers:
+    # one replica spans them), the head's image, and its pods' phases.
+    gpus: int = 0
+    gpu_resource: str | None = None
+    image: str | None = None
+    phases: dict[str, int] = field(default_factory=dict)
 
 
 def release_rayclusters(kube: Any, namespace: str, release: str) -> list[Obj]:
@@ -184,7 +190,43 @@ def model_ray(reading: FeatureReading, model: str) -> RayStatus | None:
     )
     part.problem = _problem(part, status)
     part.ready = part.problem is None
+    _fill_row(part, rc, pods)
     return part
+
+
+def _fill_row(part: RayStatus, rc: Obj, pods: list[Obj]) -> None:
+    """What status's model row shows for a RayCluster: its GPUs (the head's and each worker
+    group's replicas times its pod's, as the pods KubeRay makes from the templates ask),
+    the head container's image, and the phases of its pods."""
+    spec = rc.get("spec") or {}
+    head = ((spec.get("headGroupSpec") or {}).get("template") or {}).get("spec") or {}
+    gpus, part.gpu_resource = _pod_gpus(head)
+    for group in spec.get("workerGroupSpecs") or []:
+        if isinstance(group, Mapping):
+            each, resource = _pod_gpus((group.get("template") or {}).get("spec") or {})
+            gpus += each * int(group.get("replicas", 0) or 0)
+            part.gpu_resource = part.gpu_resource or resource
+    part.gpus = gpus
+    containers = head.get("containers") or []
+    part.image = str(containers[0].get("image")) if containers and containers[0].get("image") else None
+    for pod in pods:
+        phase = str((pod.get("status") or {}).get("phase") or "Pending")
+        part.phases[phase] = part.phases.get(phase, 0) + 1
+
+
+def _pod_gpus(pod_spec: Obj) -> tuple[int, str | None]:
+    """A pod's GPUs: its containers' `<vendor>/gpu` limits, else requests."""
+    total, resource = 0, None
+    for container in pod_spec.get("containers") or []:
+        resources = container.get("resources") or {}
+        for kind in ("limits", "requests"):
+            found = {k: v for k, v in (resources.get(kind) or {}).items() if str(k).endswith("/gpu")}
+            if found:
+                for key, value in found.items():
+                    total += int(str(value)) if str(value).isdigit() else 0
+                    resource = resource or str(key)
+                break
+    return total, resource
 
 
 def _problem(part: RayStatus, status: Obj) -> str | None:

@@ -56,16 +56,22 @@ def decide(models: Iterable[Any], *, endpoint: str, ask: Callable[[str], Any] | 
     guessed: list[str] = []
     unreachable: HubUnreachable | None = None
     not_found: list[str] = []
+    # What could not be asked, for the warning: the models without `gated:` (their own
+    # repos) and the other repos (a feature's, as "adapter sql of small").
+    unasked_models: list[str] = []
+    unasked_other: list[str] = []
     for model in models:
         marked = model.data.get("gated")
         url = str(model.data.get("modelURL", ""))
         # `gated:` decides the model's own repo; the other repos its engines download (a
         # feature's, such as LoRA adapters) are always asked about.
-        repos = [] if isinstance(marked, bool) or not is_hub_repo(url) else [url]
+        repos = [] if isinstance(marked, bool) or not is_hub_repo(url) else [(url, "")]
         for feature in registry.FEATURES:
-            repos += [repo for repo, _ in feature.hub_repos(model.data)]
+            repos += [
+                (repo, f"{what} of {model.name} ({repo})") for repo, what in feature.hub_repos(model.data)
+            ]
         needs = marked is True or any(f.needs_hf_token(model.data) for f in registry.FEATURES)
-        for repo in repos:
+        for repo, what in repos:
             if repo not in result.asked and unreachable is None:
                 try:
                     access = ask(repo)
@@ -78,6 +84,10 @@ def decide(models: Iterable[Any], *, endpoint: str, ask: Callable[[str], Any] | 
                     if not access.exists:
                         not_found.append(repo)
             if unreachable is not None and repo not in result.asked:
+                if what:
+                    unasked_other.append(what)
+                elif model.name not in unasked_models:
+                    unasked_models.append(model.name)
                 if known_gated(repo) and not needs:
                     needs = True
                     guessed.append(model.name)
@@ -91,11 +101,24 @@ def decide(models: Iterable[Any], *, endpoint: str, ask: Callable[[str], Any] | 
             if guessed
             else "no model counts as gated"
         )
+        asked = []
+        if unasked_models:
+            asked.append(f"the models without `gated:` ({', '.join(unasked_models)})")
+        if unasked_other:
+            asked.append(f"the repos of {', '.join(unasked_other)}")
+        advice = []
+        if unasked_models:
+            advice.append("Mark each model with `gated: true` or `gated: false` to decide it yourself")
+        if unasked_other:
+            # `gated:` decides a model's own repo only: these are asked on every run.
+            advice.append(
+                f"{'the' if unasked_models else 'The'} other repos are asked on every run (a model's "
+                "`gated:` does not decide them): retry when the Hub is reachable"
+            )
         result.warnings.append(
-            f"could not ask the HuggingFace Hub whether the models without `gated:` are gated "
+            f"could not ask the HuggingFace Hub whether {' or '.join(asked)} are gated "
             f"({unreachable.message.rstrip('.')}); {counted} by the old tool's rule "
-            f"(organisations meta-llama, mistralai, google/gemma). Mark each model with "
-            f"`gated: true` or `gated: false` to decide it yourself."
+            f"(organisations meta-llama, mistralai, google/gemma). {'; '.join(advice)}."
         )
     if not_found:
         result.warnings.append(

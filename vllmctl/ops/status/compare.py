@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vllmctl.core.errors import VllmctlError
+from vllmctl.core.fields import REPO_ID_RE
 from vllmctl.ops.status.objects import served_model_names
 from vllmctl.ops.status.report import Comparison, ModelStatus, RouterStatus
 
@@ -34,15 +35,28 @@ def configured_models(settings: Any) -> tuple[dict[str, set[str]] | None, list[s
     if catalog.problems:
         count = len(catalog.problems)
         notes.append(f"{path} has {count} problem{'s' if count > 1 else ''} (`vllmctl validate` lists them).")
+    from vllmctl.features import registry
+    from vllmctl.features.base import overriding
+
+    serving = overriding(registry.FEATURES, "served_ids")
     ids: dict[str, set[str]] = {name: {name} for name in catalog.names()}
     for model in catalog.models:
-        url = model.data.get("modelURL")
-        if isinstance(url, str):
-            ids[model.name].add(url)
-        extra = (model.data.get("vllmConfig") or {}).get("extraArgs")
-        if isinstance(extra, list):
-            ids[model.name].update(served_model_names([str(a) for a in extra]))
+        ids[model.name] = set(engine_names(model.name, model.data))
+        for feature in serving:  # what else the model is served under (its LoRA adapters)
+            ids[model.name].update(served for served, _, _ in feature.served_ids(model.data))
     return ids, notes
+
+
+def engine_names(name: str, data: dict[str, Any]) -> list[str]:
+    """The ids render makes the engine serve (render.values._vllm_config): the entry's own
+    --served-model-name in extraArgs, else its name and its repo id. What a model run
+    without a Deployment (a RayCluster, whose args are in a ConfigMap) is judged by."""
+    extra = (data.get("vllmConfig") or {}).get("extraArgs")
+    given = served_model_names([str(a) for a in extra]) if isinstance(extra, list) else []
+    if given:
+        return given
+    url = data.get("modelURL")
+    return [name, url] if isinstance(url, str) and REPO_ID_RE.fullmatch(url) and url != name else [name]
 
 
 def compare(

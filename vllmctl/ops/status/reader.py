@@ -263,13 +263,20 @@ def _feature_parts(status: ModelStatus, name: str, cluster: ClusterState, deploy
 
 def _run_by_feature(status: ModelStatus) -> None:
     """A model without a Deployment that a feature's objects run (a RayCluster): deployed,
-    one replica, ready as that feature says (its part's `workload` and `ready`)."""
+    one replica, ready as that feature says (its part's `workload` and `ready`), with the
+    GPUs, image and pod phases its part gives (`gpus`, `gpu_resource`, `image`, `phases`)."""
     for part in status.features.values():
         workload = getattr(part, "workload", None)
         if workload:
             ready = bool(getattr(part, "ready", False))
             status.deployed, status.deployment, status.ready = True, str(workload), ready
             status.replicas = Replicas(desired=1, updated=1, ready=int(ready), available=int(ready))
+            # The row's other columns, where the part gives them (its pods' GPUs, image, phases).
+            status.gpus_per_replica = int(getattr(part, "gpus", 0) or 0)
+            status.gpu_resource = getattr(part, "gpu_resource", None)
+            status.image = getattr(part, "image", None)
+            status.tag = image_tag(status.image)
+            status.phases = dict(getattr(part, "phases", None) or {})
             return
 
 
