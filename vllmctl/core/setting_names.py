@@ -162,3 +162,23 @@ def name_problem(setting: str, raw: str | None) -> str | None:
     """Why `raw` cannot be the value of the name setting `setting`, or None (also when unset)."""
     check = NAME_CHECKS.get(setting)
     return check(raw) if check is not None and raw is not None else None
+
+
+def as_given(env: str, key: str | None, source: str) -> str:
+    """A setting as the operator gave it, for a message: its variable (from a flag, the
+    environment or the default, or when vllmctl.yaml has no key for it), else its key
+    where vllmctl.yaml has it. `source` is as settings tells it: "env", "vllmctl.yaml (env
+    prod)", ..."""
+    if key is None or source in ("flag", "env", "default"):
+        return env
+    path, _, environment = source.partition(" (env ")
+    return f"{key} of environment {environment.rstrip(')')} in {path}" if environment else f"{key} in {path}"
+
+
+def given_as(env: str, key: str | None, source: str, value: object) -> str:
+    """`VLLM_X=value`, or `key: value (where)` for a value from vllmctl.yaml."""
+    named = as_given(env, key, source)
+    if named == env:
+        return f"{named}={value}"
+    key_text, _, where = named.partition(" ")
+    return f"{key_text}: {value} ({where})"

@@ -27,6 +27,8 @@ from vllmctl.core.setting_names import (
     ENV_ROUTER_REPLICAS,
     ENV_ROUTER_REQUEST_CPU,
     ENV_ROUTER_TARGET_CPU,
+    as_given,
+    given_as,
 )
 
 if TYPE_CHECKING:
@@ -67,21 +69,12 @@ def _text(raw: Any) -> str:
 
 def _named(setting: str, sources: Mapping[str, str]) -> str:
     """The setting as the operator gave it: its variable, or its key in vllmctl.yaml."""
-    env, key = _NAMES[setting]
-    source = sources.get(setting, "env")
-    if key is None or source in ("flag", "env", "default"):
-        return env
-    path, _, environment = source.partition(" (env ")
-    return f"{key} of environment {environment.rstrip(')')} in {path}" if environment else f"{key} in {path}"
+    return as_given(*_NAMES[setting], sources.get(setting, "env"))
 
 
 def _is(setting: str, value: object, sources: Mapping[str, str]) -> str:
     """`VLLM_X=value`, or `key: value (where)` for a value from vllmctl.yaml."""
-    named = _named(setting, sources)
-    if named.startswith("VLLM_"):
-        return f"{named}={value}"
-    key, _, where = named.partition(" ")
-    return f"{key}: {value} ({where})"
+    return given_as(*_NAMES[setting], sources.get(setting, "env"), value)
 
 
 def _cpu(text: str) -> Decimal | None:
