@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -209,6 +210,14 @@ def _environments(doc: YamlText, node: Node, problems: list[Problem]) -> dict[st
     return environments
 
 
+def _unknown_key(doc: YamlText, key_node: Node, where: str, keys: Iterable[str]) -> Problem:
+    """A key of a vllmctl.yaml mapping that is not one of `keys`, at its line:column, with a
+    did-you-mean or else the keys there are."""
+    known = list(keys)
+    hint = did_you_mean(str(key_node.value), known) or f"; the keys are {', '.join(known)}"
+    return Problem(doc.where(key_node.start_mark.index), where, f"unknown key {key_node.value!r}{hint}")
+
+
 def _environment(doc: YamlText, name: str, node: Node, problems: list[Problem]) -> dict[str, str]:
     """One environment's settings: setting name -> the text as written."""
     values: dict[str, str] = {}
@@ -229,10 +238,7 @@ def _environment(doc: YamlText, name: str, node: Node, problems: list[Problem]) 
         path = f"environments.{name}.{key_node.value}"
         at = doc.where(key_node.start_mark.index)
         if key is None or key not in ENVIRONMENT_KEYS:
-            hint = did_you_mean(str(key_node.value), list(ENVIRONMENT_KEYS)) or (
-                f"; the keys are {', '.join(ENVIRONMENT_KEYS)}"
-            )
-            problems.append(Problem(at, path, f"unknown key {key_node.value!r}{hint}"))
+            problems.append(_unknown_key(doc, key_node, path, ENVIRONMENT_KEYS))
             continue
         if key in given:
             problems.append(Problem(at, path, f"{key!r} appears twice in this environment; keep one"))
@@ -266,12 +272,7 @@ def _network_policy(doc: YamlText, path: str, node: Node, problems: list[Problem
         at = doc.where(value.start_mark.index)
         where = f"{path}.{key_node.value}"
         if key is None or key not in NETWORK_POLICY_KEYS:
-            hint = did_you_mean(str(key_node.value), list(NETWORK_POLICY_KEYS)) or (
-                f"; the keys are {', '.join(NETWORK_POLICY_KEYS)}"
-            )
-            problems.append(
-                Problem(doc.where(key_node.start_mark.index), where, f"unknown key {key_node.value!r}{hint}")
-            )
+            problems.append(_unknown_key(doc, key_node, where, NETWORK_POLICY_KEYS))
             continue
         setting = NETWORK_POLICY_KEYS[key]
         if setting in values:
@@ -318,12 +319,7 @@ def _router_autoscaling(doc: YamlText, path: str, node: Node, problems: list[Pro
         key = _text(key_node)
         where = f"{path}.{key_node.value}"
         if key is None or key not in ROUTER_AUTOSCALING_KEYS:
-            hint = did_you_mean(str(key_node.value), list(ROUTER_AUTOSCALING_KEYS)) or (
-                f"; the keys are {', '.join(ROUTER_AUTOSCALING_KEYS)}"
-            )
-            problems.append(
-                Problem(doc.where(key_node.start_mark.index), where, f"unknown key {key_node.value!r}{hint}")
-            )
+            problems.append(_unknown_key(doc, key_node, where, ROUTER_AUTOSCALING_KEYS))
             continue
         setting, least = ROUTER_AUTOSCALING_KEYS[key]
         at = doc.where(value.start_mark.index)
