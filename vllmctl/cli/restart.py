@@ -51,7 +51,14 @@ def restart(app: App, models: tuple[str, ...], timeout: float, force: bool) -> N
         rays = [r for r in rays if r.model in chosen]
         try:
             staying = [m for m in deployed if m not in chosen]
-            _check_fit(app, restart_fit(kube, namespace, release, deployments, staying), force)
+            check_fit(
+                app,
+                restart_fit(kube, namespace, release, deployments, staying),
+                force,
+                doing="restarting",
+                refusal="the restart does not fit the cluster's free GPUs, so nothing was changed",
+                forced="--force restarts anyway (the new pods then stay Pending while the old pods serve).",
+            )
         except CannotReadNodes as e:
             app.warn(f"restart not checked against the free GPUs: {e.message}")
         what = [*names, *(r.describe() for r in rays)]
@@ -88,23 +95,21 @@ def _model(deployment: dict[str, Any]) -> str:
     return str(labels.get(MODEL_LABEL) or "")
 
 
-def _check_fit(app: App, fit: Any, force: bool) -> None:
-    """Refuse, before anything changes, a rolling restart the free GPUs cannot hold."""
+def check_fit(app: App, fit: Any, force: bool, *, doing: str, refusal: str, forced: str) -> None:
+    """Refuse, before anything changes, a rolling restart the free GPUs cannot hold (restart's,
+    and rotate-api-key's): with --force, warn that it goes on `doing` ("restarting"); else
+    raise `refusal` with the shortfalls, the fixes and `forced`, what --force would do."""
     problems = [f.message for f in (*fit.shortfalls, *fit.warnings)]
     if not problems:
         return
     if force:
-        app.warn("the restart does not fit the cluster's free GPUs; restarting anyway (--force):")
+        app.warn(f"the restart does not fit the cluster's free GPUs; {doing} anyway (--force):")
         for problem in problems:
             app.info(f"  {problem}")
         return
     raise UsageError(
-        "the restart does not fit the cluster's free GPUs, so nothing was changed:",
-        details=[
-            *problems,
-            "free GPUs first, or set `strategy: recreate` and `vllmctl upgrade`; --force restarts anyway "
-            "(the new pods then stay Pending while the old pods serve).",
-        ],
+        f"{refusal}:",
+        details=[*problems, f"free GPUs first, or set `strategy: recreate` and `vllmctl upgrade`; {forced}"],
     )
 
 

@@ -297,28 +297,21 @@ def rotate_api_key(app: App, show: bool, timeout: float, force: bool) -> None:
 
 def _check_restart_fit(app: App, rotation: Any, force: bool) -> None:
     """Refuse, before anything changes, a restart whose pods the free GPUs cannot hold."""
-    from vllmctl.core.errors import UsageError
+    from vllmctl.cli.restart import check_fit
 
     if rotation.fit is None:
         if rotation.unchecked:
             app.warn(f"restart not checked against the free GPUs: {rotation.unchecked}")
         return
-    problems = [f.message for f in (*rotation.fit.shortfalls, *rotation.fit.warnings)]
-    if not problems:
-        return
-    if force:
-        app.warn("the restart does not fit the cluster's free GPUs; rotating anyway (--force):")
-        for problem in problems:
-            app.info(f"  {problem}")
-        return
-    raise UsageError(
-        "the restart that rotate-api-key needs does not fit the cluster's free GPUs, so the key was "
-        "not rotated and nothing was changed:",
-        details=[
-            *problems,
-            "free GPUs first, or set `strategy: recreate` and `vllmctl upgrade`; --force rotates anyway "
-            "(the new pods then stay Pending and only the old pods serve, with the old key).",
-        ],
+    check_fit(
+        app,
+        rotation.fit,
+        force,
+        doing="rotating",
+        refusal="the restart that rotate-api-key needs does not fit the cluster's free GPUs, so the key "
+        "was not rotated and nothing was changed",
+        forced="--force rotates anyway (the new pods then stay Pending and only the old pods serve, with "
+        "the old key).",
     )
 
 
