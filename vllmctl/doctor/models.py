@@ -126,13 +126,7 @@ def _check_other_repos(report: Report, settings: Any, model: Model, token: str |
             try:
                 access = check_access(repo, token, endpoint=settings.hf_endpoint)
             except HubUnreachable as e:
-                report.add(
-                    "hub",
-                    "HuggingFace Hub",
-                    WARN,
-                    f"not checked: {e.message}",
-                    "check the network or HF_ENDPOINT, or run with --offline",
-                )
+                _hub_unreachable(report, e)
                 return "unreachable"
             except VllmctlError as e:
                 report.add("models", name, FAIL, e.message)
@@ -169,6 +163,17 @@ def _check_other_repos(report: Report, settings: Any, model: Model, token: str |
     return "answered"
 
 
+def _hub_unreachable(report: Report, error: Any) -> None:
+    """The one row that says the Hub did not answer (the model and adapter checks stop asking)."""
+    report.add(
+        "hub",
+        "HuggingFace Hub",
+        WARN,
+        f"not checked: {error.message}",
+        "check the network or HF_ENDPOINT, or run with --offline",
+    )
+
+
 def _check_access(
     report: Report, settings: Any, model: Model, row: Any, token: str | None, *, rejected: bool
 ) -> str:
@@ -180,13 +185,7 @@ def _check_access(
     try:
         access = check_access(url, token, endpoint=settings.hf_endpoint)
     except HubUnreachable as e:
-        report.add(
-            "hub",
-            "HuggingFace Hub",
-            WARN,
-            f"not checked: {e.message}",
-            "check the network or HF_ENDPOINT, or run with --offline",
-        )
+        _hub_unreachable(report, e)
         row.access = (SKIP, "Hub unreachable")
         return "unreachable"
     except VllmctlError as e:
