@@ -192,19 +192,18 @@ def set_model(app: App, name: str, assignments: tuple[str, ...]) -> None:
     parsed = [_parse_assignment(text) for text in assignments]
     catalog = _load_existing(app, editing=True)
     catalog.model(name)  # the file must be valid and hold the model
-    apply_edit(catalog.path, setting(name, parsed), parsed=catalog)
+    edited = apply_edit(catalog.path, setting(name, parsed), parsed=catalog)
     changes = ", ".join(assignments)
     app.success(f"Set {changes} on {name} in {catalog.path}.")
-    _warn_for_chart(app, name)
+    _warn_for_chart(app, edited, name)
 
 
-def _warn_for_chart(app: App, name: str) -> None:
+def _warn_for_chart(app: App, catalog: Any, name: str) -> None:
     """The edit is valid models.yaml, but the chart install would use may not read what it
     set (a key from a newer chart): said now, not first at install. Not refused, since
-    models.yaml may be getting ready for a chart upgrade."""
+    models.yaml may be getting ready for a chart upgrade. `catalog`: the file as written."""
     from vllmctl.render.chart_rules import catalog_problems
 
-    catalog = _load_existing(app)
     chart = app.settings.chart_target
     for problem in catalog_problems(catalog, chart.version):
         if problem.key_path.startswith("models[") and f"({name})." in problem.key_path:
