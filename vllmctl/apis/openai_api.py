@@ -93,6 +93,11 @@ class CompletionRequest(NamedTuple):
     max_tokens: int = 64
     temperature: float | None = None
     stream: bool = True
+    # Chat: the whole conversation to send ({"role", "content"} each) instead of `prompt`
+    # as one user message (vllmctl chat's turns).
+    messages: tuple[Mapping[str, Any], ...] | None = None
+    # More body fields, sent as given: vLLM's sampling extras (`ignore_eos`, `min_tokens`).
+    extra: Mapping[str, Any] | None = None
 
     @property
     def path(self) -> str:
@@ -101,7 +106,10 @@ class CompletionRequest(NamedTuple):
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model, "max_tokens": self.max_tokens}
         if self.chat:
-            body["messages"] = [{"role": "user", "content": self.prompt}]
+            if self.messages is not None:
+                body["messages"] = [dict(m) for m in self.messages]
+            else:
+                body["messages"] = [{"role": "user", "content": self.prompt}]
         else:
             body["prompt"] = self.prompt
         if self.temperature is not None:
@@ -109,6 +117,8 @@ class CompletionRequest(NamedTuple):
         if self.stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}  # token counts in a last chunk
+        if self.extra:
+            body.update(self.extra)
         return body
 
 

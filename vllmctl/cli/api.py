@@ -9,84 +9,19 @@ the namespace's Secret vllm-api-key: what the router's engines enforce.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from vllmctl.cli.endpoint import Endpoint, base_url_option, explained, open_endpoint
 from vllmctl.cli.options import command, complete_model_names
 from vllmctl.ui import App
 
 if TYPE_CHECKING:
-    from vllmctl.apis.openai_api import Completion, CompletionFailed, LoadResult
-    from vllmctl.cluster.kube import Kube
-    from vllmctl.cluster.tunnel import Tunnel
+    from vllmctl.apis.openai_api import Completion, LoadResult
     from vllmctl.ops.session import Session
 
 DEFAULT_PROMPT = "Say hello in one sentence."
-
-
-class Endpoint(NamedTuple):
-    base_url: str
-    api_key: str | None
-    key_source: str  # for messages: where the key came from, or that there is none
-    label: str  # who answers, for messages: "the router", or the URL
-    kube: Kube | None = None  # through a port-forward: the cluster, and the tunnel to the router
-    tunnel: Tunnel | None = None
-
-
-@contextmanager
-def _endpoint(app: App, base_url: str | None) -> Iterator[Endpoint]:
-    """The API to talk to: --base-url, or a port-forward to the router for as long as needed."""
-    from vllmctl.cluster.kube import Kube
-    from vllmctl.cluster.tunnel import open_router_tunnel
-
-    settings = app.settings
-    if base_url:
-        key, source = _api_key(app, None)
-        yield Endpoint(base_url, key, source, base_url)
-        return
-    with Kube.from_settings(settings) as kube:
-        key, source = _api_key(app, kube)
-        report = app.info if app.verbose else None
-        with open_router_tunnel(kube, settings.namespace, settings.release, on_event=report) as tunnel:
-            if app.verbose:
-                app.info(f"port-forward {tunnel.base_url} -> pod {tunnel.pod} port {tunnel.target_port}")
-            yield Endpoint(tunnel.base_url, key, source, "the router", kube, tunnel)
-
-
-def _api_key(app: App, kube: Kube | None) -> tuple[str | None, str]:
-    """VLLM_API_KEY, else the cluster's Secret (best effort with --base-url); and its source."""
-    from vllmctl.apis.openai_api import api_key_problem
-    from vllmctl.cluster.kube import Kube
-    from vllmctl.cluster.tunnel import API_KEY_SECRET, router_api_key
-    from vllmctl.core.errors import UsageError, VllmctlError
-    from vllmctl.core.setting_names import ENV_API_KEY
-
-    settings = app.settings
-    if settings.api_key:
-        problem = api_key_problem(str(settings.api_key))
-        if problem:
-            raise UsageError(f"{ENV_API_KEY} {problem}, which an HTTP header cannot carry: fix the variable.")
-        return str(settings.api_key), ENV_API_KEY
-    where = f"Secret {API_KEY_SECRET} in namespace {settings.namespace}"
-    try:
-        if kube is None:  # --base-url: the cluster may be out of reach, so do not wait long
-            with Kube.from_settings(settings) as own:
-                own.timeout = min(own.timeout, 5.0)
-                key = router_api_key(own, settings.namespace)
-        else:
-            key = router_api_key(kube, settings.namespace)
-    except VllmctlError as e:
-        if kube is not None:
-            app.warn(f"could not read the API key ({e.message}); sending none.")
-        elif app.verbose:
-            app.info(f"no API key from the cluster ({e.message}); sending none.")
-        return None, "none (it could not be read)"
-    if key and (problem := api_key_problem(key)):
-        raise UsageError(f"the API key in {where} {problem}, which an HTTP header cannot carry: fix it.")
-    return key, where if key else f"none ({where} does not exist)"
 
 
 @command("port-forward")
@@ -122,12 +57,12 @@ def port_forward(app: App, port: int, address: str) -> None:
 
 
 @command("list-api-models")
-@click.option("--base-url", metavar="URL", help="an exposed endpoint instead of a port-forward")
+@base_url_option
 def list_api_models(app: App, base_url: str | None) -> None:
     """List the models the router serves (GET /v1/models through a port-forward)."""
     from vllmctl.apis.openai_api import list_models
 
-    with _endpoint(app, base_url) as endpoint:
+    with open_endpoint(app, base_url) as endpoint:
         cards = list_models(endpoint.base_url, endpoint.api_key, label=endpoint.label)
 
     def table() -> None:
@@ -146,7 +81,7 @@ def list_api_models(app: App, base_url: str | None) -> None:
 @command("test-completions")
 @click.argument("model", required=False, shell_complete=complete_model_names)
 @click.argument("prompt", required=False)
-@click.option("--base-url", metavar="URL", help="an exposed endpoint instead of a port-forward")
+@base_url_option
 @click.option("--completions", "legacy", is_flag=True, help="use the legacy /v1/completions, not chat")
 @click.option("--max-tokens", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option(
@@ -205,7 +140,7 @@ def test_completions(
         stream=not no_stream,
     )
     load = repeat > 1 or concurrency > 1
-    with _endpoint(app, base_url) as endpoint:
+    with open_endpoint(app, base_url) as endpoint:
         session = session_header(app.settings, endpoint.kube, session_id) if session_id is not None else None
         headers = {session.header: session.value} if session else None
         with Client(
@@ -222,7 +157,7 @@ def test_completions(
                     streaming = request.stream and app.output == "table"
                     completion = client.complete(request, on_text=_write if streaming else None)
             except CompletionFailed as e:
-                raise _explained(e, endpoint) from None
+                raise explained(e, endpoint) from None
         served = _served(endpoint, completion) if session and not load else None
     if load:
         _show_load(app, result, endpoint)
@@ -284,17 +219,6 @@ def _choose_model(app: App) -> str:
 def _write(text: str) -> None:
     sys.stdout.write(text)
     sys.stdout.flush()
-
-
-def _explained(error: CompletionFailed, endpoint: Endpoint) -> CompletionFailed:
-    """A failed completion with a hint on what to check, for the statuses that have one."""
-    if error.status == 401:
-        error.details.append(f"the API key sent: {endpoint.key_source}")
-    elif error.status == 404 and error.served is None:
-        error.details.append("list what is served with `vllmctl list-api-models`")
-    elif error.status is not None and error.status >= 500:
-        error.details.append("`vllmctl status` shows the router's and engines' state")
-    return error
 
 
 def _show_completion(
@@ -368,7 +292,7 @@ def _show_load(app: App, result: LoadResult, endpoint: Endpoint) -> None:
             status=getattr(first, "status", None),
             served=getattr(first, "served", None),
         )
-        raise _explained(failed, endpoint)
+        raise explained(failed, endpoint)
 
 
 COMMANDS = {c.name: c for c in (port_forward, list_api_models, test_completions)}

@@ -1,0 +1,1 @@
+"""vllmctl bench: load generation against an OpenAI-compatible endpoint, and its metrics."""
