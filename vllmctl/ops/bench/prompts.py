@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 from vllmctl.core.errors import UsageError
 
@@ -74,3 +75,30 @@ def synthetic_prompts(
         tokens = input_len.draw(rng)
         prompts.append(BenchPrompt(approximate_prompt(tokens, rng), tokens, output_len.draw(rng)))
     return prompts
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """What bench asked for: the lengths, a dataset, whose tokenizer, the random seed."""
+
+    input_len: LengthRange
+    output_len: LengthRange
+    dataset: Path | None = None  # JSONL of prompts instead of synthetic ones
+    tokenizer_repo: str | None = None  # the model's Hub repo (models.yaml modelURL), when known
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    prompts: list[BenchPrompt]
+    source: str  # for the report and the saved run: where the prompts and their counts came from
+    tokenizer: str | None  # the repo whose tokenizer counted them (None: the approximation)
+
+
+def build_prompts(
+    spec: PromptSpec, count: int, *, hf_endpoint: str | None = None, token: str | None = None
+) -> PromptSet:
+    """The `count` prompts a run sends (a dataset's are cycled when it has fewer)."""
+    rng = random.Random(spec.seed)
+    prompts = synthetic_prompts(count, spec.input_len, spec.output_len, rng)
+    return PromptSet(prompts, "synthetic, approximate token counts (no tokenizer)", None)
