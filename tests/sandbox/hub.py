@@ -10,6 +10,17 @@ What it serves, following the real Hub:
   and `total`, only for a repo with safetensors metadata) and `siblings`). `expand` (or
   `expand[]`, which the Hub also reads) keeps only the named properties plus `_id` and `id`;
   an unknown property is a 400. A gated repo's metadata is public, as on the Hub.
+- `GET /api/models` (`HfApi.list_models`, `vllmctl search`): the models the caller may see
+  (gated ones to anyone, private ones only to a token granted them) whose id contains
+  `search` (case-insensitive), by `author`, `pipeline_tag` and each `filter` (a tag, the
+  library or the pipeline), sorted by `sort` (downloads, likes, lastModified, createdAt,
+  trendingScore; `direction` -1, the default, descends; ties in id order), `limit` per
+  page (at most 1000, the Hub's page size without one) and a `Link: <...&cursor=N>;
+  rel="next"` header when more remain. Items are the Hub's short form (id, likes,
+  private, downloads, tags, pipeline_tag, library_name), everything but the config with
+  `full`, plus `config`/`cardData` when asked, or exactly the `expand` properties (refused
+  beside full/config/cardData, as the Hub does). A license is the card's (`cardData.license`)
+  and a `license:` tag.
 - `GET /api/models/{repo}/auth-check`: 200 `{}` when the token may download the files.
 - `GET /api/agent-harnesses`: an empty registry of AI coding agents. huggingface_hub
   fetches it (from the HF_ENDPOINT it read at import) to build its User-Agent, at most once
@@ -48,11 +59,16 @@ matches the regex `path`) with `status` after `delay` seconds, or, with status 0
 delays them; `reset()` brings back the preloaded models and drops tokens, faults and the
 request log.
 
-Preloaded (`PUBLISHED_MODELS`): real repos with their published config.json fields that a
-memory estimate reads, safetensors parameter counts and gating. Commit ids, ETags and the
-`_id` are made up (deterministic); download counts and dates are left out.
+`list_page_size` (default 1000) makes the list's pages smaller than `limit`, as a mirror
+may page, so a test sees the Link header followed.
 
-Left out: other repo types, listing and tree APIs, LFS/Xet files and CDN redirects,
+Preloaded (`PUBLISHED_MODELS`): real repos with their published config.json fields that a
+memory estimate reads, safetensors parameter counts, gating and the card's license. Commit
+ids, ETags and the `_id` are made up (deterministic); download counts (0 unless a test
+gives `downloads=`) and dates are left out.
+
+Left out: other repo types, the tree API, the list's other filters (apps, inference,
+num_parameters, gated, ...: ignored), the Hub's word-wise search ranking, LFS/Xet files and CDN redirects,
 `/api/whoami-v2`, access requests (pending or rejected), rate-limit headers, write APIs.
 
 Threading: state lives on the LoopThread's loop; call `add_model`, `add_token`, `fail_next`
@@ -70,7 +86,7 @@ import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
@@ -89,6 +105,17 @@ EXPAND_PROPERTIES = frozenset(
         *("spaces", "tags", "transformersInfo", "trendingScore", "usedStorage", "widgetData"),
     }
 )
+# /api/models: the sort keys the Hub accepts (huggingface_hub sends these names) and the
+# properties each sorts by; the page size (the Hub's most per page); an item's short form.
+LIST_SORTS = {
+    "downloads": "downloads",
+    "likes": "likes",
+    "lastModified": "lastModified",
+    "createdAt": "createdAt",
+    "trendingScore": "trendingScore",
+}
+LIST_PAGE_MAX = 1000
+LIST_SHORT = ("_id", "id", "likes", "private", "downloads", "tags", "pipeline_tag", "library_name", "createdAt")
 RESOLVE_RE = re.compile(r"/(?P<repo>[^/]+(?:/[^/]+)?)/resolve/(?P<rev>[^/]+)/(?P<file>.+)")
 RESOLVE_CACHE_RE = re.compile(r"/api/resolve-cache/models/(?P<repo>.+)/(?P<sha>[0-9a-f]{40})/(?P<file>.+)")
 RANGE_RE = re.compile(r"bytes=(?P<start>[0-9]+)-(?P<end>[0-9]*)")
@@ -106,6 +133,7 @@ _LLAMA3_ROPE_SCALING = {
 # repo's config.json and its model_info safetensors metadata on huggingface.co.
 PUBLISHED_MODELS: dict[str, dict[str, Any]] = {
     "Qwen/Qwen2.5-0.5B-Instruct": {
+        "license": "apache-2.0",
         "gated": False,
         "parameters": {"BF16": 494_032_768},
         "config": {
@@ -128,6 +156,7 @@ PUBLISHED_MODELS: dict[str, dict[str, Any]] = {
         },
     },
     "Qwen/Qwen2.5-1.5B-Instruct": {
+        "license": "apache-2.0",
         "gated": False,
         "parameters": {"BF16": 1_543_714_304},
         "config": {
@@ -150,6 +179,7 @@ PUBLISHED_MODELS: dict[str, dict[str, Any]] = {
         },
     },
     "Qwen/Qwen2.5-7B-Instruct": {
+        "license": "apache-2.0",
         "gated": False,
         "parameters": {"BF16": 7_615_616_512},
         "config": {
@@ -172,6 +202,7 @@ PUBLISHED_MODELS: dict[str, dict[str, Any]] = {
         },
     },
     "meta-llama/Llama-3.1-8B-Instruct": {
+        "license": "llama3.1",
         "gated": "manual",
         "parameters": {"BF16": 8_030_261_248},
         "config": {
@@ -197,6 +228,7 @@ PUBLISHED_MODELS: dict[str, dict[str, Any]] = {
         },
     },
     "meta-llama/Llama-3.1-70B-Instruct": {
+        "license": "llama3.1",
         "gated": "manual",
         "parameters": {"BF16": 70_553_706_496},
         "config": {
@@ -222,6 +254,7 @@ PUBLISHED_MODELS: dict[str, dict[str, Any]] = {
         },
     },
     "mistralai/Mistral-7B-Instruct-v0.3": {
+        "license": "apache-2.0",
         "gated": "auto",
         "parameters": {"BF16": 7_248_023_552},
         "config": {
@@ -267,6 +300,9 @@ class HubModel:
     config: dict[str, Any] | None
     files: dict[str, bytes]
     sha: str
+    downloads: int = 0  # the Hub's count over the last 30 days; what the list sorts by
+    license: str | None = None  # the card's `license:` (a Hub license id, e.g. apache-2.0)
+    pipeline_tag: str | None = "text-generation"
 
     def info(self) -> dict[str, Any]:
         """Every property the stand-in knows, as GET /api/models/{repo} names them."""
@@ -284,13 +320,22 @@ class HubModel:
             "gated": self.gated,
             "disabled": False,
             "library_name": "transformers",
-            "pipeline_tag": "text-generation",
-            "tags": ["transformers", "safetensors", *([model_type] if model_type else []), "text-generation"],
-            "downloads": 0,
+            "pipeline_tag": self.pipeline_tag,
+            "tags": [
+                "transformers",
+                "safetensors",
+                *([model_type] if model_type else []),
+                *([self.pipeline_tag] if self.pipeline_tag else []),
+                *([f"license:{self.license}"] if self.license else []),
+            ],
+            "downloads": self.downloads,
             "likes": 0,
             "config": summary,
             "siblings": [{"rfilename": name} for name in sorted(self.files)],
         }
+        # The model card's metadata, as the Hub parses it from README.md's YAML header.
+        if self.license:
+            data["cardData"] = {"license": self.license}
         if self.parameters is not None:
             total = sum(self.parameters.values())
             data["safetensors"] = {"parameters": dict(self.parameters), "total": total}
@@ -337,6 +382,7 @@ class HubStandIn:
         self.requests: list[HubRequest] = []
         self.errors: list[str] = []  # tracebacks of stand-in bugs; the suite checks it stays empty
         self._faults: list[_Fault] = []
+        self.list_page_size = LIST_PAGE_MAX
         self.reset()
 
     # --- test controls ------------------------------------------------------------------------
@@ -350,6 +396,9 @@ class HubStandIn:
         gated: Gated = False,
         private: bool = False,
         files: dict[str, bytes] | None = None,
+        downloads: int = 0,
+        license: str | None = None,
+        pipeline_tag: str | None = "text-generation",
     ) -> HubModel:
         """Add (or replace) a model repo. `config=None`: a repo without config.json."""
         contents = dict(files or {})
@@ -358,7 +407,9 @@ class HubStandIn:
             contents["config.json"] = (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
         sha = _digest("commit", repo_id, *(f"{k}:{git_blob_id(v)}" for k, v in sorted(contents.items())))
         parameters, config = copy.deepcopy(parameters), copy.deepcopy(config)
-        model = HubModel(repo_id, gated, private, parameters, config, contents, sha)
+        model = HubModel(
+            repo_id, gated, private, parameters, config, contents, sha, downloads, license, pipeline_tag
+        )
         self.models[repo_id] = model
         return model
 
@@ -379,10 +430,15 @@ class HubStandIn:
         self.tokens.clear()
         self._faults.clear()
         self.requests.clear()
+        self.list_page_size = LIST_PAGE_MAX
         if self._preload:
             for repo_id, facts in PUBLISHED_MODELS.items():
                 self.add_model(
-                    repo_id, config=facts["config"], parameters=facts["parameters"], gated=facts["gated"]
+                    repo_id,
+                    config=facts["config"],
+                    parameters=facts["parameters"],
+                    gated=facts["gated"],
+                    license=facts["license"],
                 )
 
     # --- the app ------------------------------------------------------------------------------
@@ -437,6 +493,8 @@ class HubStandIn:
             return self._file(request, model, match["file"])
         if path == "/api/agent-harnesses":
             return web.json_response({"standardEnvVars": ["AI_AGENT", "AGENT"], "harnesses": {}})
+        if path in ("/api/models", "/api/models/"):
+            return self._list_models(request, token)
         if path.startswith("/api/models/"):
             return self._api_models(request, token, path.removeprefix("/api/models/"))
         if match := RESOLVE_RE.fullmatch(path):
@@ -452,15 +510,55 @@ class HubStandIn:
         model = self._visible(repo_id, token)
         if revision:
             self._check_revision(model, revision)
-        info = model.info()
-        expand = [*request.query.getall("expand", []), *request.query.getall("expand[]", [])]
-        if expand:
-            unknown = sorted(set(expand) - EXPAND_PROPERTIES)
-            if unknown:
-                names = ", ".join(unknown)
-                raise HubError(400, f'"expand" must name model properties; unknown: {names}')
-            info = {k: v for k, v in info.items() if k in ("_id", "id", *expand)}
-        return web.json_response(info)
+        return web.json_response(_expanded(model.info(), request.query))
+
+    def _list_models(self, request: web.Request, token: str | None) -> web.StreamResponse:
+        """GET /api/models: the models the caller may see that match every filter, sorted,
+        one page of `limit` (default and most: LIST_PAGE_MAX) with a Link to the next."""
+        query = request.query
+        search = query.get("search", "").lower()
+        author = query.get("author")
+        pipeline = query.get("pipeline_tag")
+        wanted_tags = [*query.getall("filter", []), *query.getall("filter[]", [])]
+        sort = query.get("sort")
+        if sort is not None and sort not in LIST_SORTS:
+            raise HubError(400, f'"sort" must be one of {", ".join(sorted(LIST_SORTS))}')
+        direction = query.get("direction", "-1")
+        if direction not in ("-1", "1"):
+            raise HubError(400, '"direction" must be -1 or 1')
+        limit = _whole(query.get("limit", str(LIST_PAGE_MAX)), "limit")
+        start = _whole(query.get("cursor", "0"), "cursor")
+        if limit < 1:
+            raise HubError(400, '"limit" must be at least 1')
+        limit = min(limit, LIST_PAGE_MAX, self.list_page_size)
+        found = []
+        for model in self.models.values():
+            info = model.info()
+            if model.private and model.repo_id not in self._granted(token):
+                continue  # private repos are listed only to a token that may see them
+            if search and search not in model.repo_id.lower():
+                continue
+            if author and info["author"] != author:
+                continue
+            if pipeline and info["pipeline_tag"] != pipeline:
+                continue
+            # A filter matches a tag, the library or the pipeline (all of them must match).
+            known = {*info["tags"], info["library_name"], info["pipeline_tag"]}
+            if any(tag not in known for tag in wanted_tags):
+                continue
+            found.append(info)
+        found.sort(key=lambda i: i["id"])  # ties in the sort key keep a stable order
+        if sort is not None:
+            key = LIST_SORTS[sort]
+            found.sort(key=lambda i: i.get(key) or 0, reverse=direction == "-1")
+        page = found[start : start + limit]
+        shown = [_shown(info, query) for info in page]
+        headers = {}
+        if start + limit < len(found):
+            rest = [(k, v) for k, v in query.items() if k != "cursor"]
+            link = f"{request.scheme}://{request.host}{request.path}?{urlencode([*rest, ('cursor', start + limit)])}"
+            headers["Link"] = f'<{link}>; rel="next"'
+        return web.json_response(shown, headers=headers)
 
     def _resolve(
         self, request: web.Request, token: str | None, repo_id: str, revision: str, filename: str
@@ -533,6 +631,45 @@ class HubStandIn:
 
     def _granted(self, token: str | None) -> set[str]:
         return self.tokens.get(token, set()) if token is not None else set()
+
+
+def _expanded(info: dict[str, Any], query: Any) -> dict[str, Any]:
+    """`expand` (or `expand[]`): only the named properties plus `_id` and `id`."""
+    expand = [*query.getall("expand", []), *query.getall("expand[]", [])]
+    if not expand:
+        return info
+    unknown = sorted(set(expand) - EXPAND_PROPERTIES)
+    if unknown:
+        raise HubError(400, f'"expand" must name model properties; unknown: {", ".join(unknown)}')
+    return {k: v for k, v in info.items() if k in ("_id", "id", *expand)}
+
+
+def _shown(info: dict[str, Any], query: Any) -> dict[str, Any]:
+    """A list item: with `expand`, its properties; with `full`, everything but the config
+    (also asked for with `config`); else the Hub's short form."""
+    if query.getall("expand", []) or query.getall("expand[]", []):
+        if any(query.get(k) for k in ("full", "config", "cardData")):
+            raise HubError(400, '"expand" cannot be used with "full", "config" or "cardData"')
+        return _expanded(info, query)
+    if _true(query.get("full")):
+        item = {k: v for k, v in info.items() if k != "config"}
+    else:
+        item = {k: info[k] for k in LIST_SHORT if k in info}
+    if _true(query.get("config")):
+        item["config"] = info["config"]
+    if _true(query.get("cardData")) and "cardData" in info:
+        item["cardData"] = info["cardData"]
+    return item
+
+
+def _true(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "true")
+
+
+def _whole(text: str, name: str) -> int:
+    if not text.isdigit():
+        raise HubError(400, f'"{name}" must be a whole number')
+    return int(text)
 
 
 def _bearer(request: web.Request) -> str | None:

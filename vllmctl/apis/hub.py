@@ -17,6 +17,16 @@ not pay ~0.6 s for it). The requests it makes, with the endpoint always passed e
   find it. When the Hub cannot be reached, `model_facts` falls back to that cached copy;
   huggingface_hub also returns a cached copy when the token has lost access since.
 
+- `GET {endpoint}/api/models?search=...&pipeline_tag=text-generation&sort=downloads&limit=N
+  &expand=...` (`search_models`): the query string `HfApi.list_models` (huggingface_hub 2.x)
+  builds for those arguments, sent through the library's session with a timeout, because
+  list_models takes none (its client waits forever) and retries 429, 5xx and refused
+  connections five times with waits of up to 8 s (23 s before a refused connection is
+  said). The Hub sorts downloads descending, answers at most `limit` models and points
+  to the next page with a `Link: <...>; rel="next"` header, followed here (as the
+  library's `paginate`) until `limit` models were read. Private repos are listed only
+  to a token that may see them; gated ones to anyone.
+
 Before its first request, huggingface_hub fetches `{HF_ENDPOINT}/api/agent-harnesses` for its
 User-Agent (3 s timeout, at most once a day, cached in HF_HOME; not with
 HF_HUB_DISABLE_TELEMETRY=1).
@@ -202,6 +212,187 @@ def model_facts(
         gated=_gated(info.gated),
         config_path=path,
     )
+
+
+# --- searching -------------------------------------------------------------------------------
+
+# What a search shows of each model, as `expand` names the Hub's properties.
+LISTING_PROPERTIES = ("downloads", "gated", "private", "safetensors", "cardData", "tags", "pipeline_tag")
+TEXT_GENERATION = "text-generation"
+MAX_LIST_PAGES = 10  # a mirror that pages by 1 cannot make a search send more requests than this
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One model as the Hub lists it: what `vllmctl search` shows before any estimate."""
+
+    repo_id: str
+    parameters: int | None  # the safetensors total; None without safetensors metadata
+    parameter_dtypes: dict[str, int]
+    gated: bool | None
+    private: bool
+    downloads: int | None  # the Hub's count over the last 30 days
+    license: str | None  # the card's license (its license_name for "other"), else a license: tag
+    pipeline_tag: str | None
+
+
+@dataclass(frozen=True)
+class Search:
+    """The Hub's answer to a search."""
+
+    listings: tuple[Listing, ...]
+    # The Hub refused the token (401 Invalid credentials): the listings are what an
+    # anonymous caller sees, private repos left out.
+    token_rejected: bool = False
+
+
+def list_params(query: str, limit: int, pipeline_tag: str = TEXT_GENERATION) -> dict[str, Any]:
+    """The query `HfApi.list_models(search=query, pipeline_tag=..., sort="downloads",
+    limit=limit, expand=LISTING_PROPERTIES)` sends, in its order (a test compares the two)."""
+    return {
+        "pipeline_tag": pipeline_tag,
+        "search": query,
+        "sort": "downloads",
+        "limit": limit,
+        "expand": list(LISTING_PROPERTIES),
+    }
+
+
+def search_models(
+    query: str,
+    token: str | None,
+    *,
+    endpoint: str,
+    limit: int,
+    timeout: float = DEFAULT_TIMEOUT,
+    pipeline_tag: str = TEXT_GENERATION,
+) -> Search:
+    """The most downloaded `pipeline_tag` models whose ids contain `query`, at most `limit`.
+
+    A token the Hub refuses is dropped and the search asked again anonymously
+    (`token_rejected`). Raises HubUnreachable, UsageError for a token a header cannot
+    carry, ExternalError for any other refusal."""
+    endpoint = _endpoint(endpoint)
+    token = _checked_token(token)
+    if _offline():
+        raise HubUnreachable(endpoint, OFFLINE_REASON)
+    params = list_params(query, limit, pipeline_tag)
+    try:
+        return Search(tuple(_listing(item) for item in _list(endpoint, params, token, timeout, limit)))
+    except _TokenRejected:
+        items = _list(endpoint, params, None, timeout, limit)
+        return Search(tuple(_listing(item) for item in items), token_rejected=True)
+
+
+def model_listing(
+    repo_id: str, token: str | None, *, endpoint: str, timeout: float = DEFAULT_TIMEOUT
+) -> Listing:
+    """One repo as a search would list it (`model_info` with the same properties).
+    Raises RepoNotFound, HubTokenRejected, HubUnreachable."""
+    endpoint = _endpoint(endpoint)
+    token = _checked_token(token)
+    if _offline():
+        raise HubUnreachable(endpoint, OFFLINE_REASON)
+    try:
+        info = _model_info(repo_id, token, endpoint, timeout, list(LISTING_PROPERTIES))
+    except _TokenRejected:
+        raise HubTokenRejected(_REJECTED.format(endpoint=endpoint)) from None
+    if info is None:
+        raise RepoNotFound(_not_found(repo_id, endpoint, token))
+    if not hasattr(info, "id"):  # a mirror refused the metadata as gated: nothing more is known
+        return Listing(repo_id, None, {}, True, False, None, None, None)
+    return _listing(info)
+
+
+def model_config(
+    repo_id: str, token: str | None, *, endpoint: str, timeout: float = DEFAULT_TIMEOUT
+) -> dict[str, Any]:
+    """The repo's config.json, downloaded into the standard HuggingFace cache (the cached
+    copy when the Hub cannot be reached). Raises HubAccessDenied for a gated repo the token
+    may not download, RepoNotFound, HubTokenRejected, HubUnreachable, ExternalError (no
+    config.json)."""
+    endpoint = _endpoint(endpoint)
+    token = _checked_token(token)
+    if _offline():
+        return _cached_facts(repo_id, HubUnreachable(endpoint, OFFLINE_REASON)).config
+    try:
+        return _read_config(_download_config(repo_id, token, endpoint, timeout), repo_id)
+    except HubUnreachable as unreachable:
+        return _cached_facts(repo_id, unreachable).config
+
+
+def _list(endpoint: str, params: dict[str, Any], token: str | None, timeout: float, limit: int) -> list[Any]:
+    """GET /api/models and the pages its Link headers point to, until `limit` models."""
+    from huggingface_hub import get_session, hf_raise_for_status
+    from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]  # documented there
+
+    headers = build_hf_headers(token=token or False, library_name="vllmctl", library_version=_version())
+    url: str | None = f"{endpoint}/api/models"
+    query: dict[str, Any] | None = params
+    items: list[Any] = []
+    try:
+        for _ in range(MAX_LIST_PAGES):
+            assert url is not None
+            response = get_session().get(url, params=query, headers=headers, timeout=timeout)
+            hf_raise_for_status(response)
+            items.extend(_page(response, endpoint))
+            url, query = response.links.get("next", {}).get("url"), None  # the link holds the query
+            if url is None or len(items) >= limit:
+                break
+    except VllmctlError:
+        raise
+    except Exception as error:
+        if _token_rejected(error):
+            raise _TokenRejected from None
+        raise _translate(error, endpoint, timeout, "the model search") from None
+    return items[:limit]
+
+
+def _page(response: Any, endpoint: str) -> list[dict[str, Any]]:
+    """One page of the list: the models in it (items without an id are skipped)."""
+    try:
+        page = response.json()
+    except ValueError:
+        page = None
+    if not isinstance(page, list):
+        raise ExternalError(
+            f"{endpoint} did not answer the model search like a HuggingFace Hub (no JSON list); "
+            "check HF_ENDPOINT."
+        )
+    return [item for item in page if isinstance(item, dict) and isinstance(item.get("id"), str)]
+
+
+def _listing(item: Any) -> Listing:
+    """A list item (a dict) or a ModelInfo as a Listing."""
+    from huggingface_hub.hf_api import ModelInfo
+
+    info = item if isinstance(item, ModelInfo) else ModelInfo(**{**item, "siblings": item.get("siblings")})  # type: ignore[no-untyped-call]
+    safetensors = info.safetensors
+    downloads = info.downloads
+    return Listing(
+        repo_id=str(info.id),
+        parameters=int(safetensors.total) if safetensors is not None else None,
+        parameter_dtypes=dict(safetensors.parameters) if safetensors is not None else {},
+        gated=_gated(info.gated),
+        private=bool(info.private),
+        downloads=int(downloads) if isinstance(downloads, int) else None,
+        license=_license(info),
+        pipeline_tag=info.pipeline_tag,
+    )
+
+
+def _license(info: Any) -> str | None:
+    """The model card's license (the named one when it says "other"), else its license: tag."""
+    card = info.card_data
+    said = getattr(card, "license", None) if card is not None else None
+    if isinstance(said, list):
+        said = ", ".join(str(s) for s in said if s) or None
+    if said == "other" and getattr(card, "license_name", None):
+        said = str(card.license_name)
+    if said:
+        return str(said)
+    tags = [str(t).removeprefix("license:") for t in info.tags or () if str(t).startswith("license:")]
+    return ", ".join(tags) or None
 
 
 # --- the requests ----------------------------------------------------------------------------

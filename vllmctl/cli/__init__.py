@@ -104,6 +104,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "estimate",
         "Estimate a model's GPU memory (weights, KV cache) and whether it fits its GPUs.",
     ),
+    "search": (
+        "search",
+        "Find text-generation models on the Hub and whether each fits the cluster's GPUs.",
+    ),
     "completion": ("completion", "Print the shell completion script: vllmctl completion bash|zsh|fish."),
     "config": ("config", "Show the resolved settings and where each came from."),
 }

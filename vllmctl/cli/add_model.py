@@ -29,7 +29,15 @@ def _add_model_options(func: Any) -> Any:
 @command("add-model")
 @_add_model_options
 @click.option("--offline", is_flag=True, help="do not ask the HuggingFace Hub (gated is then not recorded)")
-def add_model(app: App, offline: bool, **flags: str | None) -> None:
+@click.option(
+    "--from-search",
+    "from_search",
+    metavar="QUERY_OR_REPO",
+    help="take the model from `vllmctl search` (a repo id, or a query: chosen from the models that "
+    "fit at a terminal, else the most downloaded that fits), with its suggested --gpus, "
+    "--tensor-parallel-size, --memory and --storage; flags given override them",
+)
+def add_model(app: App, offline: bool, from_search: str | None, **flags: str | None) -> None:
     """Add a model to models.yaml, by prompts or by flags.
 
     Asks for each field not given as a flag; with --yes (or without a terminal) it never
@@ -41,6 +49,10 @@ def add_model(app: App, offline: bool, **flags: str | None) -> None:
     after the last answer asks again for the fields involved. A pasted Hub address
     (https://huggingface.co/org/model/...) is stored as org/model.
 
+    --from-search judges the model as `vllmctl search` does (the Hub's facts, vllmctl's
+    estimate on the cluster nodes' GPUs or VLLM_GPU_TYPE) and fills the resources it
+    suggests; a model that does not fit is refused unless --gpus is given.
+
     Creates models.yaml from models.example.yaml when it does not exist.
     """
     from vllmctl.catalog.questions import with_field
@@ -50,6 +62,10 @@ def add_model(app: App, offline: bool, **flags: str | None) -> None:
     path = app.settings.models_path
     catalog = load(path)
     catalog.require_valid()
+    if from_search is not None:
+        if offline:
+            raise click.UsageError("--from-search asks the Hub: leave out --offline.")
+        flags = _from_search(app, from_search, flags)
     answers = _collect_answers(app, flags, taken=set(catalog.names()))
     entry, access = _settled_entry(app, answers, offline=offline, taken=set(catalog.names()))
     if access is not None:
@@ -68,6 +84,59 @@ def add_model(app: App, offline: bool, **flags: str | None) -> None:
     created = "" if catalog.exists else f" (created {path} from {EXAMPLE_NAME})"
     app.success(f"Added {entry['name']} to {path}{created}.")
     app.info("Deploy it with `vllmctl upgrade` (or `vllmctl install` for a new release).")
+
+
+def _from_search(app: App, text: str, flags: dict[str, str | None]) -> dict[str, str | None]:
+    """The flags with the searched model's URL, name and suggested resources where the user
+    gave none (ops/search.py judges it, as `vllmctl search` does)."""
+    from vllmctl.cli.search import gpu_targets, search_token
+    from vllmctl.core.errors import UsageError
+    from vllmctl.ops.search import looks_like_repo, one_repo, search
+
+    if flags.get("model_url"):
+        raise UsageError("give either --from-search or --model-url, not both.")
+    targets = gpu_targets(app, None, None, None)
+    token, endpoint = search_token(app), app.settings.hf_endpoint
+    if looks_like_repo(text):
+        result = one_repo(text.strip(), token=token, endpoint=endpoint, targets=targets)
+    else:
+        fits_only = bool(targets.targets)
+        report = search(text, token=token, endpoint=endpoint, targets=targets, fits_only=fits_only)
+        if not report.results:
+            that = " that fits the GPUs" if fits_only else ""
+            raise UsageError(
+                f"--from-search {text!r}: no text-generation model{that} on {endpoint} matches it; "
+                f"`vllmctl search {text}` shows what does."
+            )
+        result = report.results[0]
+        if app.interactive and len(report.results) > 1:
+            choices = [f"{r.listing.repo_id} ({r.reason})" for r in report.results]
+            picked = app.ask_select("Which model?", choices, choices[0])
+            result = report.results[choices.index(picked)]
+        elif not app.interactive:
+            best = "most downloaded match that fits" if fits_only else "most downloaded match"
+            app.info(f"--from-search {text!r}: {result.listing.repo_id}, the {best}.")
+    repo = result.listing.repo_id
+    if result.fits is False and not flags.get("gpus"):
+        raise UsageError(
+            f"--from-search: {repo} {result.reason}; choose another model (`vllmctl search`), "
+            "or give --gpus and --tensor-parallel-size to add it anyway."
+        )
+    if result.fits is None:
+        app.warn(f"{repo}: {result.reason}; the entry gets add-model's default resources.")
+    else:
+        app.info(f"{repo}: {result.reason}.")
+    suggested = result.add_model_args()
+    merged = dict(flags)
+    # GPUs and tensor parallelism go together: either given keeps both suggestions out.
+    gpus_given = flags.get("gpus") is not None or flags.get("tensor_parallel_size") is not None
+    for flag, value in zip(suggested[::2], suggested[1::2], strict=True):
+        param = flag.lstrip("-").replace("-", "_")
+        if param in ("gpus", "tensor_parallel_size") and gpus_given:
+            continue
+        if merged.get(param) is None:
+            merged[param] = value
+    return merged
 
 
 def _settled_entry(

@@ -738,6 +738,13 @@ def _kv_shape(config: Mapping[str, Any], kv_bytes: float, tp: int) -> str:
     return f"2 x {layers} layers x {heads} KV heads{split} x {d.head_dim} head dim x {kv_bytes:g} bytes"
 
 
+def tensor_parallel_divides(config: Mapping[str, Any], tp: int) -> bool:
+    """Whether vLLM can split the model over `tp` GPUs: the attention heads divide evenly,
+    and the KV heads divide evenly or are replicated (tp a multiple of them)."""
+    d = dims(config)
+    return d.heads % tp == 0 and (d.kv_heads % tp == 0 or tp % d.kv_heads == 0)
+
+
 def _suggestions(
     result: Estimate,
     parameters: int,
@@ -753,13 +760,10 @@ def _suggestions(
             parameters, bytes_per_param, config, gpu_memory, **{**same, "max_model_len": length}
         ).fits:
             found.append(Suggestion("max_model_len", length, f"reduce maxModelLen to {length:,}"))
-    heads = dims(config).heads
     tp = result.tensor_parallel_size * 2
     while tp <= MAX_SUGGESTED_TP:
-        kv_heads = dims(config).kv_heads
-        divides = heads % tp == 0 and (kv_heads % tp == 0 or tp % kv_heads == 0)
         if (
-            divides
+            tensor_parallel_divides(config, tp)
             and estimate(
                 parameters, bytes_per_param, config, gpu_memory, **{**same, "tensor_parallel_size": tp}
             ).fits
