@@ -115,7 +115,17 @@ LIST_SORTS = {
     "trendingScore": "trendingScore",
 }
 LIST_PAGE_MAX = 1000
-LIST_SHORT = ("_id", "id", "likes", "private", "downloads", "tags", "pipeline_tag", "library_name", "createdAt")
+LIST_SHORT = (
+    "_id",
+    "id",
+    "likes",
+    "private",
+    "downloads",
+    "tags",
+    "pipeline_tag",
+    "library_name",
+    "createdAt",
+)
 RESOLVE_RE = re.compile(r"/(?P<repo>[^/]+(?:/[^/]+)?)/resolve/(?P<rev>[^/]+)/(?P<file>.+)")
 RESOLVE_CACHE_RE = re.compile(r"/api/resolve-cache/models/(?P<repo>.+)/(?P<sha>[0-9a-f]{40})/(?P<file>.+)")
 RANGE_RE = re.compile(r"bytes=(?P<start>[0-9]+)-(?P<end>[0-9]*)")
@@ -556,7 +566,8 @@ class HubStandIn:
         headers = {}
         if start + limit < len(found):
             rest = [(k, v) for k, v in query.items() if k != "cursor"]
-            link = f"{request.scheme}://{request.host}{request.path}?{urlencode([*rest, ('cursor', start + limit)])}"
+            next_query = urlencode([*rest, ("cursor", start + limit)])
+            link = f"{request.scheme}://{request.host}{request.path}?{next_query}"
             headers["Link"] = f'<{link}>; rel="next"'
         return web.json_response(shown, headers=headers)
 

@@ -80,7 +80,11 @@ def test_list_models_is_answered_as_the_hub_does(hub: Hub) -> None:
         api.list_models(search="qwen", pipeline_tag="text-generation", sort="downloads", expand=EXPAND)
     )
     # Downloads descending, then id order for ties; "qwen" matches regardless of case.
-    assert ids(found) == ["Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-1.5B-Instruct"]
+    assert ids(found) == [
+        "Qwen/Qwen2.5-7B-Instruct",
+        "Qwen/Qwen2.5-0.5B-Instruct",
+        "Qwen/Qwen2.5-1.5B-Instruct",
+    ]
     top = found[0]
     assert top.downloads == 11 and top.safetensors is not None and top.safetensors.total == 7_615_616_512
     assert top.card_data is not None and top.card_data.license == "apache-2.0"
@@ -116,7 +120,16 @@ def test_filters_limit_and_the_short_form(hub: Hub) -> None:
     assert ids(api.list_models(pipeline_tag="text-to-image")) == []
     assert len(list(api.list_models(limit=2))) == 2
     short = httpx.get(f"{hub.url}/api/models", params={"search": "0.5B"}).json()
-    assert set(short[0]) == {"_id", "id", "likes", "private", "downloads", "tags", "pipeline_tag", "library_name"}
+    assert set(short[0]) == {
+        "_id",
+        "id",
+        "likes",
+        "private",
+        "downloads",
+        "tags",
+        "pipeline_tag",
+        "library_name",
+    }
     full = httpx.get(f"{hub.url}/api/models", params={"search": "0.5B", "full": "True"}).json()
     assert "siblings" in full[0] and "config" not in full[0]
     refused = httpx.get(f"{hub.url}/api/models", params={"expand": "gated", "full": "True"})

@@ -213,7 +213,7 @@ def choose_targets(
     targets = tuple(
         Target(
             Gpu(gpu.name, gpu.memory, gpu.bf16, f"{count} node(s) with up to {most} x {gpu.name}"),
-            min(most, max_gpus) if max_gpus else most,
+            max_gpus or most,
             count,
         )
         for gpu, most, count in kinds.values()
