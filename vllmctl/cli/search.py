@@ -87,7 +87,10 @@ def _show(app: App, report: Report) -> None:
         app.info(f"No text-generation model {what} matches {report.query!r} ({report.examined} listed).")
         return
     for target in report.targets.targets:
-        app.info(f"GPU: {target.gpu.name} ({target.gpu.source}), up to {target.max_gpus} per replica")
+        app.info(
+            f"GPU: {target.gpu.name} ({target.gpu.source}), up to {target.max_gpus} per replica "
+            f"({target.max_from})"
+        )
     if report.targets.unknown:
         app.warn(f"fit unknown: {report.targets.unknown}.")
     rows = []

@@ -49,6 +49,7 @@ class Target:
     gpu: Gpu
     max_gpus: int  # one node's GPUs (a replica is one pod on one node)
     nodes: int = 0  # the cluster's schedulable nodes of this kind; 0 when not from the cluster
+    max_from: str = "one node's GPUs"  # where max_gpus came from, for the verdict's words
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -192,7 +193,8 @@ def choose_targets(
         gpu = choose_gpu(gpu_flag=gpu_flag, memory_flag=memory_flag, settings=settings)
         same = [n for n in schedulable if _node_gpu_name(n) == gpu.name] or schedulable
         most = max_gpus or max((node_gpus(n) for n in same), default=MAX_SUGGESTED_TP)
-        return Targets((Target(gpu, most, len(same)),))
+        why = "--max-gpus" if max_gpus else ("one node's GPUs" if same else "no cluster to ask; --max-gpus")
+        return Targets((Target(gpu, most, len(same), why),))
     if not schedulable:
         why = (
             f"the cluster's nodes could not be read ({nodes_unread})"
@@ -215,6 +217,7 @@ def choose_targets(
             Gpu(gpu.name, gpu.memory, gpu.bf16, f"{count} node(s) with up to {most} x {gpu.name}"),
             max_gpus or most,
             count,
+            "--max-gpus" if max_gpus else "one node's GPUs",
         )
         for gpu, most, count in kinds.values()
     )
@@ -277,7 +280,7 @@ def judge(
     target, result = last
     gpus = f"{result.tensor_parallel_size} x {target.gpu.name}"
     advice = f"; {result.suggestions[0].text}" if result.suggestions else ""
-    return Result(listing, False, f"does not fit {gpus} (one node's GPUs){advice}", target, result)
+    return Result(listing, False, f"does not fit {gpus} ({target.max_from}){advice}", target, result)
 
 
 def _fitting(listing: Listing, target: Target, result: Estimate) -> Result:
@@ -305,8 +308,8 @@ def _without_config(listing: Listing, why: str, targets: Targets) -> Result:
             return Result(
                 listing,
                 False,
-                f"does not fit {target.max_gpus} x {target.gpu.name}: the weights alone are "
-                f"{weights / GiB:.0f} GiB ({why})",
+                f"does not fit {target.max_gpus} x {target.gpu.name} ({target.max_from}): the "
+                f"weights alone are {weights / GiB:.0f} GiB ({why})",
                 target,
             )
     return Result(listing, None, f"fit unknown: {why}")
