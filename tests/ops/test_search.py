@@ -188,6 +188,11 @@ def test_gpu_overrides_the_cluster(run: Run, hub: Any) -> None:
     assert "--gpus 2 --tensor-parallel-size 2" in qwen["addModel"]
     alone = by_id(search(run, "Qwen2.5-7B", "--gpu", "T4", "--max-gpus", "1"))[QWEN_7B]
     assert alone["fits"] is False and alone["reason"].startswith("does not fit 1 x T4 (--max-gpus)")
+    # Without a token Llama's config.json is out of reach, but its 141 GB of weights alone
+    # are more than two T4s hold: that much is known.
+    gated = by_id(search(run, "Llama-3.1-70B", "--gpu", "T4"))[LLAMA_70B]
+    assert gated["fits"] is False
+    assert gated["reason"].startswith("does not fit 2 x T4 (one node's GPUs): the weights alone are 131 GiB")
     # --max-gpus beyond a node's count asks "what if": Llama 70B on four A100s.
     four = by_id(search(run, "Llama-3.1-70B", "--max-gpus", "4", env={"VLLM_HF_TOKEN": GRANTED}))
     assert four[LLAMA_70B]["fits"] is True and four[LLAMA_70B]["resources"]["requestGPU"] == 4
