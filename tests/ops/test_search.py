@@ -5,11 +5,14 @@ NVIDIA-A100-SXM4-80GB (nvidia.com/gpu.product) are the cluster's GPUs."""
 from __future__ import annotations
 
 import json
+import os
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pexpect
 import pytest
 
 from tests.conftest import Run
@@ -281,3 +284,36 @@ def test_add_model_from_search_splits_over_the_gpus_it_needs(
     assert nothing.exit_code == 2 and "no text-generation model that fits the GPUs" in nothing.stderr
     both = run("add-model", "--from-search", QWEN_7B, "--model-url", QWEN_7B, "--yes")
     assert both.exit_code == 2 and "either --from-search or --model-url" in both.stderr
+
+
+def test_add_model_from_search_at_a_terminal_offers_the_fits_and_confirms(
+    hub: Any, cluster: ClusterEnv, isolated: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VLLM_") or k in cluster.env}
+    env.update(TERM="xterm", NO_COLOR="1", COLUMNS="160", LINES="40")
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "vllmctl", "add-model", "--from-search", "Qwen2.5"],
+        cwd=str(isolated),
+        env=env,
+        encoding="utf-8",
+        timeout=30,
+    )
+    child.expect("Which model")
+    child.expect("Qwen/Qwen2.5-1.5B-Instruct")  # the list: the three that fit, most downloaded first
+    child.send("\x1b[B\x1b[B")  # down twice: the third, Qwen2.5-1.5B (200 downloads)
+    child.send("\r")
+    child.expect("Qwen/Qwen2.5-1.5B-Instruct: fits 1 x A100-80GB")
+    for prompt in ("Replicas", "CPU request"):  # the fields search does not suggest keep their prompts
+        child.expect(prompt)
+        child.send("\r")
+    child.expect("Set vLLM engine options")
+    child.send("n")
+    child.expect("Add qwen2-5-1-5b-instruct to models.yaml")
+    child.send("y")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    text = (isolated / "models.yaml").read_text()
+    assert "- name: qwen2-5-1-5b-instruct\n  modelURL: Qwen/Qwen2.5-1.5B-Instruct\n" in text
+    assert "requestGPU: 1" in text and "requestMemory: 16Gi" in text and "pvcStorage: 50Gi" in text

@@ -124,6 +124,8 @@ STEPS: tuple[Step, ...] = (
     Step(("doctor", "-o", "json"), exit=None),
     Step(("estimate", "llama3"), env={}, exit=None),  # gated: the stored token; the GPU from the nodes
     Step(("estimate", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "H100-80GB"), exit=None),
+    Step(("search", "Llama", "-o", "json"), env={}),  # the stored token: to the Hub only
+    Step(("search", "Instruct", "--fits")),  # VLLM_HF_TOKEN: the list and the gated configs
     Step(("completion", "bash")),
     Step(("history",)),
     Step(("status",), exit=None),  # reads the API key to ask the router; 1 if anything is not Ready
