@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pexpect
@@ -18,11 +19,23 @@ import pytest
 from tests.conftest import Run
 from tests.sandbox.fixtures import ClusterEnv
 from tests.sandbox.hub import PUBLISHED_MODELS
+from vllmctl.apis.hub import Listing
+from vllmctl.ops.gpufit import NodeGpus
+from vllmctl.ops.search import (
+    Targets,
+    choose_targets,
+    entry_name,
+    judge,
+    looks_like_repo,
+    tensor_parallel_sizes,
+)
 
 GRANTED = "hf_searchGrantedToken0123456789abcdef"
 PRIVATE = "acme/Private-7B-Instruct"  # a private copy of Qwen2.5-7B-Instruct's published facts
 QWEN_7B = "Qwen/Qwen2.5-7B-Instruct"
 LLAMA_70B = "meta-llama/Llama-3.1-70B-Instruct"
+# No VLLM_GPU_TYPE / VLLM_GPU_MEMORY: the settings choose_targets reads.
+NO_SETTINGS = SimpleNamespace(gpu_type=None, gpu_memory=None)
 # Download counts the tests give the preloaded repos (the stand-in has 0 otherwise).
 DOWNLOADS = {
     "Qwen/Qwen2.5-0.5B-Instruct": 300,
@@ -242,6 +255,8 @@ def test_without_a_known_gpu_the_fit_is_unknown(run: Run, hub: Any, monkeypatch:
     refused = run("search", "qwen", "--fits")
     assert refused.exit_code == 2
     assert "--fits needs a GPU to judge against" in refused.stderr and "--gpu TYPE" in refused.stderr
+    flagged = search(run, "Qwen2.5-0.5B", "--gpu", "L4")  # no nodes to count: up to 8 per replica
+    assert flagged["gpus"][0]["maxGpusPerReplica"] == 8 and flagged["models"][0]["fits"] is True
     unknown = run("search", "qwen", "--gpu", "Z9000")
     assert unknown.exit_code == 2 and "is not a GPU type vllmctl knows" in unknown.stderr
 
@@ -317,3 +332,54 @@ def test_add_model_from_search_at_a_terminal_offers_the_fits_and_confirms(
     text = (isolated / "models.yaml").read_text()
     assert "- name: qwen2-5-1-5b-instruct\n  modelURL: Qwen/Qwen2.5-1.5B-Instruct\n" in text
     assert "requestGPU: 1" in text and "requestMemory: 16Gi" in text and "pvcStorage: 50Gi" in text
+
+
+# --- the core, on nodes of several kinds ------------------------------------------------------
+
+
+def node(name: str, product: str | None, gpus: int, **state: Any) -> NodeGpus:
+    labels = {"nvidia.com/gpu.product": product} if product else {}
+    return NodeGpus(name, {"nvidia.com/gpu": gpus} if gpus else {}, labels=labels, **state)
+
+
+def listing(repo: str) -> Listing:
+    facts = PUBLISHED_MODELS[repo]
+    total = sum(facts["parameters"].values())
+    return Listing(
+        repo, total, dict(facts["parameters"]), bool(facts["gated"]), False, 0, facts["license"], None
+    )
+
+
+def test_each_gpu_kind_of_the_cluster_is_tried_and_the_fewest_gpus_win() -> None:
+    nodes = [
+        node("a-l4", "NVIDIA-L4", 8),
+        node("b-a100", "NVIDIA-A100-SXM4-80GB", 2),
+        node("c-a100", "NVIDIA-A100-SXM4-80GB", 1),
+        node("d-h100", "NVIDIA-H100-80GB-HBM3", 8, cordoned=True),  # takes no new pods
+        node("e-down", "NVIDIA-H100-80GB-HBM3", 8, ready=False),
+        node("f-cpu", None, 0),
+    ]
+    targets = choose_targets(
+        gpu_flag=None, memory_flag=None, max_gpus=None, settings=NO_SETTINGS, nodes=nodes
+    )
+    assert [(t.gpu.name, t.max_gpus, t.nodes) for t in targets.targets] == [("L4", 8, 1), ("A100-80GB", 2, 2)]
+    llama = "meta-llama/Llama-3.1-8B-Instruct"
+    config = PUBLISHED_MODELS[llama]["config"]
+    # Its 128k-token context needs two L4s (listed first) but one A100: the A100 wins.
+    verdict = judge(listing(llama), config, None, targets)
+    assert verdict.fits is True and verdict.gpus == 1 and verdict.target is not None
+    assert verdict.target.gpu.name == "A100-80GB"
+    on_l4 = judge(listing(llama), config, None, Targets(targets.targets[:1]))
+    assert on_l4.gpus == 2 and on_l4.resources is not None and on_l4.resources.gpus == 2
+    # A node label vllmctl does not know is said, not guessed.
+    unknown = choose_targets(
+        gpu_flag=None, memory_flag=None, max_gpus=None, settings=NO_SETTINGS, nodes=[node("x", "Acme-X1", 4)]
+    )
+    assert unknown.targets == () and unknown.unknown is not None and "Acme-X1" in unknown.unknown
+
+
+def test_only_sizes_the_heads_divide_into_are_tried() -> None:
+    qwen = PUBLISHED_MODELS[QWEN_7B]["config"]  # 28 heads, 4 KV heads
+    assert tensor_parallel_sizes(qwen, 8) == [1, 2, 4]
+    assert entry_name("Qwen/Qwen2.5-7B-Instruct") == "qwen2-5-7b-instruct"
+    assert looks_like_repo("Qwen/Qwen2.5-7B-Instruct") and not looks_like_repo("qwen 7b")

@@ -251,7 +251,7 @@ def list_params(query: str, limit: int, pipeline_tag: str = TEXT_GENERATION) -> 
     limit=limit, expand=LISTING_PROPERTIES)` sends, in its order (a test compares the two)."""
     return {
         "pipeline_tag": pipeline_tag,
-        "search": query,
+        **({"search": query} if query else {}),  # list_models leaves an empty one out
         "sort": "downloads",
         "limit": limit,
         "expand": list(LISTING_PROPERTIES),

@@ -102,6 +102,8 @@ def _from_search(app: App, text: str, flags: dict[str, str | None]) -> dict[str,
     else:
         fits_only = bool(targets.targets)
         report = search(text, token=token, endpoint=endpoint, targets=targets, fits_only=fits_only)
+        if report.token_rejected:
+            app.warn(f"{endpoint} rejected the HuggingFace token: searched without it (no private repos).")
         if not report.results:
             that = " that fits the GPUs" if fits_only else ""
             raise UsageError(

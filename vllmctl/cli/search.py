@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--limit",
-    type=click.IntRange(1, 50),
+    type=click.IntRange(1, 50),  # each shown model costs a config.json download
     default=10,
     show_default=True,
     help="models shown (the most downloaded first)",

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from vllmctl.ops.gpufit import NodeGpus
 
 DEFAULT_LIMIT = 10
-MAX_LIMIT = 50  # each shown model costs a config.json download
 # With --fits, more models are asked for than shown, so that `limit` of them can fit;
 # bounded so that a query nothing fits does not download hundreds of configs.
 FITS_SCAN_FACTOR = 3
@@ -193,7 +192,7 @@ def choose_targets(
         gpu = choose_gpu(gpu_flag=gpu_flag, memory_flag=memory_flag, settings=settings)
         same = [n for n in schedulable if _node_gpu_name(n) == gpu.name] or schedulable
         most = max_gpus or max((node_gpus(n) for n in same), default=MAX_SUGGESTED_TP)
-        why = "--max-gpus" if max_gpus else ("one node's GPUs" if same else "no cluster to ask; --max-gpus")
+        why = "--max-gpus" if max_gpus else ("one node's GPUs" if same else "no cluster nodes to count")
         return Targets((Target(gpu, most, len(same), why),))
     if not schedulable:
         why = (
