@@ -87,7 +87,9 @@ def test_piped_lines_are_the_turns_of_one_conversation(run: Run, installed: Clus
 
 
 def test_piped_commands_system_reset_save(run: Run, installed: ClusterEnv, isolated: Path) -> None:
-    lines = "one\n/reset\ntwo words\n/system Be brief.\nthree\n/save saved.json\n//slash\n"
+    lines = "one\n/reset\ntwo words\n/system Be brief.\nthree\n/save saved.json\n/model {}\n//slash\n".format(
+        SERVED[1]
+    )
     result = run("chat", "llama3", "-o", "json", "--system", "Be kind.", input=lines)
     assert result.exit_code == 0, result.stderr
     one, two, three, slash = records(result.stdout)
@@ -95,6 +97,7 @@ def test_piped_commands_system_reset_save(run: Run, installed: ClusterEnv, isola
     assert two["usage"]["prompt_tokens"] == 2 + 2  # after /reset: the system message and "two words"
     assert three["usage"]["prompt_tokens"] == 2 + 2 + tokens(answer("two words")) + 1
     assert slash["text"] == answer("/slash")  # `//` sends a line that starts with /
+    assert slash["model"] == SERVED[1] and [one["model"], two["model"], three["model"]] == ["llama3"] * 3
     assert "Conversation reset (1 turn forgotten)." in result.stderr
     saved = json.loads((isolated / "saved.json").read_text())
     assert saved == {
@@ -135,6 +138,9 @@ def test_an_unknown_model_lists_what_is_served(run: Run, installed: ClusterEnv) 
     assert command.exit_code == 2 and command.stdout == answer("hi") + "\n"
     assert "line 2 of stdin: /etc/hosts, is not a chat command" in command.stderr
     assert "start the line with // to send it as a message." in command.stderr
+    switch = run("chat", "llama3", input="hi\n/model qwen\n")
+    assert switch.exit_code == 2
+    assert f"line 2 of stdin: qwen is not served by the router; it serves {SERVED[0]}" in switch.stderr
 
 
 def test_server_errors_end_a_piped_chat_with_one_sentence(run: Run, installed: ClusterEnv) -> None:
@@ -243,6 +249,10 @@ def test_two_turns_reset_save_model_and_history_at_a_terminal(
     child.expect_exact("Now talking to meta-llama/Llama-3.1-8B-Instruct.")
     say(child, "/model qwen")  # not served: said, and the chat goes on
     child.expect_exact(f"error: qwen is not served by the router; it serves {', '.join(SERVED)}")
+    installed.sandbox.call(router(installed).fail_next, 1, 503, "engine overloaded", "/v1/chat/completions")
+    say(child, "doomed")  # a server error is said, and the turn is not part of the conversation
+    child.expect_exact("503 Service Unavailable: engine overloaded")
+    child.expect_exact("`vllmctl status`")
     say(child, "/save conv.json")
     child.expect_exact("Saved 4 messages to conv.json.")
     child.expect_exact(">")
@@ -271,6 +281,7 @@ def test_two_turns_reset_save_model_and_history_at_a_terminal(
         "line c",
         "/model meta-llama/Llama-3.1-8B-Instruct",
         "/model qwen",
+        "doomed",
         "/save conv.json",
     ]
     for where in (history.read_text(), transcript.text, (isolated / "conv.json").read_text()):
