@@ -87,8 +87,8 @@ def test_piped_lines_are_the_turns_of_one_conversation(run: Run, installed: Clus
 
 
 def test_piped_commands_system_reset_save(run: Run, installed: ClusterEnv, isolated: Path) -> None:
-    lines = "one\n/reset\ntwo words\n/system Be brief.\nthree\n/save saved.json\n/model {}\n//slash\n".format(
-        SERVED[1]
+    lines = (
+        f"one\n/reset\ntwo words\n/system Be brief.\nthree\n/save saved.json\n/model {SERVED[1]}\n//slash\n"
     )
     result = run("chat", "llama3", "-o", "json", "--system", "Be kind.", input=lines)
     assert result.exit_code == 0, result.stderr
