@@ -93,7 +93,7 @@ def chat(
 
         with connect() as first:
             cards = first.models()
-        name = model or _choose_model(app, cards)
+        name = model or _choose_model(app, cards, endpoint.label)
         conversation = Conversation(served_model(app.settings, name, cards, endpoint.label), system or None)
         with Chat(
             connect,
@@ -112,14 +112,17 @@ def chat(
                 run_lines(app, session, endpoint, sys.stdin)
 
 
-def _choose_model(app: App, cards: Sequence[Mapping[str, Any]]) -> str:
+def _choose_model(app: App, cards: Sequence[Mapping[str, Any]], label: str) -> str:
     """At a terminal, a list: the models.yaml names that are served, else the served ids."""
     from vllmctl.catalog.selected import load_selected
+    from vllmctl.core.errors import ExternalError
     from vllmctl.ops.chat import served_ids
 
     served = served_ids(cards)
+    if not served:
+        raise ExternalError(f"{label} serves no models yet (no engine is Ready); `vllmctl status` shows why.")
     names = [n for n in load_selected(app.settings).names() if n in served] or served
-    app.require_interactive(f"MODEL (the first argument: one of {', '.join(names) or 'none is served'})")
+    app.require_interactive(f"MODEL (the first argument: one of {', '.join(names)})")
     return app.ask_select("Which model?", names)
 
 
