@@ -39,8 +39,8 @@ installed = test_api_commands.installed
 no_leftover_threads = test_api_commands.no_leftover_threads
 
 KEY = "sk-chat-test-key-0123456789"
-# 107 tokens back: about 21 s at 5 tokens/s, far longer than the wait for the stream to close.
-LONG = " ".join(f"word{i}" for i in range(100))
+# 207 tokens back: about 41 s at 5 tokens/s, far longer than the wait for the stream to close.
+LONG = " ".join(f"word{i}" for i in range(200))
 
 
 def tokens(text: str) -> int:
@@ -155,7 +155,12 @@ def test_server_errors_end_a_piped_chat_with_one_sentence(run: Run, installed: C
     assert refused.exit_code == 1
     assert "401 Unauthorized: Unauthorized" in refused.stderr
     assert "the API key sent: VLLM_API_KEY" in refused.stderr and KEY not in refused.output
-    assert "Traceback" not in busy.output + refused.output
+    installed.sandbox.call(r.fail_next, 1, 404, "Model 'llama3' not found.", "/v1/chat/completions")
+    gone = run("chat", "llama3", input="hi\n")  # the model went away after the check
+    assert gone.exit_code == 1
+    assert "404 Not Found: Model 'llama3' not found." in gone.stderr
+    assert f"The server serves: {', '.join(SERVED)}." in gone.stderr
+    assert "Traceback" not in busy.output + refused.output + gone.output
 
 
 def test_base_url_talks_to_the_router_directly(run: Run, installed: ClusterEnv) -> None:
@@ -297,13 +302,13 @@ def test_ctrl_c_stops_a_reply_not_the_chat(installed: ClusterEnv, isolated: Path
     child.send("\r")
     child.expect_exact("Chatting with llama3 at the router.")
     say(child, LONG)
-    child.expect_exact("echo: word0 word1")  # the reply has begun, 100 tokens still to come
+    child.expect_exact("echo: word0 word1")  # the reply has begun, 200 tokens still to come
     assert running(installed) == 1
     child.sendintr()
     child.expect_exact("Stopped (the text so far stays in the conversation).")
     assert footer_of(child).startswith("[stopped, time to first token")
     # The HTTP stream was closed: the stand-in stops generating that answer.
-    eventually(lambda: running(installed) == 0, timeout=5)
+    eventually(lambda: running(installed) == 0, timeout=10)
     pace(installed, 0.0, 0.0)
     say(child, "after")
     child.expect_exact(answer("after"))
