@@ -71,13 +71,15 @@ def test_piped_lines_are_the_turns_of_one_conversation(run: Run, installed: Clus
     assert result.exit_code == 0, result.stderr
     assert result.stdout == answer("hi there") + "\n" + answer("again please") + "\n"
     assert result.stderr == ""  # footers only with -v
+    pace(installed, 0.1, 50.0)  # the role chunk comes at once, the first text after 0.1 s
     as_json = run("chat", "llama3", "-o", "json", input="hi there\nagain please\n")
     assert as_json.exit_code == 0, as_json.stderr
     first, second = records(as_json.stdout)
     assert first["text"] == answer("hi there") and first["model"] == "llama3"
     assert first["finish_reason"] == "stop" and first["stopped"] is False
     assert first["usage"]["completion_tokens"] == tokens(answer("hi there"))
-    assert first["time_to_first_token"] > 0 and first["tokens_per_second"] > 0
+    assert first["time_to_first_token"] >= 0.1 and first["tokens_per_second"] > 0
+    assert first["seconds"] >= 0.1 + (first["usage"]["completion_tokens"] - 1) / 50
     # The second request carried both turns: the stand-in counts every message's tokens.
     assert first["usage"]["prompt_tokens"] == tokens("hi there")
     assert second["usage"]["prompt_tokens"] == tokens("hi there") + tokens(answer("hi there")) + 2

@@ -193,9 +193,11 @@ class Reply(NamedTuple):
 class Chat:
     """A conversation with one endpoint: sends the turns, applies the slash commands.
 
-    `connect` makes the endpoint's Client; a reply stopped by Ctrl-C closes that client
-    (the HTTP stream with it) and the next turn gets a new one, so nothing a cut-off
-    request left behind in the connection pool can touch it.
+    `connect` makes the endpoint's Client. A reply stopped by Ctrl-C has its HTTP stream
+    closed by httpx on the way out (the server sees the client go); the next turn then
+    gets a new client, so nothing the cut-off request left in the connection pool can
+    touch it. The old one is closed then rather than at once, so a second Ctrl-C cannot
+    leave the chat without a client.
     """
 
     def __init__(
@@ -210,7 +212,8 @@ class Chat:
         stream: bool,
     ) -> None:
         self._connect = connect
-        self.client = connect()
+        self._client = connect()
+        self._stale = False  # a stopped reply used the client: make a new one before the next request
         self.conversation = conversation
         self.settings = settings
         self.label = label
@@ -218,8 +221,16 @@ class Chat:
         self.temperature = temperature
         self.stream = stream
 
+    @property
+    def client(self) -> Client:
+        if self._stale:
+            old, self._stale = self._client, False
+            self._client = self._connect()
+            old.close()
+        return self._client
+
     def close(self) -> None:
-        self.client.close()
+        self._client.close()
 
     def __enter__(self) -> Chat:
         return self
@@ -262,7 +273,7 @@ class Chat:
         except KeyboardInterrupt:
             if not stoppable:
                 raise
-            self._reconnect()
+            self._stale = True
             partial = "".join(pieces)
             if partial:
                 conversation.add_turn(text, partial)
@@ -271,12 +282,6 @@ class Chat:
         return Reply(
             completion.text, conversation.model, completion, completion.first_token, completion.seconds
         )
-
-    def _reconnect(self) -> None:
-        try:
-            self.client.close()
-        finally:
-            self.client = self._connect()
 
     def apply(self, command: Command) -> str:
         """Carry out a slash command; the sentence that says what it did."""
