@@ -338,6 +338,25 @@ def test_ctrl_c_stops_a_reply_not_the_chat(installed: ClusterEnv, isolated: Path
     assert "Traceback" not in transcript.text and "Interrupted" not in transcript.text
 
 
+def test_ctrl_c_before_any_text_drops_the_turn(installed: ClusterEnv, isolated: Path, tmp_path: Path) -> None:
+    pace(installed, 0.0, 5.0)
+    child = spawn(installed, isolated, tmp_path / "state", "llama3", "--no-stream")
+    child.logfile_read = transcript = _Transcript()
+    say(child, LONG)
+    eventually(lambda: running(installed) == 1, timeout=10)  # the whole reply comes at the end
+    child.sendintr()
+    child.expect_exact("Stopped (the turn is dropped).")
+    # (The stand-in goes on generating a whole answer nobody reads: it notices a gone client
+    # only when it writes, as aiohttp does; vLLM aborts such a request.)
+    say(child, "/save none.json")
+    child.expect_exact("Saved 0 messages")
+    say(child, "/exit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, transcript.text
+    assert json.loads((isolated / "none.json").read_text()) == {"model": "llama3", "messages": []}
+
+
 class _Transcript:
     """What the terminal showed, for the assertions and for a failure's message."""
 
