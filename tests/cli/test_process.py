@@ -39,7 +39,7 @@ def test_errors_are_one_line_without_traceback_unless_verbose(isolated: Path) ->
     assert "Traceback" in loud.stderr
 
 
-@pytest.mark.parametrize("args", [("--help",), ("list-models",), ("add-model", "--help")])
+@pytest.mark.parametrize("args", [("--help",), ("list-models",), ("add-model", "--help"), ("chat", "--help")])
 def test_light_commands_do_not_import_heavy_libraries(isolated: Path, args: tuple[str, ...]) -> None:
     (isolated / "models.yaml").write_text("- name: a\n  modelURL: org/a\n")
     code = (

@@ -426,6 +426,13 @@ def test_install_serves_the_adapters_and_status_and_doctor_show_them(
     assert answer.stdout.startswith("hello adapter") or "echo: hello adapter" in answer.stdout
     by_option = run("test-completions", "small", "hi", "--adapter", "late", "--no-stream")
     assert by_option.exit_code == 0, by_option.stderr
+    # chat takes MODEL:ADAPTER too, checked against what the router lists.
+    chat = run("chat", "small:sql", "-o", "json", input="hello adapter\n")
+    assert chat.exit_code == 0, chat.stderr
+    (reply,) = [json.loads(line) for line in chat.stdout.splitlines()]
+    assert reply["model"] == "sql" and reply["text"].startswith("echo: hello adapter")
+    unknown = run("chat", "small:nope", input="hi\n")
+    assert unknown.exit_code == 2 and "small has no LoRA adapter 'nope'" in unknown.stderr
 
     status = json.loads(run("status", "-o", "json").stdout)
     (model,) = status["models"]

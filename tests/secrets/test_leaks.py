@@ -136,6 +136,7 @@ STEPS: tuple[Step, ...] = (
     Step(("port-forward", "0"), forwards=True, exit=None),  # 0: a free port; ends by SIGINT
     Step(("list-api-models",), env={}),  # the key read from the Secret
     Step(("test-completions", "llama3", "Say hello.")),  # the key from VLLM_API_KEY
+    Step(("chat", "llama3", "-o", "json"), stdin="Say hello.\nAgain.\n/save chat.json\n"),  # two turns
     # A key with a stray carriage return (a file with CRLF line ends): refused, never echoed.
     Step(("test-completions", "llama3"), env={"VLLM_API_KEY": API_KEY + "\r"}, exit=None),
     Step(("status",), env={"VLLM_API_KEY": API_KEY + "\r"}, exit=None),

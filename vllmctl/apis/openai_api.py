@@ -90,7 +90,7 @@ class CompletionRequest(NamedTuple):
     model: str
     prompt: str
     chat: bool = True  # /v1/chat/completions with one user message; False: /v1/completions
-    max_tokens: int = 64
+    max_tokens: int | None = 64  # None: not sent, so the server allows what the context has left
     temperature: float | None = None
     stream: bool = True
     # Chat: the whole conversation to send ({"role", "content"} each) instead of `prompt`
@@ -104,7 +104,9 @@ class CompletionRequest(NamedTuple):
         return CHAT_PATH if self.chat else COMPLETIONS_PATH
 
     def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.model, "max_tokens": self.max_tokens}
+        body: dict[str, Any] = {"model": self.model}
+        if self.max_tokens is not None:
+            body["max_tokens"] = self.max_tokens
         if self.chat:
             if self.messages is not None:
                 body["messages"] = [dict(m) for m in self.messages]

@@ -96,6 +96,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "port-forward": ("api", "Forward a local port to the router through the Kubernetes API (default 8000)."),
     "list-api-models": ("api", "List the models the router serves (GET /v1/models through a port-forward)."),
     "test-completions": ("api", "Send a prompt to a model and stream the answer, with timings."),
+    "chat": (
+        "chat",
+        "Chat with a served model: streamed turns at a terminal, or one message per line of stdin.",
+    ),
     "doctor": (
         "doctor",
         "Check tools, cluster, secrets, models and GPU fit before deploying; each problem with its fix.",
