@@ -347,7 +347,11 @@ def _cached_file(repo_id: str, filename: str, unreachable: HubUnreachable) -> Pa
 
     try:
         return Path(
-            str(hf_hub_download(repo_id, filename, cache_dir=hub_cache_dir(), local_files_only=True, token=False))
+            str(
+                hf_hub_download(
+                    repo_id, filename, cache_dir=hub_cache_dir(), local_files_only=True, token=False
+                )
+            )
         )
     except (EntryNotFoundError, ValueError, OSError):
         raise HubUnreachable(
