@@ -213,9 +213,9 @@ def model_facts(
 def download_file(
     repo_id: str, filename: str, token: str | None, *, endpoint: str, timeout: float = DEFAULT_TIMEOUT
 ) -> Path:
-    """One file of the repo (`HEAD` then `GET {endpoint}/{repo}/resolve/main/{filename}`), into
-    the standard HuggingFace cache; the cached copy when the Hub cannot be reached or offline
-    mode is on.
+    """One file of the repo (its model info, then `HEAD` and `GET
+    {endpoint}/{repo}/resolve/main/{filename}`), into the standard HuggingFace cache; the cached
+    copy when the Hub cannot be reached or offline mode is on.
 
     Raises RepoNotFound, HubAccessDenied ("request access at <page>"), HubTokenRejected,
     FileNotInRepo, HubUnreachable (nothing cached), UsageError for a token an HTTP header
@@ -225,6 +225,35 @@ def download_file(
     token = _checked_token(token)
     if _offline():
         return _cached_file(repo_id, filename, HubUnreachable(endpoint, OFFLINE_REASON))
+    # The model info first, as model_facts does: hf_hub_download retries a HEAD it cannot send
+    # five times with back-off (about 25 s against a refused port, minutes against a silent one)
+    # before it looks in the cache; model_info fails at once. Its file list also says whether
+    # the file is there, without a 404 to cache.
+    try:
+        info = _model_info(repo_id, token, endpoint, timeout, ["siblings"])
+    except HubUnreachable as unreachable:
+        return _cached_file(repo_id, filename, unreachable)
+    except _TokenRejected:
+        raise HubTokenRejected(_REJECTED.format(endpoint=endpoint)) from None
+    if info is None:
+        raise RepoNotFound(_not_found(repo_id, endpoint, token))
+    siblings = getattr(info, "siblings", None)  # None: a gated mirror that hid the metadata
+    if siblings is not None and filename not in {s.rfilename for s in siblings}:
+        raise FileNotInRepo(f"{repo_id} has no {filename} on {endpoint}.")
+    return _download(repo_id, filename, token, endpoint, timeout)
+
+
+# --- the requests ----------------------------------------------------------------------------
+
+_REJECTED = "{endpoint} rejected the HuggingFace token: it is invalid, expired or revoked."
+
+
+class _TokenRejected(Exception):
+    """The Hub answered 401 Invalid credentials: the token itself was refused."""
+
+
+def _download(repo_id: str, filename: str, token: str | None, endpoint: str, timeout: float) -> Path:
+    """hf_hub_download of one file into the cache, its failures as ours (see download_file)."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
@@ -273,15 +302,6 @@ def download_file(
     return Path(str(path))
 
 
-# --- the requests ----------------------------------------------------------------------------
-
-_REJECTED = "{endpoint} rejected the HuggingFace token: it is invalid, expired or revoked."
-
-
-class _TokenRejected(Exception):
-    """The Hub answered 401 Invalid credentials: the token itself was refused."""
-
-
 def _model_info(repo_id: str, token: str | None, endpoint: str, timeout: float, expand: list[Any]) -> Any:
     """The repo's ModelInfo with the `expand` properties; None when the Hub does not show it."""
     from types import SimpleNamespace
@@ -327,7 +347,7 @@ def _auth_check(repo_id: str, token: str, endpoint: str, timeout: float) -> tupl
 
 def _download_config(repo_id: str, token: str | None, endpoint: str, timeout: float) -> Path:
     try:
-        return download_file(repo_id, CONFIG_FILE, token, endpoint=endpoint, timeout=timeout)
+        return _download(repo_id, CONFIG_FILE, token, endpoint, timeout)  # model_facts asked model_info
     except FileNotInRepo:
         raise ExternalError(
             f"{repo_id} has no {CONFIG_FILE} on {endpoint}; is it a transformers model?"

@@ -135,7 +135,7 @@ def exact_prompt(
         while len(ids) < cut:  # multi-token words come out longer, never shorter: rarely taken
             words += [rng.choice(pool) for _ in range(cut - len(ids) + 8)]
             ids = tokenizer.encode(" ".join(words))
-        text = tokenizer.decode(ids[:cut]).strip()
+        text = tokenizer.decode(ids[:cut])
         counted = tokenizer.count(text)
         if counted == tokens or (cut == 1 and counted > tokens):
             break
