@@ -116,23 +116,23 @@ def single_token_words(tokenizer: Tokenizer) -> list[str]:
 
 
 def exact_prompt(
-    tokenizer: Tokenizer, tokens: int, rng: random.Random, pool: Sequence[str]
+    tokenizer: Tokenizer, tokens: int, words: list[str], rng: random.Random, pool: Sequence[str]
 ) -> tuple[str, int]:
-    """Text the tokenizer counts as `tokens` tokens (special tokens included), and its count.
+    """Text the tokenizer counts as `tokens` tokens (special tokens included), and its count,
+    from `words` (more drawn from `pool` with `rng` when they are too few).
 
-    Random words from `pool` are encoded, the ids cut to the length wanted (less the special
-    tokens), decoded, and counted again: decoding then encoding can merge or split at the cut,
-    so the cut moves by the difference, up to RECUTS times. With single-token words the cut
-    falls between words and the first count is exact; the count returned is the true one
+    The words are encoded, the ids cut to the length wanted (less the special tokens),
+    decoded, and counted again: decoding then encoding can merge or split at the cut, so the
+    cut moves by the difference, up to RECUTS times. The count returned is the true one
     either way (a prompt of 1 token plus a BOS stays 2).
     """
     body = max(1, tokens - tokenizer.special_tokens())
-    words = [rng.choice(pool) for _ in range(body + 8)]
+    words = list(words)
     ids = tokenizer.encode(" ".join(words))
     cut = body
     text, counted = "", 0
     for _ in range(RECUTS):
-        while len(ids) < cut:  # multi-token words come out longer, never shorter: rarely taken
+        while len(ids) < cut:  # words of several tokens come out longer, not shorter: rarely taken
             words += [rng.choice(pool) for _ in range(cut - len(ids) + 8)]
             ids = tokenizer.encode(" ".join(words))
         text = tokenizer.decode(ids[:cut])
@@ -146,15 +146,29 @@ def exact_prompt(
 def tokenizer_prompts(
     count: int, input_len: LengthRange, output_len: LengthRange, rng: random.Random, tokenizer: Tokenizer
 ) -> list[BenchPrompt]:
-    """`count` prompts of lengths drawn from the ranges, exact by the tokenizer."""
+    """`count` prompts of lengths drawn from the ranges, exact by the tokenizer.
+
+    With words that are one token each, N words are the prompt of N tokens as soon as the
+    tokenizer agrees, which one count (all prompts' together, in parallel) checks; the others,
+    and every prompt of a vocabulary without such words, go through exact_prompt's cut.
+    """
     pool = single_token_words(tokenizer)
-    if len(pool) < MIN_POOL:
+    one_token_words = len(pool) >= MIN_POOL
+    if not one_token_words:
         pool = list(WORDS)
-    prompts = []
+    special = tokenizer.special_tokens()
+    drafts = []  # (tokens wanted, words, output length, seed of the prompt's own cut)
     for _ in range(count):
         tokens = input_len.draw(rng)
-        text, counted = exact_prompt(tokenizer, tokens, rng, pool)
-        prompts.append(BenchPrompt(text, counted, output_len.draw(rng)))
+        words = [rng.choice(pool) for _ in range(max(1, tokens - special))]
+        drafts.append((tokens, words, output_len.draw(rng), rng.getrandbits(64)))
+    texts = [" ".join(words) for _, words, _, _ in drafts]
+    counts = tokenizer.count_all(texts) if one_token_words else [0] * count
+    prompts = []
+    for (tokens, words, wanted, seed), text, counted in zip(drafts, texts, counts, strict=True):
+        if counted != tokens:
+            text, counted = exact_prompt(tokenizer, tokens, words, random.Random(seed), pool)
+        prompts.append(BenchPrompt(text, counted, wanted))
     return prompts
 
 
@@ -166,11 +180,12 @@ def dataset_prompts(
     tokenizer: Tokenizer | None,
 ) -> list[BenchPrompt]:
     """`count` prompts from the dataset's lines in file order, cycled when it has fewer."""
-    measure = tokenizer.count if tokenizer is not None else approximate_count
+    used = lines[:count]
+    # A conversation is counted by its contents; the chat template adds its own tokens.
+    texts = [line.text for line in used]
+    counts = tokenizer.count_all(texts) if tokenizer is not None else [approximate_count(t) for t in texts]
     made: list[BenchPrompt] = []
-    for line in lines[:count]:
-        # A conversation is counted by its contents; the chat template adds its own tokens.
-        tokens = measure(line.text)
+    for line, tokens in zip(used, counts, strict=True):
         wanted = line.output_len if line.output_len is not None else output_len.draw(rng)
         made.append(BenchPrompt(line.text, tokens, wanted, line.messages))
     return [made[i % len(made)] for i in range(count)]
