@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 import sys
 import time
@@ -34,9 +33,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vllmctl.apis.hub import hub_cache_dir  # noqa: E402
-from vllmctl.apis.tokenizer import load_tokenizer  # noqa: E402
-from vllmctl.ops.bench.prompts import (  # noqa: E402
+from vllmctl.apis.hub import hub_cache_dir
+from vllmctl.apis.tokenizer import load_tokenizer
+from vllmctl.ops.bench.prompts import (
     CHARS_PER_TOKEN,
     WORDS,
     LengthRange,
@@ -81,7 +80,9 @@ def measure(path: Path, prompts: int, prose: list[str]) -> dict[str, Any]:
         }
     exact = misses = worst = 0
     for length in LENGTHS:
-        made = build_prompts(PromptSpec(LengthRange(length, length), LengthRange(1, 1), tokenizer=str(path)), 5)
+        made = build_prompts(
+            PromptSpec(LengthRange(length, length), LengthRange(1, 1), tokenizer=str(path)), 5
+        )
         for prompt in made.prompts:
             real = tokenizer.count(prompt.text)
             assert real == prompt.input_tokens, "a prompt's count must be the tokenizer's"
@@ -127,7 +128,8 @@ def main() -> int:
                 f"real {est['real_chars_per_token']:.2f} chars/token"
             )
         ex = report["exact"]
-        print(f"  tokenizer path: {ex['exact']} exact, {ex['missed']} missed (largest miss {ex['largest_miss']})")
+        worst = ex["largest_miss"]
+        print(f"  tokenizer path: {ex['exact']} exact, {ex['missed']} missed (largest miss {worst})")
         print(f"  build {args.prompts} prompts of 1024 tokens: {report['build_seconds']} s")
     if args.json:
         args.json.write_text(json.dumps(reports, indent=2) + "\n")
