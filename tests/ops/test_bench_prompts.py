@@ -201,6 +201,13 @@ def test_the_models_tokenizer_comes_from_the_hub_then_from_the_cache(
     cached = list(Path(os.environ["HF_HOME"]).glob("hub/models--org--tiny-model/snapshots/*/tokenizer.json"))
     assert len(cached) == 1 and cached[0].read_bytes() == path.read_bytes()
 
+    # Without hf_endpoint, HF_ENDPOINT is the Hub (here the stand-in; unset, huggingface.co).
+    monkeypatch.setenv("HF_ENDPOINT", fresh_hub.url)
+    heads = len(fresh_hub.paths())
+    assert build_prompts(spec("100", tokenizer_repo=REPO), 3) == made
+    assert len(fresh_hub.paths()) > heads
+    monkeypatch.setenv("HF_ENDPOINT", REFUSED)
+
     # The Hub gone (a refused port), then offline mode: the cached copy, the same prompts.
     again = build_prompts(spec("100", tokenizer_repo=REPO), 3, hf_endpoint=REFUSED)
     assert again == made

@@ -21,6 +21,7 @@ prompt's start from another's and flatter TTFT.
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -222,8 +223,10 @@ def build_prompts(
 ) -> PromptSet:
     """The `count` prompts a run sends (a dataset's are cycled when it has fewer).
 
-    Raises UsageError for a bad dataset, and for a `--tokenizer` that cannot be loaded
-    (ExternalError's exit code when the Hub failed); never for the models.yaml repo's.
+    `hf_endpoint` and `token` are the settings' hf_endpoint and hf_token, for the tokenizer
+    (None: HF_ENDPOINT, else huggingface.co; anonymous). Raises UsageError for a bad dataset,
+    and for a `--tokenizer` that cannot be loaded (ExternalError's exit code when the Hub
+    failed); never for the models.yaml repo's.
     """
     lines = None
     if spec.dataset is not None:
@@ -258,8 +261,10 @@ def _tokenizer(spec: PromptSpec, hf_endpoint: str | None, token: str | None) -> 
     from vllmctl.apis.hub import DEFAULT_ENDPOINT
     from vllmctl.apis.tokenizer import TokenizerUnavailable, load_tokenizer
 
+    # The settings' hf_endpoint; a caller without settings still honours HF_ENDPOINT.
+    endpoint = hf_endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT
     try:
-        return load_tokenizer(source, endpoint=hf_endpoint or DEFAULT_ENDPOINT, token=token), ""
+        return load_tokenizer(source, endpoint=endpoint, token=token), ""
     except TokenizerUnavailable as error:
         if spec.tokenizer:
             raise _refused(spec.tokenizer, error) from None
