@@ -14,7 +14,16 @@ import vllmctl
 from tests.conftest import Run
 from vllmctl.cli import COMMANDS, cli
 
-HEAVY = ("kubernetes", "hvac", "jinja2", "questionary", "prompt_toolkit", "rich", "huggingface_hub")
+HEAVY = (
+    "kubernetes",
+    "hvac",
+    "jinja2",
+    "questionary",
+    "prompt_toolkit",
+    "rich",
+    "huggingface_hub",
+    "tokenizers",
+)
 # The directory holding the vllmctl package, for children started in a temp directory.
 SOURCE_ROOT = str(Path(vllmctl.__file__).resolve().parent.parent)
 MODELS = "- name: qwen\n  modelURL: Qwen/Qwen2.5-1.5B\n- name: llama3\n  modelURL: org/llama\n"

@@ -12,7 +12,17 @@ import pytest
 
 from vllmctl import __version__
 
-HEAVY = ("kubernetes", "hvac", "jinja2", "questionary", "prompt_toolkit", "rich", "huggingface_hub", "httpx")
+HEAVY = (
+    "kubernetes",
+    "hvac",
+    "jinja2",
+    "questionary",
+    "prompt_toolkit",
+    "rich",
+    "huggingface_hub",
+    "httpx",
+    "tokenizers",
+)
 
 
 def vllmctl(*args: str, cwd: Path, **kwargs: object) -> subprocess.CompletedProcess[str]:

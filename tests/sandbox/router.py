@@ -32,6 +32,14 @@ What it serves, and which real behaviour each part follows:
   `max_tokens` tokens (`"length"`). As in vLLM, `max_tokens` defaults to 16 for completions and to
   whatever fits in `max_model_len` for chat (`max_completion_tokens` wins over `max_tokens` there),
   must be at least 1, and prompt plus `max_tokens` may not exceed `max_model_len` (400).
+- vLLM's length extras, on both endpoints, streamed or not: `ignore_eos: true` never stops at the
+  natural end, so exactly `max_tokens` tokens come back (the filler words again and again past the
+  end; `finish_reason: "length"`), which is how benchmarks fix the output length; `min_tokens: N`
+  goes on the same way until there are at least N, then stops as usual. As vLLM declares them
+  (`ignore_eos: bool = False`, `min_tokens: int = 0`), any other type, null included, is a 400 (the
+  type check is stricter than pydantic's lax mode, which would take "true" or 1), and so are
+  `min_tokens` below 0 or above `max_tokens` (vLLM's SamplingParams messages, after the context check,
+  with chat's default `max_tokens`).
 - Streaming (`"stream": true`): Server-Sent Events, one `data: <json>\\n\\n` per token in vLLM's chunk
   shapes (`text_completion` chunks with `text`; `chat.completion.chunk` with a first
   `{"role": "assistant", "content": ""}` delta, then `{"content": ...}` deltas), the finish reason on
@@ -67,11 +75,11 @@ What it serves, and which real behaviour each part follows:
 For tests: `requests` counts requests per path (whatever their outcome), and `fail_next()` makes the
 next N requests (optionally on one path only) fail with a chosen status and `{"error": message}`.
 
-Left out: real tokenization and chat templates, sampling parameters (`temperature`, `stop`, `n`,
-`seed`, logprobs, `echo`...), token-id prompts, tool calls and reasoning output, embeddings, the
-Responses and audio APIs, `/version`, `/engines`, sleep/wake-up, the prefixaware and kvaware
-logics (round robin here), failover to another engine, aliases, the router's latency and QPS
-gauges and histograms, and mid-stream failures.
+Left out: real tokenization and chat templates, the other sampling parameters (`temperature`,
+`stop`, `n`, `seed`, logprobs, `echo`...; ignored), token-id prompts, tool calls and reasoning
+output, embeddings, the Responses and audio APIs, `/version`, `/engines`, sleep/wake-up, the
+prefixaware and kvaware logics (round robin here), failover to another engine, aliases, the
+router's latency and QPS gauges and histograms, and mid-stream failures.
 
 All state is touched only from the event loop that serves the app (see loop.py).
 """
@@ -119,6 +127,29 @@ def tokenize(text: str) -> list[str]:
 def output_tokens(echoed: str) -> list[str]:
     """Everything the fake model would say if not cut short: the echo, then the filler."""
     return [*tokenize(ECHO_PREFIX + echoed), *FILLER]
+
+
+def padded(tokens: list[str], length: int) -> list[str]:
+    """`tokens`, then the filler words again and again until there are `length` of them (what
+    the fake model says when ignore_eos or min_tokens keep it going past its natural end)."""
+    more = max(0, length - len(tokens))
+    return [*tokens, *(FILLER[i % len(FILLER)] for i in range(more))]
+
+
+def _length_options(body: dict[str, Any]) -> tuple[bool, int]:
+    """(ignore_eos, min_tokens) of a request, type-checked as vLLM's request models declare
+    them (`ignore_eos: bool = False`, `min_tokens: int = 0`; null is no value there either)."""
+    ignore_eos = body.get("ignore_eos", False)
+    if not isinstance(ignore_eos, bool):
+        raise engine_error(
+            f"ignore_eos: Input should be a valid boolean, got {_dumps(ignore_eos)}.", "ignore_eos"
+        )
+    min_tokens = body.get("min_tokens", 0)
+    if isinstance(min_tokens, bool) or not isinstance(min_tokens, int):
+        raise engine_error(
+            f"min_tokens: Input should be a valid integer, got {_dumps(min_tokens)}.", "min_tokens"
+        )
+    return ignore_eos, min_tokens
 
 
 class RequestError(Exception):
@@ -399,8 +430,10 @@ class RouterStandIn:
             raise engine_error("'stream_options' must be an object", "stream_options")
         return stream, bool(options.get("include_usage"))
 
-    def _generate(self, echoed: str, prompt_tokens: int, max_tokens: Any) -> Generation:
-        """Apply vLLM's length rules to the fake output for one prompt."""
+    def _generate(self, echoed: str, prompt_tokens: int, max_tokens: Any, body: dict[str, Any]) -> Generation:
+        """Apply vLLM's length rules (max_tokens, the context, ignore_eos, min_tokens) to the fake
+        output for one prompt."""
+        ignore_eos, min_tokens = _length_options(body)
         if max_tokens is not None and (
             isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
         ):
@@ -421,8 +454,19 @@ class RouterStandIn:
                 f"{max_tokens} in the completion). Please reduce the length of the prompt or completion.",
                 "max_tokens",
             )
+        # vLLM's SamplingParams checks, after the context check (with chat's default max_tokens).
+        if min_tokens < 0:
+            raise engine_error(f"min_tokens must be greater than or equal to 0, got {min_tokens}.")
+        if min_tokens > max_tokens:
+            raise engine_error(
+                f"min_tokens must be less than or equal to max_tokens={max_tokens}, got {min_tokens}."
+            )
         tokens = output_tokens(echoed)
-        if len(tokens) > max_tokens:
+        # ignore_eos: the model never stops by itself, so it runs to max_tokens; min_tokens: it
+        # may stop only once it has that many. Past the natural end, it says more filler.
+        end = max_tokens if ignore_eos else max(len(tokens), min_tokens)
+        tokens = padded(tokens, end)
+        if len(tokens) > max_tokens or ignore_eos:
             return Generation(prompt_tokens, tokens[:max_tokens], "length")
         return Generation(prompt_tokens, tokens, "stop")
 
@@ -449,7 +493,7 @@ class RouterStandIn:
             raise engine_error("'prompt' must be a string or a non-empty list of strings", "prompt")
         stream, include_usage = self._stream_settings(body)
         max_tokens = body.get("max_tokens", COMPLETIONS_DEFAULT_MAX_TOKENS)
-        gens = [self._generate(p, len(tokenize(p)), max_tokens) for p in prompts]
+        gens = [self._generate(p, len(tokenize(p)), max_tokens, body) for p in prompts]
         meta = {
             "id": f"cmpl-{uuid.uuid4().hex}",
             "object": "text_completion",
@@ -511,7 +555,7 @@ class RouterStandIn:
         max_tokens = body.get("max_completion_tokens")
         if max_tokens is None:
             max_tokens = body.get("max_tokens")
-        gen = self._generate(last_user, prompt_tokens, max_tokens)
+        gen = self._generate(last_user, prompt_tokens, max_tokens, body)
         meta = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": model}
         self._running += 1
         try:

@@ -394,3 +394,112 @@ def test_time_to_first_token_and_token_rate(sandbox: Sandbox) -> None:
     start = time.monotonic()
     sandbox.post("/v1/completions", {**request, "stream": False})
     assert time.monotonic() - start >= 0.16
+
+
+# --- ignore_eos and min_tokens (vLLM's length extras) ---
+
+# The natural answer to "hello world" is 11 tokens: "echo:", " hello", " world" and 8 filler words.
+FILLER_WORDS = [f" {word}" for word in FILLER_TEXT.split()]
+NATURAL = ["echo:", " hello", " world", *FILLER_WORDS]
+
+
+def answer_tokens(sandbox: Sandbox, endpoint: str, stream: bool, **extra: Any) -> tuple[list[str], str, int]:
+    """(the answer's tokens, its finish reason, usage's completion_tokens) for "hello world"."""
+    if endpoint == "completions":
+        body: dict[str, Any] = {"model": MODEL, "prompt": "hello world", **extra}
+    else:
+        body = {"model": MODEL, "messages": [{"role": "user", "content": "hello world"}], **extra}
+    if stream:
+        body |= {"stream": True, "stream_options": {"include_usage": True}}
+    response = sandbox.post(f"/v1/{endpoint.replace('chat', 'chat/completions')}", body)
+    assert response.status_code == 200, response.text
+    if not stream:
+        answer = response.json()
+        [choice] = answer["choices"]
+        text = choice["text"] if endpoint == "completions" else choice["message"]["content"]
+        # Rebuild the tokens from the text by the stand-in's rule: whitespace, then a word.
+        return re.findall(r"\s*\S+", text), choice["finish_reason"], answer["usage"]["completion_tokens"]
+    events = sse_events(response)
+    *chunks, last = [e for e in events if e["choices"] and "role" not in e["choices"][0].get("delta", {})] + [
+        events[-1]
+    ]
+    key = (lambda c: c["text"]) if endpoint == "completions" else (lambda c: c["delta"]["content"])
+    tokens = [key(e["choices"][0]) for e in chunks]
+    finishes = [e["choices"][0]["finish_reason"] for e in chunks]
+    assert finishes[:-1] == [None] * (len(finishes) - 1)  # only the last token's chunk says why
+    return tokens, finishes[-1], last["usage"]["completion_tokens"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("endpoint", ["completions", "chat"])
+def test_ignore_eos_gives_exactly_max_tokens(sandbox: Sandbox, endpoint: str, stream: bool) -> None:
+    # Past the natural end the filler words come again, until max_tokens.
+    tokens, finish, counted = answer_tokens(sandbox, endpoint, stream, max_tokens=30, ignore_eos=True)
+    assert len(tokens) == counted == 30 and finish == "length"
+    assert tokens == NATURAL + (FILLER_WORDS * 3)[:19]
+    # Shorter than the natural answer: cut there, as without ignore_eos.
+    tokens, finish, counted = answer_tokens(sandbox, endpoint, stream, max_tokens=5, ignore_eos=True)
+    assert tokens == NATURAL[:5] and counted == 5 and finish == "length"
+    # Exactly the natural length: still "length" (the model was never allowed to stop).
+    tokens, finish, _ = answer_tokens(sandbox, endpoint, stream, max_tokens=11, ignore_eos=True)
+    assert tokens == NATURAL and finish == "length"
+    # ignore_eos false is the plain answer.
+    tokens, finish, _ = answer_tokens(sandbox, endpoint, stream, max_tokens=30, ignore_eos=False)
+    assert tokens == NATURAL and finish == "stop"
+
+
+def test_ignore_eos_without_max_tokens_follows_the_defaults(sandbox: Sandbox) -> None:
+    # Completions: vLLM's default of 16; chat: all the room the context leaves (max_model_len 4096).
+    tokens, finish, _ = answer_tokens(sandbox, "completions", False, ignore_eos=True)
+    assert len(tokens) == 16 and finish == "length"
+    sandbox.router.max_model_len = 40
+    tokens, finish, counted = answer_tokens(sandbox, "chat", False, ignore_eos=True)
+    assert len(tokens) == counted == 40 - 2 and finish == "length"  # the prompt is 2 tokens
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("endpoint", ["completions", "chat"])
+def test_min_tokens_goes_on_past_the_natural_end(sandbox: Sandbox, endpoint: str, stream: bool) -> None:
+    tokens, finish, counted = answer_tokens(sandbox, endpoint, stream, max_tokens=40, min_tokens=20)
+    assert len(tokens) == counted == 20 and finish == "stop"
+    assert tokens == NATURAL + (FILLER_WORDS * 2)[:9]
+    # Fewer than the natural answer: no effect.
+    tokens, finish, _ = answer_tokens(sandbox, endpoint, stream, max_tokens=40, min_tokens=4)
+    assert tokens == NATURAL and finish == "stop"
+    # min_tokens = max_tokens, below the natural length: cut at max_tokens.
+    tokens, finish, _ = answer_tokens(sandbox, endpoint, stream, max_tokens=6, min_tokens=6)
+    assert tokens == NATURAL[:6] and finish == "length"
+
+
+@pytest.mark.parametrize(
+    "extra, param, words",
+    [
+        ({"ignore_eos": "true"}, "ignore_eos", "ignore_eos: Input should be a valid boolean"),
+        ({"ignore_eos": 1}, "ignore_eos", "ignore_eos: Input should be a valid boolean"),
+        ({"ignore_eos": None}, "ignore_eos", "ignore_eos: Input should be a valid boolean"),
+        ({"min_tokens": "5"}, "min_tokens", "min_tokens: Input should be a valid integer"),
+        ({"min_tokens": 2.5}, "min_tokens", "min_tokens: Input should be a valid integer"),
+        ({"min_tokens": True}, "min_tokens", "min_tokens: Input should be a valid integer"),
+        ({"min_tokens": -1}, None, "min_tokens must be greater than or equal to 0, got -1."),
+        (
+            {"min_tokens": 9, "max_tokens": 8},
+            None,
+            "min_tokens must be less than or equal to max_tokens=8, got 9.",
+        ),
+        # Completions' default max_tokens is 16, and the check uses it.
+        ({"min_tokens": 17}, None, "min_tokens must be less than or equal to max_tokens=16, got 17."),
+    ],
+)
+def test_bad_length_extras_are_vllm_400s(
+    sandbox: Sandbox, extra: dict[str, Any], param: str | None, words: str
+) -> None:
+    for stream in (False, True):
+        body = {"model": MODEL, "prompt": "a b", "stream": stream, **extra}
+        answer = sandbox.post("/v1/completions", body)
+        assert answer.status_code == 400
+        error = answer.json()["error"]
+        assert error["type"] == "BadRequestError" and error["code"] == 400 and error["param"] == param
+        assert error["message"].startswith(words)
+    chat = {"model": MODEL, "messages": [{"role": "user", "content": "a b"}], "max_tokens": 16, **extra}
+    answer = sandbox.post("/v1/chat/completions", chat)
+    assert answer.status_code == 400 and answer.json()["error"]["message"].startswith(words)

@@ -1,5 +1,6 @@
 """What the HuggingFace Hub says about a model repo: does it exist, is it gated, may a token
-download it (`check_access`), and what a memory estimate needs (`model_facts`).
+download it (`check_access`), what a memory estimate needs (`model_facts`), and one file of
+a repo (`download_file`: bench's tokenizer.json).
 
 Through the `huggingface_hub` library, imported inside the functions (`vllmctl --help` must
 not pay ~0.6 s for it). The requests it makes, with the endpoint always passed explicitly:
@@ -11,10 +12,11 @@ not pay ~0.6 s for it). The requests it makes, with the endpoint always passed e
 - `GET {endpoint}/api/models/{repo}/auth-check`: what `HfApi.auth_check` sends, sent here
   through the library's session with a timeout (auth_check takes none). 200 when the token
   may download; 401/403 with `X-Error-Code: GatedRepo` when it may not.
-- `HEAD` then `GET {endpoint}/{repo}/resolve/main/config.json` (`hf_hub_download`), into
-  the standard HuggingFace cache (HF_HUB_CACHE, else HF_HOME/hub, else
-  ~/.cache/huggingface/hub), where vLLM, transformers and a later offline run of vllmctl
-  find it. When the Hub cannot be reached, `model_facts` falls back to that cached copy;
+- `HEAD` then `GET {endpoint}/{repo}/resolve/main/config.json` (`hf_hub_download`; any
+  file for `download_file`), into the standard HuggingFace cache (HF_HUB_CACHE, else
+  HF_HOME/hub, else ~/.cache/huggingface/hub), where vLLM, transformers and a later offline
+  run of vllmctl find it. When the Hub cannot be reached, `model_facts` and `download_file`
+  fall back to that cached copy;
   huggingface_hub also returns a cached copy when the token has lost access since.
 
 - `GET {endpoint}/api/models?search=...&pipeline_tag=text-generation&sort=downloads&limit=N
@@ -119,6 +121,10 @@ class HubTokenRejected(ExternalError):
 
 class RepoNotFound(UsageError):
     """No such model repo on the Hub (or private and invisible to the token)."""
+
+
+class FileNotInRepo(ExternalError):
+    """The repo exists but has no such file (the Hub's EntryNotFound)."""
 
 
 def page_url(repo_id: str, endpoint: str) -> str:
@@ -395,6 +401,39 @@ def _license(info: Any) -> str | None:
     return ", ".join(tags) or None
 
 
+def download_file(
+    repo_id: str, filename: str, token: str | None, *, endpoint: str, timeout: float = DEFAULT_TIMEOUT
+) -> Path:
+    """One file of the repo (its model info, then `HEAD` and `GET
+    {endpoint}/{repo}/resolve/main/{filename}`), into the standard HuggingFace cache; the cached
+    copy when the Hub cannot be reached or offline mode is on.
+
+    Raises RepoNotFound, HubAccessDenied ("request access at <page>"), HubTokenRejected,
+    FileNotInRepo, HubUnreachable (nothing cached), UsageError for a token an HTTP header
+    cannot carry, ExternalError for any other refusal.
+    """
+    endpoint = _endpoint(endpoint)
+    token = _checked_token(token)
+    if _offline():
+        return _cached_file(repo_id, filename, HubUnreachable(endpoint, OFFLINE_REASON))
+    # The model info first, as model_facts does: hf_hub_download retries a HEAD it cannot send
+    # five times with back-off (about 25 s against a refused port, minutes against a silent one)
+    # before it looks in the cache; model_info fails at once. Its file list also says whether
+    # the file is there, without a 404 to cache.
+    try:
+        info = _model_info(repo_id, token, endpoint, timeout, ["siblings"])
+    except HubUnreachable as unreachable:
+        return _cached_file(repo_id, filename, unreachable)
+    except _TokenRejected:
+        raise HubTokenRejected(_REJECTED.format(endpoint=endpoint)) from None
+    if info is None:
+        raise RepoNotFound(_not_found(repo_id, endpoint, token))
+    siblings = getattr(info, "siblings", None)  # None: a gated mirror that hid the metadata
+    if siblings is not None and filename not in {s.rfilename for s in siblings}:
+        raise FileNotInRepo(f"{repo_id} has no {filename} on {endpoint}.")
+    return _download(repo_id, filename, token, endpoint, timeout)
+
+
 # --- the requests ----------------------------------------------------------------------------
 
 _REJECTED = "{endpoint} rejected the HuggingFace token: it is invalid, expired or revoked."
@@ -402,6 +441,56 @@ _REJECTED = "{endpoint} rejected the HuggingFace token: it is invalid, expired o
 
 class _TokenRejected(Exception):
     """The Hub answered 401 Invalid credentials: the token itself was refused."""
+
+
+def _download(repo_id: str, filename: str, token: str | None, endpoint: str, timeout: float) -> Path:
+    """hf_hub_download of one file into the cache, its failures as ours (see download_file)."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
+    from huggingface_hub.utils.tqdm import silent_tqdm
+
+    page = page_url(repo_id, endpoint)
+    try:
+        path = hf_hub_download(
+            repo_id,
+            filename,
+            token=token or False,
+            endpoint=endpoint,
+            cache_dir=hub_cache_dir(),
+            etag_timeout=timeout,
+            library_name="vllmctl",
+            library_version=_version(),
+            tqdm_class=silent_tqdm,  # no progress bar on the user's terminal
+        )
+    except GatedRepoError:
+        who = "this token has" if token else "no token was given, so vllmctl has"
+        raise HubAccessDenied(
+            f"{repo_id} is gated and {who} no access to its files: request access at {page}.", page
+        ) from None
+    except RepositoryNotFoundError:
+        raise RepoNotFound(_not_found(repo_id, endpoint, token)) from None
+    except LocalEntryNotFoundError as error:
+        # The HEAD call failed and nothing is cached: its error is the cause.
+        cause = error.__cause__
+        reason = _unreachable_reason(cause, timeout) if cause is not None else None
+        if reason is None:
+            raise ExternalError(
+                f"{endpoint} did not answer like a HuggingFace Hub for {filename} of {repo_id} "
+                "(no X-Repo-Commit or ETag header); check HF_ENDPOINT."
+            ) from None
+        raise HubUnreachable(endpoint, reason) from None
+    except EntryNotFoundError:
+        raise FileNotInRepo(f"{repo_id} has no {filename} on {endpoint}.") from None
+    except Exception as error:
+        if _token_rejected(error):
+            raise HubTokenRejected(_REJECTED.format(endpoint=endpoint)) from None
+        raise _translate(error, endpoint, timeout, f"{filename} of {repo_id}") from None
+    return Path(str(path))
 
 
 def _model_info(repo_id: str, token: str | None, endpoint: str, timeout: float, expand: list[Any]) -> Any:
@@ -448,75 +537,38 @@ def _auth_check(repo_id: str, token: str, endpoint: str, timeout: float) -> tupl
 
 
 def _download_config(repo_id: str, token: str | None, endpoint: str, timeout: float) -> Path:
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import (
-        EntryNotFoundError,
-        GatedRepoError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-    )
-    from huggingface_hub.utils.tqdm import silent_tqdm
-
-    page = page_url(repo_id, endpoint)
     try:
-        path = hf_hub_download(
-            repo_id,
-            CONFIG_FILE,
-            token=token or False,
-            endpoint=endpoint,
-            cache_dir=hub_cache_dir(),
-            etag_timeout=timeout,
-            library_name="vllmctl",
-            library_version=_version(),
-            tqdm_class=silent_tqdm,  # no progress bar on the user's terminal
-        )
-    except GatedRepoError:
-        who = "this token has" if token else "no token was given, so vllmctl has"
-        raise HubAccessDenied(
-            f"{repo_id} is gated and {who} no access to its files: request access at {page}.", page
-        ) from None
-    except RepositoryNotFoundError:
-        raise RepoNotFound(_not_found(repo_id, endpoint, token)) from None
-    except LocalEntryNotFoundError as error:
-        # The HEAD call failed and nothing is cached: its error is the cause.
-        cause = error.__cause__
-        reason = _unreachable_reason(cause, timeout) if cause is not None else None
-        if reason is None:
-            raise ExternalError(
-                f"{endpoint} did not answer like a HuggingFace Hub for {CONFIG_FILE} of {repo_id} "
-                "(no X-Repo-Commit or ETag header); check HF_ENDPOINT."
-            ) from None
-        raise HubUnreachable(endpoint, reason) from None
-    except EntryNotFoundError:
+        return _download(repo_id, CONFIG_FILE, token, endpoint, timeout)  # model_facts asked model_info
+    except FileNotInRepo:
         raise ExternalError(
             f"{repo_id} has no {CONFIG_FILE} on {endpoint}; is it a transformers model?"
         ) from None
-    except Exception as error:
-        if _token_rejected(error):
-            raise HubTokenRejected(_REJECTED.format(endpoint=endpoint)) from None
-        raise _translate(error, endpoint, timeout, f"{CONFIG_FILE} of {repo_id}") from None
-    return Path(str(path))
 
 
 def _cached_facts(repo_id: str, unreachable: HubUnreachable) -> ModelFacts:
     """config.json from the cache when the Hub cannot be asked; else the HubUnreachable."""
+    path = _cached_file(repo_id, CONFIG_FILE, unreachable)
+    return ModelFacts(repo_id, None, {}, _read_config(path, repo_id), None, True, path)
+
+
+def _cached_file(repo_id: str, filename: str, unreachable: HubUnreachable) -> Path:
+    """The repo's `filename` from the cache when the Hub cannot be asked; else the HubUnreachable."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
 
     try:
-        path = Path(
+        return Path(
             str(
                 hf_hub_download(
-                    repo_id, CONFIG_FILE, cache_dir=hub_cache_dir(), local_files_only=True, token=False
+                    repo_id, filename, cache_dir=hub_cache_dir(), local_files_only=True, token=False
                 )
             )
         )
     except (EntryNotFoundError, ValueError, OSError):
         raise HubUnreachable(
             unreachable.endpoint,
-            f"{unreachable.reason}, and {repo_id}'s {CONFIG_FILE} is not in {hub_cache_dir()}",
+            f"{unreachable.reason}, and {repo_id}'s {filename} is not in {hub_cache_dir()}",
         ) from None
-    return ModelFacts(repo_id, None, {}, _read_config(path, repo_id), None, True, path)
 
 
 def _read_config(path: Path, repo_id: str) -> dict[str, Any]:
