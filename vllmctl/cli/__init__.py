@@ -96,6 +96,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "port-forward": ("api", "Forward a local port to the router through the Kubernetes API (default 8000)."),
     "list-api-models": ("api", "List the models the router serves (GET /v1/models through a port-forward)."),
     "test-completions": ("api", "Send a prompt to a model and stream the answer, with timings."),
+    "bench": ("bench", "Benchmark a served model: TTFT, TPOT, ITL, latency and throughput under load."),
     "doctor": (
         "doctor",
         "Check tools, cluster, secrets, models and GPU fit before deploying; each problem with its fix.",
