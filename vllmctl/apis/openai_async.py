@@ -11,6 +11,8 @@ httpx is imported inside the functions, as in openai_api.py.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from vllmctl.apis.openai_api import (
     CONNECT_TIMEOUT,
+    MODELS_PATH,
     READ_TIMEOUT,
     CompletionRequest,
     _loopback,
@@ -30,7 +33,7 @@ from vllmctl.apis.openai_api import (
 from vllmctl.core.errors import UsageError
 
 if TYPE_CHECKING:
-    import httpx
+    pass
 
 
 class ErrorKind:
@@ -104,6 +107,33 @@ class AsyncStreamClient:
     ) -> None:
         await self._http.aclose()
 
+    async def warm(self, connections: int, timeout: float = 30.0) -> None:
+        """Open `connections` connections before a run's clock starts, so no request's TTFT
+        pays for connecting (through a port-forward, ~0.3 s each): one GET /v1/models on
+        each, all held open until every one has answered. Failures are left to the run."""
+        import httpx
+
+        arrived = 0
+        everyone = asyncio.Event()
+
+        def arrive() -> None:
+            nonlocal arrived
+            arrived += 1
+            if arrived >= connections:
+                everyone.set()
+
+        async def hold() -> None:
+            try:
+                async with self._http.stream("GET", MODELS_PATH) as response:
+                    arrive()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(everyone.wait(), timeout)
+                    await response.aread()
+            except httpx.HTTPError:
+                arrive()
+
+        await asyncio.gather(*(hold() for _ in range(connections)))
+
     async def stream(
         self, request: CompletionRequest, on_chunk: Callable[[], None] | None = None
     ) -> StreamRecord:
@@ -122,7 +152,9 @@ class AsyncStreamClient:
         except httpx.UnsupportedProtocol:
             raise UsageError(f"{self.base_url} is not an http:// or https:// URL.") from None
         except httpx.LocalProtocolError:  # its text would quote the offending header: the key
-            raise UsageError(f"the request to {self.base_url} could not be sent: a header is malformed.") from None
+            raise UsageError(
+                f"the request to {self.base_url} could not be sent: a header is malformed."
+            ) from None
         if record.ended is None:
             record.ended = time.perf_counter()
         return record
@@ -206,4 +238,3 @@ def _json(data: str) -> Any:
 def _short(text: str, limit: int = 300) -> str:
     text = text.strip()
     return text if len(text) <= limit else text[:limit] + "..."
-

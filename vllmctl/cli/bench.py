@@ -36,22 +36,79 @@ def _rate(text: str) -> float:
 @command("bench")
 @click.argument("model", required=False, shell_complete=complete_model_names)
 @base_url_option
-@click.option("--requests", "requests", type=click.IntRange(min=1), help=f"requests to send [default: {DEFAULT_REQUESTS}; none with --duration]")
-@click.option("--concurrency", type=click.IntRange(min=1), help="at most this many in flight [default: 1 without --request-rate; else no limit]")
-@click.option("--request-rate", "rate_text", metavar="R", help="requests/s, Poisson arrivals (inf: all at once, as the concurrency allows) [default: inf]")
-@click.option("--duration", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", help="send for this long, then wait for those in flight")
-@click.option("--input-len", default=DEFAULT_INPUT_LEN, show_default=True, metavar="N|LOW-HIGH", help="prompt tokens")
-@click.option("--output-len", default=DEFAULT_OUTPUT_LEN, show_default=True, metavar="N|LOW-HIGH", help="max_tokens asked for")
-@click.option("--dataset", type=click.Path(path_type=Path, dir_okay=False), help="JSONL of prompts instead of synthetic ones")
-@click.option("--ignore-eos", is_flag=True, help="send vLLM's ignore_eos: every answer is --output-len tokens long")
-@click.option("--chat", is_flag=True, help="/v1/chat/completions (chat template applied) instead of /v1/completions")
+@click.option(
+    "--requests",
+    "requests",
+    type=click.IntRange(min=1),
+    help=f"requests to send [default: {DEFAULT_REQUESTS}; none with --duration]",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    help="at most this many in flight [default: 1 without --request-rate; else no limit]",
+)
+@click.option(
+    "--request-rate",
+    "rate_text",
+    metavar="R",
+    help="requests/s, Poisson arrivals (inf: all at once, as the concurrency allows) [default: inf]",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="send for this long, then wait for those in flight",
+)
+@click.option(
+    "--input-len", default=DEFAULT_INPUT_LEN, show_default=True, metavar="N|LOW-HIGH", help="prompt tokens"
+)
+@click.option(
+    "--output-len",
+    default=DEFAULT_OUTPUT_LEN,
+    show_default=True,
+    metavar="N|LOW-HIGH",
+    help="max_tokens asked for",
+)
+@click.option(
+    "--dataset",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="JSONL of prompts instead of synthetic ones",
+)
+@click.option(
+    "--ignore-eos", is_flag=True, help="send vLLM's ignore_eos: every answer is --output-len tokens long"
+)
+@click.option(
+    "--chat", is_flag=True, help="/v1/chat/completions (chat template applied) instead of /v1/completions"
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="for the prompts and the arrival times")
-@click.option("--slo", metavar="ttft=MS,tpot=MS,e2el=MS", help="goodput: requests/s meeting every limit given")
-@click.option("--sweep", metavar="concurrency=1,2,4|rate=1,2,4", help="one run per value, and a table of them")
-@click.option("--plot", "plot_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE", help="latency against throughput, .png or .svg (needs vllmctl[plot])")
-@click.option("--save", "save_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE", help="write the run as JSON (settings, versions, metrics)")
+@click.option(
+    "--slo", metavar="ttft=MS,tpot=MS,e2el=MS", help="goodput: requests/s meeting every limit given"
+)
+@click.option(
+    "--sweep", metavar="concurrency=1,2,4|rate=1,2,4", help="one run per value, and a table of them"
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="latency against throughput, .png or .svg (needs vllmctl[plot])",
+)
+@click.option(
+    "--save",
+    "save_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="write the run as JSON (settings, versions, metrics)",
+)
 @click.option("--detail", is_flag=True, help="--save and -o json: add every request's measurements")
-@click.option("--compare", nargs=2, type=click.Path(path_type=Path, dir_okay=False), metavar="A.json B.json", help="compare two saved runs instead of running")
+@click.option(
+    "--compare",
+    nargs=2,
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="A.json B.json",
+    help="compare two saved runs instead of running",
+)
 def bench(
     app: App,
     model: str | None,
@@ -155,7 +212,7 @@ def _run(
     save_path: Path | None,
     detail: bool,
 ) -> None:
-    from vllmctl.ops.bench.benchmark import make_prompts, run_point
+    from vllmctl.ops.bench.benchmark import make_prompts
     from vllmctl.ops.bench.metrics import parse_slo
     from vllmctl.ops.bench.prompts import PromptSpec, parse_length
     from vllmctl.ops.bench.runner import Target
@@ -214,19 +271,32 @@ def _run(
 
 
 def _one(
-    app: App, label: str, target: Any, shape: Any, prompts: Any, spec: Any, slo: dict[str, float],
-    where: dict[str, Any], release: dict[str, Any] | None, detail: bool,
-) -> tuple[dict[str, Any], Any]:  # fmt: skip
+    app: App,
+    label: str,
+    target: Any,
+    shape: Any,
+    prompts: Any,
+    spec: Any,
+    slo: dict[str, float],
+    where: dict[str, Any],
+    release: dict[str, Any] | None,
+    detail: bool,
+) -> tuple[dict[str, Any], Any]:
+    """One point, with the live progress line on a terminal."""
+    from functools import partial
+
     from vllmctl.ops.bench.benchmark import run_point
 
-    kwargs = dict(target=target, shape=shape, prompts=prompts, spec=spec, slo=slo, endpoint=where,
-                  release=release, detail=detail)  # fmt: skip
-    if sys.stderr.isatty():
-        from vllmctl.ops.bench.progress import LiveProgress
+    point = partial(
+        run_point, target=target, shape=shape, prompts=prompts, spec=spec, slo=slo,
+        endpoint=where, release=release, detail=detail,
+    )  # fmt: skip
+    if not sys.stderr.isatty():
+        return point()
+    from vllmctl.ops.bench.progress import LiveProgress
 
-        with LiveProgress(label) as live:
-            return run_point(**kwargs, on_tick=live.update)  # type: ignore[arg-type]
-    return run_point(**kwargs)  # type: ignore[arg-type]
+    with LiveProgress(label) as live:
+        return point(on_tick=live.update)
 
 
 def _endpoint_data(endpoint: Endpoint, chat: bool) -> dict[str, Any]:

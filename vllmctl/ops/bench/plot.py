@@ -27,6 +27,7 @@ def plot(path: Path, parameter: str | None, points: list[dict[str, Any]]) -> Non
     import matplotlib
 
     matplotlib.use("Agg")  # no display: write the file only
+    matplotlib.rcParams["svg.fonttype"] = "none"  # an SVG's labels stay text (searchable)
     import matplotlib.pyplot as plt
 
     x = [p["metrics"]["output_throughput"] or 0.0 for p in points]

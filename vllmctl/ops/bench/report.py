@@ -157,7 +157,9 @@ def load_saved(path: Path) -> dict[str, Any]:
         ) from None
     if isinstance(data, dict) and data.get("format") == FORMAT and "sweep" in data:
         raise UsageError(f"--compare {path}: it is a sweep; compare single runs (--save without --sweep).")
-    if not (isinstance(data, dict) and data.get("format") == FORMAT and isinstance(data.get("metrics"), dict)):
+    if not (
+        isinstance(data, dict) and data.get("format") == FORMAT and isinstance(data.get("metrics"), dict)
+    ):
         raise UsageError(
             f"--compare {path}: not a saved benchmark run (no format {FORMAT!r} with metrics); "
             "give a file `vllmctl bench --save` wrote."
@@ -189,7 +191,12 @@ def compare_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
         return "-" if pct is None else f"{pct:+.1f}%"
 
     return [
-        [f"{r['label']}" + (f" ({r['unit']})" if r["unit"] else ""), _num(r["a"]), _num(r["b"]), change(r["change_pct"])]
+        [
+            f"{r['label']}" + (f" ({r['unit']})" if r["unit"] else ""),
+            _num(r["a"]),
+            _num(r["b"]),
+            change(r["change_pct"]),
+        ]
         for r in rows
     ]
 

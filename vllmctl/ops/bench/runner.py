@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import math
 import random
 import signal
@@ -26,6 +27,9 @@ from vllmctl.ops.bench.metrics import RequestResult
 from vllmctl.ops.bench.prompts import BenchPrompt
 
 TICK_SECONDS = 0.25  # how often the progress display is told how things stand
+# Connections opened before the clock starts: the concurrency, else the requests, capped.
+WARM_DEFAULT = 32
+WARM_MAX = 256
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,7 @@ class _Run:
             async with AsyncStreamClient(
                 self.target.base_url, self.target.api_key, max_connections=connections
             ) as client:
+                await client.warm(min(connections or WARM_DEFAULT, WARM_MAX))
                 self.start = time.perf_counter()
                 ticker = asyncio.ensure_future(self._tick()) if self.on_tick else None
                 await self._drive(client)
@@ -157,9 +162,7 @@ class _Run:
         finally:
             self.feed.close()
             sigint()
-        return RunResult(
-            self.results, duration, started_at, self.interrupted, self.cancelled, self.sent
-        )
+        return RunResult(self.results, duration, started_at, self.interrupted, self.cancelled, self.sent)
 
     async def _drive(self, client: object) -> None:
         dispatcher = asyncio.ensure_future(self._dispatch(client))
@@ -279,7 +282,7 @@ def measured(record: object, prompt: BenchPrompt, start: float) -> RequestResult
         ok=True,
         ttft=chunks[0] - record.sent,
         e2el=chunks[-1] - record.sent,
-        itl=tuple(b - a for a, b in zip(chunks, chunks[1:], strict=False)),
+        itl=tuple(b - a for a, b in itertools.pairwise(chunks)),
         input_tokens=input_tokens,
         output_tokens=output,
         output_counted_from=counted,
@@ -295,4 +298,8 @@ def _catch_sigint(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]) 
         loop.add_signal_handler(signal.SIGINT, handler)
     except (NotImplementedError, RuntimeError, ValueError):  # not on this platform or loop
         return lambda: None
-    return lambda: loop.remove_signal_handler(signal.SIGINT)
+
+    def restore() -> None:
+        loop.remove_signal_handler(signal.SIGINT)
+
+    return restore

@@ -1,0 +1,277 @@
+"""vllmctl bench end to end: through vllmctl's own port-forward to the sandbox's router
+stand-in, whose pacing (time to first token, tokens/s) is known, so the measured TTFT and
+TPOT can be checked against it; sweeps, --save/--compare, errors, Ctrl-C and --plot."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Run
+from tests.ops.test_api_commands import (  # noqa: F401 (fixtures)
+    eventually,
+    installed,
+    no_leftover_threads,
+    pace,
+    requests_to,
+    router,
+    vllmctl_process,
+)
+from tests.sandbox.fixtures import ClusterEnv
+
+# Prompts of 40 words: the stand-in echoes them, so every answer is cut at --output-len.
+FIXED = ("--input-len", "40", "--output-len", "20")
+
+
+def bench(run: Run, *args: str, env: dict[str, str] | None = None) -> tuple[Any, dict[str, Any]]:
+    result = run("bench", "llama3", *FIXED, *args, "-o", "json", env=env)
+    return result, json.loads(result.stdout) if result.stdout.strip() else {}
+
+
+def within(measured: float | None, expected: float, share: float = 0.10) -> bool:
+    return measured is not None and abs(measured - expected) <= share * expected
+
+
+@pytest.mark.parametrize(("concurrency", "requests"), [(1, 3), (8, 8)])
+def test_ttft_and_tpot_match_the_routers_pacing(
+    run: Run, installed: ClusterEnv, concurrency: int, requests: int
+) -> None:
+    # 1.5 s before the first token and 50 ms between tokens: the pacing dwarfs the client's,
+    # the tunnel's and the stand-in's own overhead (all in this process: 10-100 ms for a
+    # burst of 8 on a busy 2-core machine, about 2 ms a token).
+    ttft, rate = 1.5, 20.0
+    pace(installed, ttft, rate)
+    result, data = bench(run, "--requests", str(requests), "--concurrency", str(concurrency))
+    assert result.exit_code == 0, result.stderr
+    m = data["metrics"]
+    assert (m["completed"], m["failed"]) == (requests, 0)
+    assert m["total_output_tokens"] == 20 * requests  # the server's usage: max_tokens each
+    assert m["total_input_tokens"] == 40 * requests  # 40 one-token words, as the stand-in counts
+    assert m["output_counted_from_chunks"] == 0
+    for stat in ("mean", "median"):
+        assert within(m["ttft_ms"][stat], ttft * 1000), m["ttft_ms"]
+        assert within(m["tpot_ms"][stat], 1000 / rate), m["tpot_ms"]
+        assert within(m["itl_ms"][stat], 1000 / rate), m["itl_ms"]
+    # E2EL = TTFT + 19 gaps; throughput = tokens over the run's duration.
+    assert within(m["e2el_ms"]["median"], ttft * 1000 + 19 * 1000 / rate)
+    assert m["output_throughput"] == pytest.approx(m["total_output_tokens"] / m["duration_s"], rel=1e-3)
+    assert m["request_throughput"] == pytest.approx(requests / m["duration_s"], rel=1e-3)
+    assert data["settings"]["concurrency"] == concurrency
+    assert data["endpoint"] == {
+        "via": "port-forward", "base_url": None, "label": "the router", "path": "/v1/completions",
+    }  # fmt: skip
+    assert requests_to(installed, "/v1/completions") == requests
+
+
+def test_the_table_says_where_the_numbers_come_from(run: Run, installed: ClusterEnv) -> None:
+    pace(installed, 0.01, 1000.0)
+    result = run("bench", "llama3", *FIXED, "--requests", "4", "--concurrency", "2", "--slo", "ttft=5000")
+    assert result.exit_code == 0, result.stderr
+    rows = {line[:26].strip(): line[26:].strip() for line in result.stdout.splitlines() if line[:1] != " "}
+    assert rows["successful requests"] == "4"
+    assert rows["failed requests"] == "0"
+    assert rows["load"] == "4 requests, 2 at a time, rate inf"
+    assert rows["prompts"].startswith("synthetic")
+    assert rows["request goodput"].endswith("req/s (ttft <= 5000 ms)")
+    assert "TTFT (ms)" in result.stdout and "TPOT (ms)" in result.stdout and "E2EL (ms)" in result.stdout
+    help_text = run("bench", "--help").stdout
+    for words in ("TTFT", "TPOT", "ITL", "E2EL", "usage", "goodput", "docs/bench.md"):
+        assert words in help_text
+
+
+def test_a_sweep_runs_each_point_and_shows_a_table(run: Run, installed: ClusterEnv) -> None:
+    pace(installed, 0.01, 1000.0)
+    result = run("bench", "llama3", *FIXED, "--requests", "4", "--sweep", "concurrency=1,2")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:4] == ["CONCURRENCY", "OK", "FAILED", "REQ/S"]
+    assert [line.split()[:3] for line in lines[1:]] == [["1", "4", "0"], ["2", "4", "0"]]
+    assert requests_to(installed, "/v1/completions") == 8
+    as_json = run("bench", "llama3", *FIXED, "--requests", "2", "--sweep", "rate=50,100", "-o", "json")
+    data = json.loads(as_json.stdout)
+    assert data["sweep"] == {"parameter": "rate", "values": [50, 100]}
+    assert [p["settings"]["request_rate"] for p in data["points"]] == [50, 100]
+    assert [p["settings"]["concurrency"] for p in data["points"]] == [None, None]  # no limit with a rate
+
+
+def test_save_then_compare(run: Run, installed: ClusterEnv, tmp_path: Path) -> None:
+    pace(installed, 0.01, 1000.0)
+    secret = "bench-key-that-must-not-leak"
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    saved = run(
+        "bench",
+        "llama3",
+        *FIXED,
+        "--requests",
+        "3",
+        "--save",
+        str(a),
+        "--detail",
+        env={"VLLM_API_KEY": secret},
+    )
+    assert saved.exit_code == 0, saved.stderr
+    assert f"run saved to {a}" in saved.stderr
+    text = a.read_text()
+    assert secret not in text and secret not in saved.output
+    data = json.loads(text)
+    assert data["format"] == "vllmctl-bench/1" and data["model"] == "llama3"
+    assert data["release"]["chart_version"] and data["release"]["router_image"]
+    assert data["release"]["release"] == installed.release
+    assert data["prompts"]["source"].startswith("synthetic")
+    assert len(data["requests"]) == 3 and all(r["ok"] and len(r["itl_ms"]) == 19 for r in data["requests"])
+    pace(installed, 0.05, 1000.0)
+    again = run("bench", "llama3", *FIXED, "--requests", "3", "--save", str(b))
+    assert again.exit_code == 0, again.stderr
+    assert "requests" not in json.loads(b.read_text())  # no --detail
+    compared = run("bench", "--compare", str(a), str(b))
+    assert compared.exit_code == 0, compared.stderr
+    rows = {line[:30].strip(): line[30:].split() for line in compared.stdout.splitlines()[1:]}
+    ttft = rows["TTFT median (ms)"]
+    assert float(ttft[1]) > float(ttft[0]) and ttft[2].startswith("+") and ttft[2].endswith("%")
+    assert rows["successful requests"] == ["3", "3", "+0.0%"]
+    as_json = json.loads(run("bench", "--compare", str(a), str(b), "-o", "json").stdout)
+    change = next(r for r in as_json["metrics"] if r["metric"] == "ttft_ms.median")
+    assert change["change_pct"] == pytest.approx((change["b"] - change["a"]) / change["a"] * 100, abs=0.01)
+    junk = tmp_path / "junk.json"
+    junk.write_text('{"hello": 1}')
+    refused = run("bench", "--compare", str(a), str(junk))
+    assert refused.exit_code == 2
+    assert refused.stderr.strip() == (
+        f"error: --compare {junk}: not a saved benchmark run (no format 'vllmctl-bench/1' with metrics); "
+        "give a file `vllmctl bench --save` wrote."
+    )
+    junk.write_text("{not json")
+    assert f"--compare {junk}:1:2: not JSON" in run("bench", "--compare", str(a), str(junk)).stderr
+
+
+def test_errors_are_counted_by_kind_and_never_averaged(run: Run, installed: ClusterEnv) -> None:
+    pace(installed, 0.01, 1000.0)
+    installed.sandbox.call(router(installed).fail_next, 3, 503, "engine overloaded", "/v1/completions")
+    result, data = bench(run, "--requests", "6")
+    assert result.exit_code == 0, result.stderr  # some failed: a warning, the metrics of the rest
+    m = data["metrics"]
+    assert (m["completed"], m["failed"], m["errors"]) == (3, 3, {"HTTP 503": 3})
+    assert m["error_details"]["HTTP 503"] == "engine overloaded"
+    assert m["total_output_tokens"] == 60 and m["ttft_ms"]["mean"] >= 10  # the 3 that succeeded
+    assert "3 of 6 requests failed (HTTP 503: 3); the first: HTTP 503: engine overloaded" in result.stderr
+    installed.sandbox.call(router(installed).fail_next, 2, 500, "boom", "/v1/completions")
+    failing, data = bench(run, "--requests", "2")
+    assert failing.exit_code == 1
+    assert data["metrics"]["completed"] == 0 and data["metrics"]["ttft_ms"]["mean"] is None
+    assert "error: every request failed (HTTP 500: 2); the first: HTTP 500: boom" in failing.stderr
+    unknown = run("bench", "nope", *FIXED, "--requests", "1")
+    assert unknown.exit_code == 1 and "HTTP 404" in unknown.stderr and "not found" in unknown.stderr
+
+
+def test_chat_duration_and_rate(run: Run, installed: ClusterEnv) -> None:
+    pace(installed, 0.01, 1000.0)
+    chat, data = bench(run, "--requests", "2", "--chat")
+    assert chat.exit_code == 0, chat.stderr
+    assert data["endpoint"]["path"] == "/v1/chat/completions"
+    assert requests_to(installed, "/v1/chat/completions") == 2
+    # TTFT is to the first chunk of text, not to vLLM's opening role-only chunk.
+    assert data["metrics"]["ttft_ms"]["median"] >= 10
+    timed, data = bench(run, "--duration", "0.5", "--concurrency", "2")
+    assert timed.exit_code == 0, timed.stderr
+    m = data["metrics"]
+    assert data["settings"]["requests"] is None and data["settings"]["sent"] == m["completed"] > 2
+    assert m["failed"] == 0 and data["cancelled_in_flight"] == 0  # those in flight were waited for
+    paced, data = bench(run, "--requests", "3", "--request-rate", "20", "--seed", "7")
+    assert paced.exit_code == 0 and data["metrics"]["completed"] == 3
+    assert data["settings"]["request_rate"] == 20 and data["settings"]["seed"] == 7
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--sweep", "speed=1"), "--sweep 'speed=1': give concurrency=1,2,4 or rate=1,2,4."),
+        (("--slo", "itl=3"), "--slo 'itl=3': give KEY=MILLISECONDS pairs"),
+        (("--input-len", "9-3"), "--input-len '9-3': lengths start at 1"),
+        (("--request-rate", "0"), "--request-rate '0': give requests per second above 0, or inf."),
+        (("--duration", "2", "--request-rate", "inf"), "--duration without --requests needs --concurrency"),
+        (("--concurrency", "2", "--sweep", "concurrency=1,2"), "give --concurrency or --sweep"),
+        (("--plot", "out.pdf"), "--plot out.pdf: the file must end in .png or .svg."),
+    ],
+)
+def test_usage_mistakes_name_the_flag(run: Run, args: tuple[str, ...], message: str) -> None:
+    result = run("bench", "llama3", "--base-url", "http://127.0.0.1:9", *args)
+    assert result.exit_code == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_ctrl_c_ends_the_run_and_still_prints_the_metrics(installed: ClusterEnv, tmp_path: Path) -> None:
+    pace(installed, 0.05, 40.0)  # about 0.5 s a request
+    child = vllmctl_process(
+        "bench", "llama3", *FIXED, "--requests", "200", "--concurrency", "2", "-o", "json",
+        cluster=installed, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        eventually(lambda: requests_to(installed, "/v1/completions") >= 6, timeout=30)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 130, err
+    data = json.loads(out)
+    assert data["interrupted"] is True
+    assert data["metrics"]["completed"] >= 4 and data["metrics"]["failed"] == 0
+    assert data["cancelled_in_flight"] >= 1
+    assert data["metrics"]["ttft_ms"]["median"] is not None
+    assert "Interrupted: the metrics above are of the" in err and "Traceback" not in err
+
+
+BLOCK_MATPLOTLIB = """\
+import sys
+
+class _NoMatplotlib:
+    def find_spec(self, name, path=None, target=None):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, _NoMatplotlib())
+"""
+
+
+def test_plot_without_matplotlib_says_what_to_install_before_any_load(
+    installed: ClusterEnv, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(BLOCK_MATPLOTLIB)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VLLM_")}
+    env.update(installed.env, VLLM_NAMESPACE=installed.namespace, PYTHONPATH=str(blocker))
+    done = subprocess.run(
+        [sys.executable, "-m", "vllmctl", "bench", "llama3", "--plot", "lat.png", "--requests", "2"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert (
+        done.stderr
+        == "error: --plot needs matplotlib, which is not installed: run pip install 'vllmctl[plot]'.\n"
+    )
+    assert requests_to(installed, "/v1/completions") == 0
+    assert not (tmp_path / "lat.png").exists()
+
+
+def test_plot_of_a_sweep(run: Run, installed: ClusterEnv, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    pace(installed, 0.01, 1000.0)
+    svg = tmp_path / "sweep.svg"
+    result = run(
+        "bench", "llama3", *FIXED, "--requests", "2", "--sweep", "concurrency=1,2", "--plot", str(svg)
+    )
+    assert result.exit_code == 0, result.stderr
+    assert f"plot written to {svg}" in result.stderr
+    text = svg.read_text()
+    assert "<svg" in text and "concurrency=2" in text
