@@ -15,16 +15,13 @@ from typing import Any
 import pytest
 
 from tests.conftest import Run
-from tests.ops.test_api_commands import (  # noqa: F401 (fixtures)
-    eventually,
-    installed,
-    no_leftover_threads,
-    pace,
-    requests_to,
-    router,
-    vllmctl_process,
-)
+from tests.ops import test_api_commands as api
+from tests.ops.test_api_commands import eventually, pace, requests_to, router, vllmctl_process
 from tests.sandbox.fixtures import ClusterEnv
+
+# The release on the sandbox, and the check that no thread of ours is left (that module's).
+installed = pytest.fixture(api.installed.__wrapped__)
+no_leftover_threads = pytest.fixture(autouse=True)(api.no_leftover_threads.__wrapped__)
 
 # Prompts of 40 words: the stand-in echoes them, so every answer is cut at --output-len.
 FIXED = ("--input-len", "40", "--output-len", "20")
