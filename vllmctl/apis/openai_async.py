@@ -175,8 +175,10 @@ class AsyncStreamClient:
                 async for event in EventSource(response).aiter_sse():
                     now = clock()
                     if event.data == "[DONE]":
+                        # Read on to the body's end (it ends here): a response left unread
+                        # closes its connection, and the next request would pay for a new one.
                         done = True
-                        break
+                        continue
                     chunk = _json(event.data)
                     if not isinstance(chunk, dict):
                         continue
