@@ -4,14 +4,18 @@ TPOT can be checked against it; sweeps, --save/--compare, errors, Ctrl-C and --p
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pexpect
 import pytest
 
 from tests.conftest import Run
@@ -276,3 +280,93 @@ def test_plot_of_a_sweep(run: Run, installed: ClusterEnv, tmp_path: Path) -> Non
     assert f"plot written to {svg}" in result.stderr
     text = svg.read_text()
     assert "<svg" in text and "concurrency=2" in text
+
+
+# --- against a scripted server: what bench sends, and the failures a stand-in cannot make ---
+
+
+class Scripted(http.server.BaseHTTPRequestHandler):
+    """Answers every POST with the events of `server.script` (then closes), and records bodies."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # bench's warm-up: GET /v1/models
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def do_POST(self) -> None:
+        server: Any = self.server
+        server.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        for event in server.script:
+            self.wfile.write(f"data: {event}\n\n".encode())
+            self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def scripted() -> Iterator[Any]:
+    server: Any = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
+    server.bodies, server.script = [], []
+    thread = threading.Thread(target=server.serve_forever, name="scripted server", daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def chunk(text: str) -> str:
+    return json.dumps({"choices": [{"index": 0, "text": text, "finish_reason": None}]})
+
+
+def test_what_bench_sends_and_the_failures_it_counts(run: Run, scripted: Any) -> None:
+    url = f"http://127.0.0.1:{scripted.server_address[1]}"
+    key = {"VLLM_API_KEY": "k"}  # no cluster to ask for one
+    scripted.script = [chunk(" a"), chunk(" b"), chunk(" c"), "[DONE]"]  # no usage: counted
+    result = run("bench", "m", "--base-url", url, "--requests", "2", "--ignore-eos", "--output-len", "3",
+                 "--input-len", "5", "-o", "json", env=key)  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    body = scripted.bodies[0]
+    assert body["ignore_eos"] is True and body["max_tokens"] == 3 and body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True} and len(body["prompt"].split()) == 5
+    m = json.loads(result.stdout)["metrics"]
+    assert (m["completed"], m["total_output_tokens"], m["output_counted_from_chunks"]) == (2, 6, 2)
+    assert m["total_input_tokens"] == 10  # the prompts' own counts, without usage
+    scripted.script = [chunk(" a")]  # the stream ends without [DONE]
+    dropped = run("bench", "m", "--base-url", url, "--requests", "2", "-o", "json", env=key)
+    assert dropped.exit_code == 1
+    assert json.loads(dropped.stdout)["metrics"]["errors"] == {"stream dropped": 2}
+    scripted.script = [chunk(" a"), json.dumps({"error": {"message": "engine died"}}), "[DONE]"]
+    broken = run("bench", "m", "--base-url", url, "--requests", "1", "-o", "json", env=key)
+    assert json.loads(broken.stdout)["metrics"]["errors"] == {"error event": 1}
+    assert "the first: error event: engine died" in broken.stderr
+    role = {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
+    scripted.script = [json.dumps(role), "[DONE]"]  # the opening role chunk, then nothing
+    chat = run("bench", "m", "--base-url", url, "--requests", "1", "--chat", env=key)
+    assert "messages" in scripted.bodies[-1] and "prompt" not in scripted.bodies[-1]
+    assert chat.exit_code == 1  # no chunk with text: no first token
+    assert "every request failed (no tokens: 1)" in chat.stderr
+
+
+def test_the_live_progress_line_at_a_terminal(installed: ClusterEnv, tmp_path: Path) -> None:
+    pace(installed, 0.05, 100.0)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VLLM_")}
+    env.update(installed.env, VLLM_NAMESPACE=installed.namespace, TERM="xterm", COLUMNS="150", NO_COLOR="1")
+    child = pexpect.spawn(
+        sys.executable, ["-m", "vllmctl", "bench", "llama3", *FIXED, "--requests", "6", "--concurrency", "2"],
+        cwd=str(tmp_path), env=env, encoding="utf-8", timeout=60, dimensions=(40, 150),
+    )  # fmt: skip
+    child.expect(r"bench \[[#-]+\] \d+/6 done, 0 errors, \d+ in flight, \d+ output tok/s")
+    child.expect("successful requests +6")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0

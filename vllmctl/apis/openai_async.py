@@ -25,6 +25,7 @@ from vllmctl.apis.openai_api import (
     MODELS_PATH,
     READ_TIMEOUT,
     CompletionRequest,
+    _error_message,
     _loopback,
     api_key_problem,
     error_text,
@@ -183,7 +184,7 @@ class AsyncStreamClient:
                     if not isinstance(chunk, dict):
                         continue
                     if chunk.get("error"):
-                        _fail(record, ErrorKind.ERROR_EVENT, _short(event.data))
+                        _fail(record, ErrorKind.ERROR_EVENT, _error_message(chunk))
                         return
                     _take_usage(record, chunk.get("usage"))
                     for choice in chunk.get("choices") or ():

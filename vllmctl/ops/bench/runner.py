@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from vllmctl.core.errors import VllmctlError
 from vllmctl.ops.bench.metrics import RequestResult
 from vllmctl.ops.bench.prompts import BenchPrompt
 
@@ -132,6 +133,7 @@ class _Run:
         self.pending: set[asyncio.Task[None]] = set()
         self.stop = asyncio.Event()
         self.interrupted = False
+        self.fatal: VllmctlError | None = None
         self.cancelled = 0
         self.sent = 0
         self.tokens = 0
@@ -171,13 +173,15 @@ class _Run:
             await asyncio.wait({dispatcher, stopped}, return_when=asyncio.FIRST_COMPLETED)
             while self.pending and not self.stop.is_set():
                 await asyncio.wait({*self.pending, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            if self.interrupted:
+            if self.interrupted or self.fatal:
                 dispatcher.cancel()
                 for task in self.pending:
                     task.cancel()
             await asyncio.gather(dispatcher, *self.pending, return_exceptions=True)
         finally:
             stopped.cancel()
+        if self.fatal is not None:
+            raise self.fatal
         if dispatcher.done() and not dispatcher.cancelled() and (error := dispatcher.exception()):
             raise error
 
@@ -229,6 +233,10 @@ class _Run:
         except asyncio.CancelledError:
             self.cancelled += 1
             raise
+        except VllmctlError as e:  # a mistake every request would repeat (the URL's scheme...)
+            self.fatal = self.fatal or e
+            self.stop.set()
+            return
         finally:
             if gate is not None:
                 gate.release()
