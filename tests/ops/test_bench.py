@@ -127,8 +127,10 @@ def test_save_then_compare(run: Run, installed: ClusterEnv, tmp_path: Path) -> N
     assert secret not in text and secret not in saved.output
     data = json.loads(text)
     assert data["format"] == "vllmctl-bench/1" and data["model"] == "llama3"
-    assert data["release"]["chart_version"] and data["release"]["router_image"]
+    assert data["release"]["chart_version"] == "0.1.8"  # the test chart's
+    assert data["release"]["router_image"].startswith("lmcache/lmstack-router:")
     assert data["release"]["release"] == installed.release
+    assert data["release"]["engine_image"] == "vllm/vllm-openai:v0.10.1"  # VLLM_MODEL_TAG
     assert data["prompts"]["source"].startswith("synthetic")
     assert len(data["requests"]) == 3 and all(r["ok"] and len(r["itl_ms"]) == 19 for r in data["requests"])
     pace(installed, 0.05, 1000.0)
