@@ -99,11 +99,13 @@ def test_a_sweep_runs_each_point_and_shows_a_table(run: Run, installed: ClusterE
     assert lines[0].split()[:4] == ["CONCURRENCY", "OK", "FAILED", "REQ/S"]
     assert [line.split()[:3] for line in lines[1:]] == [["1", "4", "0"], ["2", "4", "0"]]
     assert requests_to(installed, "/v1/completions") == 8
-    as_json = run("bench", "llama3", *FIXED, "--requests", "2", "--sweep", "rate=50,100", "-o", "json")
-    data = json.loads(as_json.stdout)
-    assert data["sweep"] == {"parameter": "rate", "values": [50, 100]}
-    assert [p["settings"]["request_rate"] for p in data["points"]] == [50, 100]
+    as_json = run("bench", "llama3", *FIXED, "--requests", "2", "--sweep", "rate=50,inf", "-o", "json")
+    data = json.loads(as_json.stdout)  # strict JSON: a rate of inf is null
+    assert data["sweep"] == {"parameter": "rate", "values": [50, None]}
+    assert [p["settings"]["request_rate"] for p in data["points"]] == [50, None]
     assert [p["settings"]["concurrency"] for p in data["points"]] == [None, None]  # no limit with a rate
+    table = run("bench", "llama3", *FIXED, "--requests", "2", "--sweep", "rate=inf")
+    assert table.stdout.splitlines()[1].split()[:3] == ["inf", "2", "0"]
 
 
 def test_save_then_compare(run: Run, installed: ClusterEnv, tmp_path: Path) -> None:

@@ -71,7 +71,7 @@ def _rate(text: str) -> float:
 )
 @click.option(
     "--dataset",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
     help="JSONL of prompts instead of synthetic ones",
 )
 @click.option(
@@ -250,7 +250,11 @@ def _run(
     if sweep_spec:
         out: dict[str, Any] = {
             "format": points[0]["format"],
-            "sweep": {"parameter": sweep_spec[0], "values": values},
+            # JSON has no infinity: a rate of inf is null, as in each point's settings.
+            "sweep": {
+                "parameter": sweep_spec[0],
+                "values": [v if math.isfinite(v) else None for v in values],
+            },
             "model": points[0]["model"],
             "points": points,
             "interrupted": interrupted,

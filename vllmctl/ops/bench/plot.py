@@ -40,7 +40,9 @@ def plot(path: Path, parameter: str | None, points: list[dict[str, Any]]) -> Non
         for xi, p in zip(x, points, strict=True):
             value = p["metrics"]["e2el_ms"]["median"]
             if value is not None:
-                axes.annotate(f"{parameter}={p['settings'][setting]:g}", (xi, value), fontsize=8,
+                shown = p["settings"][setting]
+                shown = "inf" if shown is None else f"{shown:g}"
+                axes.annotate(f"{parameter}={shown}", (xi, value), fontsize=8,
                               textcoords="offset points", xytext=(4, 4))  # fmt: skip
     axes.set_xlabel("output token throughput (tok/s)")
     axes.set_ylabel("latency (ms)")

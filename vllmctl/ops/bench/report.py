@@ -113,7 +113,7 @@ def sweep_rows(parameter: str, points: list[dict[str, Any]]) -> list[list[str]]:
         m = point["metrics"]
         rows.append(
             [
-                f"{point['settings'][_setting(parameter)]:g}",
+                _point_value(point["settings"][_setting(parameter)]),
                 str(m["completed"]),
                 str(m["failed"]),
                 _num(m["request_throughput"]),
@@ -132,6 +132,10 @@ SWEEP_HEADERS = (
     "ok", "failed", "req/s", "output tok/s", "ttft median ms", "tpot median ms",
     "itl median ms", "e2el median ms", "e2el p99 ms",
 )  # fmt: skip
+
+
+def _point_value(value: float | None) -> str:
+    return "inf" if value is None else f"{value:g}"  # a rate of inf is saved as null
 
 
 def _setting(parameter: str) -> str:
