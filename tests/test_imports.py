@@ -41,6 +41,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "vllmctl"
 # Who may import which library, and why. Written from what the code does today.
 HTTPX_IMPORTERS = {
     "vllmctl.apis.openai_api",  # the client of the served OpenAI-compatible API
+    "vllmctl.apis.openai_async",  # the same API over asyncio, for bench's load generation
     "vllmctl.chart.version",  # reads the chart repository's index.yaml (`deploy --check-chart`...)
 }
 KUBERNETES_IMPORTERS = {

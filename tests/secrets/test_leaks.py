@@ -137,6 +137,22 @@ STEPS: tuple[Step, ...] = (
     Step(("list-api-models",), env={}),  # the key read from the Secret
     Step(("test-completions", "llama3", "Say hello.")),  # the key from VLLM_API_KEY
     Step(("chat", "llama3", "-o", "json"), stdin="Say hello.\nAgain.\n/save chat.json\n"),  # two turns
+    # bench: the key from VLLM_API_KEY on every request, and a saved run (the file must hold no secret)
+    Step(
+        (
+            "bench",
+            "llama3",
+            "--requests",
+            "2",
+            "--input-len",
+            "5",
+            "--output-len",
+            "4",
+            "--save",
+            "bench.json",
+            "--detail",
+        )
+    ),
     # A key with a stray carriage return (a file with CRLF line ends): refused, never echoed.
     Step(("test-completions", "llama3"), env={"VLLM_API_KEY": API_KEY + "\r"}, exit=None),
     Step(("status",), env={"VLLM_API_KEY": API_KEY + "\r"}, exit=None),

@@ -100,6 +100,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "chat",
         "Chat with a served model: streamed turns at a terminal, or one message per line of stdin.",
     ),
+    "bench": ("bench", "Benchmark a served model: TTFT, TPOT, ITL, latency and throughput under load."),
     "doctor": (
         "doctor",
         "Check tools, cluster, secrets, models and GPU fit before deploying; each problem with its fix.",
