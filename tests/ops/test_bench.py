@@ -374,3 +374,59 @@ def test_the_live_progress_line_at_a_terminal(installed: ClusterEnv, tmp_path: P
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+
+# --- the prompts bench sends: the model's tokenizer, --tokenizer, a dataset -----------------
+
+
+def sent_token_counts(scripted: Any, tokenizer_path: Path) -> list[int]:
+    from tokenizers import Tokenizer
+
+    fresh = Tokenizer.from_file(str(tokenizer_path))  # loaded again: not bench's own copy
+    return [len(fresh.encode(body["prompt"]).ids) for body in scripted.bodies]
+
+
+def test_prompts_are_cut_by_the_models_tokenizer_from_the_hub(
+    run: Run, cluster: ClusterEnv, models_file: Path, scripted: Any, tmp_path: Path
+) -> None:
+    from tests.ops.test_bench_prompts import bpe, saved
+
+    models_file.write_text(api.MODELS)  # llama3: meta-llama/Llama-3.1-8B-Instruct, gated: false
+    path = saved(bpe(2000), tmp_path / "tok")
+    repo, hub = "meta-llama/Llama-3.1-8B-Instruct", cluster.sandbox.hub
+    cluster.sandbox.call(lambda: hub.add_model(repo, config={}, files={"tokenizer.json": path.read_bytes()}))
+    scripted.script = [chunk(" a"), "[DONE]"]
+    url = f"http://127.0.0.1:{scripted.server_address[1]}"
+    result = run("bench", "llama3", "--base-url", url, "--input-len", "17", "--requests", "3",
+                 "-o", "json", env={"VLLM_API_KEY": "k"})  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    prompts = json.loads(result.stdout)["prompts"]
+    assert prompts["tokenizer"] == repo and "exact token counts by" in prompts["source"]
+    assert sent_token_counts(scripted, path) == [17, 17, 17]
+    assert len({body["prompt"] for body in scripted.bodies}) == 3  # distinct prompts
+
+
+def test_tokenizer_flag_and_a_dataset_of_conversations(run: Run, scripted: Any, tmp_path: Path) -> None:
+    from tests.ops.test_bench_prompts import bpe, saved
+
+    path = saved(bpe(2000), tmp_path / "tok")
+    scripted.script = [chunk(" a"), "[DONE]"]
+    url, key = f"http://127.0.0.1:{scripted.server_address[1]}", {"VLLM_API_KEY": "k"}
+    result = run("bench", "m", "--base-url", url, "--tokenizer", str(path), "--input-len", "9-11",
+                 "--requests", "4", "-o", "json", env=key)  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["prompts"]["tokenizer"] == str(path)
+    assert all(9 <= n <= 11 for n in sent_token_counts(scripted, path))
+    missing = run("bench", "m", "--base-url", url, "--tokenizer", str(tmp_path / "nope.json"), env=key)
+    assert missing.exit_code != 0 and "Traceback" not in missing.stderr
+    assert "nope.json" in missing.stderr
+    # Conversations have no one prompt for /v1/completions: they go to chat, said so.
+    dataset = tmp_path / "chats.jsonl"
+    dataset.write_text('{"messages": [{"role": "user", "content": "hi there"}]}\n')
+    role = {"choices": [{"index": 0, "delta": {"content": " a"}}]}
+    scripted.script, scripted.bodies = [json.dumps(role), "[DONE]"], []
+    chats = run("bench", "m", "--base-url", url, "--dataset", str(dataset), "--requests", "2", env=key)
+    assert chats.exit_code == 0, chats.stderr
+    assert "holds conversations (messages): sending them to /v1/chat/completions" in chats.stderr
+    assert [b["messages"] for b in scripted.bodies] == [[{"role": "user", "content": "hi there"}]] * 2

@@ -89,14 +89,15 @@ def add_model(app: App, offline: bool, from_search: str | None, **flags: str | N
 def _from_search(app: App, text: str, flags: dict[str, str | None]) -> dict[str, str | None]:
     """The flags with the searched model's URL, name and suggested resources where the user
     gave none (ops/search.py judges it, as `vllmctl search` does)."""
-    from vllmctl.cli.search import gpu_targets, search_token
+    from vllmctl.cli.search import gpu_targets
+    from vllmctl.cli.secrets import hub_token
     from vllmctl.core.errors import UsageError
     from vllmctl.ops.search import looks_like_repo, one_repo, search
 
     if flags.get("model_url"):
         raise UsageError("give either --from-search or --model-url, not both.")
     targets = gpu_targets(app, None, None, None)
-    token, endpoint = search_token(app), app.settings.hf_endpoint
+    token, endpoint = hub_token(app), app.settings.hf_endpoint
     if looks_like_repo(text):
         result = one_repo(text.strip(), token=token, endpoint=endpoint, targets=targets)
     else:

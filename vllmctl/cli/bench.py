@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +76,12 @@ def _rate(text: str) -> float:
     help="JSONL of prompts instead of synthetic ones",
 )
 @click.option(
+    "--tokenizer",
+    metavar="REPO|PATH",
+    help="count prompt tokens with this tokenizer.json (a Hub repo, a file or a directory) "
+    "[default: the models.yaml model's repo]",
+)
+@click.option(
     "--ignore-eos", is_flag=True, help="send vLLM's ignore_eos: every answer is --output-len tokens long"
 )
 @click.option(
@@ -120,6 +127,7 @@ def bench(
     input_len: str,
     output_len: str,
     dataset: Path | None,
+    tokenizer: str | None,
     ignore_eos: bool,
     chat: bool,
     seed: int,
@@ -159,8 +167,8 @@ def bench(
         from vllmctl.ops.bench.plot import check_plot_target
 
         check_plot_target(plot_path)  # before any load: no run wasted on a missing extra
-    _run(app, model, base_url, shape, sweep_spec, input_len, output_len, dataset, ignore_eos, chat,
-         seed, slo, plot_path, save_path, detail)  # fmt: skip
+    _run(app, model, base_url, shape, sweep_spec, input_len, output_len, dataset, tokenizer, ignore_eos,
+         chat, seed, slo, plot_path, save_path, detail)  # fmt: skip
 
 
 def _shape(
@@ -204,6 +212,7 @@ def _run(
     input_len: str,
     output_len: str,
     dataset: Path | None,
+    tokenizer: str | None,
     ignore_eos: bool,
     chat: bool,
     seed: int,
@@ -219,16 +228,23 @@ def _run(
     from vllmctl.ops.bench.sweep import shape_at
 
     slo = parse_slo(slo_text)
+    entry = _entry(app, model)
     spec = PromptSpec(
         parse_length(input_len, "--input-len"),
         parse_length(output_len, "--output-len"),
         dataset=dataset,
-        tokenizer_repo=_tokenizer_repo(app, model),
+        tokenizer_repo=str(entry["modelURL"]) if entry and entry.get("modelURL") else None,
+        tokenizer=tokenizer,
         seed=seed,
     )
     settings = app.settings
-    token = str(settings.hf_token) if getattr(settings, "hf_token", None) else None
-    prompts = make_prompts(spec, shape, hf_endpoint=settings.hf_endpoint, token=token)
+    prompts = make_prompts(
+        spec, shape, hf_endpoint=settings.hf_endpoint, token=_hub_token(app, entry, base_url)
+    )
+    if prompts.first.chat and not chat:
+        # A dataset of conversations has no one prompt to send to /v1/completions.
+        app.info(f"{dataset} holds conversations (messages): sending them to /v1/chat/completions.")
+        chat = True
     points: list[dict[str, Any]] = []
     interrupted = False
     with open_endpoint(app, base_url) as endpoint:
@@ -334,8 +350,21 @@ def _model_id(app: App, model: str) -> str:
     return model_id(app.settings, model, None)
 
 
-def _tokenizer_repo(app: App, model: str) -> str | None:
-    """The model's Hub repo from models.yaml (its modelURL), when MODEL is named there."""
+def _hub_token(app: App, entry: Mapping[str, Any] | None, base_url: str | None) -> str | None:
+    """The HF token for the tokenizer: VLLM_HF_TOKEN; else, for a model models.yaml marks
+    `gated: true` and reached through the cluster, the stored one (reading it needs the
+    secret store, which is worth it only when the Hub would refuse the anonymous download)."""
+    if app.settings.hf_token:
+        return str(app.settings.hf_token)
+    if base_url is not None or entry is None or entry.get("gated") is not True:
+        return None
+    from vllmctl.cli.secrets import hub_token
+
+    return hub_token(app)
+
+
+def _entry(app: App, model: str) -> Mapping[str, Any] | None:
+    """MODEL's models.yaml entry (MODEL or MODEL:ADAPTER), when it is named there."""
     from vllmctl.core.errors import VllmctlError
 
     try:
@@ -345,8 +374,7 @@ def _tokenizer_repo(app: App, model: str) -> str | None:
 
         for entry in load_selected(app.settings).models:
             if entry.name == model.partition(":")[0]:
-                url = entry.data.get("modelURL")
-                return str(url) if url else None
+                return entry.data
     except VllmctlError:
         return None
     return None

@@ -57,6 +57,7 @@ def search_command(
     `vllmctl add-model` line for its entry (requestGPU, tensorParallelSize, memory and
     storage from the weights). docs/search.md explains what is judged and what is not.
     """
+    from vllmctl.cli.secrets import hub_token
     from vllmctl.ops.search import search
 
     targets = gpu_targets(app, gpu_flag, gpu_memory, max_gpus)
@@ -65,7 +66,7 @@ def search_command(
     settings = app.settings
     report = search(
         query,
-        token=search_token(app),
+        token=hub_token(app),
         endpoint=settings.hf_endpoint,
         targets=targets,
         limit=limit,
@@ -137,26 +138,6 @@ def gpu_targets(app: App, gpu_flag: str | None, gpu_memory: str | None, max_gpus
         nodes=nodes,
         nodes_unread=why,
     )
-
-
-def search_token(app: App) -> str | None:
-    """VLLM_HF_TOKEN, else the stored token, else None (anonymous: private repos unseen)."""
-    from vllmctl.core.errors import VllmctlError
-
-    if app.settings.hf_token:
-        return str(app.settings.hf_token)
-    from vllmctl.cli.secrets import secret_backend
-    from vllmctl.secrets.specs import HF_TOKEN
-
-    try:
-        with secret_backend(app, writes=False) as backend:
-            stored: str | None = backend.get(HF_TOKEN)
-    except VllmctlError as e:
-        app.info(
-            f"Asking the Hub without a token (the stored one could not be read: {e.message.rstrip('.')})."
-        )
-        return None
-    return stored or None
 
 
 COMMANDS = {"search": search_command}

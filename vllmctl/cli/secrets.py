@@ -143,6 +143,24 @@ def _delete_secret(app: App, kind: SecretKind) -> None:
     app.success(f"Removed {result}.")
 
 
+def hub_token(app: App) -> str | None:
+    """The HuggingFace token for reading the Hub (search, bench's tokenizer): VLLM_HF_TOKEN,
+    else the stored one, else None (anonymous: gated and private repos stay closed)."""
+    from vllmctl.core.errors import VllmctlError
+
+    if app.settings.hf_token:
+        return str(app.settings.hf_token)
+    try:
+        with secret_backend(app, writes=False) as backend:
+            stored: str | None = backend.get(HF_TOKEN)
+    except VllmctlError as e:
+        app.info(
+            f"Asking the Hub without a token (the stored one could not be read: {e.message.rstrip('.')})."
+        )
+        return None
+    return stored or None
+
+
 @command("set-hf-token", context_settings=TAKES_NO_VALUE)
 @backend_option
 @stdin_option

@@ -223,7 +223,8 @@ class _Run:
         request = CompletionRequest(
             model=target.model,
             prompt=prompt.text,
-            chat=target.chat,
+            chat=target.chat or prompt.messages is not None,
+            messages=prompt.messages,
             max_tokens=prompt.max_tokens,
             stream=True,
             extra={"ignore_eos": True} if target.ignore_eos else None,
