@@ -187,6 +187,7 @@ class Run:
     problem: str | None = None
     fixed_cpu_s: float | None = None  # CPU of the same tool sending one request per stream
     fixed_requests: int = 0
+    load_average: float = 0.0  # the machine's 1-minute load average as the run started
 
     def cpu_ms_per_request(self) -> float | None:
         """What each further request costs: the CPU over the fixed run, per extra request."""
@@ -361,6 +362,7 @@ def run_tool(tool: Tool, server: StandIn, load: Load, phase: str, workdir: Path)
     rundir = Path(tempfile.mkdtemp(dir=workdir))
     command = tool.command(server.base_url, load, rundir)
     sent_before, server_before = server.requests_seen(), server.cpu_seconds()
+    load_average = os.getloadavg()[0]
     env = {**os.environ, "NO_COLOR": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **tool.env}
     env.pop("VLLM_API_KEY", None)
     with open(rundir / "stdout", "w+b") as out, open(rundir / "stderr", "w+b") as err:
@@ -376,6 +378,7 @@ def run_tool(tool: Tool, server: StandIn, load: Load, phase: str, workdir: Path)
     sent = server.requests_seen() - sent_before
     server_cpu = server.cpu_seconds() - server_before
     run = Run(tool.name, phase, load, wall, usage.ru_utime + usage.ru_stime, server_cpu, sent, None)
+    run.load_average = load_average
     if child.returncode != 0:
         tail = (stderr.strip() or stdout.strip())[-600:]
         run.problem = f"exit {child.returncode}: {tail}"
@@ -432,6 +435,7 @@ def print_table(title: str, runs: list[Run], note: str) -> None:
         "client cores",
         "stand-in cores",
         "errors",
+        "load avg",
     ]
     rows = []
     for run in runs:
@@ -451,6 +455,7 @@ def print_table(title: str, runs: list[Run], note: str) -> None:
                 fmt(run.client_cores(), 2),
                 fmt(run.server_cores(), 2),
                 "-" if rep is None or rep.errors is None else str(rep.errors),
+                fmt(run.load_average),
             ]
         )
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
@@ -546,10 +551,10 @@ def main() -> int:
         if "accuracy" not in args.skip:
             accuracy: list[Run] = []
             with stand_in(args.ttft, args.tokens_per_second, max_model_len) as server:
-                for tool in tools:
-                    for concurrency in args.concurrency:
-                        load = Load(args.requests, concurrency, args.input_len, args.output_len)
-                        accuracy.append(measure(tool, server, load, "accuracy", workdir))
+                # Point by point, the tools in turn, so that both meet the same machine load.
+                for concurrency in args.concurrency:
+                    load = Load(args.requests, concurrency, args.input_len, args.output_len)
+                    accuracy += [measure(tool, server, load, "accuracy", workdir) for tool in tools]
             gap = 1000 / args.tokens_per_second if args.tokens_per_second else 0.0
             note = (
                 f"stand-in pacing: TTFT {1000 * args.ttft:.1f} ms, then {gap:.1f} ms per token "
@@ -560,10 +565,9 @@ def main() -> int:
         if "ceiling" not in args.skip:
             ceiling: list[Run] = []
             with stand_in(0.0, 0.0, max_model_len) as server:
-                for tool in tools:
-                    for concurrency in args.ceiling:
-                        load = Load(args.ceiling_requests, concurrency, args.ceiling_len, args.ceiling_len)
-                        ceiling.append(measure(tool, server, load, "ceiling", workdir))
+                for concurrency in args.ceiling:
+                    load = Load(args.ceiling_requests, concurrency, args.ceiling_len, args.ceiling_len)
+                    ceiling += [measure(tool, server, load, "ceiling", workdir) for tool in tools]
             note = (
                 "stand-in unpaced. cores: CPU s / measured window (1.00 = one core busy); "
                 f"this machine has {os.cpu_count()} for client and stand-in together."
