@@ -420,6 +420,12 @@ def fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+def per_core(cpu_ms_per_request: float | None) -> float | None:
+    """Requests/s one core could drive at this CPU cost per request (an upper bound: it leaves
+    out the fixed cost and assumes the server keeps up)."""
+    return 1000 / cpu_ms_per_request if cpu_ms_per_request and cpu_ms_per_request > 0 else None
+
+
 def print_table(title: str, runs: list[Run], note: str) -> None:
     header = [
         "tool",
@@ -432,6 +438,7 @@ def print_table(title: str, runs: list[Run], note: str) -> None:
         "CPU s",
         "fixed CPU s",
         "CPU ms/req",
+        "req/s per core",
         "client cores",
         "stand-in cores",
         "errors",
@@ -452,6 +459,7 @@ def print_table(title: str, runs: list[Run], note: str) -> None:
                 fmt(run.cpu_s, 2),
                 fmt(run.fixed_cpu_s, 2),
                 fmt(run.cpu_ms_per_request(), 2),
+                fmt(per_core(run.cpu_ms_per_request()), 0),
                 fmt(run.client_cores(), 2),
                 fmt(run.server_cores(), 2),
                 "-" if rep is None or rep.errors is None else str(rep.errors),
@@ -575,7 +583,16 @@ def main() -> int:
             print_table("Ceiling: requests/s with no pacing", ceiling, note)
             runs += ceiling
     if args.json:
-        args.json.write_text(json.dumps([asdict(r) for r in runs], indent=2) + "\n")
+        derived = [
+            {
+                **asdict(r),
+                "cpu_ms_per_request": r.cpu_ms_per_request(),
+                "client_cores": r.client_cores(),
+                "server_cores": r.server_cores(),
+            }
+            for r in runs
+        ]
+        args.json.write_text(json.dumps(derived, indent=2) + "\n")
     return 1 if any(r.problem for r in runs) else 0
 
 
