@@ -40,6 +40,10 @@ bench-compare rev *args:
 bench-hostile *args:
     PATH="{{venv_path}}$PATH" {{python}} benchmarks/bench_hostile.py "$@"
 
+# `vllmctl bench` against guidellm on the router stand-in: TTFT/ITL, CPU per request, the client's ceiling
+bench-client *args:
+    PATH="{{venv_path}}$PATH" {{python}} benchmarks/bench_client.py "$@"
+
 # `status` on 200 models and streaming overhead, against the sandbox (needs scripts/install-tools)
 bench-cluster:
     PATH="{{venv_path}}$PWD/.tools/bin:$PATH" {{python}} benchmarks/bench_status.py
