@@ -3,6 +3,11 @@
 # below. Another project imports vllm.just, never this file, so these recipes never show
 # up under its `vllm::` (README, "Development").
 
+# vllm.just's `bench` runs `vllmctl bench` (a served model under load); here `bench` is the
+# development recipe below (vllmctl's own start-up and editing benchmarks), which overrides
+# it: a recipe of the importing file wins over an imported one of the same name.
+set allow-duplicate-recipes
+
 import 'vllm.just'
 
 # The Python scripts/test set up: the active virtual environment, else the repo's .venv

@@ -60,6 +60,8 @@ def test_every_command_has_a_recipe_in_the_module_and_for_contributors() -> None
     module = recipes(REPO / "vllm.just", cwd=REPO)
     assert set(COMMANDS) <= module, set(COMMANDS) - module
     assert set(COMMANDS) | DEV_RECIPES <= recipes(REPO / "justfile", cwd=REPO)
+    # For contributors `just bench` stays the development benchmarks (it overrides vllm.just's).
+    assert "benchmarks/bench.py" in just("--show", "bench", cwd=REPO).stdout
 
 
 def test_the_module_has_no_development_recipes(isolated: Path) -> None:
@@ -68,7 +70,10 @@ def test_the_module_has_no_development_recipes(isolated: Path) -> None:
     assert listed.returncode == 0, listed.stderr
     names = set(listed.stdout.split())
     assert "vllm::list-models" in names
-    assert not {f"vllm::{recipe}" for recipe in DEV_RECIPES} & names
+    # `bench` is both: vllmctl's command in the module, the benchmarks in the repo's justfile.
+    assert not {f"vllm::{recipe}" for recipe in DEV_RECIPES - set(COMMANDS)} & names
+    shown = just("--show", "vllm::bench", cwd=isolated)
+    assert shown.returncode == 0 and "benchmarks/" not in shown.stdout, shown
     # `just vllm` lists the module's recipes, not the parent's.
     default = just("vllm", cwd=isolated)
     assert "list-models" in default.stdout
