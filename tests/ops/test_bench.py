@@ -376,7 +376,6 @@ def test_the_live_progress_line_at_a_terminal(installed: ClusterEnv, tmp_path: P
     assert child.exitstatus == 0
 
 
-
 # --- the prompts bench sends: the model's tokenizer, --tokenizer, a dataset -----------------
 
 
