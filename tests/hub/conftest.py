@@ -4,45 +4,18 @@ sandbox (a simulated cluster) is not needed to ask the Hub."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
-from tests.sandbox.hub import HubStandIn
-from tests.sandbox.loop import LoopThread
+from tests.sandbox.hub_alone import Hub, serve_hub
 
-AGENT_REGISTRY = "/api/agent-harnesses"
-
-
-@dataclass
-class Hub:
-    loop: LoopThread
-    stand_in: HubStandIn
-    url: str
-
-    def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run fn on the loop thread, where the stand-in's state lives."""
-        return self.loop.call(lambda: fn(*args, **kwargs))
-
-    @property
-    def requests(self) -> list[Any]:
-        """The requests made, but huggingface_hub's (daily) fetch of its agent registry."""
-        made = self.call(lambda: list(self.stand_in.requests))
-        return [r for r in made if r.path != AGENT_REGISTRY]
+__all__ = ["Hub"]
 
 
 @pytest.fixture(scope="session")
 def _hub_server() -> Iterator[Hub]:
-    loop = LoopThread()
-    stand_in = HubStandIn()
-    url = f"http://127.0.0.1:{loop.serve(stand_in.app())}"
-    try:
-        yield Hub(loop, stand_in, url)
-    finally:
-        errors = list(stand_in.errors)
-        loop.stop()
-    assert not errors, "the Hub stand-in hit internal errors:\n" + "\n".join(errors)
+    with serve_hub() as hub:
+        yield hub
 
 
 @pytest.fixture

@@ -7,15 +7,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
-from tests.sandbox.hub import HubStandIn
-from tests.sandbox.loop import LoopThread
+from tests.sandbox.hub_alone import Hub, serve_hub
 from vllmctl.core.errors import EXIT_EXTERNAL, EXIT_USAGE, UsageError
 from vllmctl.ops.bench.prompts import (
     WORDS,
@@ -92,33 +90,17 @@ def spec(input_len: str = "64", output_len: str = "32", **kwargs: Any) -> Prompt
 # --- the Hub stand-in, alone on a loop thread -------------------------------------------------
 
 
-@dataclass
-class Hub:
-    loop: LoopThread
-    stand_in: HubStandIn
-    url: str
+LLAMA_CONFIG = {"architectures": ["LlamaForCausalLM"], "model_type": "llama"}
 
-    def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        return self.loop.call(lambda: fn(*args, **kwargs))
 
-    def add_tokenizer(self, repo: str, content: bytes, **kwargs: Any) -> None:
-        config = {"architectures": ["LlamaForCausalLM"], "model_type": "llama"}
-        self.call(self.stand_in.add_model, repo, config=config, files={"tokenizer.json": content}, **kwargs)
-
-    def paths(self) -> list[str]:
-        return [r.path for r in self.call(lambda: list(self.stand_in.requests))]
+def add_tokenizer(hub: Hub, repo: str, content: bytes, **kwargs: Any) -> None:
+    hub.call(hub.stand_in.add_model, repo, config=LLAMA_CONFIG, files={"tokenizer.json": content}, **kwargs)
 
 
 @pytest.fixture(scope="module")
 def hub() -> Iterator[Hub]:
-    loop = LoopThread()
-    stand_in = HubStandIn()
-    try:
-        yield Hub(loop, stand_in, f"http://127.0.0.1:{loop.serve(stand_in.app())}")
-    finally:
-        errors = list(stand_in.errors)
-        loop.stop()
-    assert not errors, "the Hub stand-in hit internal errors:\n" + "\n".join(errors)
+    with serve_hub() as served:
+        yield served
 
 
 @pytest.fixture
@@ -192,7 +174,7 @@ def test_the_models_tokenizer_comes_from_the_hub_then_from_the_cache(
     fresh_hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = saved(bpe(2000, bos=True), tmp_path)
-    fresh_hub.add_tokenizer(REPO, path.read_bytes())
+    add_tokenizer(fresh_hub, REPO, path.read_bytes())
     made = build_prompts(spec("100", tokenizer_repo=REPO), 3, hf_endpoint=fresh_hub.url)
     assert made.tokenizer == REPO and made.source == f"synthetic, exact token counts by {REPO}'s tokenizer"
     assert all(p.input_tokens == 100 == server_count(path, p.text) for p in made.prompts)
@@ -219,7 +201,7 @@ def test_the_models_tokenizer_comes_from_the_hub_then_from_the_cache(
 
 def test_a_gated_repo_needs_a_token_with_access(fresh_hub: Hub, tmp_path: Path) -> None:
     content = saved(bpe(2000), tmp_path).read_bytes()
-    fresh_hub.add_tokenizer(REPO, content, gated="manual")
+    add_tokenizer(fresh_hub, REPO, content, gated="manual")
     fresh_hub.call(fresh_hub.stand_in.add_token, "hf_granted", {REPO})
     fresh_hub.call(fresh_hub.stand_in.add_token, "hf_other", set())
 
@@ -266,7 +248,7 @@ def test_without_a_tokenizer_the_approximation_says_why(fresh_hub: Hub, tmp_path
     assert approximated(build_prompts(spec(tokenizer_repo="pvc://models/llama"), 2, hf_endpoint=url)) == (
         "it is not a HuggingFace repo id (give --tokenizer with a repo or a tokenizer.json)"
     )
-    fresh_hub.add_tokenizer(REPO, b'{"version": "1.0", "truncated')
+    add_tokenizer(fresh_hub, REPO, b'{"version": "1.0", "truncated')
     broken = approximated(build_prompts(spec(tokenizer_repo=REPO), 2, hf_endpoint=url))
     assert broken.startswith("/") and "is not a tokenizer.json the tokenizers library reads" in broken
 
@@ -287,7 +269,7 @@ def test_an_explicit_tokenizer_is_a_path_or_a_repo_and_must_load(fresh_hub: Hub,
             spec("30", tokenizer=given, tokenizer_repo="org/ignored"), 2, hf_endpoint=REFUSED
         )
         assert made.tokenizer == given and all(p.input_tokens == 30 for p in made.prompts)
-    fresh_hub.add_tokenizer(REPO, path.read_bytes())
+    add_tokenizer(fresh_hub, REPO, path.read_bytes())
     assert build_prompts(spec(tokenizer=REPO), 1, hf_endpoint=fresh_hub.url).tokenizer == REPO
 
     with pytest.raises(UsageError) as missing:

@@ -5,45 +5,23 @@ vllmctl's search sends exactly the library's query."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 from huggingface_hub import HfApi
 
-from tests.sandbox.hub import PUBLISHED_MODELS, HubStandIn
-from tests.sandbox.loop import LoopThread
+from tests.sandbox.hub import PUBLISHED_MODELS
+from tests.sandbox.hub_alone import Hub, serve_hub
 from vllmctl.apis import hub as vllmctl_hub
 
-AGENT_REGISTRY = "/api/agent-harnesses"
 QWEN_7B = PUBLISHED_MODELS["Qwen/Qwen2.5-7B-Instruct"]
-
-
-@dataclass
-class Hub:
-    loop: LoopThread
-    stand_in: HubStandIn
-    url: str
-
-    def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        return self.loop.call(lambda: fn(*args, **kwargs))
-
-    def paths(self) -> list[str]:
-        made = self.call(lambda: list(self.stand_in.requests))
-        return [r.path for r in made if r.path != AGENT_REGISTRY]
 
 
 @pytest.fixture(scope="module")
 def _server() -> Iterator[Hub]:
-    loop = LoopThread()
-    stand_in = HubStandIn()
-    try:
-        yield Hub(loop, stand_in, f"http://127.0.0.1:{loop.serve(stand_in.app())}")
-    finally:
-        errors = list(stand_in.errors)
-        loop.stop()
-    assert not errors, "the Hub stand-in hit internal errors:\n" + "\n".join(errors)
+    with serve_hub() as hub:
+        yield hub
 
 
 @pytest.fixture
