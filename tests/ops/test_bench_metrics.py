@@ -111,3 +111,39 @@ def test_slo_and_sweep_parsing_name_the_flag() -> None:
     for bad in ("concurrency=0", "concurrency=1.5", "rate=-1", "speed=1", "rate=", "concurrency"):
         with pytest.raises(UsageError, match="--sweep"):
             parse_sweep(bad)
+
+
+def test_the_sharded_client_opens_every_connection_asked_for_over_small_pools() -> None:
+    """bench's client splits its connections over pools of at most PER_SHARD (httpcore scans a
+    whole pool per request); warming opens exactly the connections asked for, over them all."""
+    import asyncio
+
+    from aiohttp import web
+
+    from vllmctl.apis.openai_async import ShardedStreamClient
+
+    async def scenario() -> tuple[int, list[int | None]]:
+        peers: set[int] = set()
+
+        async def models(request: web.Request) -> web.Response:
+            peers.add(request.transport.get_extra_info("peername")[1])  # type: ignore[union-attr]
+            return web.json_response({"data": []})
+
+        app = web.Application()
+        app.router.add_get("/v1/models", models)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        try:
+            async with ShardedStreamClient(f"http://127.0.0.1:{port}", max_connections=20) as client:
+                await client.warm(20)
+                limits = [s._http._transport._pool._max_connections for s in client._shards]  # type: ignore[attr-defined]
+        finally:
+            await runner.cleanup()
+        return len(peers), limits
+
+    connections, limits = asyncio.run(scenario())
+    assert connections == 20
+    assert limits == [7, 7, 6] and max(limits) <= ShardedStreamClient.PER_SHARD

@@ -140,7 +140,7 @@ class _Run:
         self.start = 0.0
 
     async def run(self) -> RunResult:
-        from vllmctl.apis.openai_async import AsyncStreamClient
+        from vllmctl.apis.openai_async import ShardedStreamClient
 
         loop = asyncio.get_running_loop()
         sigint = _catch_sigint(loop, self._interrupt)
@@ -148,7 +148,7 @@ class _Run:
         connections = shape.concurrency or shape.requests
         started_at = datetime.now(UTC).isoformat(timespec="seconds")
         try:
-            async with AsyncStreamClient(
+            async with ShardedStreamClient(
                 self.target.base_url, self.target.api_key, max_connections=connections
             ) as client:
                 await client.warm(min(connections or WARM_DEFAULT, WARM_MAX))
@@ -216,9 +216,9 @@ class _Run:
 
     async def _one(self, client: object, prompt: BenchPrompt, gate: asyncio.Semaphore | None) -> None:
         from vllmctl.apis.openai_api import CompletionRequest
-        from vllmctl.apis.openai_async import AsyncStreamClient
+        from vllmctl.apis.openai_async import ShardedStreamClient
 
-        assert isinstance(client, AsyncStreamClient)
+        assert isinstance(client, ShardedStreamClient)
         target = self.target
         request = CompletionRequest(
             model=target.model,
