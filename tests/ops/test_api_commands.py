@@ -399,3 +399,20 @@ def test_a_refused_pod_port_is_retried_and_the_request_replayed(installed: Clust
             assert tunnel.target_port == 8000
     assert len(events) == 1 and "error forwarding port 9999 to pod" in events[0], events
     assert requests_to(installed, "/v1/chat/completions") == 1  # delivered once
+
+
+def test_a_base_url_off_this_machine_never_gets_the_clusters_key(
+    run: Run, installed: ClusterEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The release's key goes only through a port-forward (loopback); a URL the user names
+    elsewhere gets VLLM_API_KEY or nothing, though the cluster's Secret is right there."""
+    from vllmctl.cli.endpoint import api_key
+    from vllmctl.ui import App
+
+    assert run("set-api-key", "--secret-backend", "kubernetes", input="").exit_code == 0
+    stored = run("get-api-key", "--secret-backend", "kubernetes").stdout.strip()
+    assert api_key(App(), None, "http://127.0.0.1:8000")[0] == stored  # a port-forward of one's own
+    key, source = api_key(App(), None, "https://llm.example.com/v1")
+    assert key is None and "only VLLM_API_KEY is sent" in source and "get-api-key" in source
+    monkeypatch.setenv("VLLM_API_KEY", "mine")
+    assert api_key(App(), None, "https://llm.example.com/v1") == ("mine", "VLLM_API_KEY")

@@ -175,8 +175,35 @@ def test_errors_are_counted_by_kind_and_never_averaged(run: Run, installed: Clus
     assert failing.exit_code == 1
     assert data["metrics"]["completed"] == 0 and data["metrics"]["ttft_ms"]["mean"] is None
     assert "error: every request failed (HTTP 500: 2); the first: HTTP 500: boom" in failing.stderr
+    # A name the router does not list is refused before any load, naming what it serves.
+    sent = requests_to(installed, "/v1/completions")
     unknown = run("bench", "nope", *FIXED, "--requests", "1")
-    assert unknown.exit_code == 1 and "HTTP 404" in unknown.stderr and "not found" in unknown.stderr
+    assert unknown.exit_code == 2
+    assert unknown.stderr.startswith("error: nope is not served by the router; it serves llama3, ")
+    assert requests_to(installed, "/v1/completions") == sent
+
+
+def test_a_wrong_api_key_says_which_key_was_sent(run: Run, installed: ClusterEnv) -> None:
+    assert run("set-api-key", "--secret-backend", "kubernetes", input="").exit_code == 0
+    assert run("upgrade", "--yes").exit_code == 0  # the chart hands the key to the engines
+    ok, _ = bench(run, "--requests", "1")  # the key from the Secret, through the port-forward
+    assert ok.exit_code == 0, ok.stderr
+    wrong, _ = bench(run, "--requests", "1", env={"VLLM_API_KEY": "wrong-key"})
+    assert wrong.exit_code == 1 and "HTTP 401" in wrong.stderr
+    assert "(the API key sent: VLLM_API_KEY)" in wrong.stderr and "wrong-key" not in wrong.stderr
+
+
+def test_a_save_path_that_cannot_be_written_is_refused_before_any_load(
+    run: Run, installed: ClusterEnv, tmp_path: Path
+) -> None:
+    sent = requests_to(installed, "/v1/completions")
+    for target, words in (
+        (tmp_path / "missing" / "run.json", "does not exist; create it first"),
+        (tmp_path, "is a directory"),  # click.Path(dir_okay=False) says it
+    ):
+        result = run("bench", "llama3", *FIXED, "--requests", "1", "--save", str(target))
+        assert result.exit_code == 2 and words in result.stderr, result.stderr
+    assert requests_to(installed, "/v1/completions") == sent
 
 
 def test_chat_duration_and_rate(run: Run, installed: ClusterEnv) -> None:

@@ -161,7 +161,7 @@ class Client:
             # Plain http uses no TLS, and loading the CA bundle anyway costs ~100 ms.
             verify=self.base_url.startswith("https:"),
             # A proxy from the environment must not get between us and a local port-forward.
-            trust_env=not _loopback(self.base_url),
+            trust_env=not is_loopback_url(self.base_url),
         )
 
     def close(self) -> None:
@@ -433,7 +433,8 @@ def _usage(body: Any) -> Usage | None:
         return None
 
 
-def _loopback(url: str) -> bool:
+def is_loopback_url(url: str) -> bool:
+    """Whether `url`'s host is this machine (localhost, 127.0.0.0/8, ::1): a port-forward."""
     import ipaddress
     from urllib.parse import urlsplit
 

@@ -27,9 +27,9 @@ from vllmctl.apis.openai_api import (
     READ_TIMEOUT,
     CompletionRequest,
     _error_message,
-    _loopback,
     api_key_problem,
     error_text,
+    is_loopback_url,
     normalize_base_url,
 )
 from vllmctl.core.errors import UsageError
@@ -98,7 +98,7 @@ class AsyncStreamClient:
             timeout=httpx.Timeout(read_timeout, connect=CONNECT_TIMEOUT),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             verify=self.base_url.startswith("https:"),
-            trust_env=not _loopback(self.base_url),
+            trust_env=not is_loopback_url(self.base_url),
         )
 
     async def __aenter__(self) -> AsyncStreamClient:

@@ -167,6 +167,8 @@ def bench(
         from vllmctl.ops.bench.plot import check_plot_target
 
         check_plot_target(plot_path)  # before any load: no run wasted on a missing extra
+    if save_path is not None:
+        _check_save_target(save_path)  # likewise: a finished run is never lost to a bad path
     _run(app, model, base_url, shape, sweep_spec, input_len, output_len, dataset, tokenizer, ignore_eos,
          chat, seed, slo, plot_path, save_path, detail)  # fmt: skip
 
@@ -248,7 +250,8 @@ def _run(
     points: list[dict[str, Any]] = []
     interrupted = False
     with open_endpoint(app, base_url) as endpoint:
-        sent_model = _model_id(app, model)
+        sent_model = _checked_model(app, endpoint, model)
+        key_source = endpoint.key_source
         release = _release(app, endpoint, model)
         target = Target(endpoint.base_url, endpoint.api_key, sent_model, chat=chat, ignore_eos=ignore_eos)
         where = _endpoint_data(endpoint, chat)
@@ -277,9 +280,9 @@ def _run(
         }
     else:
         out = points[0]
+    _show(app, out, sweep_spec[0] if sweep_spec else None)
     if save_path is not None:
         _save(save_path, out)
-    _show(app, out, sweep_spec[0] if sweep_spec else None)
     if plot_path is not None:
         from vllmctl.ops.bench.plot import plot
 
@@ -287,7 +290,7 @@ def _run(
         app.info(f"plot written to {plot_path}")
     if save_path is not None:
         app.info(f"run saved to {save_path}")
-    _finish(app, points, interrupted)
+    _finish(app, points, interrupted, key_source)
 
 
 def _one(
@@ -339,6 +342,37 @@ def _release(app: App, endpoint: Endpoint, model: str) -> dict[str, Any] | None:
     from vllmctl.ops.bench.release import release_versions
 
     return release_versions(app.settings, endpoint.kube, model)
+
+
+def _checked_model(app: App, endpoint: Endpoint, model: str) -> str:
+    """The id to send, checked against GET /v1/models first (as chat does): a name the server
+    does not list is refused before any load, naming what it serves. A server whose list
+    cannot be read, or that lists nothing, is sent to as asked (the load says what happens)."""
+    from vllmctl.apis.openai_api import Client
+    from vllmctl.core.errors import VllmctlError
+    from vllmctl.ops.adapters import served_model
+
+    wanted = _model_id(app, model)
+    try:
+        with Client(endpoint.base_url, endpoint.api_key, label=endpoint.label) as client:
+            cards = client.models()
+    except VllmctlError:
+        return wanted
+    if not any(c.get("id") is not None for c in cards):
+        return wanted
+    return served_model(app.settings, model, cards, endpoint.label)
+
+
+def _check_save_target(path: Path) -> None:
+    import os
+
+    from vllmctl.core.errors import UsageError
+
+    parent = path.parent if str(path.parent) else Path()
+    if not parent.is_dir():
+        raise UsageError(f"--save {path}: the directory {parent} does not exist; create it first.")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UsageError(f"--save {path}: it cannot be written here (permission denied); save elsewhere.")
 
 
 def _model_id(app: App, model: str) -> str:
@@ -411,8 +445,8 @@ def _show(app: App, out: dict[str, Any], parameter: str | None) -> None:
     app.emit(out, table)
 
 
-def _finish(app: App, points: list[dict[str, Any]], interrupted: bool) -> None:
-    """Errors said once per kind (with the server's words); the exit code."""
+def _finish(app: App, points: list[dict[str, Any]], interrupted: bool, key_source: str) -> None:
+    """Errors said once per kind (with the server's words), a 401 with the key sent; the exit code."""
     from vllmctl.core.errors import EXIT_NEGATIVE, Interrupted, VllmctlError
 
     completed = sum(p["metrics"]["completed"] for p in points)
@@ -424,6 +458,8 @@ def _finish(app: App, points: list[dict[str, Any]], interrupted: bool) -> None:
                 kinds[kind] = kinds.get(kind, 0) + n
         counts = ", ".join(f"{kind}: {n}" for kind, n in kinds.items())
         first = _first_detail(points)
+        if "HTTP 401" in kinds:
+            first += f" (the API key sent: {key_source})"
         if completed == 0:
             error = VllmctlError(f"every request failed ({counts}); the first: {first}")
             error.exit_code = EXIT_NEGATIVE

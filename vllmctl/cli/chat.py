@@ -83,7 +83,8 @@ def chat(
       printf 'Name a prime.\\nAnd the next one?\\n' | vllmctl chat llama3
     """
     from vllmctl.apis.openai_api import Client
-    from vllmctl.ops.chat import Chat, Conversation, served_model
+    from vllmctl.ops.adapters import served_model
+    from vllmctl.ops.chat import Chat, Conversation
 
     at_terminal = sys.stdin.isatty() and sys.stdout.isatty()
     with open_endpoint(app, base_url) as endpoint:
@@ -116,7 +117,7 @@ def _choose_model(app: App, cards: Sequence[Mapping[str, Any]], label: str) -> s
     """At a terminal, a list: the models.yaml names that are served, else the served ids."""
     from vllmctl.catalog.selected import load_selected
     from vllmctl.core.errors import ExternalError
-    from vllmctl.ops.chat import served_ids
+    from vllmctl.ops.adapters import served_ids
 
     served = served_ids(cards)
     if not served:

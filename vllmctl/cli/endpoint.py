@@ -1,6 +1,7 @@
 """The OpenAI-compatible API a command talks to: `--base-url`, or a port-forward to the
 release's router made by vllmctl itself (vllmctl/cluster/tunnel.py, over the Kubernetes API),
-with the API key the engines enforce (VLLM_API_KEY, else the namespace's Secret vllm-api-key).
+with the API key the engines enforce (VLLM_API_KEY, else the namespace's Secret vllm-api-key,
+which is sent only through a port-forward: never to a --base-url off this machine).
 Shared by test-completions, list-api-models, chat and bench."""
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def open_endpoint(app: App, base_url: str | None) -> Iterator[Endpoint]:
 
     settings = app.settings
     if base_url:
-        key, source = api_key(app, None)
+        key, source = api_key(app, None, base_url)
         yield Endpoint(base_url, key, source, base_url)
         return
     with Kube.from_settings(settings) as kube:
@@ -59,9 +60,13 @@ def open_endpoint(app: App, base_url: str | None) -> Iterator[Endpoint]:
             yield Endpoint(tunnel.base_url, key, source, "the router", kube, tunnel)
 
 
-def api_key(app: App, kube: Kube | None) -> tuple[str | None, str]:
-    """VLLM_API_KEY, else the cluster's Secret (best effort with --base-url); and its source."""
-    from vllmctl.apis.openai_api import api_key_problem
+def api_key(app: App, kube: Kube | None, base_url: str | None = None) -> tuple[str | None, str]:
+    """VLLM_API_KEY, else the cluster's Secret; and where it came from.
+
+    With --base-url the Secret is read (best effort) only for a URL on this machine (a
+    port-forward of one's own): any other host gets VLLM_API_KEY or nothing, so the
+    release's key never goes to an endpoint the user merely named."""
+    from vllmctl.apis.openai_api import api_key_problem, is_loopback_url
     from vllmctl.cluster.kube import Kube
     from vllmctl.cluster.tunnel import API_KEY_SECRET, router_api_key
     from vllmctl.core.errors import UsageError, VllmctlError
@@ -74,6 +79,11 @@ def api_key(app: App, kube: Kube | None) -> tuple[str | None, str]:
             raise UsageError(f"{ENV_API_KEY} {problem}, which an HTTP header cannot carry: fix the variable.")
         return str(settings.api_key), ENV_API_KEY
     where = f"Secret {API_KEY_SECRET} in namespace {settings.namespace}"
+    if base_url is not None and not is_loopback_url(base_url):
+        return None, (
+            f"none: with a --base-url off this machine only {ENV_API_KEY} is sent, never the {where} "
+            f"(set {ENV_API_KEY}=$(vllmctl get-api-key) to send that one)"
+        )
     try:
         if kube is None:  # --base-url: the cluster may be out of reach, so do not wait long
             with Kube.from_settings(settings) as own:

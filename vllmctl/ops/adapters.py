@@ -1,12 +1,13 @@
-"""Which model id test-completions sends for `MODEL:ADAPTER` or `--adapter NAME`: a LoRA
-adapter is served under its own name (vLLM's --lora-modules NAME=..., or the LoRA
-controller's adapterName), beside its base model."""
+"""Which model id test-completions, chat and bench send: `MODEL:ADAPTER` or `--adapter NAME`
+for a LoRA adapter (served under its own name, vLLM's --lora-modules NAME=... or the LoRA
+controller's adapterName, beside its base model), and whether the server lists it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from vllmctl.core.errors import UsageError
+from vllmctl.core.errors import ExternalError, UsageError
 
 
 def model_id(settings: Any, model: str, adapter: str | None) -> str:
@@ -36,3 +37,21 @@ def model_id(settings: Any, model: str, adapter: str | None) -> str:
                 "`vllmctl list-api-models` shows what the router serves."
             )
     return adapter
+
+
+def served_ids(cards: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The ids GET /v1/models lists, in its order."""
+    return [str(c["id"]) for c in cards if c.get("id") is not None]
+
+
+def served_model(settings: Any, name: str, cards: Sequence[Mapping[str, Any]], label: str) -> str:
+    """The id to send for NAME (a models.yaml name, a served id, or MODEL:ADAPTER), checked
+    against what the server lists; an unknown one is a UsageError naming what is served."""
+    wanted = model_id(settings, name, None)
+    ids = served_ids(cards)
+    if wanted in ids:
+        return wanted
+    if not ids:
+        raise ExternalError(f"{label} serves no models yet (no engine is Ready); `vllmctl status` shows why.")
+    what = name if wanted == name else f"{name} (id {wanted})"
+    raise UsageError(f"{what} is not served by {label}; it serves {', '.join(ids)}: name one of those.")

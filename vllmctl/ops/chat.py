@@ -14,12 +14,13 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from vllmctl.core.errors import ExternalError, UsageError
+from vllmctl.core.errors import UsageError
+from vllmctl.ops.adapters import served_model
 
 if TYPE_CHECKING:
     from vllmctl.apis.openai_api import Client, Completion, Usage
@@ -59,29 +60,6 @@ def prepare_history_file(path: Path) -> Path:
     finally:
         os.close(fd)
     return path
-
-
-# --- the served model --------------------------------------------------------------------------
-
-
-def served_ids(cards: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The ids GET /v1/models lists, in its order."""
-    return [str(c["id"]) for c in cards if c.get("id") is not None]
-
-
-def served_model(settings: Any, name: str, cards: Sequence[Mapping[str, Any]], label: str) -> str:
-    """The id to send for NAME (a models.yaml name, a served id, or MODEL:ADAPTER), checked
-    against what the server lists; an unknown one is a UsageError naming what is served."""
-    from vllmctl.ops.adapters import model_id
-
-    wanted = model_id(settings, name, None)
-    ids = served_ids(cards)
-    if wanted in ids:
-        return wanted
-    if not ids:
-        raise ExternalError(f"{label} serves no models yet (no engine is Ready); `vllmctl status` shows why.")
-    what = name if wanted == name else f"{name} (id {wanted})"
-    raise UsageError(f"{what} is not served by {label}; it serves {', '.join(ids)}: name one of those.")
 
 
 # --- the conversation --------------------------------------------------------------------------
