@@ -106,6 +106,14 @@ def test_a_sweep_runs_each_point_and_shows_a_table(run: Run, installed: ClusterE
     assert [p["settings"]["concurrency"] for p in data["points"]] == [None, None]  # no limit with a rate
     table = run("bench", "llama3", *FIXED, "--requests", "2", "--sweep", "rate=inf")
     assert table.stdout.splitlines()[1].split()[:3] == ["inf", "2", "0"]
+    assert "GOODPUT" not in table.stdout
+    # With --slo the table says which point meets it: every request does (a generous TTFT).
+    slo = run(
+        "bench", "llama3", *FIXED, "--requests", "2", "--sweep", "concurrency=1,2", "--slo", "ttft=60000"
+    )
+    header, *rows = slo.stdout.splitlines()
+    assert header.split()[-2:] == ["GOODPUT", "REQ/S"]
+    assert all(float(row.split()[-1]) > 0 for row in rows)
 
 
 def test_save_then_compare(run: Run, installed: ClusterEnv, tmp_path: Path) -> None:
@@ -294,7 +302,8 @@ def test_plot_without_matplotlib_says_what_to_install_before_any_load(
     assert done.returncode == 2
     assert (
         done.stderr
-        == "error: --plot needs matplotlib, which is not installed: run pip install 'vllmctl[plot]'.\n"
+        == "error: --plot needs matplotlib, which is not installed: run pip install 'vllmctl[plot]' "
+        "(from a checkout: pip install '.[plot]'; or matplotlib itself).\n"
     )
     assert requests_to(installed, "/v1/completions") == 0
     assert not (tmp_path / "lat.png").exists()

@@ -383,3 +383,25 @@ def test_only_sizes_the_heads_divide_into_are_tried() -> None:
     assert tensor_parallel_sizes(qwen, 8) == [1, 2, 4]
     assert entry_name("Qwen/Qwen2.5-7B-Instruct") == "qwen2-5-7b-instruct"
     assert looks_like_repo("Qwen/Qwen2.5-7B-Instruct") and not looks_like_repo("qwen 7b")
+
+
+def test_add_model_from_search_without_a_fit_sizes_by_the_weights_and_a_stale_token_is_dropped(
+    run: Run, hub: Any, models_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Gated without a token: config.json is closed, so the fit is unknown, but the weights
+    # are known (8.0B bf16, 15 GiB): the volume and host memory are sized for them.
+    added = run("add-model", "--from-search", "meta-llama/Llama-3.1-8B-Instruct", "--yes")
+    assert added.exit_code == 0, added.stderr
+    assert "storage and memory from its weights" in added.stderr
+    assert "requestMemory: 19Gi" in models_file.read_text()
+    # 131 GiB of weights cannot sit on one A100-80GB: refused unless the GPUs are given.
+    refused = run("add-model", "--from-search", LLAMA_70B, "--yes")
+    assert refused.exit_code == 2
+    assert "its weights alone (131 GiB) exceed one A100-80GB: give --gpus" in refused.stderr
+    assert "name: llama-3-1-70b" not in models_file.read_text()
+    # A token the Hub rejects does not stop asking about a public repo.
+    monkeypatch.setenv("VLLM_HF_TOKEN", "hf_" + "x" * 34)
+    stale = run("add-model", "--from-search", QWEN_7B, "--yes")
+    assert stale.exit_code == 0, stale.stderr
+    assert "rejected the HuggingFace token: asked without it" in stale.stderr
+    assert run("validate").exit_code == 0

@@ -92,14 +92,24 @@ def _from_search(app: App, text: str, flags: dict[str, str | None]) -> dict[str,
     from vllmctl.cli.search import gpu_targets
     from vllmctl.cli.secrets import hub_token
     from vllmctl.core.errors import UsageError
-    from vllmctl.ops.search import looks_like_repo, one_repo, search
+    from vllmctl.ops.estimate import DEFAULT_GPU_MEMORY_UTILIZATION
+    from vllmctl.ops.search import looks_like_repo, one_repo, search, weight_sizes
 
     if flags.get("model_url"):
         raise UsageError("give either --from-search or --model-url, not both.")
     targets = gpu_targets(app, None, None, None)
     token, endpoint = hub_token(app), app.settings.hf_endpoint
     if looks_like_repo(text):
-        result = one_repo(text.strip(), token=token, endpoint=endpoint, targets=targets)
+        from vllmctl.apis.hub import HubTokenRejected
+
+        try:
+            result = one_repo(text.strip(), token=token, endpoint=endpoint, targets=targets)
+        except HubTokenRejected:
+            if token is None:
+                raise
+            # As search does: a stale token must not stop asking about a public repo.
+            app.warn(f"{endpoint} rejected the HuggingFace token: asked without it.")
+            result = one_repo(text.strip(), token=None, endpoint=endpoint, targets=targets)
     else:
         fits_only = bool(targets.targets)
         report = search(text, token=token, endpoint=endpoint, targets=targets, fits_only=fits_only)
@@ -125,11 +135,30 @@ def _from_search(app: App, text: str, flags: dict[str, str | None]) -> dict[str,
             f"--from-search: {repo} {result.reason}; choose another model (`vllmctl search`), "
             "or give --gpus and --tensor-parallel-size to add it anyway."
         )
+    suggested = result.add_model_args()
     if result.fits is None:
-        app.warn(f"{repo}: {result.reason}; the entry gets add-model's default resources.")
+        sizes = weight_sizes(result.listing)
+        if sizes is None:
+            app.warn(f"{repo}: {result.reason}; the entry gets add-model's default resources.")
+        else:
+            weights, memory, storage = sizes
+            # The weights are known: size the volume and host memory for them at least.
+            suggested += ["--memory", memory, "--storage", storage]
+            gpu = targets.targets[0].gpu if targets.targets else None
+            if (
+                gpu is not None
+                and weights > gpu.memory * DEFAULT_GPU_MEMORY_UTILIZATION
+                and not flags.get("gpus")
+            ):
+                raise UsageError(
+                    f"--from-search: {repo} {result.reason}, and its weights alone ({weights / 2**30:.0f} "
+                    f"GiB) exceed one {gpu.name}: give --gpus and --tensor-parallel-size."
+                )
+            app.warn(
+                f"{repo}: {result.reason}; storage and memory from its weights, GPUs add-model's default."
+            )
     else:
         app.info(f"{repo}: {result.reason}.")
-    suggested = result.add_model_args()
     merged = dict(flags)
     # GPUs and tensor parallelism go together: either given keeps both suggestions out.
     gpus_given = flags.get("gpus") is not None or flags.get("tensor_parallel_size") is not None

@@ -428,15 +428,15 @@ def _save(path: Path, data: dict[str, Any]) -> None:
 def _show(app: App, out: dict[str, Any], parameter: str | None) -> None:
     from vllmctl.ops.bench.report import (
         STATS,
-        SWEEP_HEADERS,
         latency_rows,
         summary_rows,
+        sweep_headers,
         sweep_rows,
     )
 
     def table() -> None:
         if parameter is not None:
-            app.table((parameter, *SWEEP_HEADERS), sweep_rows(parameter, out["points"]))
+            app.table((parameter, *sweep_headers(out["points"])), sweep_rows(parameter, out["points"]))
             return
         app.table(("metric", "value"), summary_rows(out))
         print()
@@ -466,7 +466,8 @@ def _finish(app: App, points: list[dict[str, Any]], interrupted: bool, key_sourc
             raise error
         app.warn(f"{failed} of {completed + failed} requests failed ({counts}); the first: {first}")
     if interrupted:
-        raise Interrupted(f"Interrupted: the metrics above are of the {completed} requests that completed.")
+        done = "1 request" if completed == 1 else f"{completed} requests"
+        raise Interrupted(f"Interrupted: the metrics above are of the {done} that completed.")
 
 
 def _first_detail(points: list[dict[str, Any]]) -> str:

@@ -295,6 +295,19 @@ def _fitting(listing: Listing, target: Target, result: Estimate) -> Result:
     return Result(listing, True, reason, target, result, resources)
 
 
+def weight_sizes(listing: Listing) -> tuple[float, str, str] | None:
+    """From the parameter count alone (no config.json): the weights in bytes, and the host
+    memory and cache volume an entry needs for them, as `_fitting` sizes them."""
+    from vllmctl.ops.estimate import weight_bytes_per_param
+
+    if not listing.parameters:
+        return None
+    weights = listing.parameters * weight_bytes_per_param(listing.parameter_dtypes)
+    memory = max(MIN_MEMORY_GIB, math.ceil(weights * HOST_MEMORY_FACTOR / GiB))
+    storage = max(MIN_STORAGE_GIB, math.ceil(weights * STORAGE_HEADROOM / GiB))
+    return weights, f"{memory}Gi", f"{storage}Gi"
+
+
 def _without_config(listing: Listing, why: str, targets: Targets) -> Result:
     """No config.json: the KV cache is unknown, but weights larger than every target's
     budget at its most GPUs still cannot fit."""

@@ -9,7 +9,8 @@ from typing import Any
 from vllmctl.core.errors import UsageError
 
 FORMATS = (".png", ".svg")
-INSTALL = "pip install 'vllmctl[plot]'"
+# vllmctl's `plot` extra; from a checkout (as the README installs it) that is '.[plot]'.
+INSTALL = "pip install 'vllmctl[plot]' (from a checkout: pip install '.[plot]'; or matplotlib itself)"
 
 
 def check_plot_target(path: Path) -> None:

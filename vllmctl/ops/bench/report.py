@@ -108,6 +108,7 @@ def load_text(settings: dict[str, Any]) -> str:
 
 
 def sweep_rows(parameter: str, points: list[dict[str, Any]]) -> list[list[str]]:
+    goodput = _has_goodput(points)
     rows = []
     for point in points:
         m = point["metrics"]
@@ -123,9 +124,20 @@ def sweep_rows(parameter: str, points: list[dict[str, Any]]) -> list[list[str]]:
                 _num(m["itl_ms"]["median"]),
                 _num(m["e2el_ms"]["median"]),
                 _num(m["e2el_ms"]["p99"]),
+                *([_num(m["request_goodput"])] if goodput else []),
             ]
         )
     return rows
+
+
+def sweep_headers(points: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The sweep table's columns; goodput when --slo was given (which point meets it is
+    what a sweep with an SLO is for)."""
+    return (*SWEEP_HEADERS, "goodput req/s") if _has_goodput(points) else SWEEP_HEADERS
+
+
+def _has_goodput(points: list[dict[str, Any]]) -> bool:
+    return any(p["metrics"].get("request_goodput") is not None for p in points)
 
 
 SWEEP_HEADERS = (
