@@ -156,6 +156,14 @@ def test_save_then_compare(run: Run, installed: ClusterEnv, tmp_path: Path) -> N
     as_json = json.loads(run("bench", "--compare", str(a), str(b), "-o", "json").stdout)
     change = next(r for r in as_json["metrics"] if r["metric"] == "ttft_ms.median")
     assert change["change_pct"] == pytest.approx((change["b"] - change["a"]) / change["a"] * 100, abs=0.01)
+    assert as_json["differences"] == [] and "differ" not in compared.stderr  # the same load
+    c = tmp_path / "c.json"
+    assert (
+        run("bench", "llama3", *FIXED, "--requests", "3", "--concurrency", "2", "--save", str(c)).exit_code
+        == 0
+    )
+    other = run("bench", "--compare", str(a), str(c))
+    assert "the runs differ in more than the server: settings.concurrency: 1 vs 2" in other.stderr
     junk = tmp_path / "junk.json"
     junk.write_text('{"hello": 1}')
     refused = run("bench", "--compare", str(a), str(junk))

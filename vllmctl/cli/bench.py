@@ -478,17 +478,20 @@ def _first_detail(points: list[dict[str, Any]]) -> str:
 
 
 def _compare(app: App, paths: tuple[Path, Path]) -> None:
-    from vllmctl.ops.bench.report import compare, compare_rows, load_saved
+    from vllmctl.ops.bench.report import compare, compare_rows, differences, load_saved
 
     a, b = (load_saved(p) for p in paths)
     rows = compare(a, b)
+    differ = differences(a, b)
 
     def table() -> None:
         app.info(f"A: {paths[0]} ({a['model']}, {a['started_at']})")
         app.info(f"B: {paths[1]} ({b['model']}, {b['started_at']})")
+        if differ:
+            app.warn("the runs differ in more than the server: " + "; ".join(differ))
         app.table(("metric", "A", "B", "change"), compare_rows(rows))
 
-    app.emit({"a": str(paths[0]), "b": str(paths[1]), "metrics": rows}, table)
+    app.emit({"a": str(paths[0]), "b": str(paths[1]), "differences": differ, "metrics": rows}, table)
 
 
 COMMANDS = {"bench": bench}

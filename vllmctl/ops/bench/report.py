@@ -202,6 +202,20 @@ def _path(data: dict[str, Any], key: str) -> Any:
     return value
 
 
+def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """What differs between two runs besides their metrics (the load, the prompts, the
+    model, the chart and images): a change in a metric may come from these, not the server."""
+    found = []
+    for part in ("settings", "prompts", "release"):
+        sa, sb = a.get(part) or {}, b.get(part) or {}
+        for key in sorted(set(sa) | set(sb)):
+            if key != "sent" and sa.get(key) != sb.get(key):
+                found.append(f"{part}.{key}: {sa.get(key)!r} vs {sb.get(key)!r}")
+    if a.get("model") != b.get("model"):
+        found.insert(0, f"model: {a.get('model')!r} vs {b.get('model')!r}")
+    return found
+
+
 def compare_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
     def change(pct: float | None) -> str:
         return "-" if pct is None else f"{pct:+.1f}%"
