@@ -284,10 +284,8 @@ def judge(
 
 def _fitting(listing: Listing, target: Target, result: Estimate) -> Result:
     tp = result.tensor_parallel_size
-    weights = result.parameters * result.bytes_per_param  # the replica's, over all its GPUs
-    memory = max(MIN_MEMORY_GIB, math.ceil(weights * HOST_MEMORY_FACTOR / GiB))
-    storage = max(MIN_STORAGE_GIB, math.ceil(weights * STORAGE_HEADROOM / GiB))
-    resources = Resources(tp, f"{memory}Gi", f"{storage}Gi")
+    memory, storage = host_sizes(result.parameters * result.bytes_per_param)  # the replica's weights
+    resources = Resources(tp, memory, storage)
     reason = (
         f"fits {tp} x {target.gpu.name}: KV cache for {result.kv_tokens:,} tokens "
         f"({result.max_concurrency:.1f} requests of {result.max_model_len:,})"
@@ -297,24 +295,30 @@ def _fitting(listing: Listing, target: Target, result: Estimate) -> Result:
 
 def weight_sizes(listing: Listing) -> tuple[float, str, str] | None:
     """From the parameter count alone (no config.json): the weights in bytes, and the host
-    memory and cache volume an entry needs for them, as `_fitting` sizes them."""
+    memory and cache volume an entry needs for them (`host_sizes`, as for a model that fits)."""
     from vllmctl.ops.estimate import weight_bytes_per_param
 
     if not listing.parameters:
         return None
     weights = listing.parameters * weight_bytes_per_param(listing.parameter_dtypes)
+    return weights, *host_sizes(weights)
+
+
+def host_sizes(weights: float) -> tuple[str, str]:
+    """The host memory and cache volume an entry needs for `weights` bytes of weights."""
     memory = max(MIN_MEMORY_GIB, math.ceil(weights * HOST_MEMORY_FACTOR / GiB))
     storage = max(MIN_STORAGE_GIB, math.ceil(weights * STORAGE_HEADROOM / GiB))
-    return weights, f"{memory}Gi", f"{storage}Gi"
+    return f"{memory}Gi", f"{storage}Gi"
 
 
 def _without_config(listing: Listing, why: str, targets: Targets) -> Result:
     """No config.json: the KV cache is unknown, but weights larger than every target's
     budget at its most GPUs still cannot fit."""
-    from vllmctl.ops.estimate import DEFAULT_GPU_MEMORY_UTILIZATION, weight_bytes_per_param
+    from vllmctl.ops.estimate import DEFAULT_GPU_MEMORY_UTILIZATION
 
-    if listing.parameters:
-        weights = listing.parameters * weight_bytes_per_param(listing.parameter_dtypes)
+    sizes = weight_sizes(listing)
+    if sizes is not None:
+        weights = sizes[0]
         target = max(targets.targets, key=lambda t: t.gpu.memory * t.max_gpus)
         if weights > target.gpu.memory * DEFAULT_GPU_MEMORY_UTILIZATION * target.max_gpus:
             return Result(
